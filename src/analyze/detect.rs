@@ -1,0 +1,1 @@
+//! Anomaly detection for any metric series.

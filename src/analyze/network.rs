@@ -1,0 +1,1 @@
+//! Network security group evaluation and network-rule gaps.

@@ -1,0 +1,1 @@
+//! APIM policy XML: expression-aware reading, effective policy, linting.

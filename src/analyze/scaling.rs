@@ -1,0 +1,1 @@
+//! Capacity, scaling-configuration and quota checks.

@@ -1,0 +1,1 @@
+//! Gateway request logs (`ApiManagementGatewayLogs` and its other shapes).

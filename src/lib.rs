@@ -1,0 +1,26 @@
+//! apimedic: an SRE diagnostics agent for API gateways.
+//!
+//! Data flows one way:
+//!
+//! ```text
+//! files | live sources | demo -> collect (I/O edge)  -> model::Snapshot
+//! Snapshot  -> analyze (pure)   -> [Finding]
+//! [Finding] -> playbook (pure)  -> Diagnosis (stories, proposals)
+//! Diagnosis -> report (pure)    -> text | markdown | json
+//! ```
+//!
+//! - [`model`]: plain data (Snapshot, Finding, Evidence, Diagnosis); imports nothing.
+//! - [`collect`]: reads files and recognises them by content; `parse_*` are pure.
+//! - [`analyze`]: pure functions from a snapshot to findings; home of polars and statrs.
+//! - [`playbook`]: findings to diagnosis steps and remediation proposals, from `playbooks/`.
+//! - [`report`]: a diagnosis rendered for people and machines.
+//! - [`simulate`]: a realistic instance with injected incidents, in the real formats.
+//! - [`cli`]: the command line; the only module that knows about all the others.
+
+pub mod analyze;
+pub mod cli;
+pub mod collect;
+pub mod model;
+pub mod playbook;
+pub mod report;
+pub mod simulate;

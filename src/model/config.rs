@@ -1,0 +1,348 @@
+//! Configuration entities of a gateway instance, in the form analysis needs
+//! them: service, APIs, operations, products, backends, policies, named
+//! values, network security groups, autoscale settings, metric series and
+//! the change history. Readers fill these from REST, `az`, ARM-template and
+//! apiops shapes alike; fields a source does not give stay `None`/empty.
+
+use super::{Origin, Timestamp};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The API Management service resource.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Service {
+    pub name: String,
+    pub resource_id: Option<String>,
+    pub location: Option<String>,
+    /// `Developer`, `Basic`, `Standard`, `Premium`, `Consumption`, `BasicV2`…
+    pub sku: Option<String>,
+    /// Units; `None` when absent or an unresolved template expression.
+    pub capacity: Option<u32>,
+    pub zones: Vec<String>,
+    /// `None`, `External` or `Internal`.
+    pub vnet_type: Option<String>,
+    pub subnet_id: Option<String>,
+    pub platform_version: Option<String>,
+    pub gateway_url: Option<String>,
+    pub public_ips: Vec<String>,
+    pub private_ips: Vec<String>,
+    pub additional_locations: Vec<String>,
+    pub workspaces: Vec<String>,
+    pub origin: Origin,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Api {
+    /// The API's name (last id segment), e.g. `orders-api` or `echo;rev=2`.
+    pub id: String,
+    pub display_name: Option<String>,
+    pub path: Option<String>,
+    pub service_url: Option<String>,
+    pub subscription_required: Option<bool>,
+    pub revision: Option<String>,
+    pub is_current: Option<bool>,
+    pub api_type: Option<String>,
+    pub protocols: Vec<String>,
+    pub origin: Origin,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Operation {
+    pub api_id: String,
+    pub id: String,
+    pub display_name: Option<String>,
+    pub method: Option<String>,
+    pub url_template: Option<String>,
+    pub origin: Origin,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Product {
+    pub id: String,
+    pub display_name: Option<String>,
+    pub subscription_required: Option<bool>,
+    pub state: Option<String>,
+    /// API ids in this product, where an association file or list said so.
+    pub apis: Vec<String>,
+    pub origin: Origin,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BackendKind {
+    #[default]
+    Single,
+    Pool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PoolMember {
+    /// Backend name (last segment of the full id).
+    pub id: String,
+    pub priority: Option<u32>,
+    pub weight: Option<u32>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct BreakerRule {
+    pub name: String,
+    pub count: Option<u32>,
+    pub interval_secs: Option<f64>,
+    pub trip_duration_secs: Option<f64>,
+    pub status_ranges: Vec<(u16, u16)>,
+    pub error_reasons: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Backend {
+    pub id: String,
+    pub kind: BackendKind,
+    pub url: Option<String>,
+    pub protocol: Option<String>,
+    /// The Azure resource of the app behind it (`resourceId`), where given.
+    pub resource_id: Option<String>,
+    pub pool: Vec<PoolMember>,
+    pub circuit_breaker: Vec<BreakerRule>,
+    pub origin: Origin,
+}
+
+/// Where a policy document applies. Displayed and parsed as `global`,
+/// `workspace:<id>`, `product:<id>`, `api:<id>`, `operation:<api>/<op>`,
+/// `fragment:<id>`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
+pub enum PolicyScope {
+    Global,
+    Workspace(String),
+    Product(String),
+    Api(String),
+    Operation(String, String),
+    Fragment(String),
+    /// A policy file whose scope could not be inferred.
+    Unknown,
+}
+
+impl PolicyScope {
+    pub fn parse(s: &str) -> Option<PolicyScope> {
+        let s = s.trim();
+        if s == "global" {
+            return Some(PolicyScope::Global);
+        }
+        if s == "unknown" {
+            return Some(PolicyScope::Unknown);
+        }
+        let (kind, rest) = s.split_once(':')?;
+        if rest.is_empty() {
+            return None;
+        }
+        Some(match kind {
+            "workspace" => PolicyScope::Workspace(rest.into()),
+            "product" => PolicyScope::Product(rest.into()),
+            "api" => PolicyScope::Api(rest.into()),
+            "fragment" => PolicyScope::Fragment(rest.into()),
+            "operation" => {
+                let (api, op) = rest.split_once('/')?;
+                PolicyScope::Operation(api.into(), op.into())
+            }
+            _ => return None,
+        })
+    }
+}
+
+impl std::fmt::Display for PolicyScope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PolicyScope::Global => f.write_str("global"),
+            PolicyScope::Workspace(w) => write!(f, "workspace:{w}"),
+            PolicyScope::Product(p) => write!(f, "product:{p}"),
+            PolicyScope::Api(a) => write!(f, "api:{a}"),
+            PolicyScope::Operation(a, o) => write!(f, "operation:{a}/{o}"),
+            PolicyScope::Fragment(x) => write!(f, "fragment:{x}"),
+            PolicyScope::Unknown => f.write_str("unknown"),
+        }
+    }
+}
+
+impl From<PolicyScope> for String {
+    fn from(s: PolicyScope) -> String {
+        s.to_string()
+    }
+}
+
+impl TryFrom<String> for PolicyScope {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        PolicyScope::parse(&s).ok_or_else(|| format!("not a policy scope: {s:?}"))
+    }
+}
+
+/// One policy document as loaded: raw XML text (never pre-parsed here; the
+/// policy reader in `analyze` owns parsing).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PolicyDoc {
+    pub scope: PolicyScope,
+    /// The XML as APIM would run it (entity-escaped `xml` format decoded by JSON).
+    pub xml: String,
+    /// `xml`, `rawxml`, `file` (a bare .xml file), …
+    pub format: String,
+    /// Where the XML text starts inside `origin.file`, for line numbers of
+    /// findings: 1 for a bare file; for XML embedded in JSON, the JSON line.
+    pub origin: Origin,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct NamedValue {
+    pub name: String,
+    pub display_name: Option<String>,
+    pub value: Option<String>,
+    pub secret: bool,
+    pub origin: Origin,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    Inbound,
+    Outbound,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Access {
+    Allow,
+    Deny,
+}
+
+/// One NSG security rule, singular and plural fields already unioned.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SecurityRule {
+    pub name: String,
+    pub priority: u32,
+    pub direction: Direction,
+    pub access: Access,
+    /// `Tcp`, `Udp`, `Icmp`, `*` (as written).
+    pub protocol: String,
+    pub source_prefixes: Vec<String>,
+    pub source_ports: Vec<String>,
+    pub destination_prefixes: Vec<String>,
+    pub destination_ports: Vec<String>,
+    pub description: Option<String>,
+    /// True for Azure's built-in default rules.
+    pub default: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Nsg {
+    pub name: String,
+    pub resource_id: Option<String>,
+    pub rules: Vec<SecurityRule>,
+    /// Default rules as given by the source; empty when it gave none (the
+    /// evaluator then adds Azure's six defaults).
+    pub default_rules: Vec<SecurityRule>,
+    pub subnets: Vec<String>,
+    pub origin: Origin,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ScaleRule {
+    pub metric: String,
+    pub metric_resource: Option<String>,
+    pub statistic: Option<String>,
+    pub time_window_secs: Option<f64>,
+    pub time_aggregation: Option<String>,
+    /// `GreaterThan`, `LessThan`, …
+    pub operator: String,
+    pub threshold: f64,
+    /// `Increase` or `Decrease`.
+    pub direction: String,
+    pub change: Option<u32>,
+    pub cooldown_secs: Option<f64>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ScaleProfile {
+    pub name: String,
+    pub minimum: Option<u32>,
+    pub maximum: Option<u32>,
+    pub default: Option<u32>,
+    pub rules: Vec<ScaleRule>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AutoscaleSetting {
+    pub name: String,
+    pub enabled: Option<bool>,
+    pub target_resource: Option<String>,
+    pub profiles: Vec<ScaleProfile>,
+    pub origin: Origin,
+}
+
+/// What a metric series is about.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MetricSource {
+    /// The API Management service itself.
+    #[default]
+    Gateway,
+    /// An app behind a backend: Container Apps, App Service, Functions.
+    BackendApp,
+    Other,
+}
+
+/// One time series from an Azure Monitor metrics response: one metric, one
+/// aggregation, one combination of dimension values.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct MetricSeries {
+    pub resource_id: Option<String>,
+    /// Short resource name (last id segment), e.g. `inventory-app`.
+    pub resource: Option<String>,
+    pub source: MetricSource,
+    /// As the REST response names it: `Requests`, `Capacity`, `RestartCount`…
+    pub name: String,
+    pub unit: Option<String>,
+    /// `total`, `average`, `maximum`, `minimum` or `count`.
+    pub aggregation: String,
+    /// Dimension names lower-cased, as Azure returns them.
+    pub dimensions: BTreeMap<String, String>,
+    /// Points with a value; a point with only a timestamp is missing, not 0.
+    pub points: Vec<(Timestamp, f64)>,
+    pub origin: Origin,
+}
+
+/// What kind of change an activity-log event records.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeKind {
+    /// A write to an API Management resource (policy, API, backend, service…).
+    #[default]
+    Config,
+    /// A code or revision deployment of a backend app.
+    Deployment,
+    /// A network change (NSG, rule, route table, subnet).
+    Network,
+    /// Scale or autoscale change.
+    Scale,
+    Delete,
+    Other,
+}
+
+/// One entry of the configuration history (activity log event).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Change {
+    pub time: Timestamp,
+    pub kind: ChangeKind,
+    /// e.g. `Microsoft.ApiManagement/service/apis/policies/write`.
+    pub operation: String,
+    /// `Succeeded`, `Failed`, `Started`, `Accepted`…
+    pub status: Option<String>,
+    pub resource_id: Option<String>,
+    pub caller: Option<String>,
+    /// The policy scope a policy write targets, derived from the resource id.
+    pub policy_scope: Option<PolicyScope>,
+    /// The policy XML the write set, where the event carries the request body.
+    pub policy_after: Option<String>,
+    /// The policy XML before the write, where known.
+    pub policy_before: Option<String>,
+    pub description: Option<String>,
+    pub origin: Origin,
+}

@@ -1,0 +1,580 @@
+//! What analysis concludes: `Finding` (one problem, with evidence), and
+//! `Diagnosis` (ranked findings, root-cause stories, the backend map and
+//! remediation proposals). These serialise as the stable JSON schema of
+//! `diagnose --format json` and `lint --format json`.
+
+use super::{Origin, PolicyScope, RequestRecord, Timestamp, Window};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Info,
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Severity {
+    pub const ALL: [Severity; 5] = [
+        Severity::Info,
+        Severity::Low,
+        Severity::Medium,
+        Severity::High,
+        Severity::Critical,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Severity> {
+        Severity::ALL
+            .into_iter()
+            .find(|v| v.as_str().eq_ignore_ascii_case(s.trim()))
+    }
+}
+
+impl std::fmt::Display for Severity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The vocabulary of finding kinds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FindingKind {
+    ErrorSpike,
+    BackendTimeout,
+    BackendFailure,
+    BackendUnhealthy,
+    LatencyRegression,
+    ConfigChange,
+    MalformedPolicy,
+    PolicyInheritance,
+    PolicyRisk,
+    NetworkGap,
+    Capacity,
+    ScalingConfig,
+    Quota,
+    RouteMismatch,
+    /// A metric series leaves its expected band (the generic detector).
+    MetricAnomaly,
+}
+
+impl FindingKind {
+    pub const ALL: [FindingKind; 15] = [
+        FindingKind::ErrorSpike,
+        FindingKind::BackendTimeout,
+        FindingKind::BackendFailure,
+        FindingKind::BackendUnhealthy,
+        FindingKind::LatencyRegression,
+        FindingKind::ConfigChange,
+        FindingKind::MalformedPolicy,
+        FindingKind::PolicyInheritance,
+        FindingKind::PolicyRisk,
+        FindingKind::NetworkGap,
+        FindingKind::Capacity,
+        FindingKind::ScalingConfig,
+        FindingKind::Quota,
+        FindingKind::RouteMismatch,
+        FindingKind::MetricAnomaly,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FindingKind::ErrorSpike => "error_spike",
+            FindingKind::BackendTimeout => "backend_timeout",
+            FindingKind::BackendFailure => "backend_failure",
+            FindingKind::BackendUnhealthy => "backend_unhealthy",
+            FindingKind::LatencyRegression => "latency_regression",
+            FindingKind::ConfigChange => "config_change",
+            FindingKind::MalformedPolicy => "malformed_policy",
+            FindingKind::PolicyInheritance => "policy_inheritance",
+            FindingKind::PolicyRisk => "policy_risk",
+            FindingKind::NetworkGap => "network_gap",
+            FindingKind::Capacity => "capacity",
+            FindingKind::ScalingConfig => "scaling_config",
+            FindingKind::Quota => "quota",
+            FindingKind::RouteMismatch => "route_mismatch",
+            FindingKind::MetricAnomaly => "metric_anomaly",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<FindingKind> {
+        FindingKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s.trim())
+    }
+
+    /// Kinds that describe observed misbehaviour (as opposed to a risk in
+    /// configuration): a healthy instance must produce none of these.
+    pub fn is_anomaly(self) -> bool {
+        matches!(
+            self,
+            FindingKind::ErrorSpike
+                | FindingKind::BackendTimeout
+                | FindingKind::BackendFailure
+                | FindingKind::BackendUnhealthy
+                | FindingKind::LatencyRegression
+                | FindingKind::Capacity
+                | FindingKind::Quota
+                | FindingKind::MetricAnomaly
+        )
+    }
+}
+
+impl std::fmt::Display for FindingKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a finding is about. Only the keys that apply are set.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Subject {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub product: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operation: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backend: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy_scope: Option<PolicyScope>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nsg: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    /// A metric name, for metric anomalies.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metric: Option<String>,
+}
+
+impl Subject {
+    pub fn operation(api: &str, op: &str) -> Self {
+        Subject {
+            api: Some(api.into()),
+            operation: Some(op.into()),
+            ..Subject::default()
+        }
+    }
+    pub fn backend(b: &str) -> Self {
+        Subject {
+            backend: Some(b.into()),
+            ..Subject::default()
+        }
+    }
+    pub fn policy(scope: PolicyScope) -> Self {
+        Subject {
+            policy_scope: Some(scope),
+            ..Subject::default()
+        }
+    }
+
+    /// `key=value` pairs in a fixed order: the fingerprint input and a
+    /// compact display form.
+    pub fn pairs(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        let mut push = |k: &'static str, v: &Option<String>| {
+            if let Some(v) = v {
+                out.push((k, v.clone()));
+            }
+        };
+        push("service", &self.service);
+        push("product", &self.product);
+        push("api", &self.api);
+        push("operation", &self.operation);
+        push("backend", &self.backend);
+        push(
+            "policy_scope",
+            &self.policy_scope.as_ref().map(|s| s.to_string()),
+        );
+        push("nsg", &self.nsg);
+        push("rule", &self.rule);
+        push("metric", &self.metric);
+        out
+    }
+}
+
+impl std::fmt::Display for Subject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let pairs = self.pairs();
+        if pairs.is_empty() {
+            return f.write_str("instance");
+        }
+        let parts: Vec<String> = pairs.into_iter().map(|(k, v)| format!("{k}={v}")).collect();
+        f.write_str(&parts.join(" "))
+    }
+}
+
+/// A place in a source file (policy XML, NSG JSON…), 1-based.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Location {
+    pub file: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub column: Option<u32>,
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.file)?;
+        if let Some(l) = self.line {
+            write!(f, ":{l}")?;
+            if let Some(c) = self.column {
+                write!(f, ":{c}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One piece of evidence: a sentence, the numbers behind it, and the raw
+/// records or source lines it came from.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Evidence {
+    pub text: String,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub values: BTreeMap<String, f64>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub records: Vec<RequestRecord>,
+    /// Other sources: files and lines, config excerpts, metric points.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<Origin>,
+    /// A short excerpt (policy lines, a diff, a rule) to show as is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub excerpt: Option<String>,
+}
+
+impl Evidence {
+    pub fn text(text: impl Into<String>) -> Self {
+        Evidence {
+            text: text.into(),
+            ..Evidence::default()
+        }
+    }
+    pub fn value(mut self, key: &str, v: f64) -> Self {
+        self.values.insert(key.to_string(), v);
+        self
+    }
+}
+
+/// One problem found, with its evidence. `id` is a fingerprint of `kind` and
+/// `subject` only, so it is stable however the summary is worded.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    pub id: String,
+    pub kind: FindingKind,
+    pub severity: Severity,
+    pub subject: Subject,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window: Option<Window>,
+    /// One line, numbers included.
+    pub summary: String,
+    pub evidence: Vec<Evidence>,
+    /// 0..1: how sure the detector is.
+    pub confidence: f64,
+    /// Rule id for configuration findings (`APIM001`…).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    /// Where in a source file, for configuration findings.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<Location>,
+}
+
+impl Finding {
+    pub fn new(
+        kind: FindingKind,
+        severity: Severity,
+        subject: Subject,
+        summary: impl Into<String>,
+    ) -> Self {
+        Finding {
+            id: fingerprint(kind, &subject),
+            kind,
+            severity,
+            subject,
+            window: None,
+            summary: summary.into(),
+            evidence: Vec::new(),
+            confidence: 1.0,
+            rule: None,
+            location: None,
+        }
+    }
+
+    /// Like `new`, with a discriminator added to the fingerprint (a rule id
+    /// for lint findings, so two rules on one scope stay two findings).
+    pub fn with_rule(mut self, rule: &str) -> Self {
+        self.id = fingerprint_with(self.kind, &self.subject, rule);
+        self.rule = Some(rule.to_string());
+        self
+    }
+
+    pub fn window(mut self, w: Window) -> Self {
+        self.window = Some(w);
+        self
+    }
+    pub fn evidence(mut self, e: Evidence) -> Self {
+        self.evidence.push(e);
+        self
+    }
+    pub fn confidence(mut self, c: f64) -> Self {
+        self.confidence = c.clamp(0.0, 1.0);
+        self
+    }
+    pub fn location(mut self, l: Location) -> Self {
+        self.location = Some(l);
+        self
+    }
+}
+
+/// Stable 64-bit FNV-1a fingerprint of kind + subject, as 16 hex digits.
+pub fn fingerprint(kind: FindingKind, subject: &Subject) -> String {
+    fingerprint_with(kind, subject, "")
+}
+
+pub fn fingerprint_with(kind: FindingKind, subject: &Subject, extra: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |s: &str| {
+        for b in s.bytes().chain([0u8]) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    eat(kind.as_str());
+    for (k, v) in subject.pairs() {
+        eat(k);
+        eat(&v);
+    }
+    if !extra.is_empty() {
+        eat(extra);
+    }
+    format!("{h:016x}")
+}
+
+/// How healthy a backend looks from traffic and its app's metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Health {
+    #[default]
+    Unknown,
+    Healthy,
+    Degraded,
+    Unhealthy,
+}
+
+/// Where a route to a backend was learnt.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "type", content = "scope")]
+pub enum RouteSource {
+    /// The API's `serviceUrl`.
+    ServiceUrl,
+    /// A `set-backend-service` in the effective policy at this scope.
+    Policy(PolicyScope),
+    /// Seen in gateway logs (BackendId / BackendUrl).
+    Observed,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Route {
+    /// Backend entity id, or the URL host when no entity matches.
+    pub backend: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    pub source: RouteSource,
+    /// True when the route sits inside `choose/when` (conditional).
+    #[serde(default)]
+    pub conditional: bool,
+}
+
+/// One row of the backend map: an operation, where it routes, and how
+/// healthy that backend is.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RouteEntry {
+    pub api: String,
+    pub operation: String,
+    pub configured: Vec<Route>,
+    pub observed: Vec<Route>,
+    pub health: Health,
+    /// Requests, error rate and p95 of this operation over the loaded window.
+    pub requests: u64,
+    pub error_rate: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub p95_ms: Option<u32>,
+    /// Configured and observed routes disagree.
+    pub mismatch: bool,
+}
+
+/// A change named as a likely cause of a symptom.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Suspect {
+    pub time: Timestamp,
+    pub operation: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub caller: Option<String>,
+    /// Minutes between the change and the symptom's onset.
+    pub lead_minutes: i64,
+    /// Unified diff of the policy, when both versions are known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diff: Option<String>,
+}
+
+/// One root-cause story: symptoms tied to a cause, in one sentence, with
+/// the findings and changes behind it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Story {
+    pub title: String,
+    pub narrative: String,
+    pub severity: Severity,
+    pub confidence: f64,
+    /// Ids of the findings this story explains, cause first.
+    pub findings: Vec<String>,
+    pub suspects: Vec<Suspect>,
+}
+
+/// The risk of carrying out a remediation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Risk {
+    Low,
+    Medium,
+    High,
+}
+
+/// A concrete remediation, typed so an executor can carry it out.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "type")]
+pub enum Action {
+    ScaleOut {
+        units: u32,
+        from: Option<u32>,
+    },
+    SetTimeout {
+        scope: PolicyScope,
+        seconds: u32,
+        from: Option<u32>,
+    },
+    RollbackPolicy {
+        scope: PolicyScope,
+        to: Timestamp,
+    },
+    AddNsgRule {
+        nsg: String,
+        rule: String,
+        priority: u32,
+        direction: super::Direction,
+        port: String,
+        destination: String,
+    },
+    FixNsgRule {
+        nsg: String,
+        rule: String,
+        change: String,
+    },
+    FixRoute {
+        api: String,
+        operation: String,
+        backend: String,
+    },
+    RaiseLimit {
+        scope: PolicyScope,
+        policy: String,
+    },
+    /// Steps only a person can take.
+    Manual {
+        steps: Vec<String>,
+    },
+}
+
+/// A remediation proposed for a finding, from a playbook.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Proposal {
+    pub id: String,
+    pub finding: String,
+    pub title: String,
+    pub action: Action,
+    pub risk: Risk,
+    pub preconditions: Vec<String>,
+    /// What a person should check first (the playbook's diagnosis steps).
+    pub steps: Vec<String>,
+}
+
+/// The result of a `diagnose` run.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Diagnosis {
+    /// Findings, most urgent first.
+    pub findings: Vec<Finding>,
+    pub stories: Vec<Story>,
+    pub backend_map: Vec<RouteEntry>,
+    pub proposals: Vec<Proposal>,
+    pub loaded: super::LoadReport,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprint_ignores_text_and_tracks_subject() {
+        let a = Finding::new(
+            FindingKind::ErrorSpike,
+            Severity::High,
+            Subject::operation("a", "b"),
+            "one",
+        );
+        let b = Finding::new(
+            FindingKind::ErrorSpike,
+            Severity::Low,
+            Subject::operation("a", "b"),
+            "two",
+        );
+        let c = Finding::new(
+            FindingKind::ErrorSpike,
+            Severity::High,
+            Subject::operation("a", "c"),
+            "one",
+        );
+        assert_eq!(a.id, b.id);
+        assert_ne!(a.id, c.id);
+        assert_eq!(a.id.len(), 16);
+        assert_ne!(a.clone().with_rule("APIM001").id, a.with_rule("APIM002").id);
+    }
+
+    #[test]
+    fn scope_round_trips() {
+        for s in [
+            "global",
+            "api:orders",
+            "operation:orders/get-order",
+            "product:starter",
+            "fragment:f",
+            "workspace:w",
+        ] {
+            assert_eq!(PolicyScope::parse(s).unwrap().to_string(), s);
+        }
+        assert_eq!(PolicyScope::parse("operation:nope"), None);
+    }
+
+    #[test]
+    fn severity_orders() {
+        assert!(Severity::Critical > Severity::High);
+        assert_eq!(Severity::parse("HIGH"), Some(Severity::High));
+    }
+}

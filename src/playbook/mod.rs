@@ -1,0 +1,1 @@
+//! Playbooks: finding kinds to diagnosis steps and remediation proposals.

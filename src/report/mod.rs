@@ -1,0 +1,1 @@
+//! Rendering a diagnosis as text, Markdown or JSON (pure).

@@ -1,0 +1,1 @@
+//! The simulator: a realistic gateway instance with injected incidents.
