@@ -4,7 +4,11 @@
 pub mod detect;
 pub mod network;
 pub mod policy;
+pub mod rollup;
 pub mod scaling;
+pub mod stats;
+
+pub use rollup::{Rollup, rollup};
 
 use crate::model::{Finding, RouteEntry, Snapshot, Story, Timestamp};
 
