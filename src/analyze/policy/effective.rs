@@ -1,0 +1,496 @@
+//! The effective policy of one operation: `<base />` resolved through
+//! global → workspace → product → API → operation, section by section, with
+//! `include-fragment` expanded where the fragment is known. Pure.
+//!
+//! Assumptions, stated where they matter: a scope without a policy
+//! document, or a document without a section, inherits that section whole
+//! (as if it held only `<base />`); with no global policy loaded, the APIM
+//! default global policy (`<forward-request />` in `<backend>`) is assumed and
+//! marked `implicit`; workspace policies are not placed (an API's workspace is
+//! not in the snapshot).
+
+use super::reader::{Element, ParsedPolicy, parse_policy};
+use crate::model::{Origin, PolicyDoc, PolicyScope, Snapshot};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Section {
+    Inbound,
+    Backend,
+    Outbound,
+    OnError,
+}
+
+impl Section {
+    pub const ALL: [Section; 4] = [
+        Section::Inbound,
+        Section::Backend,
+        Section::Outbound,
+        Section::OnError,
+    ];
+
+    /// The element name: `inbound`, `backend`, `outbound`, `on-error`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Section::Inbound => "inbound",
+            Section::Backend => "backend",
+            Section::Outbound => "outbound",
+            Section::OnError => "on-error",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Section> {
+        Section::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+}
+
+/// One policy statement in the effective policy.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Placed {
+    pub element: Element,
+    /// The scope whose document holds it (`Fragment` for fragment content).
+    pub scope: PolicyScope,
+    pub section: Section,
+    /// Inside `choose/when|otherwise`: runs only on some requests.
+    pub conditional: bool,
+    /// File and absolute line of the element.
+    pub origin: Origin,
+    /// Not written anywhere: the APIM default global `<forward-request />`,
+    /// assumed because no global policy was loaded.
+    pub implicit: bool,
+}
+
+/// Where `set-backend-service` sends a request.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BackendTarget {
+    /// The `backend-id` or the `base-url` as written.
+    pub target: String,
+    pub kind: TargetKind,
+    pub scope: PolicyScope,
+    pub conditional: bool,
+    pub origin: Origin,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TargetKind {
+    BackendId,
+    BaseUrl,
+}
+
+/// The policy an operation runs, per section in run order.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct EffectivePolicy {
+    pub api: String,
+    pub operation: String,
+    /// Top-level statements per section (index = `Section as usize`).
+    sections: [Vec<Placed>; 4],
+    /// Every statement, nested ones included (choose/when/otherwise, retry,
+    /// wait, return-response…), in document order.
+    all: Vec<Placed>,
+    /// The scopes that contributed, broad to narrow.
+    pub scopes: Vec<PolicyScope>,
+    /// Things a reader should know (several products, unknown fragments…).
+    pub notes: Vec<String>,
+}
+
+impl EffectivePolicy {
+    pub fn section(&self, s: Section) -> &[Placed] {
+        self.sections.get(s as usize).map_or(&[], |v| v.as_slice())
+    }
+
+    /// Every statement with this element name, nested ones included.
+    pub fn find<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Placed> + 'a {
+        self.all.iter().filter(move |p| p.element.name == name)
+    }
+
+    /// Every statement, nested ones included, in run order.
+    pub fn all(&self) -> &[Placed] {
+        &self.all
+    }
+
+    /// The forward-request timeout in force, in seconds (`timeout`, or
+    /// `timeout-ms`/1000; APIM default 300 when forward-request has none),
+    /// and the scope that sets it. The first forward-request in the backend
+    /// section that runs unconditionally wins, else the first one at all.
+    pub fn forward_timeout(&self) -> Option<(f64, PolicyScope)> {
+        let forwards: Vec<&Placed> = self
+            .find("forward-request")
+            .filter(|p| p.section == Section::Backend)
+            .collect();
+        let chosen = forwards
+            .iter()
+            .find(|p| !p.conditional)
+            .or_else(|| forwards.first())?;
+        Some((forward_timeout_secs(&chosen.element), chosen.scope.clone()))
+    }
+
+    /// `set-backend-service` targets, in run order.
+    pub fn backend_targets(&self) -> Vec<BackendTarget> {
+        self.find("set-backend-service")
+            .filter_map(|p| {
+                let (target, kind) =
+                    match (p.element.attr("backend-id"), p.element.attr("base-url")) {
+                        (Some(id), _) => (id, TargetKind::BackendId),
+                        (None, Some(url)) => (url, TargetKind::BaseUrl),
+                        (None, None) => return None,
+                    };
+                Some(BackendTarget {
+                    target: target.to_string(),
+                    kind,
+                    scope: p.scope.clone(),
+                    conditional: p.conditional,
+                    origin: p.origin.clone(),
+                })
+            })
+            .collect()
+    }
+
+    /// True when the backend section reaches a forward-request.
+    pub fn forwards(&self) -> bool {
+        self.find("forward-request")
+            .any(|p| p.section == Section::Backend)
+    }
+}
+
+/// Seconds of a `forward-request` element: `timeout`, `timeout-ms`/1000,
+/// else the APIM default of 300 (also when the value is an expression).
+pub fn forward_timeout_secs(e: &Element) -> f64 {
+    if let Some(t) = e.attr("timeout").and_then(|v| v.trim().parse::<f64>().ok()) {
+        return t;
+    }
+    if let Some(ms) = e
+        .attr("timeout-ms")
+        .and_then(|v| v.trim().parse::<f64>().ok())
+    {
+        return ms / 1000.0;
+    }
+    300.0
+}
+
+/// A parsed document with the scope and origin it came from.
+#[derive(Clone, Debug)]
+pub struct LoadedPolicy {
+    pub scope: PolicyScope,
+    pub origin: Origin,
+    pub parsed: ParsedPolicy,
+}
+
+impl LoadedPolicy {
+    pub fn new(doc: &PolicyDoc) -> Self {
+        LoadedPolicy {
+            scope: doc.scope.clone(),
+            origin: doc.origin.clone(),
+            parsed: parse_policy(&doc.xml),
+        }
+    }
+
+    /// Absolute line in `origin.file` of a line inside the XML.
+    pub fn absolute_line(&self, line: u32) -> u32 {
+        self.origin
+            .line
+            .unwrap_or(1)
+            .saturating_add(line.saturating_sub(1))
+    }
+
+    fn origin_of(&self, e: &Element) -> Origin {
+        Origin::at_line(self.origin.file.clone(), self.absolute_line(e.line))
+    }
+
+    /// The section element of a `<policies>` document.
+    fn section(&self, s: Section) -> Option<&Element> {
+        let root = self.parsed.root.as_ref()?;
+        if root.name != "policies" {
+            return None;
+        }
+        root.children_named(s.as_str()).next()
+    }
+
+    /// Children of a `<fragment>` root.
+    fn fragment_body(&self) -> Option<&[Element]> {
+        let root = self.parsed.root.as_ref()?;
+        (root.name == "fragment").then_some(root.children.as_slice())
+    }
+}
+
+/// The effective policy of `api`/`operation` in the snapshot. Parses only
+/// the documents on that chain (and the fragments they include).
+pub fn effective_policy(snapshot: &Snapshot, api: &str, operation: &str) -> EffectivePolicy {
+    let mut notes = Vec::new();
+    let mut chain: Vec<&PolicyDoc> = Vec::new();
+    if let Some(g) = snapshot.policy(&PolicyScope::Global) {
+        chain.push(g);
+    }
+    let mut products: Vec<&str> = snapshot
+        .products
+        .iter()
+        .filter(|p| p.apis.iter().any(|a| a.eq_ignore_ascii_case(api)))
+        .map(|p| p.id.as_str())
+        .collect();
+    products.sort_unstable();
+    products.dedup();
+    if products.len() > 1 {
+        notes.push(format!(
+            "API {api} is in {} products ({}); the product policy that runs depends on the subscription used, product {} is assumed",
+            products.len(),
+            products.join(", "),
+            products.first().copied().unwrap_or_default()
+        ));
+    }
+    if let Some(p) = products.first() {
+        if let Some(doc) = find_doc(
+            snapshot,
+            |s| matches!(s, PolicyScope::Product(x) if x.eq_ignore_ascii_case(p)),
+        ) {
+            chain.push(doc);
+        }
+    }
+    if let Some(doc) = find_doc(
+        snapshot,
+        |s| matches!(s, PolicyScope::Api(x) if x.eq_ignore_ascii_case(api)),
+    ) {
+        chain.push(doc);
+    }
+    if let Some(doc) = find_doc(
+        snapshot,
+        |s| matches!(s, PolicyScope::Operation(a, o) if a.eq_ignore_ascii_case(api) && o.eq_ignore_ascii_case(operation)),
+    ) {
+        chain.push(doc);
+    }
+    let loaded: Vec<LoadedPolicy> = chain.into_iter().map(LoadedPolicy::new).collect();
+    let fragments = Fragments::new(snapshot);
+    let mut eff = resolve(&loaded, &fragments, &mut notes);
+    eff.api = api.to_string();
+    eff.operation = operation.to_string();
+    eff.notes.extend(notes);
+    eff
+}
+
+fn find_doc(snapshot: &Snapshot, pred: impl Fn(&PolicyScope) -> bool) -> Option<&PolicyDoc> {
+    snapshot.policies.iter().find(|p| pred(&p.scope))
+}
+
+/// Fragment documents by id, parsed on first use.
+pub struct Fragments<'a> {
+    docs: Vec<(&'a str, &'a PolicyDoc)>,
+    parsed: std::cell::RefCell<Vec<(String, std::rc::Rc<LoadedPolicy>)>>,
+}
+
+impl<'a> Fragments<'a> {
+    pub fn new(snapshot: &'a Snapshot) -> Self {
+        let docs = snapshot
+            .policies
+            .iter()
+            .filter_map(|p| match &p.scope {
+                PolicyScope::Fragment(id) => Some((id.as_str(), p)),
+                _ => None,
+            })
+            .collect();
+        Fragments {
+            docs,
+            parsed: std::cell::RefCell::new(Vec::new()),
+        }
+    }
+
+    /// True when a fragment with this id is loaded.
+    pub fn known(&self, id: &str) -> bool {
+        self.docs.iter().any(|(k, _)| k.eq_ignore_ascii_case(id))
+    }
+
+    fn get(&self, id: &str) -> Option<std::rc::Rc<LoadedPolicy>> {
+        if let Some((_, l)) = self
+            .parsed
+            .borrow()
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(id))
+        {
+            return Some(l.clone());
+        }
+        let (_, doc) = self.docs.iter().find(|(k, _)| k.eq_ignore_ascii_case(id))?;
+        let l = std::rc::Rc::new(LoadedPolicy::new(doc));
+        self.parsed.borrow_mut().push((id.to_string(), l.clone()));
+        Some(l)
+    }
+}
+
+/// Resolves `<base />` over an already-parsed chain (broad to narrow).
+pub fn resolve(
+    chain: &[LoadedPolicy],
+    fragments: &Fragments<'_>,
+    notes: &mut Vec<String>,
+) -> EffectivePolicy {
+    let mut eff = EffectivePolicy {
+        scopes: chain.iter().map(|l| l.scope.clone()).collect(),
+        ..EffectivePolicy::default()
+    };
+    let has_global = chain
+        .first()
+        .is_some_and(|l| l.scope == PolicyScope::Global);
+    for s in Section::ALL {
+        let mut top = Vec::new();
+        let ctx = Ctx {
+            chain,
+            fragments,
+            default_global: !has_global,
+        };
+        expand_level(&ctx, chain.len(), s, notes, &mut top);
+        for p in &top {
+            flatten(p, &mut eff.all);
+        }
+        if let Some(slot) = eff.sections.get_mut(s as usize) {
+            *slot = top;
+        }
+    }
+    notes.sort();
+    notes.dedup();
+    eff
+}
+
+/// The statements of section `s` at chain level `level` (exclusive upper
+/// bound), with `<base/>` replaced by the level below.
+struct Ctx<'c, 'f> {
+    chain: &'c [LoadedPolicy],
+    fragments: &'c Fragments<'f>,
+    /// No global policy loaded: assume APIM's default one.
+    default_global: bool,
+}
+
+fn expand_level(
+    ctx: &Ctx<'_, '_>,
+    level: usize,
+    s: Section,
+    notes: &mut Vec<String>,
+    out: &mut Vec<Placed>,
+) {
+    let Some(i) = level.checked_sub(1) else {
+        if ctx.default_global && s == Section::Backend {
+            out.push(Placed {
+                element: Element {
+                    name: "forward-request".into(),
+                    ..Element::default()
+                },
+                scope: PolicyScope::Global,
+                section: s,
+                conditional: false,
+                origin: Origin::file("(APIM default global policy)"),
+                implicit: true,
+            });
+        }
+        return;
+    };
+    let Some(doc) = ctx.chain.get(i) else {
+        return;
+    };
+    let Some(section) = doc.section(s) else {
+        // No such section in the document: inherit the parent's whole.
+        expand_level(ctx, i, s, notes, out);
+        return;
+    };
+    for child in &section.children {
+        if child.name == "base" {
+            expand_level(ctx, i, s, notes, out);
+            continue;
+        }
+        place(child, doc, s, false, ctx.fragments, notes, out, 0);
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn place(
+    e: &Element,
+    doc: &LoadedPolicy,
+    s: Section,
+    conditional: bool,
+    fragments: &Fragments<'_>,
+    notes: &mut Vec<String>,
+    out: &mut Vec<Placed>,
+    depth: usize,
+) {
+    out.push(Placed {
+        element: expand_fragments(e, fragments, notes, depth),
+        scope: doc.scope.clone(),
+        section: s,
+        conditional,
+        origin: doc.origin_of(e),
+        implicit: false,
+    });
+    if e.name != "include-fragment" || depth > 8 {
+        return;
+    }
+    let Some(id) = e.attr("fragment-id") else {
+        return;
+    };
+    match fragments.get(id) {
+        Some(frag) => {
+            if let Some(body) = frag.fragment_body() {
+                for c in body {
+                    place(c, &frag, s, conditional, fragments, notes, out, depth + 1);
+                }
+            }
+        }
+        None => notes.push(format!(
+            "fragment {id} is included but not loaded; its policies are not part of this view"
+        )),
+    }
+}
+
+/// A copy of `e` where nested `include-fragment` elements are followed by
+/// the fragment's content (so statements inside `choose` see it too).
+fn expand_fragments(
+    e: &Element,
+    fragments: &Fragments<'_>,
+    notes: &mut Vec<String>,
+    depth: usize,
+) -> Element {
+    if depth > 8
+        || !e
+            .walk()
+            .iter()
+            .skip(1)
+            .any(|d| d.name == "include-fragment")
+    {
+        return e.clone();
+    }
+    let mut copy = Element {
+        children: Vec::with_capacity(e.children.len()),
+        ..e.clone()
+    };
+    copy.children.clear();
+    for c in &e.children {
+        copy.children
+            .push(expand_fragments(c, fragments, notes, depth + 1));
+        if c.name == "include-fragment"
+            && let Some(frag) = c.attr("fragment-id").and_then(|id| fragments.get(id))
+            && let Some(body) = frag.fragment_body()
+        {
+            for b in body {
+                copy.children
+                    .push(expand_fragments(b, fragments, notes, depth + 1));
+            }
+        }
+    }
+    copy
+}
+
+/// Adds `p` and every element nested in it to `all`; nesting inside
+/// `choose` makes descendants conditional.
+fn flatten(p: &Placed, all: &mut Vec<Placed>) {
+    all.push(p.clone());
+    fn walk(e: &Element, parent: &Placed, conditional: bool, all: &mut Vec<Placed>) {
+        for c in &e.children {
+            let cond = conditional || e.name == "when" || e.name == "otherwise";
+            let line_delta = c.line.saturating_sub(parent.element.line);
+            let mut origin = parent.origin.clone();
+            origin.line = origin.line.map(|l| l.saturating_add(line_delta));
+            let placed = Placed {
+                element: c.clone(),
+                scope: parent.scope.clone(),
+                section: parent.section,
+                conditional: cond,
+                origin,
+                implicit: false,
+            };
+            all.push(placed);
+            walk(c, parent, cond, all);
+        }
+    }
+    walk(&p.element, p, p.conditional, all);
+}
