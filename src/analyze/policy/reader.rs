@@ -723,6 +723,191 @@ mod tests {
         }
     }
 
+    const RAW: &str = r#"<policies>
+    <inbound>
+        <base />
+        <choose>
+            <when condition="@(context.Request.Headers.GetValueOrDefault("x","") == "a" && 1 < 2)">
+                <set-header name="h" exists-action="override"><value>@{ var s = "}"; return s; }</value></set-header>
+            </when>
+        </choose>
+    </inbound>
+</policies>"#;
+
+    const ESCAPED: &str = r#"<policies>
+    <inbound>
+        <base />
+        <choose>
+            <when condition="@(context.Request.Headers.GetValueOrDefault(&quot;x&quot;,&quot;&quot;) == &quot;a&quot; &amp;&amp; 1 &lt; 2)">
+                <set-header name="h" exists-action="override"><value>@{ var s = "}"; return s; }</value></set-header>
+            </when>
+        </choose>
+    </inbound>
+</policies>"#;
+
+    #[test]
+    fn raw_and_escaped_expressions_give_the_same_tree() {
+        let raw = parse_policy(RAW);
+        let esc = parse_policy(ESCAPED);
+        assert!(raw.problems.is_empty(), "{:?}", raw.problems);
+        assert!(esc.problems.is_empty(), "{:?}", esc.problems);
+        assert_eq!(raw.root, esc.root);
+        let when = &raw.root.as_ref().unwrap().children[0].children[1].children[0];
+        assert_eq!(when.name, "when");
+        assert_eq!(
+            when.attr("condition"),
+            Some(r#"@(context.Request.Headers.GetValueOrDefault("x","") == "a" && 1 < 2)"#)
+        );
+        assert_eq!((when.line, when.column), (5, 13));
+        let value = &when.children[0].children[0];
+        assert_eq!(value.text, r#"@{ var s = "}"; return s; }"#);
+        assert_eq!(raw.expressions.len(), 2);
+        assert_eq!(
+            (raw.expressions[0].line, raw.expressions[0].column),
+            (5, 30)
+        );
+        assert!(raw.expressions[1].block);
+    }
+
+    #[test]
+    fn string_literal_kinds_are_skipped() {
+        let xml = r#"<policies><inbound><set-variable name="a" value="@(@"a "" ) b" + $"{x["k"]})" + 'x' + '\'' + ')')" /><set-variable name="b" value="@{ // it's a ) comment
+            return "(" ; }" /></inbound></policies>"#;
+        let p = parse_policy(xml);
+        assert!(p.problems.is_empty(), "{:?}", p.problems);
+        assert_eq!(p.expressions.len(), 2);
+        assert!(p.expressions[0].text.ends_with("+ ')')"));
+        let inbound = &p.root.unwrap().children[0];
+        assert_eq!(inbound.children.len(), 2);
+        assert!(
+            inbound.children[1]
+                .attr("value")
+                .unwrap()
+                .ends_with("return \"(\" ; }")
+        );
+    }
+
+    #[test]
+    fn only_the_openers_bracket_kind_counts() {
+        // A `{` inside a string-free `@(` does not need closing.
+        let p = parse_policy(
+            r#"<policies><inbound><set-variable name="a" value="@(new [] { 1 }.Length > 0 ? "{" : "x")" /></inbound></policies>"#,
+        );
+        assert!(p.problems.is_empty(), "{:?}", p.problems);
+        assert_eq!(p.expressions.len(), 1);
+    }
+
+    #[test]
+    fn unbalanced_expression_is_reported_with_position() {
+        let p = parse_policy(
+            "<policies>\n  <inbound>\n    <set-variable name=\"a\" value=\"@(context.Request\" />\n  </inbound>\n</policies>",
+        );
+        let un: Vec<_> = p
+            .problems
+            .iter()
+            .filter(|x| x.kind == ProblemKind::UnbalancedExpression)
+            .collect();
+        assert_eq!(un.len(), 1, "{:?}", p.problems);
+        assert_eq!((un[0].line, un[0].column), (3, 35));
+        assert!(p.is_malformed());
+    }
+
+    #[test]
+    fn a_balanced_policy_is_not_malformed() {
+        let p = parse_policy("<policies><inbound><base /></inbound></policies>");
+        assert!(!p.is_malformed());
+        assert!(p.problems.is_empty());
+        assert!(p.expressions.is_empty());
+    }
+
+    #[test]
+    fn bom_comments_and_declaration_are_accepted() {
+        let p = parse_policy(
+            "\u{FEFF}<!-- note -->\n<?xml version=\"1.0\"?>\n<policies><inbound><![CDATA[@( not an expression]]></inbound></policies>",
+        );
+        assert!(p.problems.is_empty(), "{:?}", p.problems);
+        assert!(p.expressions.is_empty());
+        assert_eq!(p.root.as_ref().unwrap().line, 3);
+    }
+
+    #[test]
+    fn rootless_snippet_gets_a_synthetic_root() {
+        let p = parse_policy(
+            "<set-variable name=\"a\" value=\"1\" />\n<choose><when condition=\"@(true)\"/></choose>",
+        );
+        assert_eq!(p.problems.len(), 1);
+        assert_eq!(p.problems[0].kind, ProblemKind::RootlessSnippet);
+        assert_eq!(p.problems[0].line, 2);
+        let root = p.root.unwrap();
+        assert_eq!(root.name, SNIPPET_ROOT);
+        assert_eq!(root.children.len(), 2);
+    }
+
+    #[test]
+    fn bare_snippet_is_reported_but_not_malformed() {
+        let p = parse_policy("<choose><when condition=\"@(true)\"><base/></when></choose>");
+        assert_eq!(p.problems.len(), 1);
+        assert_eq!(p.problems[0].kind, ProblemKind::BareSnippet);
+        assert!(!p.is_malformed());
+        assert_eq!(p.root.unwrap().name, "choose");
+    }
+
+    #[test]
+    fn broken_xml_reports_line_and_column() {
+        let p = parse_policy("<policies>\n  <inbound>\n    <base />\n  </outbound>\n</policies>");
+        assert!(p.is_malformed());
+        assert!(p.root.is_none());
+        assert_eq!(p.problems[0].kind, ProblemKind::Malformed);
+        assert_eq!(p.problems[0].line, 4, "{:?}", p.problems);
+        let p = parse_policy("<policies>\n  <inbound>\n");
+        assert!(p.is_malformed());
+        assert!(
+            p.problems[0].message.contains("never closed"),
+            "{:?}",
+            p.problems
+        );
+    }
+
+    #[test]
+    fn entity_bomb_is_never_expanded() {
+        let mut xml =
+            String::from("<?xml version=\"1.0\"?>\n<!DOCTYPE lolz [\n <!ENTITY lol \"lol\">\n");
+        for i in 1..10 {
+            let prev = if i == 1 {
+                "lol".to_string()
+            } else {
+                format!("lol{}", i - 1)
+            };
+            xml.push_str(&format!(
+                " <!ENTITY lol{i} \"{}\">\n",
+                format!("&{prev};").repeat(10)
+            ));
+        }
+        xml.push_str("]>\n<policies><inbound><set-header name=\"x\" exists-action=\"override\"><value>&lol9;</value></set-header></inbound></policies>");
+        let p = parse_policy(&xml);
+        assert!(p.is_malformed());
+        assert!(
+            p.problems
+                .iter()
+                .any(|x| x.kind == ProblemKind::CustomEntity && x.message.contains("&lol9;")),
+            "{:?}",
+            p.problems
+        );
+        let value = &p.root.unwrap().children[0].children[0].children[0];
+        assert_eq!(value.text, "");
+    }
+
+    #[test]
+    fn predefined_and_numeric_entities_are_decoded() {
+        let p = parse_policy(
+            "<policies><inbound><set-header name=\"a&amp;b\" exists-action=\"override\"><value>x&#x9;&lt;y&#65;</value></set-header></inbound></policies>",
+        );
+        assert!(p.problems.is_empty(), "{:?}", p.problems);
+        let h = &p.root.unwrap().children[0].children[0];
+        assert_eq!(h.attr("name"), Some("a&b"));
+        assert_eq!(h.children[0].text, "x\t<yA");
+    }
+
     #[test]
     fn corpus_only_the_four_broken_files_are_malformed() {
         let Some(dir) = corpus_dir() else { return };
