@@ -494,3 +494,156 @@ fn flatten(p: &Placed, all: &mut Vec<Placed>) {
     }
     walk(&p.element, p, p.conditional, all);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Product;
+
+    fn doc(scope: &str, xml: &str) -> PolicyDoc {
+        PolicyDoc {
+            scope: PolicyScope::parse(scope).unwrap(),
+            xml: xml.into(),
+            format: "file".into(),
+            origin: Origin::at_line(format!("{scope}.xml"), 1),
+        }
+    }
+
+    const GLOBAL: &str = r#"<policies>
+  <inbound><ip-filter action="allow"><address>10.0.0.1</address></ip-filter></inbound>
+  <backend><forward-request timeout="60" /></backend>
+  <outbound />
+  <on-error />
+</policies>"#;
+
+    const API: &str = r#"<policies>
+  <inbound>
+    <base />
+    <choose>
+      <when condition="@(true)"><set-backend-service backend-id="orders-b" /></when>
+      <otherwise><include-fragment fragment-id="auth" /></otherwise>
+    </choose>
+    <set-header name="x" exists-action="override"><value>1</value></set-header>
+  </inbound>
+  <backend><base /></backend>
+</policies>"#;
+
+    fn snapshot() -> Snapshot {
+        Snapshot {
+            policies: vec![
+                doc("global", GLOBAL),
+                doc("api:orders", API),
+                doc(
+                    "operation:orders/create",
+                    "<policies><inbound><base/><set-backend-service base-url=\"https://x\"/></inbound><backend><retry condition=\"@(true)\" count=\"2\" interval=\"1\"><forward-request timeout-ms=\"2500\"/></retry></backend></policies>",
+                ),
+                doc(
+                    "operation:orders/drop",
+                    "<policies><inbound><base/></inbound><backend></backend></policies>",
+                ),
+                doc(
+                    "fragment:auth",
+                    "<fragment><check-header name=\"k\" failed-check-httpcode=\"401\" failed-check-error-message=\"no\" ignore-case=\"true\"/></fragment>",
+                ),
+                doc(
+                    "product:gold",
+                    "<policies><inbound><rate-limit calls=\"5\" renewal-period=\"60\"/><base/></inbound></policies>",
+                ),
+            ],
+            products: vec![
+                Product {
+                    id: "gold".into(),
+                    apis: vec!["orders".into()],
+                    ..Product::default()
+                },
+                Product {
+                    id: "silver".into(),
+                    apis: vec!["orders".into()],
+                    ..Product::default()
+                },
+            ],
+            ..Snapshot::default()
+        }
+    }
+
+    #[test]
+    fn base_runs_the_parent_section_in_place() {
+        let eff = effective_policy(&snapshot(), "orders", "get");
+        let names: Vec<&str> = eff
+            .section(Section::Inbound)
+            .iter()
+            .map(|p| p.element.name.as_str())
+            .collect();
+        assert_eq!(names, ["rate-limit", "ip-filter", "choose", "set-header"]);
+        assert_eq!(eff.section(Section::Inbound)[1].scope, PolicyScope::Global);
+        assert_eq!(
+            eff.section(Section::Inbound)[1].origin,
+            Origin::at_line("global.xml", 2)
+        );
+        assert_eq!(eff.forward_timeout(), Some((60.0, PolicyScope::Global)));
+        assert!(eff.forwards());
+        assert!(
+            eff.notes.iter().any(|n| n.contains("2 products")),
+            "{:?}",
+            eff.notes
+        );
+    }
+
+    #[test]
+    fn nested_statements_and_fragments_are_found_and_conditional() {
+        let eff = effective_policy(&snapshot(), "orders", "get");
+        let targets = eff.backend_targets();
+        assert_eq!(targets.len(), 1);
+        assert_eq!(targets[0].target, "orders-b");
+        assert_eq!(targets[0].kind, TargetKind::BackendId);
+        assert!(targets[0].conditional);
+        assert_eq!(targets[0].origin.line, Some(5));
+        let checks: Vec<&Placed> = eff.find("check-header").collect();
+        assert_eq!(checks.len(), 1);
+        assert!(checks[0].conditional);
+        assert!(eff.find("set-header").all(|p| !p.conditional));
+    }
+
+    #[test]
+    fn operation_timeout_and_missing_forward() {
+        let snap = snapshot();
+        let eff = effective_policy(&snap, "orders", "create");
+        assert_eq!(
+            eff.forward_timeout(),
+            Some((
+                2.5,
+                PolicyScope::Operation("orders".into(), "create".into())
+            ))
+        );
+        assert_eq!(
+            eff.backend_targets().last().unwrap().kind,
+            TargetKind::BaseUrl
+        );
+        let eff = effective_policy(&snap, "orders", "drop");
+        assert!(!eff.forwards());
+        assert_eq!(eff.forward_timeout(), None);
+    }
+
+    #[test]
+    fn default_global_forward_is_assumed_when_no_global_policy() {
+        let snap = Snapshot {
+            policies: vec![doc(
+                "api:a",
+                "<policies><backend><base/></backend></policies>",
+            )],
+            ..Snapshot::default()
+        };
+        let eff = effective_policy(&snap, "a", "op");
+        assert!(eff.forwards());
+        assert_eq!(eff.forward_timeout(), Some((300.0, PolicyScope::Global)));
+        assert!(eff.section(Section::Backend)[0].implicit);
+        let snap = Snapshot {
+            policies: vec![doc(
+                "api:a",
+                "<policies><backend><set-variable name=\"a\" value=\"b\"/></backend></policies>",
+            )],
+            ..Snapshot::default()
+        };
+        assert!(!effective_policy(&snap, "a", "op").forwards());
+    }
+}
