@@ -1,1 +1,0 @@
-//! Anomaly detection for any metric series.

@@ -1,0 +1,307 @@
+//! `apimedic detect`: score `timestamp,value` series for anomalies.
+//!
+//! `detect FILE.csv` writes `timestamp,anomaly_score` to stdout (each
+//! timestamp copied verbatim); `detect DIR --out OUT` scores every `*.csv`
+//! under DIR and writes the same tree under OUT. A score of 0.5 or more
+//! means an alarm (see `analyze::detect::Scored::alarm_score`). Bad rows are
+//! reported on stderr with file and line: a row whose timestamp cannot be
+//! read is skipped; a row whose value cannot be read keeps its row, scored 0.
+
+use crate::analyze::detect::{self, DetectorConfig, Scored};
+use crate::model::{Timestamp, parse_timestamp};
+use anyhow::Context;
+use rayon::prelude::*;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Debug, clap::Args)]
+pub struct DetectArgs {
+    /// A `timestamp,value` CSV file, or a folder of them (with --out).
+    pub input: PathBuf,
+    /// Output format: `csv` (timestamp,anomaly_score) or `json` (one object
+    /// per row with the expected band).
+    #[arg(long, value_enum, default_value_t = Format::Csv)]
+    pub format: Format,
+    /// Write one result file per input file under this folder, mirroring
+    /// the input tree (required when INPUT is a folder).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Csv,
+    Json,
+}
+
+/// One series as read: each row's timestamp text, time and value.
+#[derive(Debug, Default, PartialEq)]
+pub struct Series {
+    pub rows: Vec<Row>,
+    /// Messages about rows that were skipped or scored 0, `file:line: …`.
+    pub problems: Vec<String>,
+}
+
+#[derive(Debug, PartialEq)]
+pub struct Row {
+    pub stamp: String,
+    pub time: Timestamp,
+    pub value: f64,
+}
+
+pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
+    let cfg = DetectorConfig::default();
+    if args.input.is_dir() {
+        let Some(out) = args.out.as_deref() else {
+            anyhow::bail!(
+                "{} is a folder: add --out OUT to write one result file per series",
+                args.input.display()
+            );
+        };
+        return run_dir(&args.input, out, args.format, &cfg);
+    }
+    let text = std::fs::read_to_string(&args.input)
+        .with_context(|| format!("cannot read {}", args.input.display()))?;
+    let series = parse_series(&text, &args.input.display().to_string());
+    for p in &series.problems {
+        eprintln!("apimedic: {p}");
+    }
+    let scored = score(&series, &cfg);
+    match args.out.as_deref() {
+        Some(out) => {
+            let name = args.input.file_name().unwrap_or_default();
+            std::fs::create_dir_all(out)
+                .with_context(|| format!("cannot create {}", out.display()))?;
+            write_file(&out.join(name), &series, &scored, args.format)?;
+        }
+        None => {
+            let stdout = std::io::stdout();
+            let mut w = std::io::BufWriter::new(stdout.lock());
+            write_rows(&mut w, &series, &scored, args.format)?;
+            w.flush()?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_dir(
+    input: &Path,
+    out: &Path,
+    format: Format,
+    cfg: &DetectorConfig,
+) -> anyhow::Result<ExitCode> {
+    let mut files = Vec::new();
+    collect_csv(input, &mut files).with_context(|| format!("cannot list {}", input.display()))?;
+    files.sort();
+    if files.is_empty() {
+        anyhow::bail!("no .csv files under {}", input.display());
+    }
+    let results: Vec<(PathBuf, anyhow::Result<Vec<String>>)> = files
+        .par_iter()
+        .map(|f| (f.clone(), score_file(f, input, out, format, cfg)))
+        .collect();
+    let mut failed = 0usize;
+    for (f, r) in results {
+        match r {
+            Ok(problems) => problems.iter().for_each(|p| eprintln!("apimedic: {p}")),
+            Err(e) => {
+                failed += 1;
+                eprintln!("apimedic: {}: {e:#}", f.display());
+            }
+        }
+    }
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn collect_csv(dir: &Path, files: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            collect_csv(&path, files)?;
+        } else if path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
+        {
+            files.push(path);
+        }
+    }
+    Ok(())
+}
+
+fn score_file(
+    file: &Path,
+    root: &Path,
+    out: &Path,
+    format: Format,
+    cfg: &DetectorConfig,
+) -> anyhow::Result<Vec<String>> {
+    let text = std::fs::read_to_string(file).context("cannot read the file")?;
+    let series = parse_series(&text, &file.display().to_string());
+    let scored = score(&series, cfg);
+    let rel = file.strip_prefix(root).unwrap_or(file);
+    let target = out.join(rel);
+    if let Some(parent) = target.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    write_file(&target, &series, &scored, format)?;
+    Ok(series.problems)
+}
+
+fn write_file(
+    path: &Path,
+    series: &Series,
+    scored: &[Scored],
+    format: Format,
+) -> anyhow::Result<()> {
+    let f =
+        std::fs::File::create(path).with_context(|| format!("cannot write {}", path.display()))?;
+    let mut w = std::io::BufWriter::new(f);
+    write_rows(&mut w, series, scored, format)
+        .and_then(|()| Ok(w.flush()?))
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+fn score(series: &Series, cfg: &DetectorConfig) -> Vec<Scored> {
+    let points: Vec<(Timestamp, f64)> = series.rows.iter().map(|r| (r.time, r.value)).collect();
+    detect::score_series(&points, cfg)
+}
+
+/// Writes one output row per input row, in input order.
+pub fn write_rows<W: Write>(
+    w: &mut W,
+    series: &Series,
+    scored: &[Scored],
+    format: Format,
+) -> anyhow::Result<()> {
+    match format {
+        Format::Csv => {
+            writeln!(w, "timestamp,anomaly_score")?;
+            for (r, s) in series.rows.iter().zip(scored) {
+                writeln!(w, "{},{}", csv_field(&r.stamp), fmt_score(s.alarm_score()))?;
+            }
+        }
+        Format::Json => {
+            let rows: Vec<serde_json::Value> = series
+                .rows
+                .iter()
+                .zip(scored)
+                .map(|(r, s)| {
+                    serde_json::json!({
+                        "timestamp": r.stamp,
+                        "value": finite(r.value),
+                        "anomaly_score": s.alarm_score(),
+                        "score": s.score,
+                        "alarm": s.alarm,
+                        "expected": finite(s.expected),
+                        "expected_low": finite(s.expected_low),
+                        "expected_high": finite(s.expected_high),
+                    })
+                })
+                .collect();
+            serde_json::to_writer_pretty(&mut *w, &rows)?;
+            writeln!(w)?;
+        }
+    }
+    Ok(())
+}
+
+fn finite(v: f64) -> Option<f64> {
+    v.is_finite().then_some(v)
+}
+
+fn fmt_score(v: f64) -> String {
+    let s = format!("{v:.6}");
+    let s = s.trim_end_matches('0');
+    s.strip_suffix('.').unwrap_or(s).to_string()
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// Reads a `timestamp,value` CSV (header optional; further columns are
+/// ignored). Timestamps: ISO 8601 / `YYYY-MM-DD HH:MM:SS`, or epoch seconds.
+pub fn parse_series(text: &str, file: &str) -> Series {
+    let mut series = Series::default();
+    let mut first = true;
+    for (i, line) in text.lines().enumerate() {
+        let line_no = i + 1;
+        let line = line.trim_end_matches('\r');
+        if line.trim().is_empty() {
+            continue;
+        }
+        let header = std::mem::replace(&mut first, false);
+        let mut cols = split_csv(line).into_iter();
+        let stamp = cols.next().unwrap_or_default();
+        let value_text = cols.next();
+        let Some(time) = parse_time(&stamp) else {
+            if header {
+                continue;
+            }
+            series.problems.push(format!(
+                "{file}:{line_no}: cannot read the timestamp {stamp:?} (expected e.g. 2014-04-10 00:04:00 or epoch seconds); row skipped"
+            ));
+            continue;
+        };
+        let value = match value_text.as_deref().map(str::trim) {
+            Some(v) => match v.parse::<f64>() {
+                Ok(x) if x.is_finite() => x,
+                _ => {
+                    series.problems.push(format!(
+                        "{file}:{line_no}: the value {v:?} is not a finite number; row scored 0"
+                    ));
+                    f64::NAN
+                }
+            },
+            None => {
+                series.problems.push(format!(
+                    "{file}:{line_no}: no value column (expected timestamp,value); row scored 0"
+                ));
+                f64::NAN
+            }
+        };
+        series.rows.push(Row { stamp, time, value });
+    }
+    series
+}
+
+fn parse_time(s: &str) -> Option<Timestamp> {
+    let s = s.trim();
+    if let Some(t) = parse_timestamp(s) {
+        return Some(t);
+    }
+    let secs: f64 = s.parse().ok()?;
+    (secs.is_finite() && secs.abs() < 1e13)
+        .then(|| Timestamp::from_millis((secs * 1000.0).round() as i64))
+}
+
+/// Splits one CSV line, honouring double quotes.
+fn split_csv(line: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' if quoted && chars.peek() == Some(&'"') => {
+                cur.push('"');
+                chars.next();
+            }
+            '"' => quoted = !quoted,
+            ',' if !quoted => out.push(std::mem::take(&mut cur)),
+            _ => cur.push(c),
+        }
+    }
+    out.push(cur);
+    out
+}
