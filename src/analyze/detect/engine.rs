@@ -17,7 +17,8 @@
 //! residuals of a daily and a weekly seasonal profile (the median of the
 //! same time of day over the past 7 days, or of the same time of week over
 //! the past 4 weeks); the model whose residuals are clearly tighter wins.
-//! After an alarm the detector stays quiet for `mute_rows` rows.
+//! After an alarm the detector stays quiet for `mute_rows` rows, and until
+//! `smooth_rows` rows in a row are back in band: one alarm per incident.
 
 use std::collections::VecDeque;
 
@@ -40,7 +41,8 @@ pub struct DetectorConfig {
     pub mute_rows: usize,
     /// Reference rows needed before any row is scored (24).
     pub min_rows: usize,
-    /// How far back the range of normal values reaches (7 days).
+    /// How far back the range of normal values reaches (14 days: two
+    /// weekly cycles).
     pub history_secs: i64,
     /// Band half-width around the median in robust standard deviations (6).
     pub point_z: f64,
@@ -68,7 +70,7 @@ impl Default for DetectorConfig {
             smooth_rows: 12,
             mute_rows: 72,
             min_rows: 24,
-            history_secs: 7 * 86_400,
+            history_secs: 14 * 86_400,
             point_z: 6.0,
             shift_z: 6.0,
             range_margin: 0.1,
@@ -353,6 +355,8 @@ pub fn run(times: &[i64], values: &[f64], cfg: &DetectorConfig) -> Vec<Verdict> 
     let mut out = Vec::with_capacity(values.len());
     let mut run_len = 0usize;
     let mut since_alarm = usize::MAX;
+    let mut in_incident = false;
+    let mut calm = 0usize;
     for (i, (&t, &x)) in times.iter().zip(values).enumerate() {
         since_alarm = since_alarm.saturating_add(1);
         if !x.is_finite() {
@@ -371,12 +375,20 @@ pub fn run(times: &[i64], values: &[f64], cfg: &DetectorConfig) -> Vec<Verdict> 
         let verdict = judge_row(&models, &bases, x, cfg);
         let verdict = match verdict {
             Some(mut v) => {
-                run_len = if v.score >= 0.5 { run_len + 1 } else { 0 };
-                v.alarm = v.score >= 0.5
+                let out_of_band = v.score >= 0.5;
+                run_len = if out_of_band { run_len + 1 } else { 0 };
+                // One alarm per incident: an incident lasts at least
+                // `mute_rows`, and until `smooth_rows` rows in a row are
+                // back in band.
+                calm = if out_of_band { 0 } else { calm + 1 };
+                in_incident &= calm < cfg.smooth_rows.max(1);
+                v.alarm = out_of_band
                     && run_len >= cfg.persist_rows.max(1)
+                    && !in_incident
                     && since_alarm > cfg.mute_rows;
                 if v.alarm {
                     since_alarm = 0;
+                    in_incident = true;
                 }
                 v
             }

@@ -6,7 +6,7 @@
 //! How it decides (details in `engine`): each point is compared with a
 //! reference that leaves out the last few hours, so an incident in progress
 //! is not "normal" yet. A point alarms when it leaves the range of the past
-//! week by a margin, or the robust band (median ± 6 robust σ, with a floor of
+//! two weeks by a margin, or the robust band (median ± 6 robust σ, with a floor of
 //! 5% of the series' level so flat series ignore tiny changes); a sustained
 //! shift alarms when the median of the last 12 points leaves the band of
 //! past medians. Daily and weekly seasonal profiles are used where the
@@ -378,5 +378,301 @@ fn num(v: f64) -> String {
         format!("{v:.2}")
     } else {
         format!("{v:.4}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{MetricSeries, Origin};
+    use std::collections::BTreeMap;
+
+    /// Deterministic noise in -1..1 (a linear congruential generator).
+    struct Noise(u64);
+    impl Noise {
+        fn next(&mut self) -> f64 {
+            self.0 = self
+                .0
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            ((self.0 >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
+        }
+    }
+
+    const T0: i64 = 1_700_000_000_000;
+
+    /// `n` points every `step_min` minutes, value from `f(row, noise)`.
+    fn series(
+        n: usize,
+        step_min: i64,
+        mut f: impl FnMut(usize, f64) -> f64,
+    ) -> Vec<(Timestamp, f64)> {
+        let mut noise = Noise(7);
+        (0..n)
+            .map(|i| {
+                let t = Timestamp::from_millis(T0 + i as i64 * step_min * 60_000);
+                (t, f(i, noise.next()))
+            })
+            .collect()
+    }
+
+    fn alarms(scored: &[Scored]) -> Vec<usize> {
+        scored
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.alarm)
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    #[test]
+    fn flat_series_with_tiny_noise_does_not_alarm() {
+        let cfg = DetectorConfig::default();
+        // 50 ± 0.2, with a 1% wiggle later: both far below the 5% floor.
+        let pts = series(3000, 1, |i, e| {
+            50.0 + 0.2 * e + if i > 2000 { 0.5 } else { 0.0 }
+        });
+        let scored = score_series(&pts, &cfg);
+        assert_eq!(alarms(&scored), Vec::<usize>::new());
+        assert!(scored.iter().all(|s| s.score < 0.5));
+    }
+
+    #[test]
+    fn step_change_alarms_once_near_the_step() {
+        let cfg = DetectorConfig::default();
+        let pts = series(1500, 1, |i, e| if i < 1000 { 50.0 + e } else { 80.0 + e });
+        let a = alarms(&score_series(&pts, &cfg));
+        assert_eq!(a, vec![1000], "one alarm, at the step");
+        let found = anomalies(&pts, &cfg);
+        assert_eq!(found.len(), 1);
+        let an = &found[0];
+        assert_eq!(an.direction, Direction::Up);
+        assert!(an.expected_high < 80.0 && an.expected_low < 50.0, "{an:?}");
+        assert!((an.expected - 50.0).abs() < 1.0, "{an:?}");
+        assert!(
+            an.points.len() > 10,
+            "the shift lasts while it is in holdout"
+        );
+        assert!(an.describe().contains("expected"), "{}", an.describe());
+    }
+
+    #[test]
+    fn gradual_shift_is_caught_by_the_recent_median() {
+        let cfg = DetectorConfig::default();
+        // A ramp from 50 down to 20 over 60 rows: each point only a little
+        // below the last, but the recent median leaves the band.
+        let pts = series(1500, 1, |i, e| {
+            let ramp = if i < 1000 {
+                0.0
+            } else {
+                (i - 1000).min(60) as f64 * 0.5
+            };
+            50.0 - ramp + e
+        });
+        let scored = score_series(&pts, &cfg);
+        let a = alarms(&scored);
+        assert_eq!(a.len(), 1, "{a:?}");
+        assert!((1000..1070).contains(&a[0]), "{a:?}");
+    }
+
+    #[test]
+    fn spike_alarms_at_the_spike() {
+        let cfg = DetectorConfig::default();
+        let pts = series(
+            1200,
+            1,
+            |i, e| if i == 900 { 200.0 } else { 50.0 + 2.0 * e },
+        );
+        let scored = score_series(&pts, &cfg);
+        assert_eq!(alarms(&scored), vec![900]);
+        let s = scored[900];
+        assert!(s.score > 0.9 && s.expected_high < 200.0, "{s:?}");
+        assert_eq!(s.signal, Signal::Point);
+        let found = anomalies(&pts, &cfg);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].peak, 200.0);
+        assert_eq!(found[0].start, found[0].end, "a one-point anomaly");
+    }
+
+    #[test]
+    fn daily_seasonality_is_learnt() {
+        let cfg = DetectorConfig::default();
+        let day = 288; // 5-minute points
+        let wave = |i: usize| 100.0 + 50.0 * (i as f64 / day as f64 * std::f64::consts::TAU).sin();
+        let mut pts = series(7 * day, 5, |i, e| wave(i) + 2.0 * e);
+        let after_first_day = day + cfg.holdout_rows;
+        let quiet = score_series(&pts, &cfg);
+        let late: Vec<usize> = alarms(&quiet)
+            .into_iter()
+            .filter(|&i| i >= after_first_day)
+            .collect();
+        assert_eq!(
+            late,
+            Vec::<usize>::new(),
+            "normal daily peaks must not alarm"
+        );
+        // At the daily low (18:00 of the cycle), a day-time peak value: within
+        // the overall range, but far from normal for that time of day.
+        let at = 6 * day + day * 3 / 4;
+        pts[at].1 = 150.0;
+        let scored = score_series(&pts, &cfg);
+        assert_eq!(
+            alarms(&scored)
+                .into_iter()
+                .filter(|&i| i >= after_first_day)
+                .collect::<Vec<_>>(),
+            vec![at]
+        );
+        assert!(scored[at].expected_high < 100.0, "{:?}", scored[at]);
+    }
+
+    #[test]
+    fn weekly_profile_covers_a_quiet_weekend() {
+        let cfg = DetectorConfig::default();
+        let day = 48; // 30-minute points
+        let value = |i: usize| {
+            let weekend = (i / day) % 7 >= 5;
+            let daily = 1.0 + (i % day) as f64 / day as f64;
+            if weekend {
+                300.0 * daily
+            } else {
+                1000.0 * daily
+            }
+        };
+        let pts = series(6 * 7 * day, 30, |i, e| value(i) + 5.0 * e);
+        let scored = score_series(&pts, &cfg);
+        let late: Vec<usize> = alarms(&scored)
+            .into_iter()
+            .filter(|&i| i >= 3 * 7 * day)
+            .collect();
+        assert_eq!(
+            late,
+            Vec::<usize>::new(),
+            "weekends are normal after three weeks"
+        );
+    }
+
+    #[test]
+    fn scores_stay_within_0_and_1() {
+        let cfg = DetectorConfig::default();
+        let mut noise = Noise(3);
+        let pts: Vec<(Timestamp, f64)> = (0..2000)
+            .map(|i| {
+                let e = noise.next();
+                let v = match i % 97 {
+                    0 => 1e300,
+                    1 => -1e300,
+                    2 => 0.0,
+                    3 => f64::NAN,
+                    4 => f64::INFINITY,
+                    _ => 10.0 * e * e * e * 1e6,
+                };
+                (Timestamp::from_millis(T0 + i * 60_000), v)
+            })
+            .collect();
+        for s in score_series(&pts, &cfg) {
+            assert!((0.0..=1.0).contains(&s.score), "{s:?}");
+            assert!((0.0..=1.0).contains(&s.alarm_score()), "{s:?}");
+            assert_eq!(s.alarm, s.alarm_score() >= 0.5, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn bad_input_is_handled() {
+        let cfg = DetectorConfig::default();
+        assert!(score_series(&[], &cfg).is_empty());
+        assert!(anomalies(&[], &cfg).is_empty());
+        let nan = series(500, 1, |_, _| f64::NAN);
+        let scored = score_series(&nan, &cfg);
+        assert_eq!(scored.len(), 500);
+        assert!(scored.iter().all(|s| s.score == 0.0 && !s.alarm));
+        // Gaps of NaN inside a step series: the step is still found, and the
+        // NaN rows themselves never alarm.
+        let holes = series(1500, 1, |i, e| match i {
+            _ if i % 10 == 3 => f64::NAN,
+            _ if i < 1000 => 50.0 + e,
+            _ => 80.0 + e,
+        });
+        let a = alarms(&score_series(&holes, &cfg));
+        assert_eq!(a, vec![1000]);
+        // Too short to learn: no alarm at all.
+        let short = series(40, 1, |i, _| i as f64 * 100.0);
+        assert_eq!(alarms(&score_series(&short, &cfg)), Vec::<usize>::new());
+    }
+
+    #[test]
+    fn unsorted_points_are_scored_in_time_order() {
+        let cfg = DetectorConfig::default();
+        let pts = series(1200, 1, |i, e| if i == 900 { 200.0 } else { 50.0 + e });
+        let sorted = score_series(&pts, &cfg);
+        let mut shuffled = pts.clone();
+        shuffled.reverse();
+        let back = score_series(&shuffled, &cfg);
+        assert_eq!(back[1199 - 900].time, pts[900].0);
+        assert!(back[1199 - 900].alarm);
+        let mut again: Vec<Scored> = back.clone();
+        again.reverse();
+        assert_eq!(again.len(), sorted.len());
+        for (a, b) in again.iter().zip(&sorted) {
+            assert_eq!((a.time, a.alarm), (b.time, b.alarm));
+        }
+    }
+
+    fn metric(name: &str, dims: &[(&str, &str)], points: Vec<(Timestamp, f64)>) -> MetricSeries {
+        MetricSeries {
+            resource: Some("apim-prod".into()),
+            name: name.into(),
+            unit: Some("Percent".into()),
+            aggregation: "average".into(),
+            dimensions: dims
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<BTreeMap<_, _>>(),
+            points,
+            origin: Origin::file("metrics.json"),
+            ..MetricSeries::default()
+        }
+    }
+
+    #[test]
+    fn findings_for_metric_series() {
+        let step = series(1500, 1, |i, e| if i < 1000 { 30.0 + e } else { 85.0 + e });
+        let flat = series(1500, 1, |_, e| 30.0 + e);
+        let short = series(50, 1, |i, _| if i < 40 { 30.0 } else { 90.0 });
+        let errors = series(1500, 1, |i, e| if i < 1000 { 1.0 + e } else { 80.0 });
+        let snapshot = Snapshot {
+            metrics: vec![
+                metric("Capacity", &[], step),
+                metric("CpuPercent_Gateway", &[], flat),
+                metric("MemoryPercent_Gateway", &[], short),
+                metric(
+                    "Requests",
+                    &[("gatewayresponsecodecategory", "5xx")],
+                    errors,
+                ),
+            ],
+            ..Snapshot::default()
+        };
+        let found = findings(&snapshot);
+        assert_eq!(found.len(), 1, "{found:#?}");
+        let f = &found[0];
+        assert_eq!(f.kind, FindingKind::MetricAnomaly);
+        assert_eq!(f.subject.metric.as_deref(), Some("Capacity (average)"));
+        assert_eq!(f.subject.service.as_deref(), Some("apim-prod"));
+        assert!(
+            f.summary.contains("rose to") && f.summary.contains("expected"),
+            "{}",
+            f.summary
+        );
+        assert_eq!(
+            f.window.map(|w| w.start),
+            Some(Timestamp::from_millis(T0 + 1000 * 60_000))
+        );
+        let e = &f.evidence[0];
+        assert!(e.values["observed"] > 84.0);
+        assert!(e.values["expected_high"] < 84.0 && e.values["expected_low"] < 30.0);
+        assert!(e.excerpt.as_deref().is_some_and(|x| x.contains("Percent")));
+        assert_eq!(e.sources, vec![Origin::file("metrics.json")]);
+        assert!((0.5..=1.0).contains(&f.confidence));
     }
 }
