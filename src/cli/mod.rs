@@ -1,0 +1,240 @@
+//! The command line: a clap-derived record of what was typed and one
+//! function per subcommand. The only module that wires layers together.
+//! Each larger subcommand lives in its own file beside this one.
+
+pub mod detect;
+pub mod lint;
+pub mod net;
+pub mod simulate;
+
+use crate::model::{Severity, Snapshot, Timestamp, parse_iso_duration, parse_timestamp};
+use crate::{analyze, collect, playbook, report};
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "apimedic",
+    version,
+    about = "SRE diagnostics for API gateways (Azure API Management, nginx)"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Diagnose exported gateway data (or the bundled demo) and report findings.
+    Diagnose(DiagnoseArgs),
+    /// Lint APIM policy XML and configuration.
+    Lint(lint::LintArgs),
+    /// Network checks: evaluate NSG rules for a flow.
+    Net(net::NetArgs),
+    /// Score any `timestamp,value` series for anomalies.
+    Detect(detect::DetectArgs),
+    /// Write a simulated gateway instance with incidents injected.
+    Simulate(simulate::SimulateArgs),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+    Markdown,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DiagnoseArgs {
+    /// Files and folders of exported gateway data (logs, metrics, ARM
+    /// resources, policies, activity log), recognised by content. None: the
+    /// built-in demo.
+    pub paths: Vec<PathBuf>,
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
+    /// Only data from this instant (RFC 3339), or this long before the end of
+    /// the data (`30m`, `2h`, `1d`).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Only data before this instant (RFC 3339), or this long before the end of the data.
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Exit 1 when a finding is at or above this severity.
+    #[arg(long, default_value = "high", value_parser = parse_severity)]
+    pub fail_on: Severity,
+    /// A folder of playbooks to use instead of the built-in ones.
+    #[arg(long)]
+    pub playbooks: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "auto")]
+    pub color: ColorChoice,
+    /// Raw log records shown per finding in text output.
+    #[arg(long, default_value_t = 3)]
+    pub records: usize,
+}
+
+fn parse_severity(s: &str) -> Result<Severity, String> {
+    Severity::parse(s)
+        .ok_or_else(|| format!("unknown severity `{s}`; use critical, high, medium, low or info"))
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        // A bare `apimedic` is `apimedic diagnose` with every default.
+        None => match Cli::parse_from(["apimedic", "diagnose"]).command {
+            Some(Command::Diagnose(args)) => diagnose(args),
+            _ => unreachable!("`diagnose` parses as the diagnose command"),
+        },
+        Some(Command::Diagnose(args)) => diagnose(args),
+        Some(Command::Lint(args)) => lint::run(args),
+        Some(Command::Net(args)) => net::run(args),
+        Some(Command::Detect(args)) => detect::run(args),
+        Some(Command::Simulate(args)) => simulate::run(args),
+    }
+}
+
+/// Loads the paths given, or the built-in demo when there are none.
+pub fn load(paths: &[PathBuf]) -> anyhow::Result<Snapshot> {
+    if paths.is_empty() {
+        // Wired to the simulator's demo once it lands (same commit series).
+        anyhow::bail!("no data given, and the built-in demo is not available in this build");
+    }
+    collect::collect(paths)
+}
+
+/// Whether to colour output written to stdout: `--color`, then NO_COLOR, then a terminal check.
+pub fn use_color(choice: ColorChoice) -> bool {
+    match choice {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => {
+            std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                && std::io::stdout().is_terminal()
+        }
+    }
+}
+
+/// Resolves `--since`/`--until`: an instant, or a duration before `end`.
+pub fn parse_bound(text: &str, end: Option<Timestamp>) -> anyhow::Result<Timestamp> {
+    if let Some(t) = parse_timestamp(text) {
+        return Ok(t);
+    }
+    let secs = parse_relative(text).with_context(|| {
+        format!(
+            "`{text}` is neither a timestamp (2024-05-14T09:00:00Z) nor a duration (30m, 2h, 1d)"
+        )
+    })?;
+    let end = end.context("a relative --since/--until needs time-stamped data")?;
+    Ok(Timestamp(end.0 - (secs * 1000.0) as i64))
+}
+
+fn parse_relative(text: &str) -> Option<f64> {
+    let t = text.trim().trim_start_matches('-');
+    if t.starts_with('P') {
+        return parse_iso_duration(t);
+    }
+    let split = t.find(|c: char| !c.is_ascii_digit() && c != '.')?;
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num.parse().ok()?;
+    let mult = match unit {
+        "s" => 1.0,
+        "m" | "min" => 60.0,
+        "h" => 3600.0,
+        "d" => 86_400.0,
+        "w" => 7.0 * 86_400.0,
+        _ => return None,
+    };
+    Some(n * mult)
+}
+
+fn diagnose(args: DiagnoseArgs) -> anyhow::Result<ExitCode> {
+    let snapshot = load(&args.paths)?;
+    let end = snapshot.loaded.time_range.map(|w| w.end);
+    let options = analyze::Options {
+        since: args
+            .since
+            .as_deref()
+            .map(|s| parse_bound(s, end))
+            .transpose()?,
+        until: args
+            .until
+            .as_deref()
+            .map(|s| parse_bound(s, end))
+            .transpose()?,
+    };
+    let playbooks = match &args.playbooks {
+        Some(dir) => playbook::Playbooks::load_dir(dir)?,
+        None => playbook::Playbooks::built_in(),
+    };
+    let diagnosis = playbook::diagnose(&snapshot, &options, &playbooks);
+    let out = match args.format {
+        Format::Text => {
+            let opts = report::TextOptions {
+                color: use_color(args.color),
+                records: args.records,
+                problems: 20,
+            };
+            report::text(&diagnosis, &opts)
+        }
+        Format::Markdown => report::markdown(&diagnosis),
+        Format::Json => {
+            let mut s = serde_json::to_string_pretty(&report::json(&diagnosis))?;
+            s.push('\n');
+            s
+        }
+    };
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout
+        .write_all(out.as_bytes())
+        .and_then(|_| stdout.flush())
+    {
+        // A closed pipe (`| head`) is not an error worth a message.
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            return Err(e).context("cannot write the report");
+        }
+    }
+    let failing = diagnosis
+        .findings
+        .iter()
+        .any(|f| f.severity >= args.fail_on);
+    Ok(if failing {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounds_absolute_and_relative() {
+        let end = Some(Timestamp::from_minute(1000));
+        assert_eq!(parse_bound("2h", end).unwrap(), Timestamp::from_minute(880));
+        assert_eq!(
+            parse_bound("-30m", end).unwrap(),
+            Timestamp::from_minute(970)
+        );
+        assert_eq!(
+            parse_bound("PT1H", end).unwrap(),
+            Timestamp::from_minute(940)
+        );
+        assert_eq!(
+            parse_bound("1970-01-01T00:01:00Z", end).unwrap(),
+            Timestamp::from_minute(1)
+        );
+        let err = parse_bound("yesterday", end).unwrap_err().to_string();
+        assert!(err.contains("neither a timestamp"), "{err}");
+        assert!(parse_bound("2h", None).is_err());
+    }
+}
