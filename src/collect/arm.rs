@@ -392,6 +392,9 @@ pub fn load_resource(
             None => return false,
         },
     };
+    if o.is_empty() && kind != Kind::ProductApi {
+        return true; // An apiops association file that links nothing we use.
+    }
     let ident = ident.unwrap_or_default();
     let hinted_name = hint.as_ref().and_then(|(_, n, _)| n.clone());
     // The entity's own name: id/name segments, else the apiops folder, else

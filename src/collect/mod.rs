@@ -20,7 +20,7 @@ pub mod policy_files;
 #[cfg(test)]
 mod corpus_tests;
 
-use crate::model::{InputKind, LoadReport, Origin, Problem, Snapshot, Traffic};
+use crate::model::{InputKind, Origin, Problem, Snapshot};
 use anyhow::Context;
 use arm::Doc;
 use json::{get, key_list, obj, str_at};
@@ -274,16 +274,11 @@ fn first_line(b: &[u8]) -> (&[u8], &[u8]) {
 fn sniff_logs(b: &[u8]) -> LogShape {
     let (line, _) = first_line(b);
     if line.first() == Some(&b'{') {
-        let Ok(Value::Object(o)) = serde_json::from_slice::<Value>(line) else {
-            return LogShape::None;
+        return if logs::is_log_line(line) {
+            LogShape::Ndjson
+        } else {
+            LogShape::None
         };
-        let wrapper = ["records", "value", "tables"]
-            .iter()
-            .any(|k| get(&o, k).is_some());
-        if !wrapper && logs::is_log_row(&o) {
-            return LogShape::Ndjson;
-        }
-        return LogShape::None;
     }
     if line.contains(&b',') && logs::is_csv_header(line) {
         return LogShape::Csv;
@@ -528,6 +523,10 @@ fn dispatch_value(doc: &Doc, v: &Value, snap: &mut Snapshot, depth: u32) {
     }
     match v {
         Value::Array(items) => dispatch_array(doc, items, snap),
+        // Log Analytics query answers: the log reader checks the columns.
+        Value::Object(o) if get(o, "tables").is_some_and(Value::is_array) => {
+            logs::parse_query_tables(doc.file, v, &mut snap.traffic, &mut snap.loaded)
+        }
         Value::Object(o) => dispatch_object(doc, o, snap, depth),
         _ => problem(
             snap,
@@ -646,18 +645,6 @@ fn dispatch_object(doc: &Doc, o: &Map<String, Value>, snap: &mut Snapshot, depth
         return;
     }
     let error = error_text(o);
-    if let Some(tables) = get(o, "tables").and_then(Value::as_array) {
-        load_query_tables(doc, o, tables, snap);
-        if let Some(e) = error {
-            problem(
-                snap,
-                doc.file,
-                None,
-                format!("the query answered with an error: {e}"),
-            );
-        }
-        return;
-    }
     if metrics::is_prometheus(o) {
         match error {
             Some(e) => problem(
@@ -750,7 +737,11 @@ fn dispatch_object(doc: &Doc, o: &Map<String, Value>, snap: &mut Snapshot, depth
         return;
     }
     if o.is_empty() {
-        return; // apiops association file.
+        // apiops association file: a product-API link where the path says so.
+        if arm::apiops_hint(doc.file).is_some() {
+            arm::load_resource(doc, o, None, None, snap);
+        }
+        return;
     }
     if dispatch_item(doc, o, None, snap) {
         return;
@@ -774,62 +765,21 @@ fn dispatch_object(doc: &Doc, o: &Map<String, Value>, snap: &mut Snapshot, depth
     );
 }
 
-/// Columns of the first table as a row object, to ask whether the table
-/// holds gateway log rows.
-fn table_looks_like_logs(t: &Map<String, Value>) -> Result<(), String> {
-    let columns: Vec<String> = json::arr(t, "columns")
-        .iter()
-        .filter_map(|c| c.as_object().and_then(|c| str_at(c, "name")))
-        .collect();
-    let mut row = Map::new();
-    let first = json::arr(t, "rows").first().and_then(Value::as_array);
-    for (i, c) in columns.iter().enumerate() {
-        let v = first.and_then(|r| r.get(i)).cloned().unwrap_or(Value::Null);
-        row.insert(c.clone(), v);
-    }
-    if logs::is_log_row(&row) {
-        Ok(())
-    } else {
-        let shown: Vec<&str> = columns.iter().map(String::as_str).take(8).collect();
-        Err(format!(
-            "a query result whose columns ({}) are not gateway log columns (TimeGenerated, ApiId, ResponseCode…)",
-            shown.join(", ")
-        ))
-    }
-}
-
-fn load_query_tables(doc: &Doc, o: &Map<String, Value>, tables: &[Value], snap: &mut Snapshot) {
-    let logs_table = tables
-        .iter()
-        .filter_map(Value::as_object)
-        .find(|t| json::arr(t, "rows").first().is_some());
-    match logs_table.map(table_looks_like_logs) {
-        Some(Ok(())) => logs::parse_query_tables(
-            doc.file,
-            &Value::Object(o.clone()),
-            &mut snap.traffic,
-            &mut snap.loaded,
-        ),
-        Some(Err(why)) => problem(
-            snap,
-            doc.file,
-            None,
-            format!("not a recognised gateway export: {why}"),
-        ),
-        None => {} // No rows: an empty answer.
-    }
-}
-
 /// Azure Data Explorer v2 frames: PrimaryResult tables become the Log
 /// Analytics `tables` shape; errors the service reported become problems.
 fn load_adx_frames(doc: &Doc, frames: &[Value], snap: &mut Snapshot) {
     let mut tables: Vec<Map<String, Value>> = Vec::new();
     let mut ids: Vec<Option<u64>> = Vec::new();
+    let mut reported: Vec<String> = Vec::new();
     for f in frames.iter().filter_map(Value::as_object) {
         let frame = str_at(f, "FrameType").unwrap_or_default();
         if let Some(errs) = get(f, "OneApiErrors").and_then(Value::as_array) {
             for e in errs.iter().filter_map(Value::as_object) {
                 let text = error_text(e).unwrap_or_else(|| "an error".into());
+                if reported.contains(&text) {
+                    continue; // The same error repeats in the completion frames.
+                }
+                reported.push(text.clone());
                 problem(
                     snap,
                     doc.file,
@@ -873,17 +823,8 @@ fn load_adx_frames(doc: &Doc, frames: &[Value], snap: &mut Snapshot) {
         snap.loaded.count(InputKind::Other, 1);
         return;
     }
-    let mut o = Map::new();
-    o.insert(
-        "tables".into(),
-        Value::Array(tables.into_iter().map(Value::Object).collect()),
-    );
-    let list: Vec<Value> = o
-        .get("tables")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    load_query_tables(doc, &o, &list, snap);
+    let doc_value = serde_json::json!({ "tables": tables });
+    logs::parse_query_tables(doc.file, &doc_value, &mut snap.traffic, &mut snap.loaded);
 }
 
 // ---------------------------------------------------------------------------
@@ -967,95 +908,270 @@ fn dedup_by<T>(items: &mut Vec<T>, key: impl Fn(&T) -> String) {
 // ---------------------------------------------------------------------------
 // Gateway log rows (helper module `gateway_logs` parses them)
 
-/// Thin seam over the gateway-log reader so this module compiles and can be
-/// tested on its own.
+/// The gateway-log reader's entry points, plus the CSV header sniff.
 mod logs {
-    use super::*;
+    pub use super::gateway_logs::{
+        is_log_line, is_log_row, parse_csv, parse_json_rows, parse_ndjson, parse_query_tables,
+        read_csv, read_ndjson,
+    };
 
-    /// A JSON object that is one gateway log row in any of its shapes.
-    pub fn is_log_row(o: &Map<String, Value>) -> bool {
-        let category = get(o, "category")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        if category.eq_ignore_ascii_case("GatewayLogs") {
-            return true;
-        }
-        let has = |k: &str| get(o, k).is_some();
-        (has("TimeGenerated") || has("time"))
-            && (has("ResponseCode") || has("responseCode_d") || has("ApiId") || has("apiId_s"))
-    }
-
-    /// A CSV header naming gateway log columns.
+    /// A CSV header with a timestamp and a response-code column (the log
+    /// reader's minimum for a gateway log row).
     pub fn is_csv_header(line: &[u8]) -> bool {
         let text = String::from_utf8_lossy(line).to_ascii_lowercase();
         let cols: Vec<&str> = text
             .split(',')
-            .map(|c| c.trim().trim_matches('"'))
+            .map(|c| c.trim().trim_matches('"').trim())
             .collect();
         let any = |names: &[&str]| cols.iter().any(|c| names.contains(c));
-        any(&["timegenerated", "time", "timegenerated [utc]"])
-            && any(&["responsecode", "responsecode_d", "apiid", "apiid_s"])
+        any(&["timegenerated", "time", "timegenerated [utc]", "timestamp"])
+            && any(&["responsecode", "responsecode_d"])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::PolicyScope;
+    use std::io::Write;
+
+    fn one(file: &str, bytes: &[u8]) -> Snapshot {
+        collect_files(&[(file.to_string(), bytes.to_vec())])
     }
 
-    pub fn read_ndjson(
-        file: &str,
-        mut reader: impl Read + Send,
-        traffic: &mut Traffic,
-        report: &mut LoadReport,
-    ) -> io::Result<()> {
-        let mut buf = Vec::new();
-        reader.read_to_end(&mut buf)?;
-        parse_ndjson(file, &buf, traffic, report);
-        Ok(())
+    fn only_problem(s: &Snapshot) -> String {
+        assert_eq!(s.loaded.problems.len(), 1, "{:?}", s.loaded.problems);
+        s.loaded.problems[0].to_string()
     }
 
-    pub fn read_csv(
-        file: &str,
-        mut reader: impl Read + Send,
-        traffic: &mut Traffic,
-        report: &mut LoadReport,
-    ) -> io::Result<()> {
-        let mut buf = Vec::new();
-        reader.read_to_end(&mut buf)?;
-        parse_csv(file, &buf, traffic, report);
-        Ok(())
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(bytes).unwrap();
+        e.finish().unwrap()
     }
 
-    fn pending(file: &str, report: &mut LoadReport) {
-        report.reject(Problem {
-            origin: Origin::file(file),
-            message: "gateway log rows are not read yet (reader pending)".into(),
-        });
+    const APIS: &str = r#"{"value":[{"id":"/subscriptions/s/resourceGroups/rg/providers/Microsoft.ApiManagement/service/svc/apis/orders",
+        "type":"Microsoft.ApiManagement/service/apis","name":"orders","properties":{"path":"orders","serviceUrl":"https://o"}}]}"#;
+
+    #[test]
+    fn empty_whitespace_and_binary_files() {
+        for bytes in [&b""[..], b"  \n\t\r\n", b"\xef\xbb\xbf"] {
+            let s = one("dump/empty.json", bytes);
+            assert_eq!(only_problem(&s), "dump/empty.json: the file is empty");
+            assert_eq!(s.loaded.files, 1);
+        }
+        let s = one("dump/core", b"\x7fELF\x02\x01\x01\x00\x00\x00junk");
+        assert!(only_problem(&s).contains("binary content"));
     }
 
-    pub fn parse_ndjson(
-        file: &str,
-        _bytes: &[u8],
-        _traffic: &mut Traffic,
-        report: &mut LoadReport,
-    ) {
-        pending(file, report);
+    #[test]
+    fn invalid_utf8_in_json_names_the_line() {
+        let s = one("a.json", b"{\n \"name\": \"caf\xe9\"\n}");
+        let p = only_problem(&s);
+        assert!(p.starts_with("a.json:2: not valid UTF-8"), "{p}");
     }
 
-    pub fn parse_csv(file: &str, _bytes: &[u8], _traffic: &mut Traffic, report: &mut LoadReport) {
-        pending(file, report);
+    #[test]
+    fn truncated_json_names_file_and_line() {
+        let s = one("apis.json", &APIS.as_bytes()[..120]);
+        let p = only_problem(&s);
+        assert!(
+            p.starts_with("apis.json:2: invalid JSON at line 2 column"),
+            "{p}"
+        );
+        assert!(p.contains("ends early"), "{p}");
+        assert!(s.apis.is_empty());
     }
 
-    pub fn parse_json_rows(
-        file: &str,
-        _rows: &[Value],
-        _traffic: &mut Traffic,
-        report: &mut LoadReport,
-    ) {
-        pending(file, report);
+    #[test]
+    fn wrong_types_never_panic_and_stay_unknown() {
+        let s = one(
+            "apis.json",
+            br#"{"value":[{"type":"Microsoft.ApiManagement/service/apis","name":5,
+                "properties":{"path":["x"],"isCurrent":"maybe","protocols":"https","serviceUrl":{"a":1}}},
+                {"type":"Microsoft.ApiManagement/service","sku":"Premium","zones":3,"properties":[]},
+                7, {"unrelated":true}]}"#,
+        );
+        assert_eq!(s.apis.len(), 1);
+        let a = &s.apis[0];
+        assert_eq!(
+            (a.path.as_deref(), a.is_current, a.service_url.as_deref()),
+            (None, None, None)
+        );
+        assert_eq!(a.protocols, vec!["https"]);
+        let svc = s.service.as_ref().unwrap();
+        assert_eq!(
+            (svc.sku.as_deref(), svc.capacity, svc.zones.len()),
+            (None, None, 0)
+        );
+        let p: Vec<String> = s.loaded.problems.iter().map(ToString::to_string).collect();
+        assert_eq!(p.len(), 2, "{p:?}");
+        assert_eq!(
+            p[0],
+            "apis.json record 2: list item is not a recognised record (not an object)"
+        );
+        assert!(
+            p[1].starts_with(
+                "apis.json record 3: list item is not a recognised record (keys unrelated)"
+            ),
+            "{p:?}"
+        );
+        let s = one("x.json", br#"{"value": 5, "other": []}"#);
+        assert!(only_problem(&s).contains("JSON object with keys other, value"));
+        let s = one("x.json", b"42");
+        assert!(only_problem(&s).contains("x.json:1: not a recognised gateway export"));
+        let s = one("x.json", b"[[1]]");
+        assert!(only_problem(&s).contains("x.json record 0: list item is not a recognised record"));
     }
 
-    pub fn parse_query_tables(
-        file: &str,
-        _doc: &Value,
-        _traffic: &mut Traffic,
-        report: &mut LoadReport,
-    ) {
-        pending(file, report);
+    #[test]
+    fn gzip_bom_and_utf16_are_read() {
+        let s = one("apis.json.gz", &gzip(APIS.as_bytes()));
+        assert_eq!(s.apis.len(), 1, "{:?}", s.loaded.problems);
+        let mut bom = b"\xef\xbb\xbf".to_vec();
+        bom.extend_from_slice(APIS.as_bytes());
+        assert_eq!(one("apis.json", &bom).apis.len(), 1);
+        let mut utf16 = vec![0xff, 0xfe];
+        for u in APIS.encode_utf16() {
+            utf16.extend_from_slice(&u.to_le_bytes());
+        }
+        let s = one("ps-redirect.json", &utf16);
+        assert_eq!(s.apis.len(), 1, "{:?}", s.loaded.problems);
+        let mut broken = gzip(APIS.as_bytes());
+        broken.truncate(broken.len() / 2);
+        let s = one("apis.json.gz", &broken);
+        assert!(only_problem(&s).contains("gzip data is corrupt or truncated"));
+    }
+
+    #[test]
+    fn activity_json_lines_with_a_broken_line() {
+        let lines = concat!(
+            r#"{"time":"2024-05-14T08:58:41Z","operationName":"Microsoft.ApiManagement/service/policies/write","resultType":"Success","resourceId":"/subscriptions/s/resourceGroups/rg/providers/Microsoft.ApiManagement/service/contoso/policies/policy","category":"Administrative"}"#,
+            "\n",
+            r#"{"time":"2024-05-14T09:01:00Z","operationName":"Microsoft.Network/networkSecurityGroups/write","resultType":"Success","resourceId":"/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/networkSecurityGroups/n","category":"Administrative"}"#,
+            "\n{\"time\": \"2024-05-14T09:02:00Z\", \"operationName\":\n",
+            r#"{"time":"not a time","operationName":"x/write","resultType":"Success","resourceId":"/x","category":"Administrative"}"#,
+            "\n"
+        );
+        let s = one("PT1H.json", lines.as_bytes());
+        assert_eq!(s.changes.len(), 2);
+        assert_eq!(s.changes[0].policy_scope, Some(PolicyScope::Global));
+        let p: Vec<String> = s.loaded.problems.iter().map(ToString::to_string).collect();
+        assert_eq!(p.len(), 2, "{p:?}");
+        assert!(p[0].starts_with("PT1H.json:3: invalid JSON"), "{p:?}");
+        assert!(
+            p[1].starts_with("PT1H.json:4:") || p[1].starts_with("PT1H.json record 4"),
+            "{p:?}"
+        );
+        let w = s.loaded.time_range.unwrap();
+        assert_eq!(w.end.to_rfc3339(), "2024-05-14T09:01:00Z");
+    }
+
+    #[test]
+    fn xml_and_text_recognition() {
+        let s = one(
+            "art/apis/orders/policy.xml",
+            b"\xef\xbb\xbf<policies><inbound><base /></inbound></policies>",
+        );
+        assert_eq!(s.policies[0].scope, PolicyScope::Api("orders".into()));
+        assert_eq!(
+            s.policies[0].xml,
+            "<policies><inbound><base /></inbound></policies>"
+        );
+        let s = one(
+            "page.xml",
+            b"<!DOCTYPE html>\n<html><body>login</body></html>",
+        );
+        assert!(only_problem(&s).contains("root element <html>"));
+        let s = one("notes.txt", b"remember to check the backend\n");
+        assert!(only_problem(&s).contains("notes.txt:1: not a recognised gateway export"));
+        let s = one("data.csv", b"name,value\nx,1\n");
+        assert!(only_problem(&s).contains("CSV whose header names no gateway log columns"));
+    }
+
+    #[test]
+    fn products_links_and_duplicates_merge() {
+        let s = collect_files(&[
+            (
+                "a/products/p1/apis/orders/productApiInformation.json".into(),
+                b"{}".to_vec(),
+            ),
+            (
+                "a/products/p1/productInformation.json".into(),
+                br#"{"properties":{"displayName":"P1","state":"published"}}"#.to_vec(),
+            ),
+            (
+                "a/products/p1/apis/users/productApiInformation.json".into(),
+                b"{}".to_vec(),
+            ),
+            ("one.json".into(), APIS.as_bytes().to_vec()),
+            ("two.json".into(), APIS.as_bytes().to_vec()),
+        ]);
+        assert_eq!(s.products.len(), 1);
+        assert_eq!(s.products[0].display_name.as_deref(), Some("P1"));
+        assert_eq!(s.products[0].apis, vec!["orders", "users"]);
+        assert_eq!(s.apis.len(), 1);
+        assert_eq!(s.loaded.files, 5);
+        assert!(s.loaded.problems.is_empty(), "{:?}", s.loaded.problems);
+    }
+
+    #[test]
+    fn collect_walks_sorted_skips_hidden_and_fails_on_missing_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join(".git/objects")).unwrap();
+        std::fs::write(root.join(".git/objects/x.json"), "not json").unwrap();
+        std::fs::write(root.join(".DS_Store"), [0u8, 1, 2]).unwrap();
+        std::fs::create_dir_all(root.join("policies/apis")).unwrap();
+        std::fs::write(root.join("policies/global.xml"), "<policies/>").unwrap();
+        std::fs::write(root.join("policies/apis/orders.xml"), "<policies/>").unwrap();
+        std::fs::write(root.join("apis.json.gz"), gzip(APIS.as_bytes())).unwrap();
+        let snap = collect(&[root.to_path_buf()]).unwrap();
+        assert_eq!(snap.loaded.files, 3);
+        assert!(
+            snap.loaded.problems.is_empty(),
+            "{:?}",
+            snap.loaded.problems
+        );
+        assert_eq!(snap.apis.len(), 1);
+        let scopes: Vec<String> = snap.policies.iter().map(|p| p.scope.to_string()).collect();
+        assert_eq!(scopes, vec!["api:orders", "global"]);
+
+        let missing = root.join("nope");
+        let err = collect(&[missing.clone()]).unwrap_err();
+        assert!(
+            format!("{err:#}").contains(&missing.display().to_string()),
+            "{err:#}"
+        );
+        // A single file given directly is read even if hidden.
+        let single = collect(&[root.join(".DS_Store")]).unwrap();
+        assert!(single.loaded.problems[0].message.contains("binary"));
+    }
+
+    #[test]
+    fn envelope_and_spec_example_unwrap() {
+        let s = one(
+            "x.json",
+            br#"{"request":{"method":"GET","url":"u"},"response":{"status":200,"body":{"value":[]}}}"#,
+        );
+        assert!(s.loaded.problems.is_empty() && s.loaded.counts.is_empty());
+        let s = one(
+            "x.json",
+            br#"{"request":{},"response":{"status":503,"body":{"error":{"code":"ServiceUnavailable","message":"try later"}}}}"#,
+        );
+        assert_eq!(
+            only_problem(&s),
+            "x.json: an HTTP 503 error response: ServiceUnavailable: try later"
+        );
+        let s = one(
+            "x.json",
+            br#"{"error":{"code":"AuthorizationFailed","message":"no access"}}"#,
+        );
+        assert!(only_problem(&s).contains("an error response from Azure: AuthorizationFailed"));
+        let s = one(
+            "spec.json",
+            br#"{"parameters":{},"responses":{"404":{},"201":{"body":{"name":"b","type":"Microsoft.ApiManagement/service/backends","properties":{"url":"https://b","protocol":"http"}}}}}"#,
+        );
+        assert_eq!(s.backends.len(), 1);
     }
 }
