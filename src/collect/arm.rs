@@ -1043,7 +1043,7 @@ mod tests {
             render_expression("[concat('<policies>', 'it''s', '</policies>')]"),
             ("<policies>it's</policies>".to_string(), true)
         );
-        assert_eq!(render_expression("[resourceGroup().location]").1, false);
+        assert!(!render_expression("[resourceGroup().location]").1);
         assert_eq!(render_expression("[[literal]").0, "[literal]");
         assert_eq!(render_expression("plain"), ("plain".to_string(), true));
         // Garbage never panics.

@@ -3,7 +3,6 @@
 //! answers, which must be reported clearly.
 
 use super::*;
-use std::collections::BTreeMap;
 
 fn corpus() -> Option<PathBuf> {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus");
@@ -13,17 +12,6 @@ fn corpus() -> Option<PathBuf> {
         eprintln!("skipped: {} is absent", p.display());
         None
     }
-}
-
-fn summary(s: &Snapshot) -> String {
-    let counts: BTreeMap<&str, u64> = s
-        .loaded
-        .counts
-        .iter()
-        .map(|(k, v)| (k.label(), *v))
-        .collect();
-    let problems: Vec<String> = s.loaded.problems.iter().map(|p| p.to_string()).collect();
-    format!("{counts:?} problems={problems:#?}")
 }
 
 use InputKind::*;

@@ -1138,7 +1138,7 @@ mod tests {
         assert_eq!(scopes, vec!["api:orders", "global"]);
 
         let missing = root.join("nope");
-        let err = collect(&[missing.clone()]).unwrap_err();
+        let err = collect(std::slice::from_ref(&missing)).unwrap_err();
         assert!(
             format!("{err:#}").contains(&missing.display().to_string()),
             "{err:#}"
