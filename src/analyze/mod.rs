@@ -1,16 +1,33 @@
 //! Analysis: pure functions from a `Snapshot` to `Finding`s. No I/O, no
 //! clock (time comes in through `Options`). The home of polars and statrs.
+//!
+//! `analyze` rolls traffic up once (`rollup`), runs the traffic detectors
+//! (`spikes`, `backends`, `latency`), the configuration checks of the other
+//! analyzers (`policy`, `detect`, `network`, `scaling`), the backend map
+//! (`routes`) and change correlation (`changes`), then ranks everything.
+//! `stories` ties the findings into root-cause stories (`story`).
 
+pub mod backends;
+pub mod changes;
 pub mod detect;
+pub mod diff;
+pub mod latency;
 pub mod network;
 pub mod policy;
 pub mod rollup;
+pub mod routes;
 pub mod scaling;
+pub mod spikes;
 pub mod stats;
+pub mod story;
 
 pub use rollup::{Rollup, rollup};
 
-use crate::model::{Finding, RouteEntry, Snapshot, Story, Timestamp};
+use crate::model::{
+    Finding, FindingKind, Minute, Origin, RequestRecord, RouteEntry, SeriesKey, Snapshot, Story,
+    Timestamp, Window,
+};
+use std::collections::BTreeSet;
 
 /// What an analysis run looks at.
 #[derive(Clone, Debug, Default)]
@@ -21,20 +38,201 @@ pub struct Options {
     pub until: Option<Timestamp>,
 }
 
+impl Options {
+    /// True when an instant is inside the scope.
+    pub fn contains(&self, t: Timestamp) -> bool {
+        self.since.is_none_or(|s| t >= s) && self.until.is_none_or(|u| t < u)
+    }
+}
+
 /// Every analyzer over the snapshot; findings most urgent first.
 pub fn analyze(snapshot: &Snapshot, options: &Options) -> Vec<Finding> {
-    let _ = (snapshot, options);
-    Vec::new()
+    let ctx = Ctx::new(snapshot, options);
+    let spikes = spikes::findings(&ctx);
+    let backend = backends::findings(&ctx, &spikes);
+    let latency = latency::findings(&ctx);
+    let mut out = backends::fold_symptoms(&ctx, backend, spikes, latency);
+    let map = routes::backend_map_in(&ctx);
+    out.extend(routes::findings(&ctx, &map));
+    out.extend(policy::findings(snapshot));
+    out.extend(detect::findings(snapshot));
+    out.extend(network::findings(snapshot, &map));
+    let correlated = changes::findings(&ctx, &out);
+    out.extend(correlated);
+    rank(&mut out);
+    out
+}
+
+/// Most urgent first: severity, then confidence, then the earliest window.
+pub fn rank(findings: &mut [Finding]) {
+    findings.sort_by(|a, b| {
+        b.severity
+            .cmp(&a.severity)
+            .then(b.confidence.total_cmp(&a.confidence))
+            .then_with(|| match (a.window, b.window) {
+                (Some(x), Some(y)) => x.start.cmp(&y.start),
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+                (None, None) => std::cmp::Ordering::Equal,
+            })
+            .then_with(|| a.id.cmp(&b.id))
+    });
 }
 
 /// For every operation: where it routes, and that backend's health.
 pub fn backend_map(snapshot: &Snapshot) -> Vec<RouteEntry> {
-    let _ = snapshot;
-    Vec::new()
+    routes::backend_map_in(&Ctx::new(snapshot, &Options::default()))
 }
 
 /// Root-cause stories tying symptoms to changes and backend faults.
 pub fn stories(snapshot: &Snapshot, findings: &[Finding]) -> Vec<Story> {
-    let _ = (snapshot, findings);
-    Vec::new()
+    story::stories(&Ctx::new(snapshot, &Options::default()), findings)
 }
+
+/// What every detector shares: the snapshot, the scope and the rollup, with
+/// the dense minute axis detectors index by.
+pub struct Ctx<'a> {
+    pub snapshot: &'a Snapshot,
+    pub options: &'a Options,
+    pub rollup: Rollup,
+    /// First minute of the dense axis.
+    pub start: Minute,
+    /// Minutes on the dense axis.
+    pub len: usize,
+}
+
+impl<'a> Ctx<'a> {
+    pub fn new(snapshot: &'a Snapshot, options: &'a Options) -> Ctx<'a> {
+        let rollup = rollup::rollup(snapshot, options);
+        let (start, len) = rollup.span().unwrap_or((0, 0));
+        Ctx {
+            snapshot,
+            options,
+            rollup,
+            start,
+            len,
+        }
+    }
+
+    /// A per-minute value on the dense axis (zero where there was no traffic).
+    pub fn dense(
+        &self,
+        rows: &[rollup::MinuteRow],
+        value: impl Fn(&rollup::Stats) -> u64,
+    ) -> Vec<u64> {
+        stats::densify(
+            self.start,
+            self.len,
+            rows,
+            |r| r.minute,
+            |r| value(&r.stats),
+        )
+    }
+
+    /// Dense indices `[s, e)` as a time window.
+    pub fn window(&self, s: usize, e: usize) -> Window {
+        Window::minutes(self.start + s as i64, self.start + e as i64)
+    }
+
+    pub fn time_of(&self, i: usize) -> Timestamp {
+        Timestamp::from_minute(self.start + i as i64)
+    }
+
+    /// How many (series, minute) cells the burst tests look at.
+    pub fn tests(&self) -> usize {
+        (self.rollup.operations.len() + self.rollup.backends.len()).max(1) * self.len.max(1)
+    }
+
+    /// Per-window significance after a Bonferroni correction for `tests`.
+    pub fn alpha(&self, tests: usize) -> f64 {
+        (0.01 / tests as f64).clamp(1e-12, 1e-4)
+    }
+
+    /// How people know an operation: `api/op (GET /stock/{id})`.
+    pub fn op_label(&self, api: &str, op: &str) -> String {
+        let known = self
+            .snapshot
+            .operations
+            .iter()
+            .find(|o| o.api_id.eq_ignore_ascii_case(api) && o.id.eq_ignore_ascii_case(op));
+        match known.and_then(|o| o.url_template.as_deref()) {
+            Some(t) => {
+                let method = known.and_then(|o| o.method.as_deref()).unwrap_or("");
+                format!("{api}/{op} ({} {t})", method).replace(" (  ", " (")
+            }
+            None => format!("{api}/{op}"),
+        }
+    }
+
+    /// A few raw failing requests from the series `key` picks, inside
+    /// `window`, that `keep` accepts: spread over the window, in time order.
+    pub fn samples(
+        &self,
+        window: Window,
+        key: impl Fn(&SeriesKey) -> bool,
+        keep: impl Fn(&RequestRecord) -> bool,
+        n: usize,
+    ) -> Vec<RequestRecord> {
+        let (a, b) = (window.start.minute(), window.end.minute());
+        let mut all: Vec<&RequestRecord> = Vec::new();
+        for s in self.snapshot.traffic.series.iter().filter(|s| key(&s.key)) {
+            for (_, st) in s.minutes.range(a..b) {
+                all.extend(st.samples.iter().filter(|r| keep(r)));
+            }
+        }
+        all.sort_by_key(|r| (r.time, r.origin.clone()));
+        if all.len() <= n {
+            return all.into_iter().cloned().collect();
+        }
+        let step = all.len() as f64 / n as f64;
+        (0..n)
+            .filter_map(|i| all.get((i as f64 * step) as usize))
+            .map(|r| (*r).clone())
+            .collect()
+    }
+
+    /// True when an instant is inside the analysis scope.
+    pub fn in_scope(&self, t: Timestamp) -> bool {
+        self.options.contains(t)
+    }
+
+    /// Backends (series keys) an operation's traffic went to.
+    pub fn backends_of(&self, api: &str, op: &str) -> Vec<String> {
+        self.rollup
+            .operation(api, op)
+            .map(|o| o.backends.iter().map(|(b, _)| b.clone()).collect())
+            .unwrap_or_default()
+    }
+}
+
+/// The distinct files the records came from.
+pub fn sources_of(records: &[RequestRecord]) -> Vec<Origin> {
+    let files: BTreeSet<&str> = records.iter().map(|r| r.origin.file.as_str()).collect();
+    files
+        .into_iter()
+        .filter(|f| !f.is_empty())
+        .map(Origin::file)
+        .collect()
+}
+
+/// Confidence of a statistical finding from its p-value, tempered for small
+/// counts.
+pub fn confidence_from_p(p: f64, events: u64) -> f64 {
+    let lp = -p.max(1e-300).log10();
+    let c = (0.5 + 0.05 * lp).min(0.99);
+    if events < 10 { c * 0.9 } else { c }
+}
+
+/// Kinds whose findings are symptoms in traffic.
+pub fn is_traffic_symptom(kind: FindingKind) -> bool {
+    matches!(
+        kind,
+        FindingKind::ErrorSpike
+            | FindingKind::BackendTimeout
+            | FindingKind::BackendFailure
+            | FindingKind::LatencyRegression
+    )
+}
+
+#[cfg(test)]
+mod tests;

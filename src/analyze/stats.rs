@@ -183,6 +183,11 @@ pub struct Burst {
 }
 
 impl Burst {
+    /// Failures beyond what the baseline explains.
+    pub fn excess(&self) -> f64 {
+        self.events as f64 - self.baseline * self.requests as f64
+    }
+
     pub fn rate(&self) -> f64 {
         if self.requests == 0 {
             0.0

@@ -1,0 +1,444 @@
+//! Change correlation: configuration writes, deployments, network and scale
+//! changes made shortly before an anomaly began (within `LOOKBACK_MINUTES`
+//! of its onset, up to a minute after) are named as suspects. A change is
+//! relevant when it touches what the anomaly is about: a policy scope on
+//! the operation's chain (global, its product, its API, itself), the API or
+//! backend resource, the app behind the backend (deployment), the network
+//! path (NSG) or the gateway's scale. Each implicated change becomes one
+//! `config_change` finding with the policy diff when both versions are
+//! known.
+
+use super::Ctx;
+use super::backends::{app_matches, is_failed};
+use crate::model::{
+    Change, ChangeKind, Evidence, Finding, FindingKind, PolicyScope, Severity, Snapshot, Subject,
+    Suspect,
+};
+use std::collections::BTreeMap;
+
+/// How long before an anomaly's onset a change is a suspect.
+pub const LOOKBACK_MINUTES: i64 = 60;
+
+/// A change implicated in one anomaly.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Implicated {
+    /// Index into `snapshot.changes`.
+    pub change: usize,
+    /// Minutes from the change to the anomaly's onset.
+    pub lead_minutes: i64,
+    /// 0..1: how directly the change touches the anomaly's subject.
+    pub relevance: f64,
+}
+
+/// The policy XML before a change: the event's own `policy_before`, else the
+/// `policy_after` of the previous write to the same scope, else — when the
+/// event carries the new XML, it is the last write to its scope and the
+/// loaded policy differs from it — the loaded policy (the export predates
+/// the write, or the write was rolled back since; either way it is the
+/// version the write replaced or returned to).
+pub fn policy_before(snapshot: &Snapshot, c: &Change) -> Option<String> {
+    if let Some(b) = &c.policy_before {
+        return Some(b.clone());
+    }
+    let scope = c.policy_scope.as_ref()?;
+    let previous = snapshot
+        .changes
+        .iter()
+        .filter(|p| p.policy_scope.as_ref() == Some(scope) && p.time < c.time)
+        .filter(|p| p.policy_after.is_some())
+        .max_by_key(|p| p.time);
+    if let Some(p) = previous {
+        return p.policy_after.clone();
+    }
+    let after = c.policy_after.as_deref()?;
+    let later = snapshot
+        .changes
+        .iter()
+        .any(|p| p.policy_scope.as_ref() == Some(scope) && p.time > c.time);
+    let current = snapshot.policy(scope)?;
+    (!later && normalise(&current.xml) != normalise(after)).then(|| current.xml.clone())
+}
+
+/// The policy XML a change set: the event's `policy_after`, else the loaded
+/// policy when no later write to that scope is known.
+pub fn policy_after(snapshot: &Snapshot, c: &Change) -> Option<String> {
+    if let Some(a) = &c.policy_after {
+        return Some(a.clone());
+    }
+    let scope = c.policy_scope.as_ref()?;
+    let later = snapshot
+        .changes
+        .iter()
+        .any(|p| p.policy_scope.as_ref() == Some(scope) && p.time > c.time);
+    (!later)
+        .then(|| snapshot.policy(scope).map(|d| d.xml.clone()))
+        .flatten()
+}
+
+fn normalise(xml: &str) -> String {
+    xml.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Unified diff of a policy change, when both versions are known.
+pub fn policy_diff(snapshot: &Snapshot, c: &Change) -> Option<String> {
+    let before = policy_before(snapshot, c)?;
+    let after = policy_after(snapshot, c)?;
+    let scope = c
+        .policy_scope
+        .as_ref()
+        .map(|s| s.to_string())
+        .unwrap_or_default();
+    super::diff::unified(
+        &normalise(&before),
+        &normalise(&after),
+        &format!("{scope} before"),
+        &format!("{scope} after {}", c.time),
+    )
+}
+
+/// The changes implicated in `finding` (an anomaly with a window), most
+/// relevant and closest first. Only the most relevant tier is kept: a
+/// write to the operation's own policy outranks an unrelated write.
+pub fn implicated(ctx: &Ctx, finding: &Finding) -> Vec<Implicated> {
+    let Some(w) = finding.window else {
+        return Vec::new();
+    };
+    let onset = w.start;
+    let scopes = scopes_of(ctx, finding);
+    let backends = backends_of(ctx, finding);
+    let apis: Vec<String> = scopes
+        .iter()
+        .filter_map(|s| match s {
+            PolicyScope::Api(a) => Some(a.to_ascii_lowercase()),
+            _ => None,
+        })
+        .collect();
+    let mut out: Vec<Implicated> = Vec::new();
+    for (i, c) in ctx.snapshot.changes.iter().enumerate() {
+        let lead = (onset.millis() - c.time.millis()).div_euclid(60_000);
+        if !(-1..=LOOKBACK_MINUTES).contains(&lead) || !ctx.in_scope(c.time) {
+            continue;
+        }
+        if c.status.as_deref().is_some_and(is_failed) || superseded(ctx.snapshot, i) {
+            continue;
+        }
+        let rid = c.resource_id.as_deref().unwrap_or("").to_ascii_lowercase();
+        let relevance = match c.kind {
+            _ if c.policy_scope.as_ref().is_some_and(|s| scopes.contains(s)) => 1.0,
+            ChangeKind::Deployment
+                if backends
+                    .iter()
+                    .any(|b| app_matches(ctx, b, c.resource_id.as_deref(), None)) =>
+            {
+                1.0
+            }
+            ChangeKind::Config | ChangeKind::Delete
+                if backends
+                    .iter()
+                    .any(|b| rid.contains(&format!("/backends/{}", b.to_ascii_lowercase())))
+                    || apis.iter().any(|a| {
+                        rid.ends_with(&format!("/apis/{a}")) || rid.contains(&format!("/apis/{a}/"))
+                    }) =>
+            {
+                0.9
+            }
+            ChangeKind::Network
+                if matches!(
+                    finding.kind,
+                    FindingKind::BackendFailure | FindingKind::BackendTimeout
+                ) =>
+            {
+                0.7
+            }
+            ChangeKind::Scale
+                if matches!(
+                    finding.kind,
+                    FindingKind::LatencyRegression | FindingKind::Capacity
+                ) =>
+            {
+                0.7
+            }
+            _ if c.policy_scope.is_some() => 0.2,
+            ChangeKind::Config | ChangeKind::Deployment | ChangeKind::Network => 0.3,
+            _ => 0.1,
+        };
+        out.push(Implicated {
+            change: i,
+            lead_minutes: lead,
+            relevance,
+        });
+    }
+    let best = out.iter().map(|x| x.relevance).fold(0.0, f64::max);
+    // Weak matches only count when nothing better is there, and then only
+    // the closest.
+    out.retain(|x| x.relevance >= best && x.relevance >= 0.2);
+    out.sort_by(|a, b| {
+        b.relevance
+            .total_cmp(&a.relevance)
+            .then(a.lead_minutes.cmp(&b.lead_minutes))
+    });
+    if best < 0.5 {
+        out.truncate(1);
+    }
+    out
+}
+
+/// An activity log holds a Started and a Succeeded event for one write:
+/// keep the last event of the same operation on the same resource within
+/// five minutes.
+fn superseded(snapshot: &Snapshot, i: usize) -> bool {
+    let Some(c) = snapshot.changes.get(i) else {
+        return false;
+    };
+    snapshot.changes.iter().enumerate().any(|(j, d)| {
+        j != i
+            && d.operation.eq_ignore_ascii_case(&c.operation)
+            && d.resource_id == c.resource_id
+            && d.time >= c.time
+            && (d.time.millis() - c.time.millis()) <= 5 * 60_000
+            && (d.time > c.time || j > i)
+            && !d.status.as_deref().is_some_and(is_failed)
+    })
+}
+
+/// Policy scopes on the chain of the operations a finding concerns.
+fn scopes_of(ctx: &Ctx, f: &Finding) -> Vec<PolicyScope> {
+    let mut ops: Vec<(String, String)> = Vec::new();
+    if let (Some(a), Some(o)) = (&f.subject.api, &f.subject.operation) {
+        ops.push((a.clone(), o.clone()));
+    }
+    if let Some(b) = &f.subject.backend
+        && let Some(r) = ctx.rollup.backend(b)
+    {
+        ops.extend(r.operations.iter().map(|(a, o, _)| (a.clone(), o.clone())));
+    }
+    let mut out = vec![PolicyScope::Global];
+    if let Some(s) = &f.subject.policy_scope {
+        out.push(s.clone());
+    }
+    for (a, o) in ops {
+        for p in ctx
+            .snapshot
+            .products
+            .iter()
+            .filter(|p| p.apis.iter().any(|x| x.eq_ignore_ascii_case(&a)))
+        {
+            out.push(PolicyScope::Product(p.id.clone()));
+        }
+        out.push(PolicyScope::Operation(a.clone(), o));
+        out.push(PolicyScope::Api(a));
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+fn backends_of(ctx: &Ctx, f: &Finding) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(b) = &f.subject.backend {
+        out.push(b.clone());
+    }
+    if let (Some(a), Some(o)) = (&f.subject.api, &f.subject.operation) {
+        out.extend(ctx.backends_of(a, o));
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// A change as a story suspect.
+pub fn suspect(snapshot: &Snapshot, x: &Implicated) -> Option<Suspect> {
+    let c = snapshot.changes.get(x.change)?;
+    Some(Suspect {
+        time: c.time,
+        operation: c.operation.clone(),
+        resource_id: c.resource_id.clone(),
+        caller: c.caller.clone(),
+        lead_minutes: x.lead_minutes,
+        diff: policy_diff(snapshot, c),
+    })
+}
+
+/// The subject a change is about.
+pub fn change_subject(ctx: &Ctx, c: &Change) -> Subject {
+    if let Some(s) = &c.policy_scope {
+        return Subject::policy(s.clone());
+    }
+    let rid = c.resource_id.as_deref().unwrap_or("");
+    let segs: Vec<&str> = rid.split('/').filter(|s| !s.is_empty()).collect();
+    let after = |name: &str| {
+        segs.iter()
+            .position(|s| s.eq_ignore_ascii_case(name))
+            .and_then(|i| segs.get(i + 1))
+            .map(|s| s.to_string())
+    };
+    if c.kind == ChangeKind::Deployment {
+        let backend = ctx
+            .rollup
+            .backends
+            .iter()
+            .find(|b| app_matches(ctx, &b.backend, c.resource_id.as_deref(), None))
+            .map(|b| b.backend.clone());
+        return Subject {
+            backend: backend.or_else(|| segs.last().map(|s| s.to_string())),
+            ..Subject::default()
+        };
+    }
+    if let Some(nsg) = after("networkSecurityGroups") {
+        return Subject {
+            nsg: Some(nsg),
+            rule: after("securityRules"),
+            ..Subject::default()
+        };
+    }
+    if let Some(b) = after("backends") {
+        return Subject::backend(&b);
+    }
+    if let Some(a) = after("apis") {
+        return Subject {
+            api: Some(a),
+            operation: after("operations"),
+            ..Subject::default()
+        };
+    }
+    Subject {
+        service: segs.last().map(|s| s.to_string()),
+        ..Subject::default()
+    }
+}
+
+/// One `config_change` finding per implicated change (per subject; the
+/// closest change leads), for the anomalies in `findings`.
+pub fn findings(ctx: &Ctx, findings: &[Finding]) -> Vec<Finding> {
+    let mut by_change: BTreeMap<usize, Vec<(&Finding, Implicated)>> = BTreeMap::new();
+    for f in findings.iter().filter(|f| f.kind.is_anomaly()) {
+        for x in implicated(ctx, f) {
+            by_change.entry(x.change).or_default().push((f, x));
+        }
+    }
+    let mut by_subject: BTreeMap<String, Finding> = BTreeMap::new();
+    for (ci, hits) in by_change {
+        let Some(c) = ctx.snapshot.changes.get(ci) else {
+            continue;
+        };
+        let Some((lead_f, best)) = hits
+            .iter()
+            .max_by(|a, b| {
+                a.1.relevance
+                    .total_cmp(&b.1.relevance)
+                    .then(b.1.lead_minutes.cmp(&a.1.lead_minutes))
+            })
+            .map(|(f, x)| (*f, x.clone()))
+        else {
+            continue;
+        };
+        let subject = change_subject(ctx, c);
+        let what = match (&c.policy_scope, c.kind) {
+            (Some(s), _) => format!("policy at scope {s}"),
+            (None, ChangeKind::Deployment) => format!(
+                "deployment of {}",
+                c.resource_id
+                    .as_deref()
+                    .and_then(|r| r.rsplit('/').next())
+                    .unwrap_or("an app")
+            ),
+            _ => format!(
+                "{} on {}",
+                c.operation,
+                c.resource_id
+                    .as_deref()
+                    .map(short_resource)
+                    .unwrap_or_default()
+            ),
+        };
+        let detail = timeout_detail(ctx.snapshot, c)
+            .map(|d| format!(" ({d})"))
+            .unwrap_or_default();
+        let symptoms: Vec<String> = hits
+            .iter()
+            .map(|(f, _)| format!("{} on {}", f.kind, f.subject))
+            .collect();
+        let summary = format!(
+            "{what} changed at {} UTC{}{detail}, {} min before {} began",
+            c.time.hhmm(),
+            c.caller
+                .as_deref()
+                .map(|x| format!(" by {x}"))
+                .unwrap_or_default(),
+            best.lead_minutes.max(0),
+            symptoms.first().cloned().unwrap_or_default(),
+        );
+        let mut ev = Evidence::text(format!(
+            "{} {} at {}{}; precedes: {}",
+            c.operation,
+            c.resource_id.as_deref().unwrap_or(""),
+            c.time,
+            c.status
+                .as_deref()
+                .map(|s| format!(" ({s})"))
+                .unwrap_or_default(),
+            symptoms.join("; ")
+        ))
+        .value("lead_minutes", best.lead_minutes as f64)
+        .value("relevance", best.relevance)
+        .value("symptoms", hits.len() as f64);
+        ev.sources = vec![c.origin.clone()];
+        ev.excerpt = policy_diff(ctx.snapshot, c);
+        let severity = if best.relevance >= 0.9 && lead_f.severity >= Severity::High {
+            Severity::High
+        } else if best.relevance >= 0.5 {
+            Severity::Medium
+        } else {
+            Severity::Low
+        };
+        let confidence = best.relevance
+            * (1.0 - 0.5 * best.lead_minutes.max(0) as f64 / LOOKBACK_MINUTES as f64);
+        let f = Finding::new(FindingKind::ConfigChange, severity, subject, summary)
+            .window(crate::model::Window {
+                start: c.time,
+                end: c.time.plus_minutes(1),
+            })
+            .evidence(ev)
+            .confidence(confidence);
+        match by_subject.get_mut(&f.id) {
+            // Two changes to one subject: the later (closer) one leads.
+            Some(prev) if prev.window.map(|w| w.start) < Some(c.time) => {
+                let mut f = f;
+                f.evidence.extend(prev.evidence.drain(..));
+                *prev = f;
+            }
+            Some(prev) => prev.evidence.extend(f.evidence),
+            None => {
+                by_subject.insert(f.id.clone(), f);
+            }
+        }
+    }
+    by_subject.into_values().collect()
+}
+
+/// "forward-request timeout 120 s → 5 s" when a policy change moved it.
+fn timeout_detail(snapshot: &Snapshot, c: &Change) -> Option<String> {
+    let before = super::backends::timeout_in_xml(&policy_before(snapshot, c)?);
+    let after = super::backends::timeout_in_xml(&policy_after(snapshot, c)?);
+    match (before, after) {
+        (Some(b), Some(a)) if (a - b).abs() > f64::EPSILON => {
+            Some(format!("forward-request timeout {b} s → {a} s"))
+        }
+        (None, Some(a)) => Some(format!("forward-request timeout set to {a} s")),
+        _ => None,
+    }
+}
+
+fn short_resource(rid: &str) -> String {
+    let segs: Vec<&str> = rid.split('/').filter(|s| !s.is_empty()).collect();
+    let n = segs.len();
+    if n >= 4 {
+        segs[n - 4..].join("/")
+    } else {
+        rid.to_string()
+    }
+}

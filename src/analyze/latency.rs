@@ -1,0 +1,320 @@
+//! Latency regressions: an operation's p95 or p99 TotalTime sustained well
+//! above its own baseline. Minutes are grouped into buckets just big enough
+//! for the percentile to rest on several requests (about 60 requests for
+//! p95, 300 for p99: a p99 of 30 requests is just their maximum, which a
+//! rare heavy tail moves at random); exact percentiles per bucket. The baseline is
+//! the median and MAD of the bucket percentiles with the candidate windows
+//! left out. A bucket is slow when it is 6 robust sigmas and 1.5x above the
+//! median; a regression needs several slow buckets in a row covering at
+//! least five minutes. Daily swings widen the MAD, so they do not alarm.
+
+use super::Ctx;
+use super::rollup::OpRollup;
+use super::stats::{median, median_mad, sorted_percentile};
+use crate::model::{Evidence, Finding, FindingKind, Severity, Subject, Timestamp};
+
+/// Requests a bucket should hold for its p95 / p99 to mean something;
+/// buckets with fewer than two thirds of that are ignored.
+const P95_REQUESTS: f64 = 60.0;
+const P99_REQUESTS: f64 = 300.0;
+const SIGMAS: f64 = 6.0;
+const MIN_RATIO: f64 = 1.5;
+const MIN_MINUTES: usize = 5;
+
+/// One bucket of an operation: requests and exact latency percentiles.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct Bucket {
+    requests: u64,
+    p95: Option<u32>,
+    p99: Option<u32>,
+    backend_p95: Option<u32>,
+}
+
+/// Latency-regression findings, at most one per operation.
+pub fn findings(ctx: &Ctx) -> Vec<Finding> {
+    ctx.rollup
+        .operations
+        .iter()
+        .filter_map(|op| regression(ctx, op))
+        .collect()
+}
+
+fn bucket_size(op: &OpRollup, len: usize, target: f64) -> Option<usize> {
+    // Requests per minute over the whole span, quiet minutes included.
+    let per_minute = op.totals.requests as f64 / len.max(1) as f64;
+    [1usize, 2, 3, 5, 10, 15, 30, 60]
+        .into_iter()
+        .find(|b| per_minute * *b as f64 >= target)
+}
+
+fn buckets(ctx: &Ctx, op: &OpRollup, size: usize) -> Vec<Bucket> {
+    let n = ctx.len.div_ceil(size);
+    if size == 1 {
+        let mut out = vec![Bucket::default(); n];
+        for m in &op.minutes {
+            let i = (m.minute - ctx.start) as usize;
+            if let Some(b) = out.get_mut(i) {
+                *b = Bucket {
+                    requests: m.stats.requests,
+                    p95: m.stats.total_time.p95,
+                    p99: m.stats.total_time.p99,
+                    backend_p95: m.stats.backend_time.p95,
+                };
+            }
+        }
+        return out;
+    }
+    let mut total: Vec<Vec<u32>> = vec![Vec::new(); n];
+    let mut backend: Vec<Vec<u32>> = vec![Vec::new(); n];
+    for s in ctx
+        .snapshot
+        .traffic
+        .series
+        .iter()
+        .filter(|s| s.key.api_id == op.api && s.key.operation_id == op.operation)
+    {
+        for (m, st) in &s.minutes {
+            if !super::rollup::in_scope(ctx.options, *m) || *m < ctx.start {
+                continue;
+            }
+            let i = (m - ctx.start) as usize / size;
+            if let (Some(t), Some(b)) = (total.get_mut(i), backend.get_mut(i)) {
+                t.extend_from_slice(&st.total_times);
+                b.extend_from_slice(&st.backend_times);
+            }
+        }
+    }
+    total
+        .into_iter()
+        .zip(backend)
+        .map(|(mut t, mut b)| {
+            t.sort_unstable();
+            b.sort_unstable();
+            Bucket {
+                requests: t.len() as u64,
+                p95: sorted_percentile(&t, 95.0),
+                p99: sorted_percentile(&t, 99.0),
+                backend_p95: sorted_percentile(&b, 95.0),
+            }
+        })
+        .collect()
+}
+
+/// A run of slow buckets `[start, end)` and how slow it got.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Run {
+    start: usize,
+    end: usize,
+    slow: usize,
+    peak: f64,
+    peak_at: usize,
+    baseline: f64,
+    score: f64,
+}
+
+fn runs(values: &[Option<f64>], size: usize) -> Vec<Run> {
+    let valid: Vec<f64> = values.iter().flatten().copied().collect();
+    if valid.len() < 20 {
+        return Vec::new();
+    }
+    let mut found = flag(values, &valid, size);
+    // Second pass: the baseline without the candidate windows.
+    if !found.is_empty() {
+        let kept: Vec<f64> = values
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !found.iter().any(|r| *i + 2 >= r.start && *i < r.end + 2))
+            .filter_map(|(_, v)| *v)
+            .collect();
+        if kept.len() >= 20 {
+            found = flag(values, &kept, size);
+        }
+    }
+    found
+}
+
+fn flag(values: &[Option<f64>], baseline: &[f64], size: usize) -> Vec<Run> {
+    let Some((med, mad)) = median_mad(baseline) else {
+        return Vec::new();
+    };
+    let sigma = (1.4826 * mad).max(0.05 * med).max(1.0);
+    let limit = (med + SIGMAS * sigma).max(MIN_RATIO * med);
+    let slow = |i: usize| values.get(i).copied().flatten().is_some_and(|v| v >= limit);
+    let need = MIN_MINUTES.div_ceil(size).max(3).min(MIN_MINUTES.max(3));
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < values.len() {
+        if !slow(i) {
+            i += 1;
+            continue;
+        }
+        let mut end = i + 1;
+        let mut count = 1;
+        let mut j = i + 1;
+        let mut gap = 0;
+        while j < values.len() && gap <= 1 {
+            if slow(j) {
+                end = j + 1;
+                count += 1;
+                gap = 0;
+            } else {
+                gap += 1;
+            }
+            j += 1;
+        }
+        if count >= need && (end - i) * size >= MIN_MINUTES {
+            let (mut peak, mut peak_at, mut score) = (0.0, i, 0.0);
+            for k in i..end {
+                if let Some(v) = values.get(k).copied().flatten() {
+                    if v > peak {
+                        peak = v;
+                        peak_at = k;
+                    }
+                    if v >= limit {
+                        score += (v - med) / sigma;
+                    }
+                }
+            }
+            out.push(Run {
+                start: i,
+                end,
+                slow: count,
+                peak,
+                peak_at,
+                baseline: med,
+                score,
+            });
+        }
+        i = end;
+    }
+    out
+}
+
+fn regression(ctx: &Ctx, op: &OpRollup) -> Option<Finding> {
+    // p95 first; p99 only where p95 shows nothing.
+    let mut found = None;
+    for (metric, target) in [("p95", P95_REQUESTS), ("p99", P99_REQUESTS)] {
+        let Some(size) = bucket_size(op, ctx.len, target) else {
+            continue;
+        };
+        let bs = buckets(ctx, op, size);
+        let min = (target * 2.0 / 3.0) as u64;
+        let values = percentile_series(&bs, min, |b| if metric == "p95" { b.p95 } else { b.p99 });
+        if let Some(run) = runs(&values, size)
+            .into_iter()
+            .max_by(|a, b| a.score.total_cmp(&b.score))
+        {
+            found = Some((metric, size, bs, values, run, min));
+            break;
+        }
+    }
+    let (metric, size, bs, values, run, min) = found?;
+    let window = crate::model::Window::minutes(
+        ctx.start + (run.start * size) as i64,
+        (ctx.start + (run.end * size) as i64).min(ctx.start + ctx.len as i64),
+    );
+    let ratio = run.peak / run.baseline.max(1.0);
+    let requests: u64 = bs[run.start..run.end].iter().map(|b| b.requests).sum();
+    // Did the backend get slower, or the gateway (policies, client)?
+    let backend = percentile_series(&bs, min, |b| b.backend_p95);
+    let base_backend = median(&backend.iter().flatten().copied().collect::<Vec<_>>());
+    let in_backend = median(
+        &backend[run.start..run.end]
+            .iter()
+            .flatten()
+            .copied()
+            .collect::<Vec<_>>(),
+    );
+    let in_total = median(
+        &values[run.start..run.end]
+            .iter()
+            .flatten()
+            .copied()
+            .collect::<Vec<_>>(),
+    );
+    let where_ = match (base_backend, in_backend, in_total) {
+        (Some(bb), Some(ib), Some(it)) if ib - bb >= 0.6 * (it - run.baseline) => {
+            "BackendTime rose with it: the backend got slower"
+        }
+        (Some(_), Some(_), Some(_)) => {
+            "BackendTime did not rise as much: time is spent in the gateway (policies) or the client"
+        }
+        _ => "no BackendTime to attribute it",
+    };
+    let minutes = window.duration_minutes();
+    let severity = if ratio >= 3.0 || (ratio >= 2.0 && minutes >= 60) {
+        Severity::High
+    } else {
+        Severity::Medium
+    };
+    let label = ctx.op_label(&op.api, &op.operation);
+    let summary = format!(
+        "{metric} latency of {label} rose to {:.0} ms ({ratio:.1}x its baseline of {:.0} ms) {}–{} UTC, sustained {minutes} min",
+        run.peak,
+        run.baseline,
+        window.start.hhmm(),
+        window.end.hhmm(),
+    );
+    let peak_time = Timestamp::from_minute(ctx.start + (run.peak_at * size) as i64);
+    let mut ev = Evidence::text(format!(
+        "{} of {} buckets of {size} min above {:.0} ms (median + {SIGMAS} robust sigmas, at least {MIN_RATIO}x); peak {:.0} ms at {} UTC; {requests} requests in the window; {where_}",
+        run.slow,
+        run.end - run.start,
+        run.baseline,
+        run.peak,
+        peak_time.hhmm()
+    ))
+    .value("baseline_ms", run.baseline)
+    .value("peak_ms", run.peak)
+    .value("ratio", ratio)
+    .value("duration_minutes", minutes as f64)
+    .value("bucket_minutes", size as f64)
+    .value("requests", requests as f64);
+    if let (Some(bb), Some(ib)) = (base_backend, in_backend) {
+        ev = ev
+            .value("backend_p95_baseline_ms", bb)
+            .value("backend_p95_in_window_ms", ib);
+    }
+    ev.records = slow_records(ctx, op, window, run.baseline);
+    ev.sources = super::sources_of(&ev.records);
+    let confidence = (0.6 + 0.03 * run.slow as f64).min(0.95);
+    Some(
+        Finding::new(
+            FindingKind::LatencyRegression,
+            severity,
+            Subject::operation(&op.api, &op.operation),
+            summary,
+        )
+        .window(window)
+        .evidence(ev)
+        .confidence(confidence),
+    )
+}
+
+/// Bucket values with enough requests, `None` elsewhere.
+fn percentile_series(
+    bs: &[Bucket],
+    min: u64,
+    f: impl Fn(&Bucket) -> Option<u32>,
+) -> Vec<Option<f64>> {
+    bs.iter()
+        .map(|b| (b.requests >= min).then(|| f(b).map(f64::from)).flatten())
+        .collect()
+}
+
+/// Samples are kept for failing requests only; show the slow ones among
+/// them, else any from the window.
+fn slow_records(
+    ctx: &Ctx,
+    op: &OpRollup,
+    window: crate::model::Window,
+    baseline: f64,
+) -> Vec<crate::model::RequestRecord> {
+    let key = |k: &crate::model::SeriesKey| k.api_id == op.api && k.operation_id == op.operation;
+    let slow = ctx.samples(window, key, |r| f64::from(r.total_time_ms) > baseline, 3);
+    if slow.is_empty() {
+        ctx.samples(window, key, |_| true, 3)
+    } else {
+        slow
+    }
+}
