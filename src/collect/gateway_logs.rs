@@ -1,1 +1,0 @@
-//! Gateway request logs (`ApiManagementGatewayLogs` and its other shapes).

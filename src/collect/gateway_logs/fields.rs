@@ -1,0 +1,554 @@
+//! The columns of a gateway log row, whatever its shape: key names mapped to
+//! one `Field` (case-insensitive, AzureDiagnostics `_s/_d/_b/_g` suffixes
+//! stripped), raw values as the input wrote them, and the one conversion of
+//! those values into a `model::Request`. Every reader (fast NDJSON scanner,
+//! serde fallback, CSV, query tables) goes through `to_request`, so all shapes
+//! agree on what a valid row is and on the wording of rejections.
+
+use crate::model::{Request, Timestamp, parse_timestamp};
+use serde_json::{Map, Value};
+
+/// A column apimedic uses. Aliases of one meaning stay separate variants so
+/// precedence does not depend on key order (`TimeGenerated` before `time`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Field {
+    TimeGenerated,
+    Time,
+    ApiId,
+    OperationId,
+    BackendId,
+    BackendUrl,
+    Method,
+    Url,
+    ResponseCode,
+    BackendResponseCode,
+    TotalTime,
+    DurationMs,
+    BackendTime,
+    ServiceTime,
+    LastErrorReason,
+    LastErrorSource,
+    LastErrorSection,
+    LastErrorScope,
+    LastErrorMessage,
+    Region,
+    Location,
+    CorrelationId,
+    /// Storage/Event Hub `properties` (object, or a JSON string in 2017-era
+    /// records) and AzureDiagnostics' `AdditionalFields` spill column.
+    Properties,
+    /// Storage/Event Hub `properties.lastError` object.
+    LastError,
+}
+
+pub(super) const FIELD_COUNT: usize = Field::LastError as usize + 1;
+
+impl Field {
+    /// The name used in messages.
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            Field::TimeGenerated => "TimeGenerated",
+            Field::Time => "time",
+            Field::ApiId => "ApiId",
+            Field::OperationId => "OperationId",
+            Field::BackendId => "BackendId",
+            Field::BackendUrl => "BackendUrl",
+            Field::Method => "Method",
+            Field::Url => "Url",
+            Field::ResponseCode => "ResponseCode",
+            Field::BackendResponseCode => "BackendResponseCode",
+            Field::TotalTime => "TotalTime",
+            Field::DurationMs => "durationMs",
+            Field::BackendTime => "BackendTime",
+            Field::ServiceTime => "ServiceTime",
+            Field::LastErrorReason => "LastErrorReason",
+            Field::LastErrorSource => "LastErrorSource",
+            Field::LastErrorSection => "LastErrorSection",
+            Field::LastErrorScope => "LastErrorScope",
+            Field::LastErrorMessage => "LastErrorMessage",
+            Field::Region => "Region",
+            Field::Location => "location",
+            Field::CorrelationId => "CorrelationId",
+            Field::Properties => "properties",
+            Field::LastError => "lastError",
+        }
+    }
+}
+
+/// Which keys a map may hold: a row (top level or `properties`), or the
+/// nested `lastError` object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Context {
+    Row,
+    LastError,
+}
+
+/// The field a key names in a context, or `None` for columns not used.
+pub(super) fn classify(key: &[u8], ctx: Context) -> Option<Field> {
+    match ctx {
+        Context::Row => classify_row(key),
+        Context::LastError => classify_last_error(key),
+    }
+}
+
+fn is(key: &[u8], name: &[u8]) -> bool {
+    key.eq_ignore_ascii_case(name)
+}
+
+/// Row keys. Dispatches on length first: this runs for every key of every
+/// row, so most unknown keys cost one comparison.
+pub(super) fn classify_row(key: &[u8]) -> Option<Field> {
+    let key = match key {
+        [rest @ .., b'_', s]
+            if !rest.is_empty() && matches!(s | 0x20, b's' | b'd' | b'b' | b'g') =>
+        {
+            rest
+        }
+        _ => key,
+    };
+    let f = match key.len() {
+        3 if is(key, b"url") => Field::Url,
+        4 if is(key, b"time") => Field::Time,
+        5 if is(key, b"apiid") => Field::ApiId,
+        6 if is(key, b"method") => Field::Method,
+        6 if is(key, b"region") => Field::Region,
+        8 if is(key, b"location") => Field::Location,
+        9 if is(key, b"totaltime") => Field::TotalTime,
+        9 if is(key, b"backendid") => Field::BackendId,
+        9 if is(key, b"lasterror") => Field::LastError,
+        10 if is(key, b"durationms") => Field::DurationMs,
+        10 if is(key, b"backendurl") => Field::BackendUrl,
+        10 if is(key, b"requesturl") => Field::Url,
+        10 if is(key, b"properties") => Field::Properties,
+        11 if is(key, b"operationid") => Field::OperationId,
+        11 if is(key, b"backendtime") => Field::BackendTime,
+        11 if is(key, b"servicetime") => Field::ServiceTime,
+        12 if is(key, b"responsecode") => Field::ResponseCode,
+        13 if is(key, b"timegenerated") => Field::TimeGenerated,
+        13 if is(key, b"correlationid") => Field::CorrelationId,
+        14 if is(key, b"lasterrorscope") => Field::LastErrorScope,
+        15 if is(key, b"lasterrorreason") => Field::LastErrorReason,
+        15 if is(key, b"lasterrorsource") => Field::LastErrorSource,
+        15 if is(key, b"lasterror_scope") => Field::LastErrorScope,
+        16 if is(key, b"lasterrorsection") => Field::LastErrorSection,
+        16 if is(key, b"lasterrormessage") => Field::LastErrorMessage,
+        16 if is(key, b"lasterror_reason") => Field::LastErrorReason,
+        16 if is(key, b"lasterror_source") => Field::LastErrorSource,
+        16 if is(key, b"additionalfields") => Field::Properties,
+        17 if is(key, b"lasterror_section") => Field::LastErrorSection,
+        17 if is(key, b"lasterror_message") => Field::LastErrorMessage,
+        19 if is(key, b"backendresponsecode") => Field::BackendResponseCode,
+        _ => return None,
+    };
+    Some(f)
+}
+
+fn classify_last_error(key: &[u8]) -> Option<Field> {
+    let f = match key.len() {
+        5 if is(key, b"scope") => Field::LastErrorScope,
+        6 if is(key, b"reason") => Field::LastErrorReason,
+        6 if is(key, b"source") => Field::LastErrorSource,
+        7 if is(key, b"section") => Field::LastErrorSection,
+        7 if is(key, b"message") => Field::LastErrorMessage,
+        _ => return None,
+    };
+    Some(f)
+}
+
+/// A value as the input wrote it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) enum Raw<'a> {
+    /// A JSON string (unescaped) or a CSV field.
+    Str(&'a str),
+    /// A JSON number token, as written.
+    Num(&'a str),
+    /// A JSON number already decoded by serde.
+    Float(f64),
+    Bool(bool),
+    Null,
+    /// An object or array where a scalar was expected.
+    Nested,
+}
+
+impl<'a> Raw<'a> {
+    pub(super) fn of_value(v: &'a Value) -> Raw<'a> {
+        match v {
+            Value::String(s) => Raw::Str(s),
+            Value::Number(n) => n.as_f64().map_or(Raw::Nested, Raw::Float),
+            Value::Bool(b) => Raw::Bool(*b),
+            Value::Null => Raw::Null,
+            Value::Array(_) | Value::Object(_) => Raw::Nested,
+        }
+    }
+
+    /// Missing: JSON null, an empty string, or the CLI's stringified `None`.
+    fn is_absent(&self) -> bool {
+        match self {
+            Raw::Null => true,
+            Raw::Str(s) => s.is_empty() || *s == "None",
+            _ => false,
+        }
+    }
+}
+
+/// The used columns of one row.
+#[derive(Clone, Debug)]
+pub(super) struct Fields<'a> {
+    values: [Option<Raw<'a>>; FIELD_COUNT],
+}
+
+impl Default for Fields<'_> {
+    fn default() -> Self {
+        Fields {
+            values: [None; FIELD_COUNT],
+        }
+    }
+}
+
+impl<'a> Fields<'a> {
+    /// Sets a field; a later duplicate key wins.
+    pub(super) fn set(&mut self, f: Field, v: Raw<'a>) {
+        if let Some(slot) = self.values.get_mut(f as usize) {
+            *slot = Some(v);
+        }
+    }
+
+    /// A present (not null, empty or "None") value.
+    pub(super) fn get(&self, f: Field) -> Option<Raw<'a>> {
+        self.values
+            .get(f as usize)
+            .copied()
+            .flatten()
+            .filter(|v| !v.is_absent())
+    }
+
+    pub(super) fn has(&self, f: Field) -> bool {
+        self.get(f).is_some()
+    }
+
+    /// The first present of two aliases, with the name of the one used.
+    fn either(&self, a: Field, b: Field) -> Option<(Field, Raw<'a>)> {
+        self.get(a)
+            .map(|v| (a, v))
+            .or_else(|| self.get(b).map(|v| (b, v)))
+    }
+
+    fn text(&self, f: Field) -> &'a str {
+        match self.get(f) {
+            Some(Raw::Str(s) | Raw::Num(s)) => s,
+            Some(Raw::Bool(true)) => "true",
+            Some(Raw::Bool(false)) => "false",
+            _ => "",
+        }
+    }
+
+    fn text2(&self, a: Field, b: Field) -> &'a str {
+        let t = self.text(a);
+        if t.is_empty() { self.text(b) } else { t }
+    }
+
+    /// Whether the row has what `to_request` needs at minimum.
+    pub(super) fn looks_like_log_row(&self) -> bool {
+        (self.has(Field::TimeGenerated) || self.has(Field::Time)) && self.has(Field::ResponseCode)
+    }
+}
+
+/// Keeps error messages short when a value is huge.
+pub(super) fn shorten(s: &str) -> String {
+    const MAX: usize = 80;
+    if s.len() <= MAX {
+        return format!("{s:?}");
+    }
+    let mut end = MAX;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{:?}… ({} bytes)", &s[..end], s.len())
+}
+
+fn not_a_number(f: Field, v: Raw<'_>) -> String {
+    match v {
+        Raw::Str(s) | Raw::Num(s) => format!("{} is not a number: {}", f.name(), shorten(s)),
+        Raw::Bool(b) => format!("{} is not a number: {b}", f.name()),
+        Raw::Nested => format!("{} is not a number: it is an object or array", f.name()),
+        Raw::Float(x) => format!("{} is not a number: {x}", f.name()),
+        Raw::Null => format!("{} is missing", f.name()),
+    }
+}
+
+/// A number from a JSON number, a stringified one (`"503"`, `"2140.0"`,
+/// `"1e3"`) or a CSV field.
+fn number(f: Field, v: Raw<'_>) -> Result<f64, String> {
+    let text = match v {
+        Raw::Float(x) => return Ok(x),
+        Raw::Str(s) | Raw::Num(s) => s.trim(),
+        other => return Err(not_a_number(f, other)),
+    };
+    // Fast path: plain digits, as nearly every row writes them.
+    if !text.is_empty() && text.len() <= 15 && text.bytes().all(|c| c.is_ascii_digit()) {
+        let n = text.bytes().fold(0u64, |n, c| n * 10 + u64::from(c - b'0'));
+        return Ok(n as f64);
+    }
+    match text.parse::<f64>() {
+        Ok(x) if x.is_finite() => Ok(x),
+        _ => Err(not_a_number(f, v)),
+    }
+}
+
+fn status_code(f: Field, v: Raw<'_>) -> Result<u16, String> {
+    let x = number(f, v)?;
+    if x.fract() != 0.0 || !(0.0..=999.0).contains(&x) {
+        return Err(format!("{} is not an HTTP status code: {x}", f.name()));
+    }
+    Ok(x as u16)
+}
+
+fn millis(f: Field, v: Raw<'_>) -> Result<u32, String> {
+    let x = number(f, v)?;
+    if !(0.0..=f64::from(u32::MAX)).contains(&x) {
+        return Err(format!(
+            "{} is not a duration in milliseconds: {x}",
+            f.name()
+        ));
+    }
+    Ok(x.round() as u32)
+}
+
+fn timestamp(f: Field, v: Raw<'_>) -> Result<Timestamp, String> {
+    match v {
+        Raw::Str(s) => parse_timestamp(s)
+            .ok_or_else(|| format!("{} is not a timestamp: {}", f.name(), shorten(s))),
+        Raw::Num(s) => Err(format!(
+            "{} is not a timestamp: {s} (a number; expected ISO 8601 text)",
+            f.name()
+        )),
+        Raw::Float(x) => Err(format!(
+            "{} is not a timestamp: {x} (a number; expected ISO 8601 text)",
+            f.name()
+        )),
+        Raw::Bool(b) => Err(format!("{} is not a timestamp: {b}", f.name())),
+        Raw::Nested => Err(format!(
+            "{} is not a timestamp: it is an object or array",
+            f.name()
+        )),
+        Raw::Null => Err(format!("{} is missing", f.name())),
+    }
+}
+
+/// The one place a row becomes a request. Needs a timestamp and a response
+/// code; a missing ApiId/OperationId stays "" (unknown API/operation), a
+/// missing TotalTime is 0, a missing BackendTime is `None`. A present value of
+/// the wrong type rejects the row: a broken column is not silently zero.
+pub(super) fn to_request<'a>(f: &Fields<'a>) -> Result<Request<'a>, String> {
+    let (tf, tv) = f
+        .either(Field::TimeGenerated, Field::Time)
+        .ok_or("TimeGenerated missing (no TimeGenerated or time column)")?;
+    let time = timestamp(tf, tv)?;
+    let response_code = match f.get(Field::ResponseCode) {
+        Some(v) => status_code(Field::ResponseCode, v)?,
+        None => return Err("ResponseCode missing".into()),
+    };
+    let backend_response_code = match f.get(Field::BackendResponseCode) {
+        Some(v) => status_code(Field::BackendResponseCode, v)?,
+        None => 0,
+    };
+    let total_time_ms = match f.either(Field::TotalTime, Field::DurationMs) {
+        Some((tf, v)) => millis(tf, v)?,
+        None => 0,
+    };
+    let backend_time_ms = match f.either(Field::BackendTime, Field::ServiceTime) {
+        Some((bf, v)) => Some(millis(bf, v)?),
+        None => None,
+    };
+    Ok(Request {
+        time,
+        api_id: f.text(Field::ApiId),
+        operation_id: f.text(Field::OperationId),
+        backend_id: f.text(Field::BackendId),
+        backend_url: f.text(Field::BackendUrl),
+        method: f.text(Field::Method),
+        url: f.text(Field::Url),
+        response_code,
+        backend_response_code,
+        total_time_ms,
+        backend_time_ms,
+        last_error_reason: f.text(Field::LastErrorReason),
+        last_error_source: f.text(Field::LastErrorSource),
+        last_error_section: f.text(Field::LastErrorSection),
+        last_error_scope: f.text(Field::LastErrorScope),
+        last_error_message: f.text(Field::LastErrorMessage),
+        region: f.text2(Field::Region, Field::Location),
+        correlation_id: f.text(Field::CorrelationId),
+    })
+}
+
+/// Collects the used fields of a parsed JSON object, descending into
+/// `properties` / `AdditionalFields` objects and `lastError`.
+pub(super) fn collect_map<'a>(map: &'a Map<String, Value>, ctx: Context, out: &mut Fields<'a>) {
+    for (k, v) in map {
+        match classify(k.as_bytes(), ctx) {
+            Some(Field::Properties) => {
+                if let Value::Object(m) = v {
+                    collect_map(m, Context::Row, out);
+                }
+            }
+            Some(Field::LastError) => {
+                if let Value::Object(m) = v {
+                    collect_map(m, Context::LastError, out);
+                }
+            }
+            Some(f) => out.set(f, Raw::of_value(v)),
+            None => {}
+        }
+    }
+}
+
+/// A JSON object's row fields. A `properties` written as a JSON string
+/// (2017-era storage records) is decoded into `scratch` first.
+pub(super) fn fields_of_object<'a>(
+    map: &'a Map<String, Value>,
+    scratch: &'a mut Option<Value>,
+) -> Result<Fields<'a>, String> {
+    let text = map.iter().find_map(|(k, v)| match v {
+        Value::String(s) if classify_row(k.as_bytes()) == Some(Field::Properties) => Some((k, s)),
+        _ => None,
+    });
+    if let Some((k, s)) = text {
+        let s = s.trim();
+        if s.starts_with('{') {
+            let inner: Value = serde_json::from_str(s)
+                .map_err(|e| format!("{k} is a string but not valid JSON: {e}"))?;
+            *scratch = Some(inner);
+        }
+    }
+    let scratch: &'a Option<Value> = scratch;
+    let mut fields = Fields::default();
+    collect_map(map, Context::Row, &mut fields);
+    if let Some(Value::Object(inner)) = scratch {
+        collect_map(inner, Context::Row, &mut fields);
+    }
+    Ok(fields)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_every_shape_of_key() {
+        assert_eq!(classify_row(b"TimeGenerated"), Some(Field::TimeGenerated));
+        assert_eq!(classify_row(b"responseCode_d"), Some(Field::ResponseCode));
+        assert_eq!(
+            classify_row(b"lastError_reason_s"),
+            Some(Field::LastErrorReason)
+        );
+        assert_eq!(classify_row(b"correlationId_g"), Some(Field::CorrelationId));
+        assert_eq!(classify_row(b"requestUrl_s"), Some(Field::Url));
+        assert_eq!(classify_row(b"BACKENDURL"), Some(Field::BackendUrl));
+        assert_eq!(classify_row(b"IsRequestSuccess"), None);
+        assert_eq!(classify_row(b"_s"), None);
+        assert_eq!(classify_row(b""), None);
+        assert_eq!(
+            classify(b"Reason", Context::LastError),
+            Some(Field::LastErrorReason)
+        );
+        assert_eq!(classify(b"reason", Context::Row), None);
+    }
+
+    fn fields<'a>(pairs: &[(Field, Raw<'a>)]) -> Fields<'a> {
+        let mut f = Fields::default();
+        for &(k, v) in pairs {
+            f.set(k, v);
+        }
+        f
+    }
+
+    #[test]
+    fn coerces_stringified_values() {
+        let f = fields(&[
+            (Field::TimeGenerated, Raw::Str("2024-05-14T09:12:03.512Z")),
+            (Field::ResponseCode, Raw::Str("503")),
+            (Field::BackendResponseCode, Raw::Str("None")),
+            (Field::TotalTime, Raw::Str("2140.0")),
+            (Field::BackendTime, Raw::Float(12.4)),
+            (Field::LastErrorReason, Raw::Str("None")),
+            (Field::Location, Raw::Str("West Europe")),
+        ]);
+        let r = to_request(&f).unwrap();
+        assert_eq!(r.response_code, 503);
+        assert_eq!(r.backend_response_code, 0);
+        assert_eq!(r.total_time_ms, 2140);
+        assert_eq!(r.backend_time_ms, Some(12));
+        assert_eq!(r.last_error_reason, "");
+        assert_eq!(r.region, "West Europe");
+        assert_eq!(r.api_id, "");
+    }
+
+    #[test]
+    fn rejects_with_clear_messages() {
+        let t = (Field::TimeGenerated, Raw::Str("2024-05-14T09:12:03Z"));
+        let cases: Vec<(Fields, &str)> = vec![
+            (
+                fields(&[(Field::ResponseCode, Raw::Num("200"))]),
+                "TimeGenerated missing",
+            ),
+            (fields(&[t]), "ResponseCode missing"),
+            (
+                fields(&[t, (Field::ResponseCode, Raw::Str("abc"))]),
+                "ResponseCode is not a number: \"abc\"",
+            ),
+            (
+                fields(&[t, (Field::ResponseCode, Raw::Num("2000"))]),
+                "ResponseCode is not an HTTP status code: 2000",
+            ),
+            (
+                fields(&[
+                    t,
+                    (Field::ResponseCode, Raw::Num("200")),
+                    (Field::TotalTime, Raw::Num("-5")),
+                ]),
+                "TotalTime is not a duration in milliseconds: -5",
+            ),
+            (
+                fields(&[
+                    (Field::Time, Raw::Str("2020-10-14T17:xx:xx.xx")),
+                    (Field::ResponseCode, Raw::Num("200")),
+                ]),
+                "time is not a timestamp: \"2020-10-14T17:xx:xx.xx\"",
+            ),
+            (
+                fields(&[
+                    (Field::TimeGenerated, Raw::Num("17")),
+                    (Field::ResponseCode, Raw::Num("200")),
+                ]),
+                "TimeGenerated is not a timestamp: 17",
+            ),
+        ];
+        for (f, want) in cases {
+            let err = to_request(&f).unwrap_err();
+            assert!(err.starts_with(want), "{err:?} should start with {want:?}");
+        }
+    }
+
+    #[test]
+    fn decodes_properties_given_as_a_string() {
+        let v: Value = serde_json::from_str(
+            r#"{"time":"2017-06-01T10:00:00Z","properties":"{\"ApiId\":\"echo\",\"ResponseCode\":500,\"ServiceTime\":12}"}"#,
+        )
+        .unwrap();
+        let mut scratch = None;
+        let f = fields_of_object(v.as_object().unwrap(), &mut scratch).unwrap();
+        let r = to_request(&f).unwrap();
+        assert_eq!(
+            (r.api_id, r.response_code, r.backend_time_ms),
+            ("echo", 500, Some(12))
+        );
+    }
+
+    #[test]
+    fn shortens_long_values() {
+        let s = "é".repeat(100);
+        let out = shorten(&s);
+        assert!(out.ends_with("(200 bytes)"), "{out}");
+    }
+}

@@ -1,0 +1,129 @@
+//! Newline-delimited JSON rows: one gateway log row per line, any shape
+//! (flat table row, AzureDiagnostics row, storage record with `properties`,
+//! or a whole `{"records":[...]}` Event Hub payload on one line). Each line
+//! goes through the fast scanner; lines it cannot handle go through
+//! serde_json, which also words the error for lines that are not JSON.
+
+use super::fields::{Fields, fields_of_object, to_request};
+use super::fold::{ChunkInfo, Fold, chunk_origin};
+use super::scan::scan_row;
+use super::stream::{Format, too_long};
+use crate::model::Request;
+use serde_json::{Map, Value};
+
+/// The NDJSON format for the stream reader.
+pub(super) struct Ndjson {
+    pub(super) max_line: usize,
+}
+
+impl Format for Ndjson {
+    fn cut(&self, block: &[u8]) -> Option<usize> {
+        memchr::memrchr(b'\n', block).map(|p| p + 1)
+    }
+
+    fn cut_forward(&self, data: &[u8]) -> Option<usize> {
+        memchr::memchr(b'\n', data).map(|p| p + 1)
+    }
+
+    fn chunk(&self, file: &str, seq: u32, data: &[u8], fold: &mut Fold) -> ChunkInfo {
+        let mut info = ChunkInfo::new(seq);
+        let mut rest = data;
+        let mut line_no = 0u32;
+        while !rest.is_empty() {
+            let (line, tail) = match memchr::memchr(b'\n', rest) {
+                Some(p) => (rest.get(..p).unwrap_or_default(), rest.get(p + 1..)),
+                None => (rest, None),
+            };
+            rest = tail.unwrap_or_default();
+            line_no = line_no.saturating_add(1);
+            if line.len() > self.max_line {
+                info.reject(line_no, too_long(line.len() as u64, self.max_line));
+                continue;
+            }
+            parse_line(line, |row| match row {
+                Ok(r) => fold.add(&r, || chunk_origin(file, seq, line_no)),
+                Err(message) => info.reject(line_no, message),
+            });
+        }
+        info.lines = line_no;
+        info
+    }
+}
+
+/// Parses one line, calling `row` for each row it holds: none for a blank
+/// line, one for a row, one per element of a `records` payload.
+pub(super) fn parse_line(line: &[u8], mut row: impl FnMut(Result<Request<'_>, String>)) {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    if line.iter().all(u8::is_ascii_whitespace) {
+        return;
+    }
+    let text = match std::str::from_utf8(line) {
+        Ok(t) => t,
+        Err(e) => {
+            return row(Err(format!(
+                "invalid UTF-8 at byte {} of the line; gateway logs are UTF-8 JSON",
+                e.valid_up_to() + 1
+            )));
+        }
+    };
+    let mut fields = Fields::default();
+    // A line without a timestamp and code may be a `records` payload:
+    // serde decides (and words the error) then.
+    if scan_row(text, &mut fields) && fields.looks_like_log_row() {
+        return row(to_request(&fields));
+    }
+    let value: Value = match serde_json::from_str(text) {
+        Ok(v) => v,
+        Err(e) => return row(Err(format!("not valid JSON: {e}"))),
+    };
+    let Value::Object(map) = &value else {
+        return row(Err(format!(
+            "not a JSON object but {}: each line must be one {{...}} row",
+            kind(&value)
+        )));
+    };
+    match records_of(map) {
+        Some(records) => {
+            for (i, r) in records.iter().enumerate() {
+                object_row(r, &mut |res: Result<Request<'_>, String>| {
+                    row(res.map_err(|m| format!("records[{i}]: {m}")))
+                });
+            }
+        }
+        None => object_row(&value, &mut row),
+    }
+}
+
+/// The `records` array of an Event Hub payload, when the object is one.
+pub(super) fn records_of(map: &Map<String, Value>) -> Option<&Vec<Value>> {
+    if map.len() > 3 {
+        return None;
+    }
+    map.iter().find_map(|(k, v)| match v {
+        Value::Array(a) if k.eq_ignore_ascii_case("records") => Some(a),
+        _ => None,
+    })
+}
+
+/// One parsed row object.
+pub(super) fn object_row(v: &Value, row: &mut impl FnMut(Result<Request<'_>, String>)) {
+    let Value::Object(map) = v else {
+        return row(Err(format!("a row must be a JSON object, not {}", kind(v))));
+    };
+    let mut scratch = None;
+    match fields_of_object(map, &mut scratch) {
+        Ok(fields) => row(to_request(&fields)),
+        Err(m) => row(Err(m)),
+    }
+}
+
+pub(super) fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}

@@ -1,0 +1,638 @@
+//! Tests of the public readers: every shape, a broken row located by file
+//! and line while its neighbours load, hostile input, and results that do
+//! not depend on block size or thread count.
+
+use super::*;
+use crate::model::{MinuteStats, Timestamp};
+use std::path::PathBuf;
+
+fn ndjson(text: &str) -> (Traffic, LoadReport) {
+    let mut t = Traffic::default();
+    let mut r = LoadReport::default();
+    parse_ndjson("logs.ndjson", text.as_bytes(), &mut t, &mut r);
+    (t, r)
+}
+
+/// Streams `bytes` with small blocks and several threads, to exercise
+/// carried tails, long-line skipping and the merge.
+fn streamed(
+    file: &str,
+    bytes: &[u8],
+    block: usize,
+    max_line: usize,
+    threads: usize,
+) -> (Traffic, LoadReport) {
+    let mut t = Traffic::default();
+    let mut r = LoadReport::default();
+    let limits = Limits {
+        block,
+        max_line,
+        threads,
+    };
+    let format = ndjson::Ndjson { max_line };
+    stream::read_stream(file, bytes, &format, limits, &mut t, &mut r).unwrap();
+    (t, r)
+}
+
+fn problems(r: &LoadReport) -> Vec<String> {
+    r.problems.iter().map(|p| p.to_string()).collect()
+}
+
+fn rows(r: &LoadReport) -> u64 {
+    r.counts.get(&InputKind::GatewayLogs).copied().unwrap_or(0)
+}
+
+/// The one minute of the one series with this API, operation and backend.
+fn minute<'a>(t: &'a Traffic, api: &str, op: &str) -> &'a MinuteStats {
+    let s = t
+        .series
+        .iter()
+        .find(|s| s.key.api_id == api && s.key.operation_id == op)
+        .unwrap_or_else(|| panic!("no series {api}/{op} in {:?}", t.series));
+    assert_eq!(s.minutes.len(), 1);
+    s.minutes.values().next().unwrap()
+}
+
+/// Traffic with latency vectors sorted, so results folded in a different
+/// order compare equal.
+fn normalized(t: &Traffic) -> Traffic {
+    let mut t = t.clone();
+    for s in &mut t.series {
+        for m in s.minutes.values_mut() {
+            m.total_times.sort_unstable();
+            m.backend_times.sort_unstable();
+        }
+    }
+    t
+}
+
+fn shared(path: &str) -> Option<PathBuf> {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared")
+        .join(path);
+    if p.exists() {
+        Some(p)
+    } else {
+        eprintln!("skipping: {} is absent", p.display());
+        None
+    }
+}
+
+const TABLE_ROWS: &str = r#"{"TimeGenerated":"2024-05-14T09:12:03.512Z","Region":"West Europe","CorrelationId":"7c2f9a4e","ApiId":"orders-api","OperationId":"get-order","BackendId":"orders-backend","Method":"GET","Url":"https://contoso.azure-api.net/orders/v1/orders/42","BackendUrl":"https://orders.contoso.internal/v1/orders/42","ResponseCode":503,"BackendResponseCode":503,"IsRequestSuccess":false,"TotalTime":2140,"BackendTime":2101,"LastErrorReason":""}
+{"TimeGenerated":"2024-05-14T09:12:04Z","ApiId":"orders-api","OperationId":"get-order","BackendId":"orders-backend","ResponseCode":"abc","TotalTime":5}
+{"TimeGenerated":"2024-05-14T09:12:05Z","ApiId":"orders-api","OperationId":"get-order","BackendId":"orders-backend","ResponseCode":200,"BackendResponseCode":200,"TotalTime":20,"BackendTime":18}
+"#;
+
+#[test]
+fn reads_the_resource_specific_table_shape() {
+    let (t, r) = ndjson(TABLE_ROWS);
+    assert_eq!(rows(&r), 2);
+    assert_eq!(
+        problems(&r),
+        ["logs.ndjson:2: ResponseCode is not a number: \"abc\""]
+    );
+    let m = minute(&t, "orders-api", "get-order");
+    assert_eq!((m.requests, m.status_5xx, m.backend_5xx), (2, 1, 1));
+    assert_eq!(m.total_times.len(), 2);
+    assert_eq!(t.series[0].key.backend, "orders-backend");
+    let sample = &m.samples[0];
+    assert_eq!(sample.origin, Origin::at_line("logs.ndjson", 1));
+    assert_eq!(sample.region.as_deref(), Some("West Europe"));
+    assert_eq!(sample.correlation_id.as_deref(), Some("7c2f9a4e"));
+    assert_eq!(
+        r.time_range
+            .map(|w| (w.start.to_rfc3339(), w.end.to_rfc3339())),
+        Some((
+            "2024-05-14T09:12:03.512Z".into(),
+            "2024-05-14T09:12:05Z".into()
+        ))
+    );
+    assert_eq!(t.rows, 2);
+}
+
+#[test]
+fn reads_the_legacy_azure_diagnostics_shape() {
+    let text = r#"{"TimeGenerated":"2024-05-14T09:12:07.880Z","ResourceProvider":"MICROSOFT.APIMANAGEMENT","Category":"GatewayLogs","Resource":"CONTOSO","DurationMs":3,"method_s":"POST","url_s":"https://contoso.azure-api.net/orders/v1/orders","apiId_s":"orders-api","responseCode_d":429,"isRequestSuccess_b":false,"lastError_source_s":"rate-limit","lastError_reason_s":"RateLimitExceeded","lastError_section_s":"inbound"}
+{"TimeGenerated":"2024-05-14T09:12:08Z","apiId_s":"orders-api","operationId_s":"create-order","responseCode_d":true}
+{"TimeGenerated":"2024-05-14T09:12:09Z","apiId_s":"orders-api","operationId_s":"create-order","responseCode_d":201.0,"backendResponseCode_d":201,"backendTime_d":40.4,"DurationMs":44,"backendUrl_s":"https://orders.internal/x","correlationId_g":"abc"}
+"#;
+    let (t, r) = ndjson(text);
+    assert_eq!(rows(&r), 2);
+    assert_eq!(
+        problems(&r),
+        ["logs.ndjson:2: ResponseCode is not a number: true"]
+    );
+    let m = minute(&t, "orders-api", "");
+    assert_eq!((m.requests, m.status_429, m.total_times[0]), (1, 1, 3));
+    assert_eq!(m.error_reasons.get("RateLimitExceeded"), Some(&1));
+    let s = &m.samples[0];
+    assert_eq!(s.last_error_source.as_deref(), Some("rate-limit"));
+    assert_eq!(s.last_error_section.as_deref(), Some("inbound"));
+    assert_eq!(s.method.as_deref(), Some("POST"));
+    let ok = minute(&t, "orders-api", "create-order");
+    assert_eq!(
+        (ok.status_2xx, ok.backend_times[0], ok.total_times[0]),
+        (1, 40, 44)
+    );
+    assert_eq!(ok.backend_hosts, ["orders.internal"]);
+}
+
+#[test]
+fn reads_storage_and_event_hub_records() {
+    let text = concat!(
+        r#"{"time":"2024-05-14T09:12:05.1234567Z","resourceId":"/SUBSCRIPTIONS/S/RESOURCEGROUPS/RG/PROVIDERS/MICROSOFT.APIMANAGEMENT/SERVICE/CONTOSO","operationName":"Microsoft.ApiManagement/GatewayLogs","category":"GatewayLogs","Level":4,"isRequestSuccess":false,"durationMs":4,"callerIpAddress":"203.0.113.24","location":"West Europe","properties":{"method":"GET","url":"https://contoso.azure-api.net/orders/v1/orders/42","responseCode":401,"apiId":"orders-api","operationId":"get-order","cache":"none","lastError":{"elapsed":3,"source":"validate-jwt","scope":"api","section":"inbound","reason":"TokenExpired","message":"Lifetime validation failed. The token is expired."}}}"#,
+        "\n",
+        r#"{"time":"2024-05-14T09:12:06Z","durationMs":4,"properties":{"apiId":"orders-api","operationId":"get-order"}}"#,
+        "\n",
+        r#"{"time":"2017-06-01T10:00:00Z","durationMs":12,"properties":"{\"ApiId\":\"echo-api\",\"OperationId\":\"retrieve\",\"ResponseCode\":500,\"BackendResponseCode\":500,\"ServiceTime\":9}"}"#,
+        "\n",
+        r#"{"records":[{"time":"2024-05-14T09:13:00Z","durationMs":1,"properties":{"apiId":"hub-api","responseCode":200}},{"time":"2024-05-14T09:13:01Z","properties":{"apiId":"hub-api"}}]}"#,
+        "\n"
+    );
+    let (t, r) = ndjson(text);
+    assert_eq!(rows(&r), 3, "{:?}", problems(&r));
+    assert_eq!(
+        problems(&r),
+        [
+            "logs.ndjson:2: ResponseCode missing",
+            "logs.ndjson:4: records[1]: ResponseCode missing"
+        ]
+    );
+    let jwt = minute(&t, "orders-api", "get-order");
+    assert_eq!((jwt.status_4xx, jwt.total_times[0]), (1, 4));
+    let s = &jwt.samples[0];
+    assert_eq!(s.last_error_reason.as_deref(), Some("TokenExpired"));
+    assert_eq!(s.last_error_scope.as_deref(), Some("api"));
+    assert_eq!(s.region.as_deref(), Some("West Europe"));
+    let old = minute(&t, "echo-api", "retrieve");
+    assert_eq!((old.backend_5xx, old.backend_times[0]), (1, 9));
+    assert_eq!(minute(&t, "hub-api", "").requests, 1);
+}
+
+#[test]
+fn reads_the_documented_storage_sample_and_rejects_its_placeholder_time() {
+    let Some(path) =
+        shared("corpus/apim/samples/docs__gatewaylogs_resource_log_record_sample.json")
+    else {
+        return;
+    };
+    let text = std::fs::read_to_string(path).unwrap();
+    let doc: Value = serde_json::from_str(&text).unwrap();
+    assert!(is_log_row(doc.as_object().unwrap()));
+    let mut fixed = doc.clone();
+    fixed["time"] = Value::from("2020-10-14T17:01:02.03");
+    let mut t = Traffic::default();
+    let mut r = LoadReport::default();
+    parse_json_rows("sample.json", &[doc, fixed], &mut t, &mut r);
+    assert_eq!(
+        problems(&r),
+        ["sample.json record 0: time is not a timestamp: \"2020-10-14T17:xx:xx.xx\""]
+    );
+    assert_eq!(rows(&r), 1);
+    let m = minute(&t, "demo-conference-api", "GetSpeakers");
+    assert_eq!(
+        (m.status_2xx, m.total_times[0], m.backend_times[0]),
+        (1, 152, 87)
+    );
+    assert_eq!(t.series[0].key.backend, "conferenceapi.azurewebsites.net");
+}
+
+#[test]
+fn reads_rows_printed_by_the_az_cli() {
+    let doc: Value = serde_json::from_str(
+        r#"[{"ApiId":"orders-api","BackendResponseCode":"503","IsRequestSuccess":"False","LastErrorReason":"None","OperationId":"None",
+             "ResponseCode":"503","TableName":"PrimaryResult","TimeGenerated":"2024-05-14T09:12:03.512Z","TotalTime":"2140","BackendTime":"None"},
+            {"ApiId":"orders-api","ResponseCode":"503","TableName":"PrimaryResult","TimeGenerated":"None"},
+            "not a row",
+            {"ApiId":"orders-api","ResponseCode":"200","TableName":"PrimaryResult","TimeGenerated":"2024-05-14T09:12:09Z","TotalTime":"12.0"}]"#,
+    )
+    .unwrap();
+    assert!(is_log_row(doc[0].as_object().unwrap()));
+    let mut t = Traffic::default();
+    let mut r = LoadReport::default();
+    parse_json_rows("cli.json", doc.as_array().unwrap(), &mut t, &mut r);
+    assert_eq!(
+        problems(&r),
+        [
+            "cli.json record 1: TimeGenerated missing (no TimeGenerated or time column)",
+            "cli.json record 2: a row must be a JSON object, not a string"
+        ]
+    );
+    let m = minute(&t, "orders-api", "");
+    assert_eq!((m.requests, m.status_5xx, m.backend_5xx), (2, 1, 1));
+    assert!(m.backend_times.is_empty());
+    assert_eq!(m.error_reasons.len(), 0);
+    assert_eq!(m.samples[0].origin, Origin::at_record("cli.json", 0));
+}
+
+#[test]
+fn reads_query_api_tables() {
+    let doc: Value = serde_json::from_str(
+        r#"{"tables":[{"name":"PrimaryResult",
+            "columns":[{"name":"TimeGenerated","type":"datetime"},{"name":"ApiId","type":"string"},
+                       {"name":"ResponseCode","type":"int"},{"name":"TotalTime","type":"long"},
+                       {"name":"IsRequestSuccess","type":"bool"}],
+            "rows":[["2024-05-14T09:00:01Z","orders-api",200,41,true],
+                    ["2024-05-14T09:00:02Z","orders-api","oops",41,true],
+                    ["2024-05-14T09:00:03Z","orders-api","504","30001","false"]]}],
+           "error":{"code":"PartialError","message":"There were some errors"}}"#,
+    )
+    .unwrap();
+    let mut t = Traffic::default();
+    let mut r = LoadReport::default();
+    parse_query_tables("q.json", &doc, &mut t, &mut r);
+    assert_eq!(
+        problems(&r),
+        [
+            "q.json: the query response carries an error (PartialError: There were some errors); its rows may be incomplete",
+            "q.json record 1: ResponseCode is not a number: \"oops\""
+        ]
+    );
+    let m = minute(&t, "orders-api", "");
+    assert_eq!((m.requests, m.status_5xx, m.timeouts), (2, 1, 1));
+    assert_eq!(m.samples[0].origin, Origin::at_record("q.json", 2));
+}
+
+#[test]
+fn query_tables_from_the_corpus_are_not_mistaken_for_rows() {
+    for name in [
+        "la-query-200-doc.json",
+        "la-query-200-spec.json",
+        "la-query-200-partial-error.json",
+        "la-query-200-apim-pushdown-per-minute.json",
+    ] {
+        let Some(path) = shared(&format!("corpus/azure-rest/{name}")) else {
+            return;
+        };
+        let doc: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let body = &doc["response"]["body"];
+        let mut t = Traffic::default();
+        let mut r = LoadReport::default();
+        parse_query_tables(name, body, &mut t, &mut r);
+        assert!(t.is_empty(), "{name}");
+        let all = problems(&r).join("\n");
+        assert!(all.contains("has no ResponseCode column"), "{name}: {all}");
+        assert_eq!(
+            name.contains("partial"),
+            all.contains("PartialError"),
+            "{name}: {all}"
+        );
+    }
+}
+
+const CSV: &str = "TotalTime,ResponseCode,TimeGenerated,ApiId,OperationId,LastErrorMessage,BackendUrl\r\n\
+41,200,2024-05-14T09:00:01Z,orders-api,get-order,,https://o.internal/1\r\n\
+7,\"503\",2024-05-14T09:00:02Z,orders-api,get-order,\"boom, with a comma\nand a newline and \"\"quotes\"\"\",https://o.internal/2\r\n\
+9,200,2024-05-14T09:00:03Z,orders-api\r\n\
+12,xyz,2024-05-14T09:00:04Z,orders-api,get-order,,\r\n\
+\r\n\
+15,204,2024-05-14T09:00:05Z,orders-api,get-order,,https://o.internal/3\r\n";
+
+#[test]
+fn reads_csv_with_quotes_in_any_column_order() {
+    for streaming in [false, true] {
+        let mut t = Traffic::default();
+        let mut r = LoadReport::default();
+        if streaming {
+            read_csv("logs.csv", CSV.as_bytes(), &mut t, &mut r).unwrap();
+        } else {
+            parse_csv("logs.csv", CSV.as_bytes(), &mut t, &mut r);
+        }
+        assert_eq!(
+            problems(&r),
+            [
+                "logs.csv:5: row has 4 fields, the header has 7",
+                "logs.csv:6: ResponseCode is not a number: \"xyz\""
+            ]
+        );
+        let m = minute(&t, "orders-api", "get-order");
+        assert_eq!((m.requests, m.status_5xx), (3, 1));
+        let s = &m.samples[0];
+        assert_eq!(
+            s.last_error_message.as_deref(),
+            Some("boom, with a comma\nand a newline and \"quotes\"")
+        );
+        assert_eq!(s.origin, Origin::at_line("logs.csv", 3));
+    }
+}
+
+#[test]
+fn csv_in_small_blocks_matches_one_block() {
+    let mut text = String::from("TimeGenerated,ApiId,ResponseCode,LastErrorMessage,TotalTime\n");
+    for i in 0..500 {
+        let code = if i % 7 == 0 { 500 } else { 200 };
+        text.push_str(&format!(
+            "2024-05-14T09:{:02}:{:02}Z,api-{},{code},\"line one\nline, two {i}\",{i}\n",
+            i / 60 % 60,
+            i % 60,
+            i % 3
+        ));
+    }
+    text.push_str("2024-05-14T09:00:00Z,api-0,bad,x,1\n");
+    let one = {
+        let mut t = Traffic::default();
+        let mut r = LoadReport::default();
+        parse_csv("a.csv", text.as_bytes(), &mut t, &mut r);
+        (t, r)
+    };
+    let header = csv_header(
+        "a.csv",
+        text.as_bytes(),
+        Limits::standard(),
+        &mut LoadReport::default(),
+    )
+    .unwrap();
+    for (block, threads) in [(64, 3), (100, 2), (1000, 1)] {
+        let mut t = Traffic::default();
+        let mut r = LoadReport::default();
+        let limits = Limits {
+            block,
+            max_line: Limits::MAX_LINE,
+            threads,
+        };
+        stream::read_stream("a.csv", text.as_bytes(), &header, limits, &mut t, &mut r).unwrap();
+        assert_eq!(normalized(&t), normalized(&one.0), "block {block}");
+        assert_eq!(r, one.1, "block {block}");
+    }
+    assert_eq!(
+        problems(&one.1),
+        ["a.csv:1002: ResponseCode is not a number: \"bad\""]
+    );
+}
+
+#[test]
+fn csv_without_the_needed_columns_is_one_problem() {
+    let mut t = Traffic::default();
+    let mut r = LoadReport::default();
+    parse_csv("x.csv", b"name,value\na,1\n", &mut t, &mut r);
+    assert_eq!(
+        problems(&r),
+        [
+            "x.csv:1: the header has no ResponseCode column, so this is not a gateway log export (columns: name, value)"
+        ]
+    );
+    let mut r = LoadReport::default();
+    parse_csv("empty.csv", b"", &mut t, &mut r);
+    read_csv("empty.csv", &b"\n"[..], &mut t, &mut r).unwrap();
+    assert!(r.problems.is_empty() && t.is_empty());
+}
+
+#[test]
+fn bad_lines_are_reported_and_never_panic() {
+    let good = r#"{"TimeGenerated":"2024-05-14T09:00:00Z","ApiId":"a","ResponseCode":200}"#;
+    let bad: Vec<(&[u8], &str)> = vec![
+        (br#"{"TimeGenerated":"2024-05-14T09:00:00Z","ApiId":"a","Resp"#, "not valid JSON: EOF while parsing"),
+        (br#"{"TimeGenerated":12,"ResponseCode":200}"#, "TimeGenerated is not a timestamp: 12"),
+        (br#"{"TimeGenerated":"2024-05-14T09:00:00Z","ResponseCode":{"a":1}}"#, "ResponseCode is not a number: it is an object or array"),
+        (br#"{"TimeGenerated":"2024-05-14T09:00:00Z","ResponseCode":200,"TotalTime":"fast"}"#, "TotalTime is not a number: \"fast\""),
+        (b"{\"TimeGenerated\":\"2024-05-14T09:00:00Z\",\"ApiId\":\"\xff\xfe\",\"ResponseCode\":200}", "invalid UTF-8 at byte 50"),
+        (b"\x00\x01\x02binary\x9c junk", "invalid UTF-8 at byte 10"),
+        (b"\x00\x01\x02 junk", "not valid JSON"),
+        (b"[1,2,3]", "not a JSON object but an array"),
+        (b"\"just a string\"", "not a JSON object but a string"),
+        (b"{}", "TimeGenerated missing"),
+        (b"{\"records\":[1]}", "records[0]: a row must be a JSON object, not a number"),
+    ];
+    let mut text = Vec::new();
+    for (line, _) in &bad {
+        text.extend_from_slice(good.as_bytes());
+        text.push(b'\n');
+        text.extend_from_slice(line);
+        text.push(b'\n');
+    }
+    // Blank lines, CRLF and a last line without newline are fine.
+    text.extend_from_slice(b"\n   \r\n");
+    text.extend_from_slice(good.as_bytes());
+    text.extend_from_slice(b"\r");
+    let mut t = Traffic::default();
+    let mut r = LoadReport::default();
+    parse_ndjson("bad.ndjson", &text, &mut t, &mut r);
+    assert_eq!(rows(&r), bad.len() as u64 + 1);
+    assert_eq!(r.rejected, bad.len() as u64);
+    for (i, (p, (_, want))) in r.problems.iter().zip(&bad).enumerate() {
+        assert_eq!(p.origin, Origin::at_line("bad.ndjson", 2 * i as u32 + 2));
+        assert!(p.message.starts_with(want), "{p} should say {want:?}");
+    }
+    let (t2, r2) = streamed("bad.ndjson", &text, 16, 1 << 20, 2);
+    assert_eq!(normalized(&t2), normalized(&t));
+    assert_eq!(r2, r);
+}
+
+#[test]
+fn empty_and_bom_inputs() {
+    let (t, r) = ndjson("");
+    assert!(t.is_empty() && r.problems.is_empty() && r.counts.is_empty());
+    let text = "\u{feff}{\"TimeGenerated\":\"2024-05-14T09:00:00Z\",\"ResponseCode\":200}\n";
+    let (t, r) = ndjson(text);
+    assert_eq!((t.rows, r.rejected), (1, 0));
+    let (t, r) = streamed("logs.ndjson", text.as_bytes(), 7, 1000, 2);
+    assert_eq!((t.rows, r.rejected), (1, 0));
+    let (t, r) = streamed("logs.ndjson", b"", 7, 1000, 2);
+    assert!(t.is_empty() && r.problems.is_empty());
+}
+
+#[test]
+fn an_over_long_line_is_skipped_with_bounded_memory() {
+    let good = "{\"TimeGenerated\":\"2024-05-14T09:00:00Z\",\"ResponseCode\":200}\n";
+    let mut text = good.repeat(3);
+    text.push_str(&format!("{{\"x\":\"{}\"}}\n", "y".repeat(5000)));
+    text.push_str(&good.repeat(2));
+    text.push_str(&"z".repeat(3000));
+    for (block, threads) in [(64, 2), (1000, 1), (4096, 3)] {
+        let (t, r) = streamed("logs.ndjson", text.as_bytes(), block, 1000, threads);
+        assert_eq!(t.rows, 5, "block {block}");
+        assert_eq!(
+            problems(&r),
+            [
+                "logs.ndjson:4: line is 5008 bytes, longer than the 1000 bytes limit; a gateway log row is a few KB, so this is not one (was the file concatenated without newlines?)",
+                "logs.ndjson:7: line is 3000 bytes, longer than the 1000 bytes limit; a gateway log row is a few KB, so this is not one (was the file concatenated without newlines?)"
+            ],
+            "block {block}"
+        );
+    }
+    let mut t = Traffic::default();
+    let mut r = LoadReport::default();
+    let limits = Limits {
+        block: 64,
+        max_line: 1000,
+        threads: 2,
+    };
+    parse_ndjson_with("logs.ndjson", text.as_bytes(), limits, &mut t, &mut r);
+    assert_eq!((t.rows, r.rejected), (5, 2));
+    assert_eq!(r.problems[1].origin.line, Some(7));
+}
+
+#[test]
+fn a_fifty_megabyte_line_is_rejected_by_the_real_reader() {
+    let good = "{\"TimeGenerated\":\"2024-05-14T09:00:00Z\",\"ResponseCode\":200}\n";
+    let mut text = Vec::with_capacity(52_500_000);
+    text.extend_from_slice(good.as_bytes());
+    text.extend_from_slice(b"{\"Body\":\"");
+    text.resize(text.len() + 52_428_800 - 11, b'a');
+    text.extend_from_slice(b"\"}\n");
+    text.extend_from_slice(good.as_bytes());
+    let mut t = Traffic::default();
+    let mut r = LoadReport::default();
+    read_ndjson("big.ndjson", text.as_slice(), &mut t, &mut r).unwrap();
+    assert_eq!(t.rows, 2);
+    assert_eq!(r.problems.len(), 1);
+    assert_eq!(r.problems[0].origin, Origin::at_line("big.ndjson", 2));
+    assert!(
+        r.problems[0]
+            .message
+            .starts_with("line is 52428800 bytes, longer than the 16 MiB limit"),
+        "{}",
+        r.problems[0]
+    );
+}
+
+/// Rows spread over minutes, series and failure kinds.
+fn synthetic(n: usize) -> String {
+    let mut s = String::new();
+    for i in 0..n {
+        let code = match i % 11 {
+            0 => 503,
+            3 => 429,
+            5 => 504,
+            _ => 200,
+        };
+        let reason = if code == 504 { "Timeout" } else { "" };
+        s.push_str(&format!(
+            "{{\"TimeGenerated\":\"2024-05-14T09:{:02}:{:02}.{:03}Z\",\"ApiId\":\"api-{}\",\"OperationId\":\"op-{}\",\
+             \"BackendUrl\":\"https://b{}.internal/x/{i}\",\"ResponseCode\":{code},\"BackendResponseCode\":{},\
+             \"TotalTime\":{},\"BackendTime\":{},\"LastErrorReason\":\"{reason}\",\"Note\":\"a\\\"b\"}}\n",
+            (i / 40) % 60,
+            i % 60,
+            i % 1000,
+            i % 3,
+            i % 5,
+            i % 2,
+            if code == 504 { 0 } else { code },
+            i % 997,
+            i % 991
+        ));
+        if i % 97 == 0 {
+            s.push_str("{\"TimeGenerated\":\"nope\",\"ResponseCode\":200}\n");
+        }
+    }
+    s
+}
+
+#[test]
+fn results_do_not_depend_on_blocks_or_threads() {
+    let text = synthetic(3000);
+    let one_thread = Limits {
+        block: usize::MAX,
+        max_line: Limits::MAX_LINE,
+        threads: 1,
+    };
+    let mut base_t = Traffic::default();
+    let mut base_r = LoadReport::default();
+    parse_ndjson_with(
+        "s.ndjson",
+        text.as_bytes(),
+        one_thread,
+        &mut base_t,
+        &mut base_r,
+    );
+    assert_eq!(base_t.rows, 3000);
+    assert_eq!(base_r.rejected, 31);
+    // Sequential folding through the model is the reference.
+    let mut seq = Traffic::default();
+    for (i, l) in text.lines().enumerate() {
+        let line = i as u32 + 1;
+        ndjson::parse_line(l.as_bytes(), |row| {
+            if let Ok(req) = row {
+                seq.add(&req, || Origin::at_line("s.ndjson", line));
+            }
+        });
+    }
+    let mut sorted_seq = normalized(&seq);
+    sorted_seq.series.sort_by(|a, b| a.key.cmp(&b.key));
+    let mut sorted_base = normalized(&base_t);
+    sorted_base.series.sort_by(|a, b| a.key.cmp(&b.key));
+    assert_eq!(sorted_base.series, sorted_seq.series);
+    for (block, threads) in [(300, 2), (1000, 3), (4096, 2), (1 << 20, 2)] {
+        let limits = Limits {
+            block,
+            max_line: Limits::MAX_LINE,
+            threads,
+        };
+        let mut t = Traffic::default();
+        let mut r = LoadReport::default();
+        parse_ndjson_with("s.ndjson", text.as_bytes(), limits, &mut t, &mut r);
+        assert_eq!(normalized(&t), normalized(&base_t), "memory, block {block}");
+        assert_eq!(r, base_r, "memory, block {block}");
+        let (t, r) = streamed(
+            "s.ndjson",
+            text.as_bytes(),
+            block,
+            Limits::MAX_LINE,
+            threads,
+        );
+        assert_eq!(normalized(&t), normalized(&base_t), "stream, block {block}");
+        assert_eq!(r, base_r, "stream, block {block}");
+    }
+}
+
+#[test]
+fn merging_into_existing_traffic_adds_up() {
+    let mut t = Traffic::default();
+    let mut r = LoadReport::default();
+    parse_ndjson("a", TABLE_ROWS.as_bytes(), &mut t, &mut r);
+    parse_ndjson("b", TABLE_ROWS.as_bytes(), &mut t, &mut r);
+    assert_eq!((t.rows, r.rejected, rows(&r)), (4, 2, 4));
+    assert_eq!(minute(&t, "orders-api", "get-order").requests, 4);
+}
+
+#[test]
+fn sniffs_rows_and_lines() {
+    let row = |s: &str| {
+        is_log_row(
+            serde_json::from_str::<Value>(s)
+                .unwrap()
+                .as_object()
+                .unwrap(),
+        )
+    };
+    assert!(row(r#"{"TimeGenerated":"x","ResponseCode":"200"}"#));
+    assert!(row(r#"{"time":"x","properties":{"responseCode":200}}"#));
+    assert!(row(r#"{"time":"x","properties":"{\"ResponseCode\":200}"}"#));
+    assert!(row(r#"{"TimeGenerated":"x","responseCode_d":200}"#));
+    assert!(row(r#"{"category":"GatewayLogs","time":"x"}"#));
+    assert!(!row(r#"{"TimeGenerated":"x","Category":"Administrative"}"#));
+    assert!(!row(
+        r#"{"name":"orders-api","properties":{"path":"orders"}}"#
+    ));
+
+    assert!(is_log_line(TABLE_ROWS.lines().next().unwrap().as_bytes()));
+    assert!(is_log_line(
+        br#"  {"time":"2024-05-14T09:12:05Z","properties":{"responseCode":401}}  "#
+    ));
+    assert!(is_log_line(
+        br#"{"records":[{"time":"x","properties":{"responseCode":401}}]}"#
+    ));
+    // Cut short before the response code: not enough to tell.
+    assert!(!is_log_line(
+        br#"{"TimeGenerated":"2024-05-14T09:12:05Z","Url":"https://x/a","ResponseCo"#
+    ));
+    assert!(is_log_line(
+        br#"{"TimeGenerated":"2024-05-14T09:12:05Z","ResponseCode":200,"Url":"https://x/a"#
+    ));
+    assert!(!is_log_line(br#"{"id":"/subscriptions/x","name":"y"}"#));
+    assert!(!is_log_line(b"TimeGenerated,ResponseCode"));
+    assert!(!is_log_line(b"\xff\xfe{"));
+    assert!(!is_log_line(b""));
+}
+
+#[test]
+fn timestamps_keep_their_precision() {
+    let (t, r) = ndjson(
+        "{\"TimeGenerated\":\"2018-01-29T20:42:31.3810679Z\",\"ResponseCode\":500}\n\
+         {\"TimeGenerated\":\"2018-01-29T21:42:31+01:00\",\"ResponseCode\":500}\n",
+    );
+    assert_eq!(r.rejected, 0);
+    let m = t.series[0].minutes.values().next().unwrap();
+    assert_eq!(m.requests, 2);
+    assert_eq!(m.samples[0].time, Timestamp(1_517_258_551_381));
+}
