@@ -541,3 +541,54 @@ fn whole_corpus_folder_in_one_call() {
     assert!(httpbin.xml.contains("<set-backend-service"));
     assert_eq!(httpbin.origin.line, Some(94));
 }
+
+/// What the simulator writes is exactly what `collect` reads: every
+/// scenario loads with no problem and every kind of data present.
+#[test]
+fn simulated_instances_load_cleanly() {
+    use crate::model::MetricSource;
+    for sc in crate::simulate::Scenario::ALL {
+        let files = crate::simulate::generate(sc, 7, 0.02, 60);
+        let s = collect_files(&files);
+        let name = sc.name();
+        assert!(
+            s.loaded.problems.is_empty(),
+            "{name}: {:?}",
+            s.loaded.problems
+        );
+        assert_eq!(s.loaded.files, files.len() as u64, "{name}");
+        for kind in [
+            GatewayLogs,
+            Metrics,
+            Service,
+            Apis,
+            Operations,
+            Backends,
+            Policies,
+            ActivityLog,
+        ] {
+            assert!(
+                s.loaded.counts.get(&kind).is_some_and(|n| *n > 0),
+                "{name}: no {kind:?}"
+            );
+        }
+        assert!(
+            s.metrics.iter().any(|m| m.source == MetricSource::Gateway),
+            "{name}"
+        );
+        assert!(
+            s.metrics
+                .iter()
+                .any(|m| m.source == MetricSource::BackendApp),
+            "{name}"
+        );
+        assert!(
+            s.policy(&crate::model::PolicyScope::Global).is_some(),
+            "{name}"
+        );
+        assert!(
+            s.loaded.time_range.is_some() && !s.traffic.is_empty(),
+            "{name}"
+        );
+    }
+}
