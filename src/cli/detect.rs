@@ -305,3 +305,163 @@ fn split_csv(line: &str) -> Vec<String> {
     out.push(cur);
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CSV: &str = "timestamp,value\n\
+        2014-04-10 00:04:00,91.958\n\
+        2014-04-10 00:09:00,\n\
+        not a time,3\n\
+        \n\
+        2014-04-10 00:19:00,abc\n\
+        1397088900,94.5\n\
+        2014-04-10T00:29:00Z,95\r\n";
+
+    #[test]
+    fn reads_rows_and_reports_bad_ones_with_file_and_line() {
+        let s = parse_series(CSV, "cpu.csv");
+        let stamps: Vec<&str> = s.rows.iter().map(|r| r.stamp.as_str()).collect();
+        assert_eq!(
+            stamps,
+            [
+                "2014-04-10 00:04:00",
+                "2014-04-10 00:09:00",
+                "2014-04-10 00:19:00",
+                "1397088900",
+                "2014-04-10T00:29:00Z"
+            ]
+        );
+        assert_eq!(s.rows[0].value, 91.958);
+        assert!(s.rows[1].value.is_nan() && s.rows[2].value.is_nan());
+        assert_eq!(s.rows[3].time, Timestamp::from_millis(1_397_088_900_000));
+        assert_eq!(s.problems.len(), 3, "{:?}", s.problems);
+        assert!(
+            s.problems[0].starts_with("cpu.csv:3: the value \"\""),
+            "{:?}",
+            s.problems
+        );
+        assert!(s.problems[1].starts_with("cpu.csv:4: cannot read the timestamp \"not a time\""));
+        assert!(s.problems[2].starts_with("cpu.csv:6: the value \"abc\""));
+    }
+
+    #[test]
+    fn header_is_optional_and_quotes_are_honoured() {
+        let s = parse_series(
+            "\"2014-04-10 00:04:00\",\"1.5\"\n2014-04-10 00:09:00,2",
+            "x.csv",
+        );
+        assert_eq!(s.rows.len(), 2);
+        assert_eq!(s.rows[0].value, 1.5);
+        assert!(s.problems.is_empty());
+        let bad = parse_series("timestamp,value\ngarbage,1\n", "x.csv");
+        assert!(bad.rows.is_empty());
+        assert_eq!(
+            bad.problems,
+            [
+                "x.csv:2: cannot read the timestamp \"garbage\" (expected e.g. 2014-04-10 00:04:00 or epoch seconds); row skipped"
+            ]
+        );
+    }
+
+    #[test]
+    fn writes_one_row_per_input_row_with_the_timestamp_verbatim() {
+        let s = parse_series(CSV, "cpu.csv");
+        let scored = score(&s, &DetectorConfig::default());
+        let mut out = Vec::new();
+        write_rows(&mut out, &s, &scored, Format::Csv).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(
+            text,
+            "timestamp,anomaly_score\n2014-04-10 00:04:00,0\n2014-04-10 00:09:00,0\n\
+             2014-04-10 00:19:00,0\n1397088900,0\n2014-04-10T00:29:00Z,0\n"
+        );
+        let mut out = Vec::new();
+        write_rows(&mut out, &s, &scored, Format::Json).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v[3]["timestamp"], "1397088900");
+        assert_eq!(v[1]["value"], serde_json::Value::Null);
+        assert_eq!(v[0]["alarm"], false);
+    }
+
+    /// Runs the detector on a few NAB series and scores them with the shared
+    /// NAB scorer at the fixed threshold 0.5, so the score cannot silently
+    /// regress (the full run is `benches/nab.sh`).
+    #[test]
+    fn nab_subset_score_does_not_regress() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared");
+        let nab = root.join("corpus/nab");
+        let scorer = root.join("tools/nab_score.py");
+        if !nab.join("labels.json").is_file() || !scorer.is_file() {
+            eprintln!("skipped: {} not found", nab.display());
+            return;
+        }
+        if std::process::Command::new("python3")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
+            eprintln!("skipped: python3 not found");
+            return;
+        }
+        let keys = [
+            "realAWSCloudwatch/ec2_cpu_utilization_825cc2.csv",
+            "realAWSCloudwatch/ec2_cpu_utilization_c6585a.csv",
+            "realAWSCloudwatch/rds_cpu_utilization_e47b3b.csv",
+            "realKnownCause/ec2_request_latency_system_failure.csv",
+            "realKnownCause/nyc_taxi.csv",
+            "realTraffic/speed_7578.csv",
+        ];
+        let labels: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(nab.join("labels.json")).unwrap())
+                .unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let results = tmp.path().join("results");
+        let mut subset = serde_json::Map::new();
+        for key in keys {
+            subset.insert(key.to_string(), labels[key].clone());
+            let file = nab.join("data").join(key);
+            let series = parse_series(&std::fs::read_to_string(&file).unwrap(), key);
+            assert!(series.problems.is_empty(), "{:?}", series.problems);
+            let scored = score(&series, &DetectorConfig::default());
+            let target = results.join(key);
+            std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+            write_file(&target, &series, &scored, Format::Csv).unwrap();
+        }
+        let labels_path = tmp.path().join("labels.json");
+        std::fs::write(&labels_path, serde_json::Value::Object(subset).to_string()).unwrap();
+        let json_path = tmp.path().join("score.json");
+        let run = std::process::Command::new("python3")
+            .arg(&scorer)
+            .arg(&labels_path)
+            .arg(nab.join("data"))
+            .arg(&results)
+            .args([
+                "--profile",
+                "standard",
+                "--threshold",
+                "0.5",
+                "--strict",
+                "--json",
+            ])
+            .arg(&json_path)
+            .output()
+            .unwrap();
+        assert!(
+            run.status.success(),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        let report: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
+        let std = &report["profiles"]["standard"];
+        let score = std["score"].as_f64().unwrap();
+        let false_alarms = std["false_alarm_events"].as_u64().unwrap();
+        let detected = std["detected"].as_u64().unwrap();
+        // Measured when the defaults were fixed: 78.0, 13 of 15 windows,
+        // 3 false-alarm events.
+        assert!(score >= 70.0, "NAB subset score fell to {score:.2}: {std}");
+        assert!(detected >= 12 && false_alarms <= 5, "{std}");
+    }
+}
