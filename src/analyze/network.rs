@@ -1,1 +1,0 @@
-//! Network security group evaluation and network-rule gaps.

@@ -1,1 +1,0 @@
-//! Capacity, scaling-configuration and quota checks.
