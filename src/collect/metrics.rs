@@ -136,6 +136,63 @@ pub fn load_metrics(doc: &Doc, o: &Map<String, Value>, snap: &mut Snapshot) {
     }
 }
 
+/// One record of the diagnostic-settings metrics export (`AllMetrics` to a
+/// storage account or Event Hub): `{time, resourceId, metricName,
+/// timeGrain, count, total, minimum, maximum, average}`.
+pub fn is_metric_record(o: &Map<String, Value>) -> bool {
+    get(o, "metricName").is_some() && get(o, "time").is_some() && get(o, "timeGrain").is_some()
+}
+
+/// Folds exported metric records into one series per resource, metric and
+/// aggregation (the export has no dimensions). A record without a valid
+/// time is one problem at its line or record index.
+pub fn load_metric_records(records: &[(Origin, &Map<String, Value>)], snap: &mut Snapshot) {
+    type Key = (String, String, &'static str);
+    let mut series: BTreeMap<Key, (Origin, Vec<_>)> = BTreeMap::new();
+    for (origin, r) in records {
+        let name = str_at(r, "metricName").unwrap_or_default();
+        let stamp = str_at(r, "time").unwrap_or_default();
+        let Some(t) = parse_timestamp(&stamp) else {
+            snap.loaded.reject(crate::model::Problem {
+                origin: origin.clone(),
+                message: format!(
+                    "metric record {name}: time is not a timestamp ({stamp:?}); skipped"
+                ),
+            });
+            continue;
+        };
+        let resource = str_at(r, "resourceId").unwrap_or_default();
+        for agg in AGGREGATIONS {
+            if let Some(v) = number(get(r, agg)) {
+                series
+                    .entry((resource.clone(), name.clone(), agg))
+                    .or_insert_with(|| (origin.clone(), Vec::new()))
+                    .1
+                    .push((t, v));
+                snap.loaded.see_time(t);
+            }
+        }
+    }
+    for ((resource, name, agg), (origin, mut points)) in series {
+        points.sort_by_key(|(t, _)| *t);
+        let rtype = parse_resource_id(&resource)
+            .map(|i| i.rtype)
+            .unwrap_or_default();
+        snap.metrics.push(MetricSeries {
+            resource: (!resource.is_empty()).then(|| last_segment(&resource).to_string()),
+            resource_id: (!resource.is_empty()).then_some(resource),
+            source: source_of(&rtype),
+            name,
+            unit: None,
+            aggregation: agg.to_string(),
+            dimensions: BTreeMap::new(),
+            points,
+            origin,
+        });
+        snap.loaded.count(InputKind::Metrics, 1);
+    }
+}
+
 /// A Prometheus HTTP API answer (`{"status":"success","data":{"resultType":…}}`).
 pub fn is_prometheus(o: &Map<String, Value>) -> bool {
     get(o, "status").is_some() && obj(o, "data").is_some_and(|d| get(d, "resultType").is_some())
@@ -220,5 +277,48 @@ mod tests {
         assert_eq!(m.resource.as_deref(), Some("api1"));
         assert_eq!(m.source, MetricSource::BackendApp);
         assert!(m.dimensions.is_empty());
+    }
+
+    #[test]
+    fn exported_metric_records_fold_into_series() {
+        let rid =
+            "/SUBSCRIPTIONS/S/RESOURCEGROUPS/RG/PROVIDERS/MICROSOFT.APIMANAGEMENT/SERVICE/CONTOSO";
+        let rows: Vec<Map<String, Value>> = [
+            ("2024-05-14T09:01:00.0000000Z", "Requests", 7.0),
+            ("2024-05-14T09:00:00.0000000Z", "Requests", 5.0),
+            ("bad", "Requests", 1.0),
+            ("2024-05-14T09:00:00.0000000Z", "Capacity", 40.0),
+        ]
+        .iter()
+        .map(|(t, m, v)| {
+            serde_json::json!({"time": t, "resourceId": rid, "metricName": m, "timeGrain": "PT1M",
+                "count": 1, "total": v, "minimum": v, "maximum": v, "average": v})
+            .as_object()
+            .unwrap()
+            .clone()
+        })
+        .collect();
+        assert!(rows.iter().all(is_metric_record));
+        let refs: Vec<(Origin, &Map<String, Value>)> = rows
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (Origin::at_line("PT1H.json", i as u32 + 1), r))
+            .collect();
+        let mut snap = Snapshot::default();
+        load_metric_records(&refs, &mut snap);
+        assert_eq!(snap.metrics.len(), 10);
+        let req = snap
+            .metrics
+            .iter()
+            .find(|m| m.name == "Requests" && m.aggregation == "total")
+            .unwrap();
+        assert_eq!(
+            req.points.iter().map(|p| p.1).collect::<Vec<_>>(),
+            vec![5.0, 7.0]
+        );
+        assert_eq!(req.source, MetricSource::Gateway);
+        assert_eq!(req.resource.as_deref(), Some("CONTOSO"));
+        assert_eq!(snap.loaded.rejected, 1);
+        assert_eq!(snap.loaded.problems[0].origin.line, Some(3));
     }
 }

@@ -272,8 +272,18 @@ fn first_line(b: &[u8]) -> (&[u8], &[u8]) {
 /// Gateway logs as JSON Lines (a first line that is a whole log record) or
 /// CSV (a header naming gateway log columns).
 fn sniff_logs(b: &[u8]) -> LogShape {
-    let (line, _) = first_line(b);
+    let (line, rest) = first_line(b);
     if line.first() == Some(&b'{') {
+        // A whole first line must be one complete JSON object; a line cut
+        // short by the sniff buffer is judged by its keys, unless it opens a
+        // wrapper document (`tables`, `value`) that only parses whole.
+        let whole = !rest.is_empty() || b.ends_with(b"\n");
+        let complete = matches!(serde_json::from_slice::<Value>(line), Ok(Value::Object(_)));
+        let wrapper = first_key(line)
+            .is_some_and(|k| k.eq_ignore_ascii_case("tables") || k.eq_ignore_ascii_case("value"));
+        if (whole && !complete) || (!whole && wrapper) {
+            return LogShape::None;
+        }
         return if logs::is_log_line(line) {
             LogShape::Ndjson
         } else {
@@ -284,6 +294,14 @@ fn sniff_logs(b: &[u8]) -> LogShape {
         return LogShape::Csv;
     }
     LogShape::None
+}
+
+/// The first key of a JSON object text (`{"tables": …` → `tables`).
+fn first_key(line: &[u8]) -> Option<&str> {
+    let rest = line.strip_prefix(b"{")?.trim_ascii_start();
+    let rest = rest.strip_prefix(b"\"")?;
+    let end = memchr::memchr(b'"', rest)?;
+    std::str::from_utf8(&rest[..end]).ok()
 }
 
 /// Decodes UTF-16 text with a BOM (what PowerShell 5 `>` writes) to UTF-8.
@@ -445,6 +463,7 @@ fn parse_json_text(file: &str, text: &str, snap: &mut Snapshot) {
 /// per line, a bad line is one problem.
 fn parse_json_lines(doc: &Doc, snap: &mut Snapshot) {
     let mut rows = Vec::new();
+    let mut metric_records = Vec::new();
     for (i, line) in doc.text.lines().enumerate() {
         let line_no = u32::try_from(i + 1).ok();
         let t = line.trim();
@@ -455,6 +474,13 @@ fn parse_json_lines(doc: &Doc, snap: &mut Snapshot) {
             Ok(Value::Object(o)) => {
                 if logs::is_log_row(&o) {
                     rows.push(Value::Object(o));
+                } else if metrics::is_metric_record(&o) {
+                    let origin = Origin {
+                        file: doc.file.to_string(),
+                        line: line_no,
+                        record: None,
+                    };
+                    metric_records.push((origin, o));
                 } else if !dispatch_item(doc, &o, line_no, snap) {
                     problem(
                         snap,
@@ -480,6 +506,10 @@ fn parse_json_lines(doc: &Doc, snap: &mut Snapshot) {
     }
     if !rows.is_empty() {
         logs::parse_json_rows(doc.file, &rows, &mut snap.traffic, &mut snap.loaded);
+    }
+    if !metric_records.is_empty() {
+        let refs: Vec<_> = metric_records.iter().map(|(o, r)| (o.clone(), r)).collect();
+        metrics::load_metric_records(&refs, snap);
     }
 }
 
@@ -596,6 +626,41 @@ fn dispatch_item(
     known
 }
 
+/// Storage / Event Hub `records`: gateway log rows go to the log reader,
+/// exported metric records fold into series, the rest are events or
+/// resources; anything else is one problem per record.
+fn load_records(doc: &Doc, records: &[Value], snap: &mut Snapshot) {
+    let mut rows = Vec::new();
+    let mut metric_records = Vec::new();
+    for (i, r) in records.iter().enumerate() {
+        let record = u32::try_from(i).ok();
+        let Some(ro) = r.as_object() else {
+            doc.reject(snap, record, "a record is not a JSON object".into());
+            continue;
+        };
+        if logs::is_log_row(ro) {
+            rows.push(r.clone());
+        } else if metrics::is_metric_record(ro) {
+            metric_records.push((doc.origin(record), ro));
+        } else if !dispatch_item(doc, ro, record, snap) {
+            doc.reject(
+                snap,
+                record,
+                format!(
+                    "record is neither a gateway log row, a metric nor an activity log event (keys {})",
+                    key_list(ro)
+                ),
+            );
+        }
+    }
+    if !rows.is_empty() {
+        logs::parse_json_rows(doc.file, &rows, &mut snap.traffic, &mut snap.loaded);
+    }
+    if !metric_records.is_empty() {
+        metrics::load_metric_records(&metric_records, snap);
+    }
+}
+
 fn dispatch_object(doc: &Doc, o: &Map<String, Value>, snap: &mut Snapshot, depth: u32) {
     let has = |k: &str| get(o, k).is_some();
     // Exchange files of the fake Azure server: {request, response{status, body}}.
@@ -687,35 +752,7 @@ fn dispatch_object(doc: &Doc, o: &Map<String, Value>, snap: &mut Snapshot, depth
         return;
     }
     if let Some(records) = get(o, "records").and_then(Value::as_array) {
-        let (rows, other): (Vec<&Value>, Vec<(usize, &Value)>) = {
-            let mut rows = Vec::new();
-            let mut other = Vec::new();
-            for (i, r) in records.iter().enumerate() {
-                if r.as_object().is_some_and(logs::is_log_row) {
-                    rows.push(r);
-                } else {
-                    other.push((i, r));
-                }
-            }
-            (rows, other)
-        };
-        if !rows.is_empty() {
-            let rows: Vec<Value> = rows.into_iter().cloned().collect();
-            logs::parse_json_rows(doc.file, &rows, &mut snap.traffic, &mut snap.loaded);
-        }
-        for (i, r) in other {
-            let record = u32::try_from(i).ok();
-            let ok = r
-                .as_object()
-                .is_some_and(|ro| dispatch_item(doc, ro, record, snap));
-            if !ok {
-                doc.reject(
-                    snap,
-                    record,
-                    "record is neither a gateway log row nor an activity log event".into(),
-                );
-            }
-        }
+        load_records(doc, records, snap);
         return;
     }
     if let Some(items) = get(o, "value").and_then(Value::as_array) {
@@ -1176,5 +1213,59 @@ mod tests {
             br#"{"parameters":{},"responses":{"404":{},"201":{"body":{"name":"b","type":"Microsoft.ApiManagement/service/backends","properties":{"url":"https://b","protocol":"http"}}}}}"#,
         );
         assert_eq!(s.backends.len(), 1);
+    }
+
+    #[test]
+    fn exported_metrics_and_mixed_records() {
+        let m = |t: &str, v: u32| {
+            format!(
+                r#"{{"time":"{t}","resourceId":"/subscriptions/s/resourceGroups/r/providers/Microsoft.App/containerApps/orders-app","metricName":"RestartCount","timeGrain":"PT1M","count":1,"total":{v},"minimum":{v},"maximum":{v},"average":{v}}}"#
+            )
+        };
+        let lines = format!(
+            "{}\n{}\n",
+            m("2024-05-14T09:00:00Z", 0),
+            m("2024-05-14T09:01:00Z", 3)
+        );
+        let s = one("insights-metrics-pt1m/PT1H.json", lines.as_bytes());
+        assert!(s.loaded.problems.is_empty(), "{:?}", s.loaded.problems);
+        assert_eq!(s.metrics.len(), 5);
+        assert!(
+            s.metrics
+                .iter()
+                .all(|x| x.resource.as_deref() == Some("orders-app"))
+        );
+        let doc = format!(
+            r#"{{"records":[{},{{"time":"2024-05-14T09:02:00Z","operationName":"Microsoft.App/containerApps/write","resultType":"Success","resourceId":"/x","category":"Administrative"}},{{"junk":1}}]}}"#,
+            m("2024-05-14T09:00:00Z", 1)
+        );
+        let s = one("eh.json", doc.as_bytes());
+        assert_eq!((s.metrics.len(), s.changes.len()), (5, 1));
+        assert_eq!(
+            only_problem(&s),
+            "eh.json record 2: record is neither a gateway log row, a metric nor an activity log event (keys junk)"
+        );
+    }
+
+    #[test]
+    fn a_multi_line_query_answer_is_not_ndjson() {
+        let doc = concat!(
+            "{\"tables\":[{\"name\":\"PrimaryResult\",\"columns\":[{\"name\":\"TimeGenerated\",\"type\":\"datetime\"},",
+            "{\"name\":\"ApiId\",\"type\":\"string\"},{\"name\":\"ResponseCode\",\"type\":\"int\"}],\"rows\":[\n",
+            "[\"2024-05-14T09:00:00Z\",\"orders\",200],\n",
+            "[\"2024-05-14T09:00:01Z\",\"orders\",503]\n",
+            "]}]}\n"
+        );
+        assert_eq!(sniff_logs(doc.as_bytes()), LogShape::None);
+        let s = one("q.json", doc.as_bytes());
+        assert!(s.loaded.problems.is_empty(), "{:?}", s.loaded.problems);
+        assert_eq!(s.loaded.counts.get(&InputKind::GatewayLogs), Some(&2));
+        // Cut short by the sniff buffer: judged by the first key.
+        assert_eq!(sniff_logs(&doc.as_bytes()[..60]), LogShape::None);
+        let row =
+            br#"{"TimeGenerated":"2024-05-14T09:00:00Z","ApiId":"orders","ResponseCode":200}"#;
+        assert_eq!(sniff_logs(&row[..row.len() - 3]), LogShape::Ndjson);
+        assert_eq!(sniff_logs(row), LogShape::Ndjson);
+        assert_eq!(first_key(b"{ \"value\": ["), Some("value"));
     }
 }
