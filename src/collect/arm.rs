@@ -615,7 +615,10 @@ fn api(props: &Map<String, Value>, id: String, origin: Origin) -> Api {
         subscription_required: boolean(get(props, "subscriptionRequired")),
         revision: str_at(props, "apiRevision"),
         is_current: boolean(get(props, "isCurrent")),
-        api_type: get_any(props, &["apiType", "type"]).and_then(|v| text(Some(v))),
+        // `az` lifts `properties`, so a top-level `type` may be the resource type.
+        api_type: get_any(props, &["apiType", "type"])
+            .and_then(|v| text(Some(v)))
+            .filter(|t| !t.contains('/')),
         protocols: strings(get(props, "protocols")),
         origin,
     }
@@ -1073,6 +1076,34 @@ mod tests {
         assert_eq!(a.is_current, Some(false));
         assert_eq!(a.api_type.as_deref(), Some("soap"));
         assert_eq!(s.loaded.counts[&InputKind::Apis], 1);
+    }
+
+    #[test]
+    fn az_flattened_api_and_service() {
+        let s = load(
+            "az.json",
+            r#"{"id":"/subscriptions/s/resourceGroups/rg/providers/Microsoft.ApiManagement/service/svc/apis/echo",
+                "type":"Microsoft.ApiManagement/service/apis","name":"echo","resourceGroup":"rg",
+                "path":"echo","serviceUrl":"https://e","isCurrent":true}"#,
+        );
+        assert_eq!(s.apis[0].api_type, None);
+        assert_eq!(s.apis[0].path.as_deref(), Some("echo"));
+        let s = load(
+            "az.json",
+            r#"{"name":"contoso","type":"Microsoft.ApiManagement/service","sku":{"name":"Premium","capacity":"2"},
+                "zones":["1","2"],"publicIpAddresses":["20.1.2.3"],"virtualNetworkType":"Internal",
+                "virtualNetworkConfiguration":{"subnetResourceId":"/x/subnets/apim"},"platformVersion":"stv2",
+                "additionalLocations":[{"location":"North Europe"}]}"#,
+        );
+        let svc = s.service.unwrap();
+        assert_eq!(
+            (svc.sku.as_deref(), svc.capacity),
+            (Some("Premium"), Some(2))
+        );
+        assert_eq!(svc.public_ips, vec!["20.1.2.3"]);
+        assert_eq!(svc.subnet_id.as_deref(), Some("/x/subnets/apim"));
+        assert_eq!(svc.additional_locations, vec!["North Europe"]);
+        assert_eq!(svc.zones, vec!["1", "2"]);
     }
 
     #[test]

@@ -120,6 +120,21 @@ fn is_hidden(path: &Path) -> bool {
 
 /// Files under `dir`, depth first in name order, hidden entries skipped.
 fn walk(dir: &Path, files: &mut Vec<PathBuf>, problems: &mut Vec<Problem>) {
+    let mut visited = std::collections::HashSet::new();
+    walk_inner(dir, files, problems, &mut visited);
+}
+
+fn walk_inner(
+    dir: &Path,
+    files: &mut Vec<PathBuf>,
+    problems: &mut Vec<Problem>,
+    visited: &mut std::collections::HashSet<PathBuf>,
+) {
+    // A symlink back up the tree would otherwise recurse forever.
+    let real = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    if !visited.insert(real) {
+        return;
+    }
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) => {
@@ -137,7 +152,7 @@ fn walk(dir: &Path, files: &mut Vec<PathBuf>, problems: &mut Vec<Problem>) {
             continue;
         }
         if p.is_dir() {
-            walk(&p, files, problems);
+            walk_inner(&p, files, problems, visited);
         } else if p.is_file() {
             files.push(p);
         }
@@ -348,6 +363,15 @@ fn parse_plain(file: &str, bytes: &[u8], snap: &mut Snapshot) {
     let body = strip_bom(bytes);
     if body.trim_ascii().is_empty() {
         problem(snap, file, None, "the file is empty".into());
+        return;
+    }
+    if body.starts_with(b"PK\x03\x04") {
+        problem(
+            snap,
+            file,
+            None,
+            "a zip archive: extract it and give the folder instead".into(),
+        );
         return;
     }
     let probe = &body[..body.len().min(8192)];
@@ -1177,6 +1201,15 @@ mod tests {
         let scopes: Vec<String> = snap.policies.iter().map(|p| p.scope.to_string()).collect();
         assert_eq!(scopes, vec!["api:orders", "global"]);
 
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::symlink(root, root.join("policies/loop")).unwrap();
+            let again = collect(&[root.to_path_buf()]).unwrap();
+            assert_eq!(again.loaded.files, 3, "a symlink loop is walked once");
+        }
+        let s = one("logs.zip", b"PK\x03\x04\x14\x00rest");
+        assert!(only_problem(&s).contains("zip archive"));
+
         let missing = root.join("nope");
         let err = collect(std::slice::from_ref(&missing)).unwrap_err();
         assert!(
@@ -1267,5 +1300,48 @@ mod tests {
         assert_eq!(sniff_logs(&row[..row.len() - 3]), LogShape::Ndjson);
         assert_eq!(sniff_logs(row), LogShape::Ndjson);
         assert_eq!(first_key(b"{ \"value\": ["), Some("value"));
+    }
+
+    #[test]
+    fn large_logs_stream_from_disk_plain_gzip_and_csv() {
+        let mut ndjson = String::new();
+        let mut csv = String::from("TimeGenerated,ApiId,OperationId,ResponseCode,TotalTime\n");
+        for i in 0..3000 {
+            let t = format!("2024-05-14T09:{:02}:{:02}Z", i / 60 % 60, i % 60);
+            let code = if i % 10 == 0 { 503 } else { 200 };
+            ndjson.push_str(&format!(
+                r#"{{"TimeGenerated":"{t}","ApiId":"orders-api","OperationId":"get-order","ResponseCode":{code},"TotalTime":{i},"Url":"https://contoso.azure-api.net/orders/{i}"}}"#
+            ));
+            ndjson.push('\n');
+            csv.push_str(&format!("{t},orders-api,get-order,{code},{i}\n"));
+            if i == 1500 {
+                ndjson.push_str("{\"TimeGenerated\": broken\n");
+            }
+        }
+        assert!(ndjson.len() > 2 * SNIFF_BYTES && csv.len() > SNIFF_BYTES);
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::write(root.join("a.ndjson"), &ndjson).unwrap();
+        std::fs::write(root.join("b.ndjson.gz"), gzip(ndjson.as_bytes())).unwrap();
+        std::fs::write(root.join("c.csv"), &csv).unwrap();
+        for name in ["a.ndjson", "b.ndjson.gz", "c.csv"] {
+            let s = collect(&[root.join(name)]).unwrap();
+            assert_eq!(
+                s.loaded.counts.get(&InputKind::GatewayLogs),
+                Some(&3000),
+                "{name}"
+            );
+            assert_eq!(s.loaded.files, 1);
+            assert_eq!(s.traffic.series.len(), 1, "{name}");
+            if name.ends_with("csv") {
+                assert!(s.loaded.problems.is_empty(), "{:?}", s.loaded.problems);
+            } else {
+                let p = only_problem(&s);
+                assert!(p.contains(&format!("{name}:1502")), "{p}");
+            }
+        }
+        // The same bytes in memory give the same counts.
+        let s = one("a.ndjson", ndjson.as_bytes());
+        assert_eq!(s.loaded.counts.get(&InputKind::GatewayLogs), Some(&3000));
     }
 }
