@@ -6,6 +6,7 @@ pub mod detect;
 pub mod lint;
 pub mod net;
 pub mod simulate;
+pub mod tui;
 
 use crate::model::{Severity, Snapshot, Timestamp, parse_iso_duration, parse_timestamp};
 use crate::{analyze, collect, playbook, report};
@@ -38,6 +39,8 @@ pub enum Command {
     Detect(detect::DetectArgs),
     /// Write a simulated gateway instance with incidents injected.
     Simulate(simulate::SimulateArgs),
+    /// Interactive terminal dashboard.
+    Tui(tui::TuiArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -99,14 +102,16 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Net(args)) => net::run(args),
         Some(Command::Detect(args)) => detect::run(args),
         Some(Command::Simulate(args)) => simulate::run(args),
+        Some(Command::Tui(args)) => tui::run(args),
     }
 }
 
 /// Loads the paths given, or the built-in demo when there are none.
 pub fn load(paths: &[PathBuf]) -> anyhow::Result<Snapshot> {
     if paths.is_empty() {
-        // Wired to the simulator's demo once it lands (same commit series).
-        anyhow::bail!("no data given, and the built-in demo is not available in this build");
+        let mut snapshot = collect::collect_files(&crate::simulate::demo_files());
+        snapshot.loaded.demo = Some(crate::simulate::DEMO.0.name().to_string());
+        return Ok(snapshot);
     }
     collect::collect(paths)
 }

@@ -304,7 +304,9 @@ fn finding_text(out: &mut String, f: &Finding, opts: &TextOptions) {
     );
 }
 
-fn route_text(out: &mut String, r: &RouteEntry, c: bool) {
+/// The backend column of one backend-map row: configured backends, then any
+/// observed ones that no configured route names.
+fn route_target(r: &RouteEntry) -> String {
     let backends: Vec<String> = r.configured.iter().map(|x| x.backend.clone()).collect();
     let observed: Vec<String> = r
         .observed
@@ -320,21 +322,55 @@ fn route_text(out: &mut String, r: &RouteEntry, c: bool) {
     if !observed.is_empty() {
         let _ = write!(target, " (seen: {})", observed.join(", "));
     }
-    let p95 = r
-        .p95_ms
-        .map(|p| format!("{p}ms"))
-        .unwrap_or_else(|| "-".into());
-    let mark = if r.mismatch { " ≠" } else { "" };
+    target
+}
+
+fn backend_map_text(out: &mut String, map: &[RouteEntry], c: bool) {
+    let names: Vec<String> = map
+        .iter()
+        .map(|r| format!("{}/{}", r.api, r.operation))
+        .collect();
+    let targets: Vec<String> = map.iter().map(route_target).collect();
+    let w1 = names
+        .iter()
+        .map(|n| n.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(13);
+    let w2 = targets
+        .iter()
+        .map(|n| n.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(7);
     let _ = writeln!(
         out,
-        "  {:<36} {:<34} {:<10} {:>9} {:>7} {:>8}{mark}",
-        format!("{}/{}", r.api, r.operation),
-        target,
-        paint(c, Paint::Health(r.health), health_word(r.health)),
-        thousands(r.requests),
-        format!("{:.1}%", r.error_rate * 100.0),
-        p95
+        "  {:<w1$}  {:<w2$}  {:<9}  {:>9}  {:>6}  {:>8}",
+        "API/operation", "backend", "health", "requests", "5xx", "p95"
     );
+    for ((r, name), target) in map.iter().zip(&names).zip(&targets) {
+        let p95 = r
+            .p95_ms
+            .map(|p| format!("{p}ms"))
+            .unwrap_or_else(|| "-".into());
+        let mark = if r.mismatch {
+            "  ≠ route mismatch"
+        } else {
+            ""
+        };
+        // Pad before painting: escape codes would count as width.
+        let health = paint(
+            c,
+            Paint::Health(r.health),
+            &format!("{:<9}", health_word(r.health)),
+        );
+        let _ = writeln!(
+            out,
+            "  {name:<w1$}  {target:<w2$}  {health}  {:>9}  {:>6}  {p95:>8}{mark}",
+            thousands(r.requests),
+            format!("{:.1}%", r.error_rate * 100.0),
+        );
+    }
 }
 
 fn action_text(a: &Action) -> String {
@@ -409,14 +445,7 @@ pub fn text(d: &Diagnosis, opts: &TextOptions) -> String {
     }
     if !d.backend_map.is_empty() {
         let _ = writeln!(out, "\n{}", paint(c, Paint::Bold, "Backend map"));
-        let _ = writeln!(
-            out,
-            "  {:<36} {:<34} {:<10} {:>9} {:>7} {:>8}",
-            "API/operation", "backend", "health", "requests", "5xx", "p95"
-        );
-        for r in &d.backend_map {
-            route_text(&mut out, r, c);
-        }
+        backend_map_text(&mut out, &d.backend_map, c);
     }
     if !d.proposals.is_empty() {
         let _ = writeln!(
