@@ -14,24 +14,39 @@ use super::json::{get, get_any, localized, obj, str_at};
 use crate::model::{Change, ChangeKind, InputKind, Origin, PolicyScope, Snapshot, parse_timestamp};
 use serde_json::{Map, Value};
 
-/// An activity-log event in either form. Gateway log records (category
-/// `GatewayLogs`) are not events.
+/// An activity-log event in either form: `eventTimestamp` (REST, `az`), or
+/// `time` + `operationName` + `resourceId` with an activity-log category.
 pub fn is_activity_event(o: &Map<String, Value>) -> bool {
     if get(o, "eventTimestamp").is_some() {
         return true;
     }
     let category = localized(get(o, "category")).unwrap_or_default();
-    if category.eq_ignore_ascii_case("GatewayLogs") {
-        return false;
-    }
-    get(o, "time").is_some()
+    // Storage / Event Hub form: other resource-log categories (App Service
+    // HTTP logs, WebSocket logs…) share these keys but are not changes.
+    let activity_category = ACTIVITY_CATEGORIES
+        .iter()
+        .any(|c| c.eq_ignore_ascii_case(&category));
+    activity_category
+        && get(o, "time").is_some()
         && get(o, "operationName").is_some()
         && get(o, "resourceId").is_some()
-        && (get(o, "resultType").is_some()
-            || get(o, "status").is_some()
-            || get(o, "category").is_some())
 }
 
+/// Activity log categories (the docs use both `Administrative` and
+/// `Write`/`Delete`/`Action` for administrative events).
+const ACTIVITY_CATEGORIES: [&str; 11] = [
+    "Administrative",
+    "Write",
+    "Delete",
+    "Action",
+    "ServiceHealth",
+    "ResourceHealth",
+    "Alert",
+    "Autoscale",
+    "Recommendation",
+    "Security",
+    "Policy",
+];
 /// What kind of change an operation on a resource is.
 pub fn change_kind(operation: &str, category: &str, sets_sku: bool) -> ChangeKind {
     let op = operation.to_ascii_lowercase();
@@ -208,6 +223,16 @@ mod tests {
         assert_eq!(c.status.as_deref(), Some("Success"));
         assert_eq!(c.caller.as_deref(), Some("a@b.c"));
         assert_eq!(c.policy_scope, None);
+    }
+
+    #[test]
+    fn other_resource_log_categories_are_not_events() {
+        let v: Value = serde_json::from_str(
+            r#"{"time":"2024-05-14T08:58:41Z","resourceId":"/x/providers/Microsoft.Web/sites/app","category":"AppServiceHTTPLogs",
+                "operationName":"Microsoft.Web/sites/log","properties":{"ScStatus":500}}"#,
+        )
+        .unwrap();
+        assert!(!is_activity_event(v.as_object().unwrap()));
     }
 
     #[test]

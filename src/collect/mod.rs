@@ -57,6 +57,9 @@ pub fn collect(paths: &[PathBuf]) -> anyhow::Result<Snapshot> {
             files.push(path.clone());
         }
     }
+    // A file named twice (a folder and a file in it) is read once.
+    let mut seen = std::collections::HashSet::new();
+    files.retain(|f| seen.insert(std::fs::canonicalize(f).unwrap_or_else(|_| f.clone())));
     let parts: Vec<Snapshot> = files.par_iter().map(|f| read_path(f)).collect();
     let mut snap = Snapshot::default();
     for p in walk_problems {
@@ -1201,6 +1204,8 @@ mod tests {
         let scopes: Vec<String> = snap.policies.iter().map(|p| p.scope.to_string()).collect();
         assert_eq!(scopes, vec!["api:orders", "global"]);
 
+        let twice = collect(&[root.to_path_buf(), root.join("apis.json.gz")]).unwrap();
+        assert_eq!((twice.loaded.files, twice.apis.len()), (3, 1), "read once");
         #[cfg(unix)]
         {
             std::os::unix::fs::symlink(root, root.join("policies/loop")).unwrap();
