@@ -592,3 +592,53 @@ fn simulated_instances_load_cleanly() {
         );
     }
 }
+
+/// Truncated and corrupted copies of real files never panic, and every
+/// problem they cause names the file.
+#[test]
+fn mangled_corpus_files_never_panic() {
+    let Some(root) = corpus() else { return };
+    let mut files = Vec::new();
+    let mut walk_problems = Vec::new();
+    for sub in [
+        "azure-rest",
+        "apim/json/transcribed",
+        "apim/json/arm-templates",
+        "apim/samples",
+    ] {
+        walk(&root.join(sub), &mut files, &mut walk_problems);
+    }
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move |n: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % n.max(1) as u64) as usize
+    };
+    for f in &files {
+        let bytes = std::fs::read(f).unwrap();
+        let name = f.display().to_string();
+        for _ in 0..12 {
+            let mut m = bytes.clone();
+            match next(3) {
+                0 => m.truncate(next(m.len())),
+                1 => {
+                    for _ in 0..4 {
+                        let at = next(m.len());
+                        if let Some(b) = m.get_mut(at) {
+                            *b = [b'{', b']', b'"', b',', 0xff, b'\n'][next(6)];
+                        }
+                    }
+                }
+                _ => {
+                    let at = next(m.len());
+                    m.splice(at..at, *b"[[concat('<',\"");
+                }
+            }
+            let s = parse_document(&name, &m);
+            for p in &s.loaded.problems {
+                assert_eq!(p.origin.file, name, "{p}");
+            }
+        }
+    }
+}
