@@ -657,6 +657,15 @@ fn dispatch_item(
 /// exported metric records fold into series, the rest are events or
 /// resources; anything else is one problem per record.
 fn load_records(doc: &Doc, records: &[Value], snap: &mut Snapshot) {
+    // All gateway rows (the usual Event Hub payload): no copy, exact indexes.
+    if records
+        .iter()
+        .all(|r| r.as_object().is_some_and(logs::is_log_row))
+    {
+        logs::parse_json_rows(doc.file, records, &mut snap.traffic, &mut snap.loaded);
+        return;
+    }
+    // Mixed: log rows are copied out, so their record indexes count rows only.
     let mut rows = Vec::new();
     let mut metric_records = Vec::new();
     for (i, r) in records.iter().enumerate() {
