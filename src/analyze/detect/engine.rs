@@ -4,7 +4,8 @@
 //!
 //! For every row it asks two questions, each against a reference that
 //! leaves out the most recent `holdout_rows` rows (so an incident that is
-//! still going on is not yet part of "normal"):
+//! still going on is not yet part of "normal"; a quarter of the rows seen
+//! while the series is young):
 //!
 //! - *point*: does the value leave the band `[min - m, max + m]` of the last
 //!   `history_secs` of reference values (m = `range_margin` of that range)
@@ -12,6 +13,10 @@
 //! - *shift*: does the median of the last `smooth_rows` rows leave the same
 //!   kind of band built from past medians? This is the persistence rule: half
 //!   of the recent rows must agree before a sustained shift alarms.
+//!
+//! A steady trend in the reference (the morning ramp of a daily swing) is
+//! expected to go on through the holdout: the band is widened on that side
+//! by the trend times the holdout, so a rising day is not an incident.
 //!
 //! Both run on the raw values and, where the history covers it, on the
 //! residuals of a daily and a weekly seasonal profile (the median of the
@@ -33,13 +38,16 @@ pub struct DetectorConfig {
     /// Rows of reference for the level and scale (288: a day of 5-minute
     /// points, 4.8 hours of 1-minute points).
     pub baseline_rows: usize,
-    /// The most recent rows kept out of the reference (72: 6 h at 5 min).
+    /// The most recent rows kept out of the reference (72: 6 h at 5 min;
+    /// while the series is young, a quarter of the rows seen, at least
+    /// `smooth_rows`).
     pub holdout_rows: usize,
     /// Rows whose median must leave the band for a sustained shift (12).
     pub smooth_rows: usize,
     /// Rows to stay quiet after an alarm (72): one alarm per incident.
     pub mute_rows: usize,
-    /// Reference rows needed before any row is scored (24).
+    /// Reference rows needed before any row is scored (24); until twice as
+    /// many, a lone out-of-band point must be confirmed by the next one.
     pub min_rows: usize,
     /// How far back the range of normal values reaches (14 days: two
     /// weekly cycles).
@@ -60,6 +68,10 @@ pub struct DetectorConfig {
     pub seasonality: bool,
     /// Consecutive out-of-band rows before a point alarm (1).
     pub persist_rows: usize,
+    /// Expect a steady trend in the reference to continue (true).
+    pub follow_trend: bool,
+    /// Shorter holdout while the series is young (true).
+    pub young_holdout: bool,
 }
 
 impl Default for DetectorConfig {
@@ -78,6 +90,8 @@ impl Default for DetectorConfig {
             season_ratio: 0.3,
             seasonality: true,
             persist_rows: 1,
+            follow_trend: true,
+            young_holdout: true,
         }
     }
 }
@@ -215,12 +229,26 @@ struct Stream {
     recent: VecDeque<(i64, f64)>,
     reference: Sorted,
     range: Range,
+    seen: usize,
 }
 
 impl Stream {
+    /// Rows kept out of the reference: `holdout_rows`, or while the series
+    /// is young a quarter of it (at least `smooth_rows`), so short series
+    /// are judged too.
+    fn holdout(&self, cfg: &DetectorConfig) -> usize {
+        if cfg.young_holdout {
+            cfg.holdout_rows.min((self.seen / 4).max(cfg.smooth_rows))
+        } else {
+            cfg.holdout_rows
+        }
+    }
+
     fn push(&mut self, t: i64, x: f64, cfg: &DetectorConfig) {
         self.recent.push_back((t, x));
-        while self.recent.len() > cfg.holdout_rows {
+        self.seen = self.seen.saturating_add(1);
+        let holdout = self.holdout(cfg);
+        while self.recent.len() > holdout {
             let Some((tp, xp)) = self.recent.pop_front() else {
                 break;
             };
@@ -248,6 +276,24 @@ impl Stream {
         median(&mut v)
     }
 
+    /// Change per row between the medians of the oldest and the newest `k`
+    /// reference values (fewer while the reference is short; 0 when it is
+    /// too short to tell).
+    fn trend_per_row(&self, k: usize) -> f64 {
+        let order = &self.reference.order;
+        let n = order.len();
+        let k = k.min(n / 4);
+        if k < 3 {
+            return 0.0;
+        }
+        let mut old: Vec<f64> = order.iter().take(k).copied().collect();
+        let mut new: Vec<f64> = order.iter().skip(n - k).copied().collect();
+        match (median(&mut old), median(&mut new)) {
+            (Some(a), Some(b)) if (b - a).is_finite() => (b - a) / (n - k) as f64,
+            _ => 0.0,
+        }
+    }
+
     /// Where `r` sits relative to the band (1 = on its edge), and the band.
     fn judge(&self, r: f64, floor: f64, z: f64, cfg: &DetectorConfig) -> Judged {
         let scale = self.reference.scale().max(floor);
@@ -258,6 +304,17 @@ impl Stream {
             let margin = cfg.range_margin * (mx - mn);
             low = low.min(mn - margin);
             high = high.max(mx + margin);
+        }
+        if cfg.follow_trend {
+            // A steady trend in the reference is expected to go on through
+            // the holdout: widen the band on that side by as much.
+            let drift = self.trend_per_row(cfg.smooth_rows)
+                * (self.recent.len() as f64 + cfg.smooth_rows as f64 / 2.0);
+            if drift > 0.0 {
+                high += drift;
+            } else if drift < 0.0 {
+                low += drift;
+            }
         }
         let u = if r >= mid {
             (r - mid) / (high - mid).max(f64::MIN_POSITIVE)
@@ -382,8 +439,12 @@ pub fn run(times: &[i64], values: &[f64], cfg: &DetectorConfig) -> Vec<Verdict> 
                 // back in band.
                 calm = if out_of_band { 0 } else { calm + 1 };
                 in_incident &= calm < cfg.smooth_rows.max(1);
+                // While the reference is short its spread is uncertain: a
+                // lone point must be confirmed by the next one.
+                let young = models[0].values.reference.len() < 2 * cfg.min_rows;
+                let persist = cfg.persist_rows.max(if young { 2 } else { 1 });
                 v.alarm = out_of_band
-                    && run_len >= cfg.persist_rows.max(1)
+                    && run_len >= persist
                     && !in_incident
                     && since_alarm > cfg.mute_rows;
                 if v.alarm {
@@ -435,7 +496,9 @@ fn judge_row(
     let point = m.values.judge(r, floor, cfg.point_z, cfg);
     let recent = m.values.recent_median(r, cfg);
     let shift = match recent {
-        Some(med) if m.medians.reference.len() >= cfg.min_rows.max(1) => {
+        // Recent medians overlap, so their reference needs several
+        // independent windows' worth before its spread means anything.
+        Some(med) if m.medians.reference.len() >= cfg.min_rows.max(4 * cfg.smooth_rows).max(1) => {
             Some(m.medians.judge(med, floor, cfg.shift_z, cfg).u)
         }
         _ => None,

@@ -4,15 +4,17 @@
 //! alarms into `metric_anomaly` findings with evidence.
 //!
 //! How it decides (details in `engine`): each point is compared with a
-//! reference that leaves out the last few hours, so an incident in progress
-//! is not "normal" yet. A point alarms when it leaves the range of the past
-//! two weeks by a margin, or the robust band (median ± 6 robust σ, with a floor of
-//! 5% of the series' level so flat series ignore tiny changes); a sustained
-//! shift alarms when the median of the last 12 points leaves the band of
-//! past medians. Daily and weekly seasonal profiles are used where the
-//! history covers them and they explain the series clearly better. After an
-//! alarm the detector is muted for 72 points. Count-based signals (5xx
-//! among requests) are judged by the statistical tests in `spikes`, not here.
+//! reference that leaves out the most recent 72 points, so an incident in
+//! progress is not "normal" yet. A point alarms when it leaves both the
+//! range of the past two weeks (plus 10% of that range) and the robust band
+//! (median ± 6 robust σ, with a floor of 5% of the series' level so flat
+//! series ignore tiny changes); a sustained shift alarms when the median of
+//! the last 12 points leaves the same kind of band built from past medians.
+//! A steady trend is expected to continue; daily and weekly seasonal
+//! profiles are used where the history covers them and they explain the
+//! series clearly better. One alarm per incident: muted for 72 points and
+//! until the series is back in band. Count-based signals (5xx among
+//! requests) are judged by the statistical tests in `spikes`, not here.
 
 mod engine;
 
@@ -211,9 +213,10 @@ pub fn anomalies(points: &[(Timestamp, f64)], cfg: &DetectorConfig) -> Vec<Anoma
     out
 }
 
-/// Fewest finite points a series needs before it is judged at all.
+/// Fewest finite points a series needs before any of them is judged (the
+/// first `min_rows` reference rows plus the shortest holdout).
 pub fn min_points(cfg: &DetectorConfig) -> usize {
-    cfg.holdout_rows + cfg.min_rows + 1
+    cfg.min_rows + cfg.smooth_rows.min(cfg.holdout_rows) + 1
 }
 
 /// Error and response-code counts: judged by the count-based tests of the
@@ -476,6 +479,37 @@ mod tests {
     }
 
     #[test]
+    fn a_rising_day_is_not_an_incident() {
+        let cfg = DetectorConfig::default();
+        // Six hours of a morning ramp at 1-minute points: 230 -> 600
+        // requests a minute with Poisson-like noise.
+        let pts = series(360, 1, |i, e| {
+            let level = 230.0 + 370.0 * i as f64 / 360.0;
+            level + 2.0 * level.sqrt() * e
+        });
+        assert_eq!(alarms(&score_series(&pts, &cfg)), Vec::<usize>::new());
+    }
+
+    #[test]
+    fn a_memory_leak_in_a_short_series_is_caught() {
+        let cfg = DetectorConfig::default();
+        // 6 hours at 5 minutes (72 points): memory at 40% ± 0.5, then a
+        // leak from row 36 adds 5.5 points every 5 minutes.
+        let pts = series(72, 5, |i, e| {
+            let leak = if i < 36 {
+                0.0
+            } else {
+                5.5 * (i - 35).min(10) as f64
+            };
+            40.0 + 0.5 * e + leak
+        });
+        assert!(pts.len() >= min_points(&cfg));
+        let a = alarms(&score_series(&pts, &cfg));
+        assert_eq!(a.len(), 1, "{a:?}");
+        assert!((36..40).contains(&a[0]), "{a:?}");
+    }
+
+    #[test]
     fn spike_alarms_at_the_spike() {
         let cfg = DetectorConfig::default();
         let pts = series(
@@ -638,7 +672,8 @@ mod tests {
     fn findings_for_metric_series() {
         let step = series(1500, 1, |i, e| if i < 1000 { 30.0 + e } else { 85.0 + e });
         let flat = series(1500, 1, |_, e| 30.0 + e);
-        let short = series(50, 1, |i, _| if i < 40 { 30.0 } else { 90.0 });
+        assert!(30 < min_points(&DetectorConfig::default()));
+        let short = series(30, 1, |i, _| if i < 25 { 30.0 } else { 90.0 });
         let errors = series(1500, 1, |i, e| if i < 1000 { 1.0 + e } else { 80.0 });
         let snapshot = Snapshot {
             metrics: vec![
