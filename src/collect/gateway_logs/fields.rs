@@ -84,6 +84,7 @@ pub(super) enum Context {
 }
 
 /// The field a key names in a context, or `None` for columns not used.
+#[inline]
 pub(super) fn classify(key: &[u8], ctx: Context) -> Option<Field> {
     match ctx {
         Context::Row => classify_row(key),
@@ -91,6 +92,7 @@ pub(super) fn classify(key: &[u8], ctx: Context) -> Option<Field> {
     }
 }
 
+#[inline(always)]
 fn is(key: &[u8], name: &[u8]) -> bool {
     key.eq_ignore_ascii_case(name)
 }
@@ -207,6 +209,7 @@ impl Default for Fields<'_> {
 
 impl<'a> Fields<'a> {
     /// Sets a field; a later duplicate key wins.
+    #[inline(always)]
     pub(super) fn set(&mut self, f: Field, v: Raw<'a>) {
         if let Some(slot) = self.values.get_mut(f as usize) {
             *slot = Some(v);
@@ -295,7 +298,30 @@ fn number(f: Field, v: Raw<'_>) -> Result<f64, String> {
     }
 }
 
+/// Plain decimal digits (the common case), without going through f64.
+#[inline(always)]
+fn digits(v: Raw<'_>) -> Option<u64> {
+    let (Raw::Num(s) | Raw::Str(s)) = v else {
+        return None;
+    };
+    if s.is_empty() || s.len() > 15 {
+        return None;
+    }
+    let mut n = 0u64;
+    for c in s.bytes() {
+        let d = c.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        n = n * 10 + u64::from(d);
+    }
+    Some(n)
+}
+
 fn status_code(f: Field, v: Raw<'_>) -> Result<u16, String> {
+    if let Some(n) = digits(v).filter(|&n| n <= 999) {
+        return Ok(n as u16);
+    }
     let x = number(f, v)?;
     if x.fract() != 0.0 || !(0.0..=999.0).contains(&x) {
         return Err(format!("{} is not an HTTP status code: {x}", f.name()));
@@ -304,6 +330,9 @@ fn status_code(f: Field, v: Raw<'_>) -> Result<u16, String> {
 }
 
 fn millis(f: Field, v: Raw<'_>) -> Result<u32, String> {
+    if let Some(n) = digits(v).and_then(|n| u32::try_from(n).ok()) {
+        return Ok(n);
+    }
     let x = number(f, v)?;
     if !(0.0..=f64::from(u32::MAX)).contains(&x) {
         return Err(format!(
@@ -314,9 +343,62 @@ fn millis(f: Field, v: Raw<'_>) -> Result<u32, String> {
     Ok(x.round() as u32)
 }
 
+/// `YYYY-MM-DDTHH:MM:SS[.fraction]Z`, the form nearly every row uses, parsed
+/// without the general parser's checks; anything else (or out of range)
+/// gives `None` and goes to `parse_timestamp`, whose results this matches.
+#[inline]
+fn utc_timestamp(s: &str) -> Option<Timestamp> {
+    let b = s.as_bytes();
+    let d = |i: usize| -> Option<i64> {
+        let c = b.get(i)?.wrapping_sub(b'0');
+        (c <= 9).then_some(i64::from(c))
+    };
+    let two = |i: usize| -> Option<i64> { Some(d(i)? * 10 + d(i + 1)?) };
+    if b.get(4) != Some(&b'-')
+        || b.get(7) != Some(&b'-')
+        || b.get(10) != Some(&b'T')
+        || b.get(13) != Some(&b':')
+        || b.get(16) != Some(&b':')
+    {
+        return None;
+    }
+    let y = two(0)? * 100 + two(2)?;
+    let (mo, day, h, mi, sec) = (two(5)?, two(8)?, two(11)?, two(14)?, two(17)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&day) || h > 23 || mi > 59 || sec > 60 {
+        return None;
+    }
+    let mut i = 19;
+    let mut ms = 0i64;
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        let start = i;
+        while let Some(x) = d(i) {
+            if i - start < 3 {
+                ms = ms * 10 + x;
+            }
+            i += 1;
+        }
+        let n = i - start;
+        if n == 0 {
+            return None;
+        }
+        for _ in n..3 {
+            ms *= 10;
+        }
+    }
+    if b.get(i) != Some(&b'Z') || i + 1 != b.len() {
+        return None;
+    }
+    let days = crate::model::days_from_civil(y, mo, day);
+    Some(Timestamp(
+        (days * 86_400 + h * 3600 + mi * 60 + sec) * 1000 + ms,
+    ))
+}
+
 fn timestamp(f: Field, v: Raw<'_>) -> Result<Timestamp, String> {
     match v {
-        Raw::Str(s) => parse_timestamp(s)
+        Raw::Str(s) => utc_timestamp(s)
+            .or_else(|| parse_timestamp(s))
             .ok_or_else(|| format!("{} is not a timestamp: {}", f.name(), shorten(s))),
         Raw::Num(s) => Err(format!(
             "{} is not a timestamp: {s} (a number; expected ISO 8601 text)",
@@ -543,6 +625,36 @@ mod tests {
             (r.api_id, r.response_code, r.backend_time_ms),
             ("echo", 500, Some(12))
         );
+    }
+
+    #[test]
+    fn fast_timestamps_match_the_general_parser() {
+        for s in [
+            "2024-05-14T09:12:03.512Z",
+            "2018-01-29T20:42:31.3810679Z",
+            "2024-02-29T23:59:60Z",
+            "1969-12-31T23:59:59.9Z",
+            "0001-01-01T00:00:00Z",
+            "2024-05-14T09:12:03.Z",
+            "2024-05-14T09:12:03",
+            "2024-13-14T09:12:03Z",
+            "2024-05-14T24:12:03Z",
+            "2024-05-14T09:12:03Zx",
+            "2024-05-14 09:12:03Z",
+            "2024-05-14T09:12:03+01:00",
+            "2024-05-1",
+        ] {
+            let fast = utc_timestamp(s);
+            if fast.is_some() {
+                assert_eq!(fast, parse_timestamp(s), "{s}");
+            }
+            assert_eq!(
+                timestamp(Field::TimeGenerated, Raw::Str(s)).ok(),
+                parse_timestamp(s),
+                "{s}"
+            );
+        }
+        assert!(utc_timestamp("2024-05-14T09:12:03.512Z").is_some());
     }
 
     #[test]

@@ -109,17 +109,17 @@ fn backend_key<'a>(r: &Request<'a>) -> &'a str {
     }
     let url = r.backend_url;
     let b = url.as_bytes();
-    let mut from = 0;
-    while let Some(p) = b.get(from..).and_then(|rest| memchr::memchr(b':', rest)) {
-        let colon = from + p;
-        if b.get(colon + 1..colon + 3) == Some(b"//") {
-            let host = url.get(colon + 3..).unwrap_or_default();
-            let end = memchr::memchr3(b'/', b'?', b'#', host.as_bytes()).unwrap_or(host.len());
-            return host.get(..end).unwrap_or_default();
-        }
-        from = colon + 1;
-    }
-    ""
+    // Plain loops: the scheme is a few bytes and hosts are short, so a SIMD
+    // search's call and set-up would cost more than it saves.
+    let Some(colon) = (0..b.len()).find(|&i| b.get(i..i + 3) == Some(b"://")) else {
+        return "";
+    };
+    let host = url.get(colon + 3..).unwrap_or_default();
+    let end = host
+        .bytes()
+        .position(|c| matches!(c, b'/' | b'?' | b'#'))
+        .unwrap_or(host.len());
+    host.get(..end).unwrap_or_default()
 }
 
 fn push_str(key: &mut Vec<u8>, s: &str) {

@@ -6,7 +6,7 @@
 
 use super::fields::{Fields, fields_of_object, to_request};
 use super::fold::{ChunkInfo, Fold, chunk_origin};
-use super::scan::scan_row;
+use super::scan::{Line, Scanner};
 use super::stream::{Format, too_long};
 use crate::model::Request;
 use serde_json::{Map, Value};
@@ -29,6 +29,7 @@ impl Format for Ndjson {
         let mut info = ChunkInfo::new(seq);
         let mut rest = data;
         let mut line_no = 0u32;
+        let mut scanner = Scanner::default();
         while !rest.is_empty() {
             let (line, tail) = match memchr::memchr(b'\n', rest) {
                 Some(p) => (rest.get(..p).unwrap_or_default(), rest.get(p + 1..)),
@@ -40,7 +41,7 @@ impl Format for Ndjson {
                 info.reject(line_no, too_long(line.len() as u64, self.max_line));
                 continue;
             }
-            parse_line(line, |row| match row {
+            parse_line(&mut scanner, line, |row| match row {
                 Ok(r) => fold.add(&r, || chunk_origin(file, seq, line_no)),
                 Err(message) => info.reject(line_no, message),
             });
@@ -52,26 +53,31 @@ impl Format for Ndjson {
 
 /// Parses one line, calling `row` for each row it holds: none for a blank
 /// line, one for a row, one per element of a `records` payload.
-pub(super) fn parse_line(line: &[u8], mut row: impl FnMut(Result<Request<'_>, String>)) {
+pub(super) fn parse_line(
+    scanner: &mut Scanner,
+    line: &[u8],
+    mut row: impl FnMut(Result<Request<'_>, String>),
+) {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     if line.iter().all(u8::is_ascii_whitespace) {
         return;
     }
-    let text = match std::str::from_utf8(line) {
-        Ok(t) => t,
-        Err(e) => {
+    let mut fields = Fields::default();
+    let text = match scanner.line(line, &mut fields) {
+        // A line without a timestamp and code may be a `records` payload:
+        // serde decides (and words the error) then.
+        Line::Scanned if fields.looks_like_log_row() => return row(to_request(&fields)),
+        Line::Scanned => match std::str::from_utf8(line) {
+            Ok(t) => t,
+            Err(_) => return,
+        },
+        Line::Other(t) => t,
+        Line::BadUtf8(at) => {
             return row(Err(format!(
-                "invalid UTF-8 at byte {} of the line; gateway logs are UTF-8 JSON",
-                e.valid_up_to() + 1
+                "invalid UTF-8 at byte {at} of the line; gateway logs are UTF-8 JSON"
             )));
         }
     };
-    let mut fields = Fields::default();
-    // A line without a timestamp and code may be a `records` payload:
-    // serde decides (and words the error) then.
-    if scan_row(text, &mut fields) && fields.looks_like_log_row() {
-        return row(to_request(&fields));
-    }
     let value: Value = match serde_json::from_str(text) {
         Ok(v) => v,
         Err(e) => return row(Err(format!("not valid JSON: {e}"))),

@@ -541,7 +541,7 @@ fn results_do_not_depend_on_blocks_or_threads() {
     let mut seq = Traffic::default();
     for (i, l) in text.lines().enumerate() {
         let line = i as u32 + 1;
-        ndjson::parse_line(l.as_bytes(), |row| {
+        ndjson::parse_line(&mut scan::Scanner::default(), l.as_bytes(), |row| {
             if let Ok(req) = row {
                 seq.add(&req, || Origin::at_line("s.ndjson", line));
             }
