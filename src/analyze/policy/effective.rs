@@ -235,13 +235,13 @@ pub fn effective_policy(snapshot: &Snapshot, api: &str, operation: &str) -> Effe
             products.first().copied().unwrap_or_default()
         ));
     }
-    if let Some(p) = products.first() {
-        if let Some(doc) = find_doc(
+    if let Some(p) = products.first()
+        && let Some(doc) = find_doc(
             snapshot,
             |s| matches!(s, PolicyScope::Product(x) if x.eq_ignore_ascii_case(p)),
-        ) {
-            chain.push(doc);
-        }
+        )
+    {
+        chain.push(doc);
     }
     if let Some(doc) = find_doc(
         snapshot,
@@ -405,7 +405,7 @@ fn place(
     depth: usize,
 ) {
     out.push(Placed {
-        element: expand_fragments(e, fragments, notes, depth),
+        element: expand_fragments(e, fragments, depth),
         scope: doc.scope.clone(),
         section: s,
         conditional,
@@ -434,12 +434,7 @@ fn place(
 
 /// A copy of `e` where nested `include-fragment` elements are followed by
 /// the fragment's content (so statements inside `choose` see it too).
-fn expand_fragments(
-    e: &Element,
-    fragments: &Fragments<'_>,
-    notes: &mut Vec<String>,
-    depth: usize,
-) -> Element {
+fn expand_fragments(e: &Element, fragments: &Fragments<'_>, depth: usize) -> Element {
     if depth > 8
         || !e
             .walk()
@@ -456,14 +451,14 @@ fn expand_fragments(
     copy.children.clear();
     for c in &e.children {
         copy.children
-            .push(expand_fragments(c, fragments, notes, depth + 1));
+            .push(expand_fragments(c, fragments, depth + 1));
         if c.name == "include-fragment"
             && let Some(frag) = c.attr("fragment-id").and_then(|id| fragments.get(id))
             && let Some(body) = frag.fragment_body()
         {
             for b in body {
                 copy.children
-                    .push(expand_fragments(b, fragments, notes, depth + 1));
+                    .push(expand_fragments(b, fragments, depth + 1));
             }
         }
     }
