@@ -414,6 +414,7 @@ pub fn run(times: &[i64], values: &[f64], cfg: &DetectorConfig) -> Vec<Verdict> 
     let mut since_alarm = usize::MAX;
     let mut in_incident = false;
     let mut calm = 0usize;
+    let mut never_negative = true;
     for (i, (&t, &x)) in times.iter().zip(values).enumerate() {
         since_alarm = since_alarm.saturating_add(1);
         if !x.is_finite() {
@@ -451,11 +452,17 @@ pub fn run(times: &[i64], values: &[f64], cfg: &DetectorConfig) -> Vec<Verdict> 
                     since_alarm = 0;
                     in_incident = true;
                 }
+                // A series that has never gone below zero is not expected
+                // to (the band as shown; the score is already decided).
+                if never_negative {
+                    v.low = v.low.max(0.0);
+                }
                 v
             }
             None => Verdict::learning(),
         };
         out.push(verdict);
+        never_negative &= x >= 0.0;
         for (m, b) in models.iter_mut().zip(bases) {
             if let Some(b) = b {
                 m.push(t, x - b, cfg);

@@ -229,6 +229,14 @@ fn is_error_count(s: &MetricSeries) -> bool {
     ) {
         return true;
     }
+    // App Service `Http4xx`, `Http5xx`, …
+    if let Some(code) = name.strip_prefix("http")
+        && code.len() == 3
+        && code.ends_with("xx")
+        && (code.starts_with('4') || code.starts_with('5'))
+    {
+        return true;
+    }
     s.dimensions.iter().any(|(k, v)| {
         let k = k.to_ascii_lowercase();
         k == "lasterrorreason"
@@ -371,6 +379,9 @@ fn typical_step_ms(points: &[(Timestamp, f64)]) -> i64 {
 fn num(v: f64) -> String {
     if !v.is_finite() {
         return "n/a".into();
+    }
+    if v == 0.0 {
+        return "0".into();
     }
     let a = v.abs();
     if a >= 1e6 {
@@ -683,8 +694,9 @@ mod tests {
                 metric(
                     "Requests",
                     &[("gatewayresponsecodecategory", "5xx")],
-                    errors,
+                    errors.clone(),
                 ),
+                metric("Http5xx", &[], errors),
             ],
             ..Snapshot::default()
         };
