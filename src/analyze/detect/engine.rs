@@ -14,9 +14,10 @@
 //!   kind of band built from past medians? This is the persistence rule: half
 //!   of the recent rows must agree before a sustained shift alarms.
 //!
-//! A steady trend in the reference (the morning ramp of a daily swing) is
-//! expected to go on through the holdout: the band is widened on that side
-//! by the trend times the holdout, so a rising day is not an incident.
+//! Until the series covers a day (so the daily swing is not known yet), a
+//! steady trend in the reference, like the morning ramp, is expected to go
+//! on through the holdout: the band is widened on that side by the trend
+//! times the holdout, so a rising morning is not an incident.
 //!
 //! Both run on the raw values and, where the history covers it, on the
 //! residuals of a daily and a weekly seasonal profile (the median of the
@@ -68,7 +69,8 @@ pub struct DetectorConfig {
     pub seasonality: bool,
     /// Consecutive out-of-band rows before a point alarm (1).
     pub persist_rows: usize,
-    /// Expect a steady trend in the reference to continue (true).
+    /// Until the series covers a day, expect a steady trend in the
+    /// reference to continue (true).
     pub follow_trend: bool,
     /// Shorter holdout while the series is young (true).
     pub young_holdout: bool,
@@ -230,6 +232,8 @@ struct Stream {
     reference: Sorted,
     range: Range,
     seen: usize,
+    /// Times of the first and the latest row pushed.
+    span: Option<(i64, i64)>,
 }
 
 impl Stream {
@@ -247,6 +251,7 @@ impl Stream {
     fn push(&mut self, t: i64, x: f64, cfg: &DetectorConfig) {
         self.recent.push_back((t, x));
         self.seen = self.seen.saturating_add(1);
+        self.span = Some(self.span.map_or((t, t), |(first, _)| (first, t)));
         let holdout = self.holdout(cfg);
         while self.recent.len() > holdout {
             let Some((tp, xp)) = self.recent.pop_front() else {
@@ -276,26 +281,33 @@ impl Stream {
         median(&mut v)
     }
 
-    /// Change per row between the medians of the oldest and the newest `k`
-    /// reference values (fewer while the reference is short; 0 when it is
-    /// too short to tell).
-    fn trend_per_row(&self, k: usize) -> f64 {
+    /// Change per row over the newest `span` reference rows: between the
+    /// medians of the `k` rows ending `span` rows back and of the newest `k`
+    /// (fewer while the reference is short; 0 when too short to tell).
+    fn trend_per_row(&self, k: usize, span: usize) -> f64 {
         let order = &self.reference.order;
         let n = order.len();
         let k = k.min(n / 4);
-        if k < 3 {
+        let span = span.min(n - k);
+        if k < 3 || span < k {
             return 0.0;
         }
-        let mut old: Vec<f64> = order.iter().take(k).copied().collect();
+        let mut old: Vec<f64> = order.iter().skip(n - k - span).take(k).copied().collect();
         let mut new: Vec<f64> = order.iter().skip(n - k).copied().collect();
         match (median(&mut old), median(&mut new)) {
-            (Some(a), Some(b)) if (b - a).is_finite() => (b - a) / (n - k) as f64,
+            (Some(a), Some(b)) if (b - a).is_finite() => (b - a) / span as f64,
             _ => 0.0,
         }
     }
 
+    /// True until the stream has seen a day of data.
+    fn under_a_day(&self) -> bool {
+        self.span
+            .is_none_or(|(first, last)| last.saturating_sub(first) < DAY_MS)
+    }
+
     /// Where `r` sits relative to the band (1 = on its edge), and the band.
-    fn judge(&self, r: f64, floor: f64, z: f64, cfg: &DetectorConfig) -> Judged {
+    fn judge(&self, r: f64, floor: f64, z: f64, trend: bool, cfg: &DetectorConfig) -> Judged {
         let scale = self.reference.scale().max(floor);
         let mid = self.reference.quantile(0.5);
         let mut low = mid - z * scale;
@@ -305,11 +317,11 @@ impl Stream {
             low = low.min(mn - margin);
             high = high.max(mx + margin);
         }
-        if cfg.follow_trend {
+        if trend {
             // A steady trend in the reference is expected to go on through
             // the holdout: widen the band on that side by as much.
-            let drift = self.trend_per_row(cfg.smooth_rows)
-                * (self.recent.len() as f64 + cfg.smooth_rows as f64 / 2.0);
+            let ahead = self.recent.len() + cfg.smooth_rows / 2;
+            let drift = self.trend_per_row(cfg.smooth_rows, ahead) * ahead as f64;
             if drift > 0.0 {
                 high += drift;
             } else if drift < 0.0 {
@@ -500,13 +512,16 @@ fn judge_row(
     }
     let (m, base, _) = pick;
     let r = x - base;
-    let point = m.values.judge(r, floor, cfg.point_z, cfg);
+    // Until a day has been seen, the daily swing is unknown: a steady trend
+    // is taken as its rising or falling side.
+    let trend = cfg.follow_trend && plain.values.under_a_day();
+    let point = m.values.judge(r, floor, cfg.point_z, trend, cfg);
     let recent = m.values.recent_median(r, cfg);
     let shift = match recent {
         // Recent medians overlap, so their reference needs several
         // independent windows' worth before its spread means anything.
         Some(med) if m.medians.reference.len() >= cfg.min_rows.max(4 * cfg.smooth_rows).max(1) => {
-            Some(m.medians.judge(med, floor, cfg.shift_z, cfg).u)
+            Some(m.medians.judge(med, floor, cfg.shift_z, trend, cfg).u)
         }
         _ => None,
     };

@@ -269,7 +269,8 @@ fn metric_label(s: &MetricSeries) -> String {
 /// capacity, latency, request rate): one finding per series that has
 /// anomalies, about its latest anomaly, with one piece of evidence per
 /// anomaly (expected band, observed peak, the points). Series too short to
-/// judge and error counts are skipped.
+/// judge and error counts are skipped, and so are anomalies of one point
+/// barely over the band edge (score under 0.7).
 pub fn findings(snapshot: &Snapshot) -> Vec<Finding> {
     let cfg = DetectorConfig::default();
     let mut out = Vec::new();
@@ -281,12 +282,22 @@ pub fn findings(snapshot: &Snapshot) -> Vec<Finding> {
         if finite < min_points(&cfg) {
             continue;
         }
-        let found = anomalies(&series.points, &cfg);
+        let found: Vec<Anomaly> = anomalies(&series.points, &cfg)
+            .into_iter()
+            .filter(worth_a_finding)
+            .collect();
         if let Some(f) = series_finding(series, &found) {
             out.push(f);
         }
     }
     out
+}
+
+/// A diagnosis reports an anomaly only when the departure is clear (score
+/// 0.7: 1.3 times the band's half-width away) or lasts two points or more;
+/// a lone point just over the band edge is left to `detect`'s raw output.
+fn worth_a_finding(a: &Anomaly) -> bool {
+    a.score >= 0.7 || a.points.len() >= 2
 }
 
 /// Evidence pieces kept per finding (the most recent anomalies).
@@ -661,6 +672,34 @@ mod tests {
         for (a, b) in again.iter().zip(&sorted) {
             assert_eq!((a.time, a.alarm), (b.time, b.alarm));
         }
+    }
+
+    #[test]
+    fn lone_borderline_points_are_not_findings() {
+        let t = Timestamp::from_millis(T0);
+        let lone = Anomaly {
+            start: t,
+            end: t,
+            peak: 10.5,
+            expected_low: 0.0,
+            expected_high: 10.0,
+            expected: 5.0,
+            score: 0.55,
+            direction: Direction::Up,
+            signal: Signal::Point,
+            points: vec![(t, 10.5)],
+        };
+        assert!(!worth_a_finding(&lone));
+        let clear = Anomaly {
+            score: 0.8,
+            ..lone.clone()
+        };
+        assert!(worth_a_finding(&clear));
+        let lasting = Anomaly {
+            points: vec![(t, 10.5), (t.plus_minutes(1), 10.6)],
+            ..lone
+        };
+        assert!(worth_a_finding(&lasting));
     }
 
     fn metric(name: &str, dims: &[(&str, &str)], points: Vec<(Timestamp, f64)>) -> MetricSeries {
