@@ -15,6 +15,7 @@ pub mod arm;
 pub mod gateway_logs;
 pub mod json;
 pub mod metrics;
+pub mod openapi;
 pub mod policy_files;
 
 #[cfg(test)]
@@ -427,6 +428,26 @@ fn parse_plain(file: &str, bytes: &[u8], snap: &mut Snapshot) {
             ),
         },
         Some(b'{') | Some(b'[') => parse_json_text(file, text, snap),
+        _ if openapi::is_yaml_spec(text) => match serde_yaml_ng::from_str::<Value>(text) {
+            Ok(Value::Object(o)) if openapi::is_spec(&o) => {
+                openapi::load_spec(&Doc { file, text }, &o, snap)
+            }
+            Ok(_) => problem(
+                snap,
+                file,
+                None,
+                "a YAML API specification without paths".into(),
+            ),
+            Err(e) => {
+                let line = e.location().and_then(|l| u32::try_from(l.line()).ok());
+                problem(
+                    snap,
+                    file,
+                    line,
+                    format!("invalid YAML API specification: {e}"),
+                )
+            }
+        },
         _ => {
             let (line, _) = first_line(body);
             let shown: String = String::from_utf8_lossy(line).chars().take(60).collect();
@@ -807,6 +828,10 @@ fn dispatch_object(doc: &Doc, o: &Map<String, Value>, snap: &mut Snapshot, depth
             &mut snap.traffic,
             &mut snap.loaded,
         );
+        return;
+    }
+    if openapi::is_spec(o) {
+        openapi::load_spec(doc, o, snap);
         return;
     }
     if o.is_empty() {
@@ -1357,5 +1382,19 @@ mod tests {
         // The same bytes in memory give the same counts.
         let s = one("a.ndjson", ndjson.as_bytes());
         assert_eq!(s.loaded.counts.get(&InputKind::GatewayLogs), Some(&3000));
+    }
+
+    #[test]
+    fn apiops_yaml_specification_gives_operations() {
+        let yaml = "openapi: 3.0.1\ninfo:\n  title: orders\npaths:\n  /orders/{id}:\n    get:\n      operationId: get-order\n";
+        let s = one("art/apis/orders-api/specification.yaml", yaml.as_bytes());
+        assert!(s.loaded.problems.is_empty(), "{:?}", s.loaded.problems);
+        assert_eq!(s.operations[0].api_id, "orders-api");
+        assert_eq!(s.operations[0].id, "get-order");
+        let s = one(
+            "art/apis/orders-api/specification.yaml",
+            b"openapi: 3.0.1\npaths: [unclosed\n",
+        );
+        assert!(only_problem(&s).contains("invalid YAML API specification"));
     }
 }
