@@ -642,3 +642,66 @@ fn mangled_corpus_files_never_panic() {
         }
     }
 }
+
+/// The apiops sample artifacts rebuilt in their real layout (paths from
+/// MANIFEST.tsv): names, links and policy scopes come from the folders.
+#[test]
+fn apiops_sample_in_its_real_layout() {
+    let Some(root) = corpus() else { return };
+    let manifest = std::fs::read_to_string(root.join("apim/MANIFEST.tsv")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut copied = 0;
+    for line in manifest.lines().skip(1) {
+        let cols: Vec<&str> = line.split('\t').collect();
+        let (Some(local), Some(repo), Some(path)) = (cols.first(), cols.get(1), cols.get(2)) else {
+            continue;
+        };
+        let Some(rel) = path.strip_prefix("SampleArtifacts/") else {
+            continue;
+        };
+        if *repo != "Azure/apiops" {
+            continue;
+        }
+        let target = dir.path().join("artifacts").join(rel);
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::copy(root.join("apim").join(local), &target).unwrap();
+        copied += 1;
+    }
+    assert_eq!(copied, 46);
+    let s = collect(&[dir.path().join("artifacts")]).unwrap();
+    assert!(s.loaded.problems.is_empty(), "{:?}", s.loaded.problems);
+    let scopes: std::collections::BTreeSet<String> =
+        s.policies.iter().map(|p| p.scope.to_string()).collect();
+    let want: std::collections::BTreeSet<String> = [
+        "global",
+        "api:basic-api",
+        "api:revisioned-api;rev=2",
+        "product:product2",
+        "fragment:policyFragment1",
+    ]
+    .iter()
+    .map(ToString::to_string)
+    .collect();
+    assert_eq!(scopes, want);
+    let apis: Vec<&str> = s.apis.iter().map(|a| a.id.as_str()).collect();
+    assert!(
+        apis.contains(&"soap-api") && apis.contains(&"revisioned-api;rev=2"),
+        "{apis:?}"
+    );
+    let p1 = s.products.iter().find(|p| p.id == "product1").unwrap();
+    assert_eq!(p1.display_name.as_deref(), Some("product1"));
+    assert_eq!(
+        p1.apis,
+        vec!["basic-api", "revisioned-api", "versioned-api-v1"]
+    );
+    let backends: Vec<&str> = s.backends.iter().map(|b| b.id.as_str()).collect();
+    assert_eq!(backends, vec!["backend1", "backend2"]);
+    let names: Vec<&str> = s.named_values.iter().map(|n| n.name.as_str()).collect();
+    assert!(names.contains(&"allowed-ip-address"), "{names:?}");
+    let op = s
+        .operations
+        .iter()
+        .find(|o| o.id == "get-version-v2")
+        .unwrap();
+    assert_eq!(op.api_id, "versioned-api-v2");
+}
