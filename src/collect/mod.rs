@@ -4,11 +4,14 @@
 //! pure dispatcher over one document's bytes. A file or record that cannot
 //! be used becomes a located `Problem`; everything else still loads.
 //!
-//! Recognised: gateway logs (NDJSON, CSV, `az` JSON rows, Log Analytics and
-//! Data Explorer query results, storage/Event Hub `records`), Azure Monitor
-//! metrics responses, activity logs (REST, `az`, storage/Event Hub forms),
-//! Azure resources (REST, `az`, ARM templates, REST spec examples, apiops
-//! artifacts) and policy XML files.
+//! Recognised (BOM, UTF-16 with BOM, gzip and trailing commas tolerated):
+//! gateway logs (NDJSON, CSV, `az` JSON rows, Log Analytics and Data
+//! Explorer query answers, storage/Event Hub `records`), Azure Monitor
+//! metrics (REST answers and the diagnostic-settings export), activity logs
+//! (REST, `az`, storage/Event Hub forms), Azure resources (REST, `az`, ARM
+//! templates, REST spec examples, apiops artifacts and API specifications),
+//! fake-server exchange files (`{request, response}`), and policy XML files.
+//! Error answers, access tokens and anything else are reported, not loaded.
 
 pub mod activity;
 pub mod arm;
