@@ -228,11 +228,11 @@ fn timeouts(
         ctx.time_of(worst.peak_index).hhmm(),
     );
     values.text = format!(
-        "{} timeouts in {} requests against a baseline of {:.3}% (binomial tail p = {:.1e}); SLO 99.9% burn rate {:.0}x fast / {:.0}x slow; operations hit: {}",
+        "{} timeouts in {} requests against a baseline of {:.3}% (binomial tail p {}); SLO 99.9% burn rate {:.0}x fast / {:.0}x slow; operations hit: {}",
         worst.events,
         worst.requests,
         worst.baseline * 100.0,
-        worst.p_value,
+        super::fmt_p(worst.p_value),
         worst.burn.fast,
         worst.burn.slow,
         ops_text(&ops)
@@ -481,7 +481,10 @@ fn failures(
         kinds.join(", "),
         ops_text(&ops),
         match p_value {
-            Some(p) => format!(", binomial tail p = {p:.1e} against the backend's own baseline"),
+            Some(p) => format!(
+                ", binomial tail p {} against the backend's own baseline",
+                super::fmt_p(p)
+            ),
             None => String::new(),
         }
     ))

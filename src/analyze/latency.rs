@@ -10,8 +10,9 @@
 
 use super::Ctx;
 use super::rollup::OpRollup;
-use super::stats::{median, median_mad, sorted_percentile};
+use super::stats::{median, median_mad, select_percentiles};
 use crate::model::{Evidence, Finding, FindingKind, Severity, Subject, Timestamp};
+use rayon::prelude::*;
 
 /// Requests a bucket should hold for its p95 / p99 to mean something;
 /// buckets with fewer than two thirds of that are ignored.
@@ -34,7 +35,7 @@ struct Bucket {
 pub fn findings(ctx: &Ctx) -> Vec<Finding> {
     ctx.rollup
         .operations
-        .iter()
+        .par_iter()
         .filter_map(|op| regression(ctx, op))
         .collect()
 }
@@ -88,13 +89,13 @@ fn buckets(ctx: &Ctx, op: &OpRollup, size: usize) -> Vec<Bucket> {
         .into_iter()
         .zip(backend)
         .map(|(mut t, mut b)| {
-            t.sort_unstable();
-            b.sort_unstable();
+            let [p95, p99] = select_percentiles(&mut t, [95.0, 99.0]);
+            let [backend_p95] = select_percentiles(&mut b, [95.0]);
             Bucket {
                 requests: t.len() as u64,
-                p95: sorted_percentile(&t, 95.0),
-                p99: sorted_percentile(&t, 99.0),
-                backend_p95: sorted_percentile(&b, 95.0),
+                p95,
+                p99,
+                backend_p95,
             }
         })
         .collect()

@@ -52,11 +52,22 @@ pub fn analyze(snapshot: &Snapshot, options: &Options) -> Vec<Finding> {
     let backend = backends::findings(&ctx, &spikes);
     let latency = latency::findings(&ctx);
     let mut out = backends::fold_symptoms(&ctx, backend, spikes, latency);
-    let map = routes::backend_map_in(&ctx);
+    let map = routes::backend_map_in(&ctx, &out);
     out.extend(routes::findings(&ctx, &map));
-    out.extend(policy::findings(snapshot));
-    out.extend(detect::findings(snapshot));
-    out.extend(network::findings(snapshot, &map));
+    let mut others = policy::findings(snapshot);
+    others.extend(detect::findings(snapshot));
+    others.extend(network::findings(snapshot, &map));
+    others.extend(scaling::findings(snapshot));
+    // The other analyzers read the whole snapshot: keep what they found
+    // inside the scope (configuration findings have no window and stay).
+    let scope = Window {
+        start: options.since.unwrap_or(Timestamp(i64::MIN)),
+        end: options.until.unwrap_or(Timestamp(i64::MAX)),
+    };
+    out.extend(others.into_iter().filter(|f| {
+        f.window
+            .is_none_or(|w| w.overlaps(&scope) || w.start == w.end && scope.contains(w.start))
+    }));
     let correlated = changes::findings(&ctx, &out);
     out.extend(correlated);
     rank(&mut out);
@@ -81,7 +92,11 @@ pub fn rank(findings: &mut [Finding]) {
 
 /// For every operation: where it routes, and that backend's health.
 pub fn backend_map(snapshot: &Snapshot) -> Vec<RouteEntry> {
-    routes::backend_map_in(&Ctx::new(snapshot, &Options::default()))
+    let options = Options::default();
+    let ctx = Ctx::new(snapshot, &options);
+    let spikes = spikes::findings(&ctx);
+    let backend = backends::findings(&ctx, &spikes);
+    routes::backend_map_in(&ctx, &backend)
 }
 
 /// Root-cause stories tying symptoms to changes and backend faults.
@@ -213,6 +228,15 @@ pub fn sources_of(records: &[RequestRecord]) -> Vec<Origin> {
         .filter(|f| !f.is_empty())
         .map(Origin::file)
         .collect()
+}
+
+/// A p-value for people: `1.4e-54`, or `< 1e-300` where it underflows.
+pub fn fmt_p(p: f64) -> String {
+    if p < 1e-300 {
+        "< 1e-300".to_string()
+    } else {
+        format!("= {p:.1e}")
+    }
 }
 
 /// Confidence of a statistical finding from its p-value, tempered for small

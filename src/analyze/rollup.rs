@@ -3,13 +3,13 @@
 //! `LastErrorReason` and exact p50/p95/p99 of `TotalTime` and `BackendTime`.
 //! Every detector, the TUI and chat read traffic through this one rollup.
 //!
-//! Percentiles are exact: each group-minute's latencies are sorted once and
-//! read at their nearest ranks; whole-window percentiles use selection over
-//! the group's values. The counter tables go to polars (`frame`, `buckets`)
+//! Percentiles are exact (nearest rank): each group-minute's latencies are
+//! read by selection (no full sort); whole-window percentiles come from an
+//! exact per-millisecond histogram of the group's values. The counter tables go to polars (`frame`, `buckets`)
 //! for windowed views.
 
 use super::Options;
-use super::stats::sorted_percentile;
+use super::stats::{ExactHistogram, select_percentiles};
 use crate::model::{Minute, MinuteStats, Snapshot, Timestamp, Window};
 use polars::prelude::*;
 use rayon::prelude::*;
@@ -25,32 +25,15 @@ pub struct Percentiles {
 }
 
 impl Percentiles {
-    fn of_sorted(v: &[u32]) -> Percentiles {
-        Percentiles {
-            p50: sorted_percentile(v, 50.0),
-            p95: sorted_percentile(v, 95.0),
-            p99: sorted_percentile(v, 99.0),
-        }
+    /// Percentiles of unsorted values by selection; reorders `v`.
+    fn of_unsorted(v: &mut [u32]) -> Percentiles {
+        let [p50, p95, p99] = select_percentiles(v, [50.0, 95.0, 99.0]);
+        Percentiles { p50, p95, p99 }
     }
 
-    /// Percentiles of unsorted values by selection (no full sort); reorders `v`.
-    fn of_unsorted(v: &mut [u32]) -> Percentiles {
-        let n = v.len();
-        if n == 0 {
-            return Percentiles::default();
-        }
-        let rank = |p: f64| (((p / 100.0) * n as f64).ceil().max(1.0) as usize - 1).min(n - 1);
-        let (r50, r95, r99) = (rank(50.0), rank(95.0), rank(99.0));
-        let p50 = *v.select_nth_unstable(r50).1;
-        let upper = &mut v[r50..];
-        let p95 = *upper.select_nth_unstable(r95 - r50).1;
-        let upper = &mut v[r95..];
-        let p99 = *upper.select_nth_unstable(r99 - r95).1;
-        Percentiles {
-            p50: Some(p50),
-            p95: Some(p95),
-            p99: Some(p99),
-        }
+    fn of_histogram(h: &mut ExactHistogram) -> Percentiles {
+        let [p50, p95, p99] = h.percentiles([50.0, 95.0, 99.0]);
+        Percentiles { p50, p95, p99 }
     }
 }
 
@@ -399,8 +382,8 @@ fn roll_group(snapshot: &Snapshot, idx: &[usize], options: &Options) -> (Vec<Min
     }
     let mut rows = Vec::new();
     let mut totals = Stats::default();
-    let mut all_total: Vec<u32> = Vec::new();
-    let mut all_backend: Vec<u32> = Vec::new();
+    let mut all_total = ExactHistogram::default();
+    let mut all_backend = ExactHistogram::default();
     let mut scratch_t: Vec<u32> = Vec::new();
     let mut scratch_b: Vec<u32> = Vec::new();
     let mut i = 0;
@@ -417,20 +400,18 @@ fn roll_group(snapshot: &Snapshot, idx: &[usize], options: &Options) -> (Vec<Min
             scratch_b.extend_from_slice(&m.backend_times);
             j += 1;
         }
-        scratch_t.sort_unstable();
-        scratch_b.sort_unstable();
-        st.total_time = Percentiles::of_sorted(&scratch_t);
-        st.backend_time = Percentiles::of_sorted(&scratch_b);
-        all_total.extend_from_slice(&scratch_t);
-        all_backend.extend_from_slice(&scratch_b);
+        all_total.add_all(&scratch_t);
+        all_backend.add_all(&scratch_b);
+        st.total_time = Percentiles::of_unsorted(&mut scratch_t);
+        st.backend_time = Percentiles::of_unsorted(&mut scratch_b);
         for c in cells[i..j].iter() {
             totals.add_counts(c.1);
         }
         rows.push(MinuteRow { minute, stats: st });
         i = j;
     }
-    totals.total_time = Percentiles::of_unsorted(&mut all_total);
-    totals.backend_time = Percentiles::of_unsorted(&mut all_backend);
+    totals.total_time = Percentiles::of_histogram(&mut all_total);
+    totals.backend_time = Percentiles::of_histogram(&mut all_backend);
     (rows, totals)
 }
 

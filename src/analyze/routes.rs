@@ -20,8 +20,10 @@ use std::collections::{BTreeMap, BTreeSet};
 pub const MISMATCH_SHARE: f64 = 0.05;
 pub const MISMATCH_MIN_REQUESTS: u64 = 10;
 
-/// The backend map over the context's scope.
-pub fn backend_map_in(ctx: &Ctx) -> Vec<RouteEntry> {
+/// The backend map over the context's scope; `findings` are the backend
+/// findings already made (a backend that failed or timed out in the window
+/// is at least degraded).
+pub fn backend_map_in(ctx: &Ctx, findings: &[Finding]) -> Vec<RouteEntry> {
     let mut ops: BTreeSet<(String, String)> = ctx
         .snapshot
         .operations
@@ -34,7 +36,7 @@ pub fn backend_map_in(ctx: &Ctx) -> Vec<RouteEntry> {
             .iter()
             .map(|o| (o.api.clone(), o.operation.clone())),
     );
-    let health = backend_health(ctx);
+    let health = backend_health(ctx, findings);
     ops.into_iter()
         .map(|(api, op)| entry(ctx, &api, &op, &health))
         .collect()
@@ -261,12 +263,24 @@ fn unexpected(
         .collect()
 }
 
-/// Health of every backend seen in traffic or configured, by lower-case name.
-fn backend_health(ctx: &Ctx) -> BTreeMap<String, Health> {
+/// Health of every backend seen in traffic or configured, by lower-case
+/// name: unhealthy when it fails or times out on 5% of requests overall, in
+/// its last 15 minutes, or its app is unhealthy; degraded at 1%, or when a
+/// backend finding shows an incident inside the window.
+fn backend_health(ctx: &Ctx, findings: &[Finding]) -> BTreeMap<String, Health> {
     let mut out = BTreeMap::new();
     for b in &ctx.rollup.backends {
         let t = &b.totals;
-        let fail = ratio(t.failures(), t.requests).max(ratio(t.timeouts, t.requests));
+        let recent_from = ctx.start + ctx.len as i64 - 15;
+        let (mut rn, mut rk) = (0, 0);
+        for m in b.minutes.iter().filter(|m| m.minute >= recent_from) {
+            rn += m.stats.requests;
+            rk += m.stats.failures().max(m.stats.timeouts);
+        }
+        let recent = if rn >= 20 { ratio(rk, rn) } else { 0.0 };
+        let fail = ratio(t.failures(), t.requests)
+            .max(ratio(t.timeouts, t.requests))
+            .max(recent);
         let mut h = if t.requests == 0 {
             Health::Unknown
         } else if fail >= 0.05 {
@@ -276,6 +290,21 @@ fn backend_health(ctx: &Ctx) -> BTreeMap<String, Health> {
         } else {
             Health::Healthy
         };
+        let incident = findings.iter().any(|f| {
+            matches!(
+                f.kind,
+                FindingKind::BackendFailure
+                    | FindingKind::BackendTimeout
+                    | FindingKind::BackendUnhealthy
+            ) && f
+                .subject
+                .backend
+                .as_deref()
+                .is_some_and(|x| x.eq_ignore_ascii_case(&b.backend))
+        });
+        if incident && h < Health::Degraded {
+            h = Health::Degraded;
+        }
         if app_health(ctx, &b.backend, None).is_some_and(|a| a.is_unhealthy()) {
             h = Health::Unhealthy;
         }

@@ -110,10 +110,10 @@ fn spike_finding(ctx: &Ctx, op: &OpRollup, b: &super::stats::Burst) -> Finding {
     let mut reason_text: Vec<String> = reasons.iter().map(|(r, c)| format!("{r} ×{c}")).collect();
     reason_text.truncate(5);
     let mut numbers = Evidence::text(format!(
-        "{} of {} requests answered 5xx ({who}); binomial tail p = {:.1e} against the operation's own baseline; SLO 99.9% burn rate {:.0}x (fast pair) / {:.0}x (slow pair){}",
+        "{} of {} requests answered 5xx ({who}); binomial tail p {} against the operation's own baseline; SLO 99.9% burn rate {:.0}x (fast pair) / {:.0}x (slow pair){}",
         b.events,
         b.requests,
-        b.p_value,
+        super::fmt_p(b.p_value),
         b.burn.fast,
         b.burn.slow,
         if reason_text.is_empty() {

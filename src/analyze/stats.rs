@@ -58,6 +58,90 @@ pub fn sorted_percentile(sorted: &[u32], p: f64) -> Option<u32> {
     sorted.get(rank.min(sorted.len() - 1)).copied()
 }
 
+/// Nearest-rank percentiles of unsorted values by selection, for
+/// ascending `ps` (each selection narrows to the part above the last one):
+/// O(n) instead of a sort. Reorders `v`.
+pub fn select_percentiles<const N: usize>(v: &mut [u32], ps: [f64; N]) -> [Option<u32>; N] {
+    let mut out = [None; N];
+    let n = v.len();
+    if n == 0 {
+        return out;
+    }
+    let mut lo = 0;
+    for (slot, p) in out.iter_mut().zip(ps) {
+        let rank = (((p / 100.0) * n as f64).ceil().max(1.0) as usize - 1).min(n - 1);
+        if rank < lo {
+            // Percentiles must ascend; fall back to the last position.
+            *slot = v.get(lo).copied();
+            continue;
+        }
+        let part = &mut v[lo..];
+        *slot = Some(*part.select_nth_unstable(rank - lo).1);
+        lo = rank;
+    }
+    out
+}
+
+/// Exact percentiles over many values without keeping them: a count per
+/// millisecond below `DENSE` and the rare larger values kept aside.
+pub struct ExactHistogram {
+    counts: Vec<u32>,
+    large: Vec<u32>,
+    n: u64,
+}
+
+impl Default for ExactHistogram {
+    fn default() -> Self {
+        ExactHistogram {
+            counts: Vec::new(),
+            large: Vec::new(),
+            n: 0,
+        }
+    }
+}
+
+impl ExactHistogram {
+    const DENSE: usize = 1 << 16;
+
+    pub fn add_all(&mut self, values: &[u32]) {
+        if self.counts.is_empty() && !values.is_empty() {
+            self.counts = vec![0; Self::DENSE];
+        }
+        for &x in values {
+            match self.counts.get_mut(x as usize) {
+                Some(c) => *c += 1,
+                None => self.large.push(x),
+            }
+        }
+        self.n += values.len() as u64;
+    }
+
+    /// Nearest-rank percentiles for ascending `ps`.
+    pub fn percentiles<const N: usize>(&mut self, ps: [f64; N]) -> [Option<u32>; N] {
+        let mut out = [None; N];
+        if self.n == 0 {
+            return out;
+        }
+        self.large.sort_unstable();
+        let mut value = 0usize;
+        let mut seen: u64 = 0;
+        for (slot, p) in out.iter_mut().zip(ps) {
+            let rank = (((p / 100.0) * self.n as f64).ceil().max(1.0) as u64).min(self.n);
+            while value < self.counts.len() && seen + u64::from(self.counts[value]) < rank {
+                seen += u64::from(self.counts[value]);
+                value += 1;
+            }
+            *slot = if value < self.counts.len() {
+                Some(value as u32)
+            } else {
+                let i = (rank - seen).saturating_sub(1) as usize;
+                self.large.get(i).or(self.large.last()).copied()
+            };
+        }
+        out
+    }
+}
+
 /// The two window pairs of a multiwindow, multi-burn-rate SLO alert, scaled
 /// to the data span: with a day of data they are the workbook's 5m/1h
 /// (burn 14.4) and 30m/6h (burn 6); shorter data scales them down.
@@ -387,6 +471,23 @@ mod tests {
         assert_eq!(m, 10.0);
         assert_eq!(mad, 1.0);
         assert_eq!(median(&[]), None);
+    }
+
+    #[test]
+    fn selection_and_histogram_percentiles_match_sorting() {
+        let mut v: Vec<u32> = (1..=1000).rev().collect();
+        v.push(100_000);
+        v.push(70_000);
+        let mut sorted = v.clone();
+        sorted.sort_unstable();
+        let want = [50.0, 95.0, 99.0, 99.9].map(|p| sorted_percentile(&sorted, p));
+        let mut h = ExactHistogram::default();
+        h.add_all(&v[..500]);
+        h.add_all(&v[500..]);
+        assert_eq!(h.percentiles([50.0, 95.0, 99.0, 99.9]), want);
+        assert_eq!(select_percentiles(&mut v, [50.0, 95.0, 99.0, 99.9]), want);
+        assert_eq!(select_percentiles(&mut [], [50.0]), [None]);
+        assert_eq!(ExactHistogram::default().percentiles([50.0]), [None]);
     }
 
     #[test]

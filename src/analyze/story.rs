@@ -168,6 +168,19 @@ fn backend_story<'a>(
         })
         .collect();
     let mut backend_findings: Vec<&Finding> = [failure, timeout].into_iter().flatten().collect();
+    // The app's own metric anomalies around the same time.
+    let app_metrics: Vec<&Finding> = findings
+        .iter()
+        .filter(|f| {
+            f.kind == FindingKind::MetricAnomaly
+                && !used.contains(f.id.as_str())
+                && overlaps(f.window, lead.window)
+                && f.subject
+                    .backend
+                    .as_deref()
+                    .is_some_and(|app| super::backends::app_matches(ctx, backend, None, Some(app)))
+        })
+        .collect();
     let changes = change_findings(ctx, findings, &backend_findings);
     let mut ids: Vec<&str> = Vec::new();
     let title;
@@ -221,6 +234,7 @@ fn backend_story<'a>(
     if unhealthy.is_some() && !ids.contains(&unhealthy.map(|u| u.id.as_str()).unwrap_or("")) {
         backend_findings.push(unhealthy?);
     }
+    ids.extend(app_metrics.iter().map(|f| f.id.as_str()));
     ids.extend(backend_findings.iter().map(|f| f.id.as_str()));
     ids.extend(changes.iter().map(|c| c.id.as_str()));
     ids.extend(symptoms.iter().map(|s| s.id.as_str()));

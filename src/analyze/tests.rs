@@ -475,6 +475,22 @@ fn generator() {
     for path in path.split(',') {
         let s = load_ndjson(path);
         let t0 = std::time::Instant::now();
+        let o = Options::default();
+        let ctx = Ctx::new(&s, &o);
+        let t_rollup = t0.elapsed();
+        let t1 = std::time::Instant::now();
+        let sp = spikes::findings(&ctx);
+        let t_spikes = t1.elapsed();
+        let t1 = std::time::Instant::now();
+        let _ = backends::findings(&ctx, &sp);
+        let t_backends = t1.elapsed();
+        let t1 = std::time::Instant::now();
+        let _ = latency::findings(&ctx);
+        let t_latency = t1.elapsed();
+        eprintln!(
+            "rollup {t_rollup:?}, spikes {t_spikes:?}, backends {t_backends:?}, latency {t_latency:?}"
+        );
+        let t0 = std::time::Instant::now();
         let f = analyze(&s, &Options::default());
         let took = t0.elapsed();
         let truth: serde_json::Value =
@@ -526,35 +542,5 @@ fn generator() {
 }
 
 fn load_ndjson(path: &str) -> Snapshot {
-    use std::io::BufRead;
-    let mut s = Snapshot::default();
-    let file = std::fs::File::open(path).unwrap();
-    for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
-        let line = line.unwrap();
-        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-        let st = |k: &str| v[k].as_str().unwrap_or("").to_string();
-        let num = |k: &str| v[k].as_u64().unwrap_or(0);
-        let (api, op, url, burl, reason) = (
-            st("ApiId"),
-            st("OperationId"),
-            st("Url"),
-            st("BackendUrl"),
-            st("LastErrorReason"),
-        );
-        let r = Request {
-            time: crate::model::parse_timestamp(v["TimeGenerated"].as_str().unwrap()).unwrap(),
-            api_id: &api,
-            operation_id: &op,
-            url: &url,
-            backend_url: &burl,
-            response_code: num("ResponseCode") as u16,
-            backend_response_code: num("BackendResponseCode") as u16,
-            total_time_ms: num("TotalTime") as u32,
-            backend_time_ms: Some(num("BackendTime") as u32),
-            last_error_reason: &reason,
-            ..Request::default()
-        };
-        s.traffic.add(&r, || Origin::at_line(path, i as u32 + 1));
-    }
-    s
+    crate::collect::collect(&[std::path::PathBuf::from(path)]).unwrap()
 }
