@@ -532,13 +532,20 @@ fn parse_json_lines(doc: &Doc, snap: &mut Snapshot) {
                         record: None,
                     };
                     metric_records.push((origin, o));
-                } else if !dispatch_item(doc, &o, line_no, snap) {
-                    problem(
-                        snap,
-                        doc.file,
-                        line_no,
-                        format!("not a recognised record (keys {})", key_list(&o)),
-                    );
+                } else {
+                    let mut part = Snapshot::default();
+                    if let Some(records) = get(&o, "records").and_then(Value::as_array) {
+                        load_records(doc, records, &mut part);
+                    } else if !dispatch_item(doc, &o, None, &mut part) {
+                        problem(
+                            &mut part,
+                            doc.file,
+                            None,
+                            format!("not a recognised record (keys {})", key_list(&o)),
+                        );
+                    }
+                    set_line(&mut part, line_no);
+                    snap.merge(part);
                 }
             }
             Ok(_) => problem(
@@ -561,6 +568,34 @@ fn parse_json_lines(doc: &Doc, snap: &mut Snapshot) {
     if !metric_records.is_empty() {
         let refs: Vec<_> = metric_records.iter().map(|(o, r)| (o.clone(), r)).collect();
         metrics::load_metric_records(&refs, snap);
+    }
+}
+
+/// Gives everything read from one JSON Lines line that line as its origin.
+fn set_line(part: &mut Snapshot, line: Option<u32>) {
+    let fix = |o: &mut Origin| {
+        if o.line.is_none() {
+            o.line = line;
+        }
+    };
+    part.loaded
+        .problems
+        .iter_mut()
+        .for_each(|p| fix(&mut p.origin));
+    part.changes.iter_mut().for_each(|c| fix(&mut c.origin));
+    part.apis.iter_mut().for_each(|x| fix(&mut x.origin));
+    part.operations.iter_mut().for_each(|x| fix(&mut x.origin));
+    part.products.iter_mut().for_each(|x| fix(&mut x.origin));
+    part.backends.iter_mut().for_each(|x| fix(&mut x.origin));
+    part.policies.iter_mut().for_each(|x| fix(&mut x.origin));
+    part.named_values
+        .iter_mut()
+        .for_each(|x| fix(&mut x.origin));
+    part.nsgs.iter_mut().for_each(|x| fix(&mut x.origin));
+    part.autoscale.iter_mut().for_each(|x| fix(&mut x.origin));
+    part.metrics.iter_mut().for_each(|x| fix(&mut x.origin));
+    if let Some(svc) = part.service.as_mut() {
+        fix(&mut svc.origin);
     }
 }
 
@@ -1163,10 +1198,8 @@ mod tests {
         let p: Vec<String> = s.loaded.problems.iter().map(ToString::to_string).collect();
         assert_eq!(p.len(), 2, "{p:?}");
         assert!(p[0].starts_with("PT1H.json:3: invalid JSON"), "{p:?}");
-        assert!(
-            p[1].starts_with("PT1H.json:4:") || p[1].starts_with("PT1H.json record 4"),
-            "{p:?}"
-        );
+        assert!(p[1].starts_with("PT1H.json:4: activity log event"), "{p:?}");
+        assert_eq!(s.changes[1].origin.to_string(), "PT1H.json:2");
         let w = s.loaded.time_range.unwrap();
         assert_eq!(w.end.to_rfc3339(), "2024-05-14T09:01:00Z");
     }
@@ -1399,5 +1432,28 @@ mod tests {
             b"openapi: 3.0.1\npaths: [unclosed\n",
         );
         assert!(only_problem(&s).contains("invalid YAML API specification"));
+    }
+
+    #[test]
+    fn records_wrappers_one_per_line() {
+        let ev = |t: &str| {
+            format!(
+                r#"{{"records":[{{"time":"{t}","operationName":"Microsoft.ApiManagement/service/backends/write","resultType":"Success","resourceId":"/subscriptions/s/resourceGroups/r/providers/Microsoft.ApiManagement/service/c/backends/b","category":"Administrative"}},{{"junk":1}}]}}"#
+            )
+        };
+        let text = format!(
+            "{}\n{}\n",
+            ev("2024-05-14T09:00:00Z"),
+            ev("2024-05-14T09:05:00Z")
+        );
+        let s = one("hub.json", text.as_bytes());
+        assert_eq!(s.changes.len(), 2);
+        assert_eq!(s.changes[1].origin.to_string(), "hub.json:2 record 0");
+        let p: Vec<String> = s.loaded.problems.iter().map(ToString::to_string).collect();
+        assert_eq!(p.len(), 2);
+        assert!(
+            p[0].starts_with("hub.json:1 record 1: record is neither"),
+            "{p:?}"
+        );
     }
 }
