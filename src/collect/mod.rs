@@ -664,28 +664,7 @@ fn dispatch_array(doc: &Doc, items: &[Value], snap: &mut Snapshot) {
         load_adx_frames(doc, items, snap);
         return;
     }
-    if first.as_object().is_some_and(logs::is_log_row) {
-        logs::parse_json_rows(doc.file, items, &mut snap.traffic, &mut snap.loaded);
-        return;
-    }
-    for (i, item) in items.iter().enumerate() {
-        let record = u32::try_from(i).ok();
-        let recognised = match item.as_object() {
-            Some(o) => dispatch_item(doc, o, record, snap),
-            None => false,
-        };
-        if !recognised {
-            let what = match item.as_object() {
-                Some(o) => format!("keys {}", key_list(o)),
-                None => "not an object".into(),
-            };
-            doc.reject(
-                snap,
-                record,
-                format!("list item is not a recognised record ({what})"),
-            );
-        }
-    }
+    load_records(doc, items, snap);
 }
 
 /// One record of a list (`value`, `records`, an array, a JSON Lines line):
@@ -712,9 +691,10 @@ fn dispatch_item(
     known
 }
 
-/// Storage / Event Hub `records`: gateway log rows go to the log reader,
-/// exported metric records fold into series, the rest are events or
-/// resources; anything else is one problem per record.
+/// A list of records (`records`, `value`, a top-level array): gateway log
+/// rows go to the log reader, exported metric records fold into series,
+/// the rest are activity events or resources; anything else is one problem
+/// per record.
 fn load_records(doc: &Doc, records: &[Value], snap: &mut Snapshot) {
     // All gateway rows (the usual Event Hub payload): no copy, exact indexes.
     if records
@@ -730,7 +710,7 @@ fn load_records(doc: &Doc, records: &[Value], snap: &mut Snapshot) {
     for (i, r) in records.iter().enumerate() {
         let record = u32::try_from(i).ok();
         let Some(ro) = r.as_object() else {
-            doc.reject(snap, record, "a record is not a JSON object".into());
+            doc.reject(snap, record, "a list item is not a JSON object".into());
             continue;
         };
         if logs::is_log_row(ro) {
@@ -742,7 +722,7 @@ fn load_records(doc: &Doc, records: &[Value], snap: &mut Snapshot) {
                 snap,
                 record,
                 format!(
-                    "record is neither a gateway log row, a metric nor an activity log event (keys {})",
+                    "not a recognised record: neither a gateway log row, a metric, an activity log event nor an Azure resource (keys {})",
                     key_list(ro)
                 ),
             );
@@ -1145,13 +1125,10 @@ mod tests {
         );
         let p: Vec<String> = s.loaded.problems.iter().map(ToString::to_string).collect();
         assert_eq!(p.len(), 2, "{p:?}");
-        assert_eq!(
-            p[0],
-            "apis.json record 2: list item is not a recognised record (not an object)"
-        );
+        assert_eq!(p[0], "apis.json record 2: a list item is not a JSON object");
         assert!(
             p[1].starts_with(
-                "apis.json record 3: list item is not a recognised record (keys unrelated)"
+                "apis.json record 3: not a recognised record: neither a gateway log row, a metric, an activity log event nor an Azure resource (keys unrelated)"
             ),
             "{p:?}"
         );
@@ -1160,7 +1137,7 @@ mod tests {
         let s = one("x.json", b"42");
         assert!(only_problem(&s).contains("x.json:1: not a recognised gateway export"));
         let s = one("x.json", b"[[1]]");
-        assert!(only_problem(&s).contains("x.json record 0: list item is not a recognised record"));
+        assert!(only_problem(&s).contains("x.json record 0: a list item is not a JSON object"));
     }
 
     #[test]
@@ -1351,7 +1328,7 @@ mod tests {
         assert_eq!((s.metrics.len(), s.changes.len()), (5, 1));
         assert_eq!(
             only_problem(&s),
-            "eh.json record 2: record is neither a gateway log row, a metric nor an activity log event (keys junk)"
+            "eh.json record 2: not a recognised record: neither a gateway log row, a metric, an activity log event nor an Azure resource (keys junk)"
         );
     }
 
@@ -1452,7 +1429,7 @@ mod tests {
         let p: Vec<String> = s.loaded.problems.iter().map(ToString::to_string).collect();
         assert_eq!(p.len(), 2);
         assert!(
-            p[0].starts_with("hub.json:1 record 1: record is neither"),
+            p[0].starts_with("hub.json:1 record 1: not a recognised record"),
             "{p:?}"
         );
     }
