@@ -171,6 +171,9 @@ pub fn forward_timeout_secs(e: &Element) -> f64 {
 pub struct LoadedPolicy {
     pub scope: PolicyScope,
     pub origin: Origin,
+    /// The XML sits inside another file (a JSON string value): its own
+    /// line breaks are not lines of `origin.file`.
+    pub embedded: bool,
     pub parsed: ParsedPolicy,
 }
 
@@ -179,16 +182,20 @@ impl LoadedPolicy {
         LoadedPolicy {
             scope: doc.scope.clone(),
             origin: doc.origin.clone(),
+            embedded: doc.format != "file",
             parsed: parse_policy(&doc.xml),
         }
     }
 
-    /// Absolute line in `origin.file` of a line inside the XML.
+    /// Line in `origin.file` of a line inside the XML: offset from where
+    /// the XML starts for a bare file, the value's own line when embedded.
     pub fn absolute_line(&self, line: u32) -> u32 {
-        self.origin
-            .line
-            .unwrap_or(1)
-            .saturating_add(line.saturating_sub(1))
+        let start = self.origin.line.unwrap_or(1);
+        if self.embedded {
+            start
+        } else {
+            start.saturating_add(line.saturating_sub(1))
+        }
     }
 
     fn origin_of(&self, e: &Element) -> Origin {

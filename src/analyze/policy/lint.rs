@@ -173,10 +173,18 @@ impl DocLint<'_> {
         let mut s = scope_subject(&self.doc.scope);
         subject(&mut s);
         let abs = self.loaded.absolute_line(line);
+        let (column, message) = if self.loaded.embedded {
+            (
+                None,
+                format!("{message} (policy XML line {line}, column {column})"),
+            )
+        } else {
+            (Some(column), message)
+        };
         let location = Location {
             file: self.doc.origin.file.clone(),
             line: Some(abs),
-            column: Some(column),
+            column,
         };
         let excerpt = self
             .doc
@@ -1845,6 +1853,24 @@ mod tests {
         s.policies = vec![doc("api:orders", &retry("condition=\"@(true)\""))];
         s.operations[0].method = Some("GET".into());
         quiet("APIM051", &s);
+    }
+
+    #[test]
+    fn embedded_xml_points_at_the_json_line() {
+        let mut s = one(
+            "api:a",
+            "<policies>\n<inbound><base/><rate-limit/></inbound></policies>",
+        );
+        s.policies[0].format = "xml".into();
+        s.policies[0].origin = Origin::at_line("export.json", 12);
+        let f = fires("APIM009", &s);
+        let loc = f.location.unwrap();
+        assert_eq!((loc.line, loc.column), (Some(12), None));
+        assert!(
+            f.summary.ends_with("(policy XML line 2, column 17)"),
+            "{}",
+            f.summary
+        );
     }
 
     #[test]
