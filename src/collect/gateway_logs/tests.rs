@@ -636,3 +636,28 @@ fn timestamps_keep_their_precision() {
     assert_eq!(m.requests, 2);
     assert_eq!(m.samples[0].time, Timestamp(1_517_258_551_381));
 }
+
+/// Not a correctness test: reads the file named by APIMEDIC_BENCH_FILE with
+/// the real reader and prints the time (benches/logs.sh runs it).
+#[test]
+#[ignore = "benchmark: set APIMEDIC_BENCH_FILE; run by benches/logs.sh"]
+fn bench_read_ndjson() {
+    let Ok(path) = std::env::var("APIMEDIC_BENCH_FILE") else {
+        eprintln!("skipping: APIMEDIC_BENCH_FILE is not set");
+        return;
+    };
+    let start = std::time::Instant::now();
+    let file = std::fs::File::open(&path).unwrap();
+    let mut t = Traffic::default();
+    let mut r = LoadReport::default();
+    read_ndjson(&path, file, &mut t, &mut r).unwrap();
+    let secs = start.elapsed().as_secs_f64();
+    eprintln!(
+        "read_ndjson: {} rows, {} rejected, {} series in {secs:.3} s = {:.2} M rows/s",
+        t.rows,
+        r.rejected,
+        t.series.len(),
+        t.rows as f64 / secs / 1e6
+    );
+    assert!(t.rows > 0, "no rows read from {path}");
+}
