@@ -32,7 +32,6 @@ pub fn render(findings: &[Finding], rules: &[Rule], tool_version: &str) -> Value
             "tool": { "driver": {
                 "name": "apimedic",
                 "version": tool_version,
-                "informationUri": "https://github.com/apimedic/apimedic",
                 "rules": driver_rules
             }},
             "columnKind": "unicodeCodePoints",
@@ -83,14 +82,24 @@ fn result(f: &Finding, rules: &[Rule]) -> Value {
     Value::Object(r)
 }
 
-/// A file path as a relative URI reference: `/` separators, everything but
-/// unreserved characters and `/` percent-encoded (apiops folders have spaces).
+/// A file path as a URI reference: `/` separators, everything but
+/// unreserved characters and `/` percent-encoded (apiops folders have
+/// spaces); an absolute path becomes a `file://` URI.
 pub fn uri(path: &str) -> String {
     let path = path.replace('\\', "/");
     let path = path.strip_prefix("./").unwrap_or(&path);
-    let mut out = String::with_capacity(path.len());
+    let drive = path.as_bytes().get(1) == Some(&b':') && path.as_bytes().get(2) == Some(&b'/');
+    let mut out = String::with_capacity(path.len() + 8);
+    if path.starts_with('/') {
+        out.push_str("file://");
+    } else if drive {
+        out.push_str("file:///");
+    }
     for b in path.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/' | b':') {
+        if b.is_ascii_alphanumeric()
+            || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/')
+            || (drive && b == b':')
+        {
             out.push(char::from(b));
         } else {
             out.push_str(&format!("%{b:02X}"));
@@ -138,6 +147,19 @@ mod tests {
         );
         assert_eq!(phys["region"]["startLine"], 3);
         assert_eq!(phys["region"]["startColumn"], 5);
+    }
+
+    #[test]
+    fn uris_are_encoded_and_absolute_paths_are_file_uris() {
+        assert_eq!(
+            uri("./apis/a;rev=2/policy.xml"),
+            "apis/a%3Brev%3D2/policy.xml"
+        );
+        assert_eq!(uri("/tmp/x y.xml"), "file:///tmp/x%20y.xml");
+        assert_eq!(
+            uri("C:\\exports\\policy.xml"),
+            "file:///C:/exports/policy.xml"
+        );
     }
 
     #[test]
