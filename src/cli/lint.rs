@@ -13,9 +13,7 @@ use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-// Until `report/mod.rs` declares `pub mod sarif;` (owned by the lead).
-#[path = "../report/sarif.rs"]
-mod sarif;
+use crate::report::sarif;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum LintMode {

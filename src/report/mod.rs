@@ -2,6 +2,8 @@
 //! text for a terminal, Markdown for an incident ticket, JSON with a stable
 //! schema. Nothing here decides anything; it only lays out a `Diagnosis`.
 
+pub mod sarif;
+
 use crate::model::{
     Action, Diagnosis, Finding, Health, InputKind, LoadReport, Proposal, RouteEntry, Severity,
     Story,
