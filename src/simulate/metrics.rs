@@ -146,7 +146,7 @@ fn gateway(plan: &Plan, reqs: &[Req]) -> Vec<(String, Vec<u8>)> {
         vec![metric(&rid, "Requests", "Count", series)],
     );
 
-    let mut rng = Rng::derive(plan.seed, &[plan.scenario.code(), 0x4341_50]);
+    let mut rng = Rng::derive(plan.seed, &[plan.scenario.code(), 0x0043_4150]);
     let premium = plan.shape.sku == "Premium";
     let mut cap = Vec::new();
     let mut cpu = Vec::new();
@@ -286,7 +286,7 @@ fn apps(plan: &Plan, reqs: &[Req]) -> Vec<(String, Vec<u8>)> {
                 bk.resp_n += 1;
             }
         }
-        let mut rng = Rng::derive(plan.seed, &[plan.scenario.code(), 0x4150_50, b as u64]);
+        let mut rng = Rng::derive(plan.seed, &[plan.scenario.code(), 0x0041_5050, b as u64]);
         let mut ws_avg = Vec::new();
         let mut ws_max = Vec::new();
         let mut cores = Vec::new();

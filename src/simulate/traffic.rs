@@ -226,6 +226,7 @@ fn serve(plan: &Plan, oi: usize, sub: usize, minute: i64, ips: &[String], rng: &
     } else {
         background(&mut r, &mut bt, rng);
     }
+    configured_timeout(&mut r, &mut bt, rng);
     if plan.scenario == Scenario::Capacity {
         let cap = plan.capacity(minute);
         if cap > 75.0 {
@@ -237,6 +238,30 @@ fn serve(plan: &Plan, oi: usize, sub: usize, minute: i64, ips: &[String], rng: &
     }
     finish(&mut r, bt, overhead);
     r
+}
+
+/// The forward-request timeout in force: 30 s in the orders API policy,
+/// 20 s in the users API's retry, else the global 60 s. A slower answer
+/// (the rare heavy tail) is cut off with a 504, as the gateway would.
+fn configured_timeout(r: &mut Req, bt: &mut f64, rng: &mut Rng) {
+    if r.err.is_some() || r.served_by.is_none() {
+        return;
+    }
+    let (limit, scope) = match OPS[r.op].api {
+        A_ORDERS => (30_000.0, "api"),
+        A_USERS => (20_000.0, "api"),
+        _ => (60_000.0, "global"),
+    };
+    if *bt <= limit {
+        return;
+    }
+    *bt = limit + rng.range(0.0, 40.0);
+    let mut e = err("Timeout", "forward-request", "backend", scope, TIMEOUT_MSG);
+    e.elapsed = *bt as u32 + 2;
+    r.err = Some(e);
+    r.code = 504;
+    r.backend_code = None;
+    r.resp_size = 260;
 }
 
 /// Sets TotalTime from the backend time and gateway overhead, and clears
@@ -503,6 +528,28 @@ mod tests {
         assert!((1.8..2.2).contains(&ratio), "{ratio}");
         assert!(reqs.windows(2).all(|w| w[0].t_ms <= w[1].t_ms));
         assert!(!reqs.iter().any(|r| r.injected));
+    }
+
+    #[test]
+    fn no_backend_answer_outlives_its_timeout() {
+        let p = Plan::new(Scenario::Healthy, 2, 1.0, 360);
+        let reqs = requests(&p);
+        let mut cut = 0;
+        for r in &reqs {
+            let limit = match OPS[r.op].api {
+                A_ORDERS => 30_040,
+                A_USERS => 20_040,
+                _ => 60_040,
+            };
+            if let Some(b) = r.backend_time {
+                assert!(b <= limit, "{} took {b} ms", OPS[r.op].id);
+            }
+            if r.code == 504 {
+                cut += 1;
+            }
+        }
+        // The heavy tail does reach the 30 s timeout now and then.
+        assert!(cut > 0 && cut < 20, "{cut}");
     }
 
     #[test]

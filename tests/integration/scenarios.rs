@@ -28,7 +28,11 @@ fn scenario_dirs() -> Vec<PathBuf> {
         .filter(|p| p.join("expected.json").is_file())
         .collect();
     dirs.sort();
-    assert!(!dirs.is_empty(), "no scenario folders in {}", root().display());
+    assert!(
+        !dirs.is_empty(),
+        "no scenario folders in {}",
+        root().display()
+    );
     dirs
 }
 
@@ -61,7 +65,10 @@ fn mismatch(f: &Finding, want: &ExpectedFinding) -> Option<String> {
         let Some(got) = f.window else {
             return Some("no window".into());
         };
-        let (ds, de) = (minutes_apart(got.start, w.start), minutes_apart(got.end, w.end));
+        let (ds, de) = (
+            minutes_apart(got.start, w.start),
+            minutes_apart(got.end, w.end),
+        );
         if ds > tol || de > tol {
             return Some(format!(
                 "window {}..{} is {ds:.0}/{de:.0} min from {}..{} (tolerance {tol})",
@@ -111,12 +118,19 @@ fn check(dir: &Path) -> Vec<String> {
             "missing {}\n    because: {}\n    same kind found:\n{}",
             want_text(want),
             want.why,
-            if near.is_empty() { "  (none)".to_string() } else { near.join("\n") }
+            if near.is_empty() {
+                "  (none)".to_string()
+            } else {
+                near.join("\n")
+            }
         ));
     }
     if exp.forbid_anomalies {
         for f in findings.iter().filter(|f| f.kind.is_anomaly()) {
-            problems.push(format!("anomaly reported on a healthy instance:\n{}", describe(f)));
+            problems.push(format!(
+                "anomaly reported on a healthy instance:\n{}",
+                describe(f)
+            ));
         }
     }
     if !problems.is_empty() {
@@ -201,7 +215,11 @@ fn fixtures_equal_a_fresh_generation() {
     for dir in scenario_dirs() {
         let exp = expected(&dir);
         let Some(scenario) = exp.scenario() else {
-            drift.push(format!("{}: unknown scenario {:?}", dir.display(), exp.scenario));
+            drift.push(format!(
+                "{}: unknown scenario {:?}",
+                dir.display(),
+                exp.scenario
+            ));
             continue;
         };
         let fresh: BTreeMap<String, Vec<u8>> =
@@ -219,7 +237,10 @@ fn fixtures_equal_a_fresh_generation() {
             }
         }
         for path in committed.keys().filter(|p| !fresh.contains_key(*p)) {
-            drift.push(format!("{}: {path} is not generated any more", dir.display()));
+            drift.push(format!(
+                "{}: {path} is not generated any more",
+                dir.display()
+            ));
         }
     }
     assert!(
@@ -238,7 +259,11 @@ fn simulator_is_deterministic() {
         let b = simulate::generate(s, seed, scale, minutes);
         assert!(a == b, "{s}: two generations with seed {seed} differ");
         let other = simulate::generate(s, seed + 1, scale, minutes);
-        assert!(a != other, "{s}: seed {seed} and {} give the same files", seed + 1);
+        assert!(
+            a != other,
+            "{s}: seed {seed} and {} give the same files",
+            seed + 1
+        );
     }
 }
 
