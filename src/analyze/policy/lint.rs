@@ -1895,4 +1895,73 @@ mod tests {
                 .contains("<rate-limit/>")
         );
     }
+
+    #[test]
+    fn corpus_findings_match_the_known_broken_files() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/apim");
+        if !dir.is_dir() {
+            eprintln!("skipping: {} is absent", dir.display());
+            return;
+        }
+        let mut s = Snapshot::default();
+        let mut files: Vec<_> = std::fs::read_dir(dir.join("policies"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        for f in &files {
+            let name = f.file_name().unwrap().to_string_lossy().to_string();
+            let mut d = doc("unknown", &std::fs::read_to_string(f).unwrap());
+            d.origin = Origin::at_line(name, 1);
+            s.policies.push(d);
+        }
+        let all = lint(&s, Mode::Audit);
+        let by = |rule: &str| -> Vec<String> {
+            all.iter()
+                .filter(|f| f.rule.as_deref() == Some(rule))
+                .map(|f| f.location.as_ref().unwrap().file.clone())
+                .collect()
+        };
+        assert_eq!(
+            by("APIM001"),
+            [
+                "samples__policies__Pre-authorize_requests_using_validate-jwt.policy.xml",
+                "samples__policies__Random_load_balancer.policy.xml",
+                "samples__policies__Send_context_information_to_the_backend_service.policy.xml",
+                "snippets__examples__Filter_response_content_based_on_product_name.policy.xml",
+            ]
+        );
+        assert_eq!(
+            by("APIM002"),
+            ["samples__policies__Hide_response_data_based_on_product_name.policy.xml"]
+        );
+        let typo = all
+            .iter()
+            .find(|f| {
+                f.location
+                    .as_ref()
+                    .unwrap()
+                    .file
+                    .ends_with("invoke-darp-binding.xml")
+            })
+            .unwrap();
+        assert!(
+            typo.summary.contains("did you mean <invoke-dapr-binding>?"),
+            "{}",
+            typo.summary
+        );
+        // Scopes are unknown for loose files: no inheritance or scope findings.
+        assert!(by("APIM020").is_empty() && by("APIM008").is_empty());
+        // The ISO 8601 renewal-period of the REST spec example (§7.2).
+        let example = dir.join(
+            "json/transcribed/spec__apimanagement__2024-05-01__ApiManagementGetApiPolicy.json",
+        );
+        let snap = crate::collect::collect(&[example]).unwrap();
+        let f = fires("APIM010", &snap);
+        assert!(
+            f.summary.contains("renewal-period") && f.summary.contains("ISO 8601"),
+            "{}",
+            f.summary
+        );
+    }
 }
