@@ -59,18 +59,39 @@ struct Cell {
     stats: MinuteStats,
 }
 
-/// A thread's aggregate: cells keyed by (api, operation, backend, minute)
-/// encoded into bytes, so a row costs one hash lookup and no allocation.
+/// One (api, operation, backend) series of a thread's fold.
+struct SeriesCells {
+    hash: u64,
+    names: [String; 3],
+    /// Minute → index into `Fold::cells`.
+    minutes: FxMap<i64, u32>,
+    /// The minute looked up last and its cell: rows come roughly in time
+    /// order, so this answers nearly every lookup.
+    last: Option<(i64, u32)>,
+}
+
+/// A thread's aggregate. A row costs one hash of its three names (no
+/// copy, no allocation), a probe of a small open-addressing table and,
+/// nearly always, the series' last-minute shortcut.
 #[derive(Default)]
 pub(super) struct Fold {
-    cells: FxMap<Box<[u8]>, u32>,
-    stats: Vec<Cell>,
-    series_ids: FxMap<Box<[u8]>, u32>,
-    series: Vec<[String; 3]>,
-    key: Vec<u8>,
+    /// Open addressing over `series`: 0 = empty, else index + 1.
+    slots: Vec<u32>,
+    series: Vec<SeriesCells>,
+    cells: Vec<Cell>,
     pub(super) accepted: u64,
     pub(super) first: Option<Timestamp>,
     pub(super) last: Option<Timestamp>,
+}
+
+fn series_hash(names: [&str; 3]) -> u64 {
+    let mut h = FxHasher::default();
+    for n in names {
+        h.write(n.as_bytes());
+        h.write_usize(n.len());
+    }
+    // Fx leaves the low bits weak; the table indexes with the high ones.
+    h.finish()
 }
 
 /// What a worker learnt about one chunk besides its rows.
@@ -122,11 +143,6 @@ fn backend_key<'a>(r: &Request<'a>) -> &'a str {
     host.get(..end).unwrap_or_default()
 }
 
-fn push_str(key: &mut Vec<u8>, s: &str) {
-    key.extend_from_slice(&(s.len() as u32).to_le_bytes());
-    key.extend_from_slice(s.as_bytes());
-}
-
 /// The origin a worker gives a sample before line numbers are known.
 pub(super) fn chunk_origin(file: &str, seq: u32, line: u32) -> Origin {
     Origin {
@@ -139,19 +155,10 @@ pub(super) fn chunk_origin(file: &str, seq: u32, line: u32) -> Origin {
 impl Fold {
     /// Folds one request in; `origin` is called only if it becomes a sample.
     pub(super) fn add(&mut self, r: &Request<'_>, origin: impl FnOnce() -> Origin) {
-        let backend = backend_key(r);
-        self.key.clear();
-        push_str(&mut self.key, r.api_id);
-        push_str(&mut self.key, r.operation_id);
-        push_str(&mut self.key, backend);
-        let series_len = self.key.len();
-        let minute = r.time.minute();
-        self.key.extend_from_slice(&minute.to_le_bytes());
-        let i = match self.cells.get(self.key.as_slice()) {
-            Some(&i) => i as usize,
-            None => self.new_cell(series_len, minute, [r.api_id, r.operation_id, backend]),
-        };
-        if let Some(cell) = self.stats.get_mut(i) {
+        let names = [r.api_id, r.operation_id, backend_key(r)];
+        let series = self.series_of(names);
+        let cell = self.cell_of(series, r.time.minute());
+        if let Some(cell) = self.cells.get_mut(cell as usize) {
             cell.stats.add(r, origin);
         }
         self.accepted += 1;
@@ -159,25 +166,99 @@ impl Fold {
         self.last = Some(self.last.map_or(r.time, |t| t.max(r.time)));
     }
 
-    fn new_cell(&mut self, series_len: usize, minute: i64, names: [&str; 3]) -> usize {
-        let series_key = self.key.get(..series_len).unwrap_or_default();
-        let series = match self.series_ids.get(series_key) {
-            Some(&s) => s,
-            None => {
-                let s = self.series.len() as u32;
-                self.series.push(names.map(str::to_string));
-                self.series_ids.insert(series_key.into(), s);
-                s
+    /// The index of a series, created when new.
+    fn series_of(&mut self, names: [&str; 3]) -> u32 {
+        let hash = series_hash(names);
+        if (self.series.len() + 1) * 2 > self.slots.len() {
+            self.grow();
+        }
+        let mask = self.slots.len() - 1;
+        let mut i = (hash >> 40) as usize;
+        loop {
+            let slot = i & mask;
+            match self.slots.get(slot).copied() {
+                Some(0) | None => {
+                    let id = self.series.len() as u32;
+                    self.series.push(SeriesCells {
+                        hash,
+                        names: names.map(str::to_string),
+                        minutes: FxMap::default(),
+                        last: None,
+                    });
+                    if let Some(s) = self.slots.get_mut(slot) {
+                        *s = id + 1;
+                    }
+                    return id;
+                }
+                Some(s) => {
+                    let id = s - 1;
+                    if let Some(e) = self.series.get(id as usize)
+                        && e.hash == hash
+                        && e.names[0] == names[0]
+                        && e.names[1] == names[1]
+                        && e.names[2] == names[2]
+                    {
+                        return id;
+                    }
+                }
             }
+            i += 1;
+        }
+    }
+
+    fn grow(&mut self) {
+        let len = (self.slots.len() * 2).max(64);
+        self.slots = vec![0; len];
+        let mask = len - 1;
+        for (id, e) in self.series.iter().enumerate() {
+            let mut i = (e.hash >> 40) as usize;
+            while self.slots.get(i & mask).is_some_and(|&s| s != 0) {
+                i += 1;
+            }
+            if let Some(s) = self.slots.get_mut(i & mask) {
+                *s = id as u32 + 1;
+            }
+        }
+    }
+
+    /// The index of a series-minute cell, created when new.
+    fn cell_of(&mut self, series: u32, minute: i64) -> u32 {
+        let Fold {
+            series: all, cells, ..
+        } = self;
+        let Some(s) = all.get_mut(series as usize) else {
+            return u32::MAX;
         };
-        let i = self.stats.len();
-        self.stats.push(Cell {
-            series,
-            minute,
-            stats: MinuteStats::default(),
+        if let Some((m, c)) = s.last
+            && m == minute
+        {
+            return c;
+        }
+        // A new minute likely sees about as many rows as the one before:
+        // sized up front, its latency vectors are not regrown (each regrowth
+        // copies and leaves a hole in the heap; 10M rows made ~80 MB of them).
+        let previous = s.last.and_then(|(_, c)| cells.get(c as usize));
+        let hint = |len: usize| if len == 0 { 0 } else { len + len / 8 + 4 };
+        let (totals, backends) = previous.map_or((0, 0), |p| {
+            (
+                hint(p.stats.total_times.len()),
+                hint(p.stats.backend_times.len()),
+            )
         });
-        self.cells.insert(self.key.as_slice().into(), i as u32);
-        i
+        let c = *s.minutes.entry(minute).or_insert_with(|| {
+            cells.push(Cell {
+                series,
+                minute,
+                stats: MinuteStats {
+                    total_times: Vec::with_capacity(totals),
+                    backend_times: Vec::with_capacity(backends),
+                    ..MinuteStats::default()
+                },
+            });
+            cells.len() as u32 - 1
+        });
+        s.last = Some((minute, c));
+        c
     }
 
     /// Adds another thread's fold into this one.
@@ -187,31 +268,15 @@ impl Fold {
             self.first = Some(self.first.map_or(t, |f| f.min(t)));
             self.last = Some(self.last.map_or(t, |l| l.max(t)));
         }
-        let Fold {
-            cells,
-            mut stats,
-            series,
-            ..
-        } = other;
-        for (key, j) in cells {
-            let Some(cell) = stats.get_mut(j as usize) else {
+        let Fold { series, cells, .. } = other;
+        for cell in cells {
+            let Some(names) = series.get(cell.series as usize).map(|s| &s.names) else {
                 continue;
             };
-            let theirs = std::mem::take(&mut cell.stats);
-            let i = match self.cells.get(&key) {
-                Some(&i) => i as usize,
-                None => {
-                    let Some([a, o, b]) = series.get(cell.series as usize) else {
-                        continue;
-                    };
-                    self.key.clear();
-                    self.key.extend_from_slice(&key);
-                    let series_len = key.len().saturating_sub(8);
-                    self.new_cell(series_len, cell.minute, [a, o, b])
-                }
-            };
-            if let Some(mine) = self.stats.get_mut(i) {
-                merge_in_file_order(&mut mine.stats, theirs);
+            let id = self.series_of([&names[0], &names[1], &names[2]]);
+            let c = self.cell_of(id, cell.minute);
+            if let Some(mine) = self.cells.get_mut(c as usize) {
+                merge_in_file_order(&mut mine.stats, cell.stats);
             }
         }
     }
@@ -279,12 +344,14 @@ pub(super) fn finish(
         report.see_time(t);
     }
     traffic.rows += all.accepted;
-    let Fold { stats, series, .. } = all;
-    let mut cells: Vec<Cell> = stats;
+    let Fold {
+        mut cells, series, ..
+    } = all;
+    let names: Vec<[String; 3]> = series.into_iter().map(|s| s.names).collect();
     // New series appear in key order: deterministic whatever the threads did.
     cells.sort_by(|a, b| {
-        let ka = series.get(a.series as usize);
-        let kb = series.get(b.series as usize);
+        let ka = names.get(a.series as usize);
+        let kb = names.get(b.series as usize);
         ka.cmp(&kb).then(a.minute.cmp(&b.minute))
     });
     for mut cell in cells {
@@ -292,7 +359,7 @@ pub(super) fn finish(
             s.origin.line = Some(at(s.origin.record, s.origin.line));
             s.origin.record = None;
         }
-        let Some([api, op, backend]) = series.get(cell.series as usize) else {
+        let Some([api, op, backend]) = names.get(cell.series as usize) else {
             continue;
         };
         let i = traffic.series_index(api, op, backend);
