@@ -272,6 +272,11 @@ pub fn parse_series(text: &str, file: &str) -> Series {
         };
         series.rows.push(Row { stamp, time, value });
     }
+    if series.rows.is_empty() {
+        series
+            .problems
+            .push(format!("{file}: no timestamp,value rows to score"));
+    }
     series
 }
 
@@ -360,7 +365,8 @@ mod tests {
         assert_eq!(
             bad.problems,
             [
-                "x.csv:2: cannot read the timestamp \"garbage\" (expected e.g. 2014-04-10 00:04:00 or epoch seconds); row skipped"
+                "x.csv:2: cannot read the timestamp \"garbage\" (expected e.g. 2014-04-10 00:04:00 or epoch seconds); row skipped",
+                "x.csv: no timestamp,value rows to score",
             ]
         );
     }
