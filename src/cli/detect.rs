@@ -215,10 +215,13 @@ fn finite(v: f64) -> Option<f64> {
     v.is_finite().then_some(v)
 }
 
+/// A score with at most 6 decimals (`0`, `0.49`, `0.731206`).
 fn fmt_score(v: f64) -> String {
-    let s = format!("{v:.6}");
-    let s = s.trim_end_matches('0');
-    s.strip_suffix('.').unwrap_or(s).to_string()
+    if v == 0.0 {
+        return "0".into();
+    }
+    // Rounded to 6 decimals; `{}` then prints the shortest exact form.
+    format!("{}", (v * 1e6).round() / 1e6)
 }
 
 fn csv_field(s: &str) -> String {
