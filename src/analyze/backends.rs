@@ -339,7 +339,7 @@ fn ops_in_window(
             out.push((api.clone(), op.clone(), k, n));
         }
     }
-    out.sort_by(|a, b| b.2.cmp(&a.2));
+    out.sort_by_key(|b| std::cmp::Reverse(b.2));
     out
 }
 

@@ -408,7 +408,7 @@ pub fn findings(ctx: &Ctx, findings: &[Finding]) -> Vec<Finding> {
             // Two changes to one subject: the later (closer) one leads.
             Some(prev) if prev.window.map(|w| w.start) < Some(c.time) => {
                 let mut f = f;
-                f.evidence.extend(prev.evidence.drain(..));
+                f.evidence.append(&mut prev.evidence);
                 *prev = f;
             }
             Some(prev) => prev.evidence.extend(f.evidence),

@@ -84,20 +84,11 @@ pub fn select_percentiles<const N: usize>(v: &mut [u32], ps: [f64; N]) -> [Optio
 
 /// Exact percentiles over many values without keeping them: a count per
 /// millisecond below `DENSE` and the rare larger values kept aside.
+#[derive(Default)]
 pub struct ExactHistogram {
     counts: Vec<u32>,
     large: Vec<u32>,
     n: u64,
-}
-
-impl Default for ExactHistogram {
-    fn default() -> Self {
-        ExactHistogram {
-            counts: Vec::new(),
-            large: Vec::new(),
-            n: 0,
-        }
-    }
 }
 
 impl ExactHistogram {
