@@ -381,7 +381,7 @@ fn typical_step(times: &[i64]) -> i64 {
         .windows(2)
         .take(64)
         .filter_map(|w| match w {
-            [a, b] if b > a => Some((b - a) as f64),
+            [a, b] if b > a => Some(b.abs_diff(*a) as f64),
             _ => None,
         })
         .collect();
@@ -392,11 +392,11 @@ fn typical_step(times: &[i64]) -> i64 {
 fn value_near(times: &[i64], values: &[f64], end: usize, t: i64, tol: i64) -> Option<f64> {
     let head = times.get(..end)?;
     let at = head.partition_point(|&x| x < t);
-    let mut best: Option<(i64, f64)> = None;
+    let mut best: Option<(u64, f64)> = None;
     for j in [at.checked_sub(1), Some(at)].into_iter().flatten() {
         if let (Some(&tj), Some(&vj)) = (head.get(j), values.get(j)) {
-            let d = (tj - t).abs();
-            if d <= tol && vj.is_finite() && best.is_none_or(|(bd, _)| d < bd) {
+            let d = tj.abs_diff(t);
+            if d <= tol.unsigned_abs() && vj.is_finite() && best.is_none_or(|(bd, _)| d < bd) {
                 best = Some((d, vj));
             }
         }
@@ -408,7 +408,15 @@ fn value_near(times: &[i64], values: &[f64], end: usize, t: i64, tol: i64) -> Op
 fn seasonal(times: &[i64], values: &[f64], i: usize, period: i64, k: i64, tol: i64) -> Option<f64> {
     let t = *times.get(i)?;
     let mut v: Vec<f64> = (1..=k)
-        .filter_map(|j| value_near(times, values, i, t - j * period, tol))
+        .filter_map(|j| {
+            value_near(
+                times,
+                values,
+                i,
+                t.saturating_sub(j.saturating_mul(period)),
+                tol,
+            )
+        })
         .collect();
     if v.len() < 2 {
         return None;

@@ -375,15 +375,16 @@ fn series_finding(series: &MetricSeries, found: &[Anomaly]) -> Option<Finding> {
 }
 
 fn typical_step_ms(points: &[(Timestamp, f64)]) -> i64 {
-    let mut d: Vec<i64> = points
+    let mut d: Vec<u64> = points
         .windows(2)
         .filter_map(|w| match w {
-            [a, b] if b.0 > a.0 => Some(b.0.millis() - a.0.millis()),
+            [a, b] if b.0 > a.0 => Some(b.0.millis().abs_diff(a.0.millis())),
             _ => None,
         })
         .collect();
     d.sort_unstable();
-    d.get(d.len() / 2).copied().unwrap_or(60_000)
+    d.get(d.len() / 2)
+        .map_or(60_000, |&m| i64::try_from(m).unwrap_or(i64::MAX))
 }
 
 /// A number for a sentence: few digits, no exponent for everyday sizes.
@@ -654,6 +655,28 @@ mod tests {
         // Too short to learn: no alarm at all.
         let short = series(40, 1, |i, _| i as f64 * 100.0);
         assert_eq!(alarms(&score_series(&short, &cfg)), Vec::<usize>::new());
+    }
+
+    #[test]
+    fn extreme_timestamps_do_not_overflow() {
+        let cfg = DetectorConfig::default();
+        let pts: Vec<(Timestamp, f64)> = (0..200)
+            .map(|i| {
+                let t = match i % 3 {
+                    0 => i64::MIN + i,
+                    1 => i64::MAX - 200 + i,
+                    _ => i * 60_000,
+                };
+                (Timestamp::from_millis(t), if i == 150 { 1e9 } else { 1.0 })
+            })
+            .collect();
+        let scored = score_series(&pts, &cfg);
+        assert_eq!(scored.len(), 200);
+        let snapshot = Snapshot {
+            metrics: vec![metric("Capacity", &[], pts)],
+            ..Snapshot::default()
+        };
+        let _ = findings(&snapshot);
     }
 
     #[test]
