@@ -116,7 +116,12 @@ impl Csv {
         let names = split_fields(text)?;
         let columns: Vec<Option<Field>> = names
             .iter()
-            .map(|n| classify_row(n.trim().as_bytes()))
+            .map(|n| {
+                // The portal's export names it `TimeGenerated [UTC]`.
+                let n = n.trim();
+                let n = n.split_once(" [").map_or(n, |(name, _)| name);
+                classify_row(n.as_bytes())
+            })
             .collect();
         let has = |f: Field| columns.contains(&Some(f));
         if !(has(Field::TimeGenerated) || has(Field::Time)) || !has(Field::ResponseCode) {

@@ -143,6 +143,7 @@ pub(super) fn classify_row(key: &[u8]) -> Option<Field> {
         6 if is(key, b"region") => Field::Region,
         8 if is(key, b"location") => Field::Location,
         9 if is(key, b"totaltime") => Field::TotalTime,
+        9 if is(key, b"timestamp") => Field::Time,
         9 if is(key, b"backendid") => Field::BackendId,
         9 if is(key, b"lasterror") => Field::LastError,
         10 if is(key, b"durationms") => Field::DurationMs,
@@ -422,10 +423,61 @@ fn utc_timestamp(s: &str) -> Option<Timestamp> {
     ))
 }
 
+/// The form the Azure portal's "Export to CSV" writes under a
+/// `TimeGenerated [UTC]` header: `5/14/2024, 9:12:03.512 AM` (US month/day
+/// order, 12-hour clock; the comma, the fraction and AM/PM optional).
+fn portal_timestamp(s: &str) -> Option<Timestamp> {
+    let s = s.trim();
+    let (date, rest) = s.split_once([',', ' '])?;
+    let mut d = date.split('/');
+    let mo: i64 = d.next()?.parse().ok()?;
+    let day: i64 = d.next()?.parse().ok()?;
+    let y: i64 = d.next()?.parse().ok()?;
+    if d.next().is_some() || !(1000..=9999).contains(&y) {
+        return None;
+    }
+    let rest = rest.trim_start_matches([',', ' ']);
+    let (clock, half) = match rest.rsplit_once(' ') {
+        Some((c, h)) => (c, Some(h.to_ascii_uppercase())),
+        None => (rest, None),
+    };
+    let mut t = clock.split(':');
+    let mut h: i64 = t.next()?.parse().ok()?;
+    let mi: i64 = t.next()?.parse().ok()?;
+    let sec_text = t.next()?;
+    if t.next().is_some() {
+        return None;
+    }
+    let (sec, frac) = sec_text.split_once('.').unwrap_or((sec_text, ""));
+    let sec: i64 = sec.parse().ok()?;
+    if !frac.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let ms = frac
+        .bytes()
+        .chain(std::iter::repeat(b'0'))
+        .take(3)
+        .fold(0i64, |n, c| n * 10 + i64::from(c - b'0'));
+    match half.as_deref() {
+        Some("AM") if (1..=12).contains(&h) => h %= 12,
+        Some("PM") if (1..=12).contains(&h) => h = h % 12 + 12,
+        None => {}
+        _ => return None,
+    }
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&day) || h > 23 || mi > 59 || sec > 60 {
+        return None;
+    }
+    let days = crate::model::days_from_civil(y, mo, day);
+    Some(Timestamp(
+        (days * 86_400 + h * 3600 + mi * 60 + sec) * 1000 + ms,
+    ))
+}
+
 fn timestamp(f: Field, v: Raw<'_>) -> Result<Timestamp, String> {
     match v {
         Raw::Str(s) => utc_timestamp(s)
             .or_else(|| parse_timestamp(s))
+            .or_else(|| portal_timestamp(s))
             .ok_or_else(|| format!("{} is not a timestamp: {}", f.name(), shorten(s))),
         Raw::Num(s) => Err(format!(
             "{} is not a timestamp: {s} (a number; expected ISO 8601 text)",
@@ -691,6 +743,36 @@ mod tests {
             );
         }
         assert!(utc_timestamp("2024-05-14T09:12:03.512Z").is_some());
+    }
+
+    #[test]
+    fn reads_portal_export_timestamps() {
+        let at = |s: &str| portal_timestamp(s).map(Timestamp::to_rfc3339);
+        assert_eq!(
+            at("5/14/2024, 9:12:03.512 AM").as_deref(),
+            Some("2024-05-14T09:12:03.512Z")
+        );
+        assert_eq!(
+            at("5/14/2024, 12:00:00.000 AM").as_deref(),
+            Some("2024-05-14T00:00:00Z")
+        );
+        assert_eq!(
+            at("12/31/2024 11:59:59 PM").as_deref(),
+            Some("2024-12-31T23:59:59Z")
+        );
+        assert_eq!(
+            at("5/14/2024 17:01:02").as_deref(),
+            Some("2024-05-14T17:01:02Z")
+        );
+        for bad in [
+            "14/5/2024, 9:12:03 AM",
+            "5/14/2024, 13:00:00 PM",
+            "5/14/24, 9:12:03 AM",
+            "5/14/2024",
+            "x",
+        ] {
+            assert_eq!(at(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -317,6 +317,20 @@ fn reads_csv_with_quotes_in_any_column_order() {
 }
 
 #[test]
+fn reads_the_portal_csv_export() {
+    let text = "\u{feff}TimeGenerated [UTC],ApiId,OperationId,ResponseCode,TotalTime\r\n\
+        \"5/14/2024, 9:12:03.512 AM\",orders-api,get-order,503,2140\r\n\
+        \"5/14/2024, 9:12:04.000 AM\",orders-api,get-order,200,12\r\n";
+    let mut t = Traffic::default();
+    let mut r = LoadReport::default();
+    parse_csv("portal.csv", text.as_bytes(), &mut t, &mut r);
+    assert_eq!(problems(&r), Vec::<String>::new());
+    let m = minute(&t, "orders-api", "get-order");
+    assert_eq!((m.requests, m.status_5xx), (2, 1));
+    assert_eq!(m.samples[0].time.to_rfc3339(), "2024-05-14T09:12:03.512Z");
+}
+
+#[test]
 fn csv_in_small_blocks_matches_one_block() {
     let mut text = String::from("TimeGenerated,ApiId,ResponseCode,LastErrorMessage,TotalTime\n");
     for i in 0..500 {
