@@ -29,6 +29,7 @@ mod csv;
 mod fields;
 mod fold;
 mod ndjson;
+mod nginx;
 mod scan;
 mod stream;
 
@@ -159,6 +160,38 @@ fn csv_header(
             None
         }
     }
+}
+
+/// nginx JSON access logs (components.md §3 `gw_json`), streamed like
+/// NDJSON: API = first path segment, operation = method + first two path
+/// segments, backend = `upstream_name` (see `nginx.rs` for the mapping of
+/// upstream lists and gateway-made 502/504).
+pub fn read_nginx(
+    file: &str,
+    reader: impl Read + Send,
+    traffic: &mut Traffic,
+    report: &mut LoadReport,
+) -> io::Result<()> {
+    let limits = Limits::standard();
+    let format = nginx::Nginx {
+        max_line: limits.max_line,
+    };
+    stream::read_stream(file, reader, &format, limits, traffic, report)
+}
+
+/// Same as [`read_nginx`], over bytes in memory.
+pub fn parse_nginx(file: &str, bytes: &[u8], traffic: &mut Traffic, report: &mut LoadReport) {
+    let limits = Limits::standard();
+    let format = nginx::Nginx {
+        max_line: limits.max_line,
+    };
+    stream::parse_bytes(file, bytes, &format, limits, traffic, report);
+}
+
+/// True when a line looks like an nginx JSON access-log line (`time`,
+/// `uri`, `status`, `request_time`).
+pub fn is_nginx_line(line: &[u8]) -> bool {
+    nginx::is_line(line)
 }
 
 /// Row objects already parsed from a JSON document: the array `az monitor

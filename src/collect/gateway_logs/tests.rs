@@ -675,3 +675,71 @@ fn bench_read_ndjson() {
     );
     assert!(t.rows > 0, "no rows read from {path}");
 }
+
+#[test]
+fn reads_nginx_access_logs() {
+    let text = r#"{"time":"2026-11-26T09:03:37+00:00","request_id":"r1","remote_addr":"127.0.0.1","method":"GET","uri":"/a/hello?x=1","host":"h","status":200,"body_bytes_sent":52,"request_time":0.005,"upstream_name":"svc_a","upstream_addr":"127.0.0.1:8081","upstream_status":"200","upstream_connect_time":"0.000","upstream_header_time":"0.005","upstream_response_time":"0.005","user_agent":"curl"}
+{"time":"2026-11-26T09:03:38+00:00","method":"GET","uri":"/b/delay/3","status":504,"request_time":2.002,"upstream_name":"svc_b","upstream_addr":"127.0.0.1:8082","upstream_status":"504","upstream_connect_time":"0.000","upstream_header_time":"-","upstream_response_time":"2.002"}
+{"time":"2026-11-26T09:03:39+00:00","method":"GET","uri":"/b/x","status":502,"request_time":0.000,"upstream_name":"svc_b","upstream_addr":"127.0.0.1:8082","upstream_status":"502","upstream_connect_time":"-","upstream_header_time":"-","upstream_response_time":"0.000"}
+{"time":"2026-11-26T09:03:40+00:00","method":"GET","uri":"/pool/x","status":200,"request_time":0.009,"upstream_name":"svc_pool","upstream_addr":"127.0.0.1:8082, 127.0.0.1:8081","upstream_status":"502, 200","upstream_connect_time":"-, 0.000","upstream_header_time":"-, 0.008","upstream_response_time":"0.000, 0.008"}
+{"time":"2026-11-26T09:03:41+00:00","method":"GET","uri":"/b/delay/3","status":499,"request_time":0.500,"upstream_name":"svc_b","upstream_addr":"127.0.0.1:8082","upstream_status":"-","upstream_connect_time":"0.000","upstream_header_time":"-","upstream_response_time":"0.501"}
+{"time":"2026-11-26T09:03:42+00:00","method":"GET","uri":"/nope","status":404,"request_time":0.000,"upstream_name":"","upstream_addr":"","upstream_status":"","upstream_connect_time":"","upstream_header_time":"","upstream_response_time":""}
+{"time":"2026-11-26T09:03:43+00:00","method":"GET","uri":"/a/x","status":"oops","request_time":0.1}
+{"time":"yesterday","method":"GET","uri":"/a/x","status":200,"request_time":0.1}
+"#;
+    assert!(is_nginx_line(text.lines().next().unwrap().as_bytes()));
+    assert!(!is_nginx_line(
+        TABLE_ROWS.lines().next().unwrap().as_bytes()
+    ));
+    assert!(!is_log_line(text.lines().next().unwrap().as_bytes()));
+    let mut t = Traffic::default();
+    let mut r = LoadReport::default();
+    parse_nginx("access.json", text.as_bytes(), &mut t, &mut r);
+    assert_eq!(
+        problems(&r),
+        [
+            "access.json:7: status is not an HTTP status code: \"oops\"",
+            "access.json:8: time is not a timestamp: \"yesterday\""
+        ]
+    );
+    assert_eq!(rows(&r), 6);
+    let ok = minute(&t, "a", "GET /a/hello");
+    assert_eq!(
+        (ok.status_2xx, ok.total_times[0], ok.backend_times[0]),
+        (1, 5, 5)
+    );
+    assert_eq!(
+        t.series
+            .iter()
+            .find(|s| s.key.api_id == "a")
+            .unwrap()
+            .key
+            .backend,
+        "svc_a"
+    );
+    let timeout = minute(&t, "b", "GET /b/delay");
+    assert_eq!(
+        (
+            timeout.requests,
+            timeout.timeouts,
+            timeout.status_5xx,
+            timeout.backend_5xx
+        ),
+        (2, 1, 1, 0)
+    );
+    assert_eq!(
+        timeout.error_reasons.get("ClientConnectionFailure"),
+        Some(&1)
+    );
+    let down = minute(&t, "b", "GET /b/x");
+    assert_eq!((down.connection_failures, down.backend_5xx), (1, 0));
+    let failover = minute(&t, "pool", "GET /pool/x");
+    assert_eq!((failover.status_2xx, failover.backend_times[0]), (1, 8));
+    let local = minute(&t, "nope", "GET /nope");
+    assert_eq!((local.status_4xx, local.backend_times.len()), (1, 0));
+
+    let (mut t2, mut r2) = (Traffic::default(), LoadReport::default());
+    read_nginx("access.json", text.as_bytes(), &mut t2, &mut r2).unwrap();
+    assert_eq!(normalized(&t2), normalized(&t));
+    assert_eq!(r2, r);
+}
