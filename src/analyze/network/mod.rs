@@ -100,7 +100,7 @@ const REQUIREMENTS: &[Requirement] = &[
         mode: Mode::Both,
         table: Table::NotStv1,
         severity: Severity::Medium,
-        note: "new in the 2025 table (CRL/OCSP hosts such as crl.microsoft.com)",
+        note: "new in the 2025 table; CRL/OCSP hosts such as crl.microsoft.com",
     },
     Requirement {
         direction: Direction::Outbound,
@@ -1100,6 +1100,29 @@ pub(crate) mod tests {
             "{:#?}",
             ids(&fs)
         );
+    }
+
+    #[test]
+    fn quickstart_template_through_collect() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../shared/corpus")
+            .join(QUICKSTART);
+        let Ok(bytes) = std::fs::read(&path) else {
+            eprintln!("skipping: {} is absent", path.display());
+            return;
+        };
+        let snap = crate::collect::parse_document(&path.display().to_string(), &bytes);
+        assert_eq!(snap.nsgs.len(), 1, "{:?}", snap.loaded.problems);
+        let fs = findings(&snap, &[]);
+        let cert: Vec<&Finding> = fs
+            .iter()
+            .filter(|f| {
+                f.rule.as_deref() == Some(REQUIRED_DENIED)
+                    && f.subject.rule.as_deref() == Some("Deny_All_Internet_Outbound")
+            })
+            .collect();
+        assert_eq!(cert.len(), 1, "{:#?}", ids(&fs));
+        assert!(cert[0].summary.contains("TCP 80"), "{}", cert[0].summary);
     }
 
     #[test]

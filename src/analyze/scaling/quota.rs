@@ -1,16 +1,19 @@
 //! 429 surges tied to the rate-limit or quota policy that explains them.
 //!
-//! A surge is judged against the operation's own baseline, not a fixed
-//! count. Baseline p0: the median per-minute 429 share, then re-estimated as
-//! the pooled share of the minutes not flagged (floored at 0.1%). A minute is
-//! flagged when its 429 count is improbable under Binomial(requests, p0) at
-//! a Bonferroni-corrected 1% level (over all minutes of the operation), it
-//! has at least 3 429s and at least twice the baseline share. Flagged minutes
-//! at most 2 minutes apart form a window; a window is a surge when it holds
-//! at least 20 429s, at least 5% of its requests, passes the same tail test
-//! as a whole, and at least 10 baseline minutes exist to compare with. Pure.
+//! A surge is judged against the series' own baseline, not a fixed count,
+//! and works at any volume. For each API (all its operations summed) and
+//! each operation, the detector scans every stretch of minutes that starts
+//! and ends on a minute with a 429 and keeps the one with the largest
+//! binomial log-likelihood ratio of "higher 429 share inside than outside"
+//! (an epidemic change-point). The stretch is a surge when its 429 count is
+//! improbable under Binomial(requests inside, p0) with p0 the share outside
+//! (floored at 0.1%), at 1% Bonferroni-corrected over the stretches tried;
+//! and it holds at least 20 429s, at least 5% of its requests and at least
+//! twice p0; and at least 10 minutes outside it carry traffic. An API-level
+//! surge carried by one operation (≥ 80% of its 429s) is reported on that
+//! operation; an operation surge inside an API surge is not repeated. Pure.
 
-use crate::analyze::policy::effective_policy;
+use crate::analyze::policy::{Element, effective_policy, parse_policy};
 use crate::model::{
     Evidence, Finding, FindingKind, Minute, PolicyScope, Severity, Snapshot, Subject, Timestamp,
     Window,
@@ -19,12 +22,15 @@ use statrs::distribution::{Binomial, DiscreteCDF};
 use std::collections::BTreeMap;
 
 const ALPHA: f64 = 0.01;
-const MIN_MINUTE_429: u64 = 3;
 const MIN_WINDOW_429: u64 = 20;
 const MIN_WINDOW_SHARE: f64 = 0.05;
+const MIN_RATIO: f64 = 2.0;
 const MIN_BASELINE_MINUTES: usize = 10;
 const P0_FLOOR: f64 = 0.001;
-const MERGE_GAP: Minute = 2;
+/// Above this many minutes with 429s, the scan runs on 5-minute buckets.
+const MAX_CANDIDATES: usize = 400;
+/// Share of an API surge's 429s that makes it one operation's surge.
+const DOMINANT_SHARE: f64 = 0.8;
 
 /// Policies that answer 429 on their own.
 pub const THROTTLING_POLICIES: [&str; 4] =
@@ -41,11 +47,14 @@ fn tail(k: u64, n: u64, p: f64) -> f64 {
     }
 }
 
-/// A detected surge on one operation.
+/// A detected surge on an API or one of its operations.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Surge {
     pub api: String,
-    pub operation: String,
+    /// Set when one operation carries the surge.
+    pub operation: Option<String>,
+    /// Operations with 429s in the window, most first, with their counts.
+    pub operations: Vec<(String, u64)>,
     pub start: Minute,
     /// Exclusive.
     pub end: Minute,
@@ -60,7 +69,7 @@ pub struct Surge {
     pub samples: usize,
 }
 
-/// One minute of one operation, backends summed.
+/// One minute of one series, backends summed.
 #[derive(Clone, Copy, Debug, Default)]
 struct MinuteCount {
     requests: u64,
@@ -70,11 +79,11 @@ struct MinuteCount {
     backend_samples: usize,
 }
 
-type OperationMinutes = BTreeMap<Minute, MinuteCount>;
+type Minutes = BTreeMap<Minute, MinuteCount>;
 
-/// Per-minute counts of every operation.
-fn per_operation(snapshot: &Snapshot) -> BTreeMap<(String, String), OperationMinutes> {
-    let mut out: BTreeMap<(String, String), OperationMinutes> = BTreeMap::new();
+/// Per-minute counts of every operation, keyed (api, operation).
+fn per_operation(snapshot: &Snapshot) -> BTreeMap<(String, String), Minutes> {
+    let mut out: BTreeMap<(String, String), Minutes> = BTreeMap::new();
     for s in &snapshot.traffic.series {
         let key = (s.key.api_id.clone(), s.key.operation_id.clone());
         let minutes = out.entry(key).or_default();
@@ -93,108 +102,185 @@ fn per_operation(snapshot: &Snapshot) -> BTreeMap<(String, String), OperationMin
     out
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied().unwrap_or(0.0)
+fn add_into(into: &mut Minutes, from: &Minutes) {
+    for (m, c) in from {
+        let e = into.entry(*m).or_default();
+        e.requests += c.requests;
+        e.throttled += c.throttled;
+        e.samples += c.samples;
+        e.backend_samples += c.backend_samples;
+    }
 }
 
-/// The strongest 429 surge of one operation's minutes, if any.
-fn surge_of(api: &str, op: &str, minutes: &OperationMinutes) -> Option<Surge> {
-    let active: Vec<(Minute, u64, u64)> = minutes
-        .iter()
-        .filter(|(_, v)| v.requests > 0)
-        .map(|(m, v)| (*m, v.requests, v.throttled))
-        .collect();
-    let total_429: u64 = active.iter().map(|a| a.2).sum();
-    if total_429 < MIN_WINDOW_429 || active.len() < MIN_BASELINE_MINUTES {
-        return None;
-    }
-    let cutoff = ALPHA / active.len() as f64;
-    let flag = |p0: f64| -> Vec<bool> {
-        active
-            .iter()
-            .map(|(_, n, x)| {
-                *x >= MIN_MINUTE_429
-                    && (*x as f64) / (*n as f64) >= 2.0 * p0
-                    && tail(*x, *n, p0) < cutoff
-            })
-            .collect()
-    };
-    let p_start = median(
-        active
-            .iter()
-            .map(|(_, n, x)| *x as f64 / *n as f64)
-            .collect(),
-    )
-    .max(P0_FLOOR);
-    let first = flag(p_start);
-    let (bn, bx) = active
-        .iter()
-        .zip(&first)
-        .filter(|(_, f)| !**f)
-        .fold((0u64, 0u64), |acc, ((_, n, x), _)| (acc.0 + n, acc.1 + x));
-    let p0 = if bn > 0 {
-        (bx as f64 / bn as f64).max(P0_FLOOR)
+/// Binomial log-likelihood of `x` in `n` at share `p` (0·ln 0 = 0).
+fn loglik(x: f64, n: f64, p: f64) -> f64 {
+    let a = if x > 0.0 { x * p.ln() } else { 0.0 };
+    let b = if n - x > 0.0 {
+        (n - x) * (1.0 - p).ln()
     } else {
-        p_start
+        0.0
     };
-    let flags = flag(p0);
-    let baseline_minutes = flags.iter().filter(|f| !**f).count();
-    if baseline_minutes < MIN_BASELINE_MINUTES {
-        return None;
-    }
-    // Group flagged minutes.
-    let mut windows: Vec<(Minute, Minute)> = Vec::new();
-    for ((m, _, _), f) in active.iter().zip(&flags) {
-        if !*f {
-            continue;
-        }
-        match windows.last_mut() {
-            Some(w) if *m - (w.1 - 1) <= MERGE_GAP => w.1 = *m + 1,
-            _ => windows.push((*m, *m + 1)),
-        }
-    }
-    windows
-        .into_iter()
-        .filter_map(|(start, end)| {
-            let inside = minutes.range(start..end);
-            let (mut n, mut x, mut samples, mut backend, mut peak) =
-                (0u64, 0u64, 0usize, 0usize, 0u64);
-            for (_, v) in inside {
-                n += v.requests;
-                x += v.throttled;
-                samples += v.samples;
-                backend += v.backend_samples;
-                peak = peak.max(v.requests);
-            }
-            let p = tail(x, n, p0);
-            let ok = x >= MIN_WINDOW_429
-                && n > 0
-                && x as f64 / n as f64 >= MIN_WINDOW_SHARE
-                && p < ALPHA;
-            ok.then(|| Surge {
-                api: api.to_string(),
-                operation: op.to_string(),
-                start,
-                end,
-                throttled: x,
-                requests: n,
-                baseline_share: p0,
-                p_value: p,
-                peak_rpm: peak,
-                backend_429_samples: backend,
-                samples,
-            })
-        })
-        .max_by_key(|s| s.throttled)
+    a + b
 }
 
-/// Every operation's strongest 429 surge.
-pub fn surges(snapshot: &Snapshot) -> Vec<Surge> {
-    per_operation(snapshot)
+/// The window found by the scan, before the significance test.
+struct Window429 {
+    start: Minute,
+    end: Minute,
+    tried: usize,
+}
+
+/// The stretch of buckets with the strongest rise in 429 share.
+fn best_window(minutes: &Minutes) -> Option<Window429> {
+    let with_429 = minutes.values().filter(|c| c.throttled > 0).count();
+    let bucket: Minute = if with_429 > MAX_CANDIDATES { 5 } else { 1 };
+    // (bucket start, requests, 429s) with traffic.
+    let mut rows: Vec<(Minute, u64, u64)> = Vec::new();
+    for (m, c) in minutes.iter().filter(|(_, c)| c.requests > 0) {
+        let b = m - m.rem_euclid(bucket);
+        match rows.last_mut() {
+            Some(last) if last.0 == b => {
+                last.1 += c.requests;
+                last.2 += c.throttled;
+            }
+            _ => rows.push((b, c.requests, c.throttled)),
+        }
+    }
+    let (tn, tx) = rows
         .iter()
-        .filter_map(|((api, op), minutes)| surge_of(api, op, minutes))
-        .collect()
+        .fold((0u64, 0u64), |a, r| (a.0 + r.1, a.1 + r.2));
+    if tx == 0 {
+        return None;
+    }
+    let mut pre_n = vec![0u64; rows.len() + 1];
+    let mut pre_x = vec![0u64; rows.len() + 1];
+    for (i, r) in rows.iter().enumerate() {
+        pre_n[i + 1] = pre_n[i] + r.1;
+        pre_x[i + 1] = pre_x[i] + r.2;
+    }
+    let hits: Vec<usize> = (0..rows.len()).filter(|i| rows[*i].2 > 0).collect();
+    let p_all = tx as f64 / tn as f64;
+    let base = loglik(tx as f64, tn as f64, p_all);
+    let mut best: Option<(f64, usize, usize)> = None;
+    let mut tried = 0usize;
+    for (a, &i) in hits.iter().enumerate() {
+        for &j in &hits[a..] {
+            let (ns, xs) = (pre_n[j + 1] - pre_n[i], pre_x[j + 1] - pre_x[i]);
+            let (no, xo) = (tn - ns, tx - xs);
+            if ns == 0 || no == 0 {
+                continue;
+            }
+            tried += 1;
+            let (ps, po) = (xs as f64 / ns as f64, xo as f64 / no as f64);
+            if ps <= po {
+                continue;
+            }
+            let llr = loglik(xs as f64, ns as f64, ps) + loglik(xo as f64, no as f64, po) - base;
+            if best.is_none_or(|b| llr > b.0) {
+                best = Some((llr, i, j));
+            }
+        }
+    }
+    let (_, i, j) = best?;
+    Some(Window429 {
+        start: rows.get(i)?.0,
+        end: rows.get(j)?.0 + bucket,
+        tried: tried.max(1),
+    })
+}
+
+/// Tests the best window of `minutes`; `ops` are the operations summed in.
+fn surge_of(api: &str, minutes: &Minutes, ops: &[(&str, &Minutes)]) -> Option<Surge> {
+    let w = best_window(minutes)?;
+    let (mut n, mut x, mut samples, mut backend, mut peak) = (0u64, 0u64, 0usize, 0usize, 0u64);
+    let (mut no, mut xo, mut outside_minutes) = (0u64, 0u64, 0usize);
+    for (m, c) in minutes {
+        if w.start <= *m && *m < w.end {
+            n += c.requests;
+            x += c.throttled;
+            samples += c.samples;
+            backend += c.backend_samples;
+            peak = peak.max(c.requests);
+        } else if c.requests > 0 {
+            no += c.requests;
+            xo += c.throttled;
+            outside_minutes += 1;
+        }
+    }
+    if outside_minutes < MIN_BASELINE_MINUTES || n == 0 || no == 0 {
+        return None;
+    }
+    let p0 = (xo as f64 / no as f64).max(P0_FLOOR);
+    let share = x as f64 / n as f64;
+    let p = tail(x, n, p0);
+    let ok = x >= MIN_WINDOW_429
+        && share >= MIN_WINDOW_SHARE
+        && share >= MIN_RATIO * p0
+        && p < ALPHA / w.tried as f64;
+    if !ok {
+        return None;
+    }
+    let mut operations: Vec<(String, u64)> = ops
+        .iter()
+        .map(|(op, m)| {
+            let k: u64 = m.range(w.start..w.end).map(|(_, c)| c.throttled).sum();
+            (op.to_string(), k)
+        })
+        .filter(|(_, k)| *k > 0)
+        .collect();
+    operations.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let operation = operations
+        .first()
+        .filter(|(_, k)| *k as f64 >= DOMINANT_SHARE * x as f64)
+        .map(|(op, _)| op.clone());
+    Some(Surge {
+        api: api.to_string(),
+        operation,
+        operations,
+        start: w.start,
+        end: w.end,
+        throttled: x,
+        requests: n,
+        baseline_share: p0,
+        p_value: p,
+        peak_rpm: peak,
+        backend_429_samples: backend,
+        samples,
+    })
+}
+
+/// Every API's 429 surge, and operation surges an API surge does not cover.
+pub fn surges(snapshot: &Snapshot) -> Vec<Surge> {
+    let per_op = per_operation(snapshot);
+    let mut by_api: BTreeMap<&str, Vec<(&str, &Minutes)>> = BTreeMap::new();
+    for ((api, op), m) in &per_op {
+        by_api
+            .entry(api.as_str())
+            .or_default()
+            .push((op.as_str(), m));
+    }
+    let mut out = Vec::new();
+    for (api, ops) in by_api {
+        let mut total = Minutes::new();
+        for (_, m) in &ops {
+            add_into(&mut total, m);
+        }
+        let api_surge = surge_of(api, &total, &ops);
+        for (op, m) in &ops {
+            let covered = api_surge
+                .as_ref()
+                .is_some_and(|s| s.operations.iter().any(|(o, _)| o == op));
+            if covered || ops.len() == 1 {
+                continue;
+            }
+            if let Some(mut s) = surge_of(api, m, &[(op, m)]) {
+                s.operation = Some(op.to_string());
+                out.push(s);
+            }
+        }
+        out.extend(api_surge);
+    }
+    out
 }
 
 /// A throttling policy in force on an operation.
@@ -206,6 +292,12 @@ pub struct Limit {
     pub renewal_secs: Option<f64>,
     pub counter_key: Option<String>,
     pub conditional: bool,
+    /// Exceeding it answers 429 (rate limits, token limits); `quota` and
+    /// `quota-by-key` answer 403 instead.
+    pub answers_429: bool,
+    /// A product policy whose product's API list was not loaded: it may or
+    /// may not apply to the API.
+    pub membership_unknown: bool,
 }
 
 impl Limit {
@@ -223,28 +315,82 @@ impl Limit {
         if self.conditional {
             s.push_str(" (inside choose)");
         }
+        if self.membership_unknown {
+            s.push_str(" (the product's APIs are not in the data)");
+        }
         s
     }
 }
 
-/// The throttling policies in the operation's effective policy.
+/// Policies that answer 429 when exceeded.
+const ANSWERS_429: [&str; 4] = [
+    "rate-limit",
+    "rate-limit-by-key",
+    "llm-token-limit",
+    "azure-openai-token-limit",
+];
+
+fn limit_of(e: &Element, scope: PolicyScope, conditional: bool, unknown: bool) -> Limit {
+    Limit {
+        policy: e.name.clone(),
+        scope,
+        calls: e
+            .attr("calls")
+            .or_else(|| e.attr("tokens-per-minute"))
+            .and_then(|v| v.trim().parse().ok()),
+        renewal_secs: e
+            .attr("renewal-period")
+            .and_then(|v| v.trim().parse().ok())
+            .or_else(|| e.attr("tokens-per-minute").map(|_| 60.0)),
+        counter_key: e.attr("counter-key").map(str::to_string),
+        conditional,
+        answers_429: ANSWERS_429.contains(&e.name.as_str()),
+        membership_unknown: unknown,
+    }
+}
+
+fn is_throttling(name: &str) -> bool {
+    THROTTLING_POLICIES.contains(&name) || ANSWERS_429.contains(&name)
+}
+
+/// The throttling policies in the operation's effective policy; when it has
+/// none and product membership is unknown, those of every product policy
+/// (marked `membership_unknown`). Limits that answer 429 come first.
 pub fn limits_for(snapshot: &Snapshot, api: &str, op: &str) -> Vec<Limit> {
     let eff = effective_policy(snapshot, api, op);
-    eff.all()
+    let mut out: Vec<Limit> = eff
+        .all()
         .iter()
-        .filter(|p| THROTTLING_POLICIES.contains(&p.element.name.as_str()))
-        .map(|p| {
-            let e = &p.element;
-            Limit {
-                policy: e.name.clone(),
-                scope: p.scope.clone(),
-                calls: e.attr("calls").and_then(|v| v.trim().parse().ok()),
-                renewal_secs: e.attr("renewal-period").and_then(|v| v.trim().parse().ok()),
-                counter_key: e.attr("counter-key").map(str::to_string),
-                conditional: p.conditional,
+        .filter(|p| is_throttling(&p.element.name))
+        .map(|p| limit_of(&p.element, p.scope.clone(), p.conditional, false))
+        .collect();
+    let membership_known = snapshot
+        .products
+        .iter()
+        .any(|p| p.apis.iter().any(|a| a.eq_ignore_ascii_case(api)));
+    if out.is_empty() && !membership_known {
+        for doc in &snapshot.policies {
+            let PolicyScope::Product(product) = &doc.scope else {
+                continue;
+            };
+            let lists_others = snapshot
+                .products
+                .iter()
+                .any(|p| p.id.eq_ignore_ascii_case(product) && !p.apis.is_empty());
+            if lists_others {
+                continue;
             }
-        })
-        .collect()
+            let parsed = parse_policy(&doc.xml);
+            let Some(root) = parsed.root.as_ref() else {
+                continue;
+            };
+            for e in root.walk().into_iter().filter(|e| is_throttling(&e.name)) {
+                out.push(limit_of(e, doc.scope.clone(), false, true));
+            }
+        }
+    }
+    out.sort_by_key(|l| (!l.answers_429, l.membership_unknown));
+    out
 }
 
 fn pct(x: f64) -> String {
@@ -255,20 +401,27 @@ fn pct(x: f64) -> String {
     }
 }
 
-/// One `quota` finding per operation with a 429 surge.
+/// One `quota` finding per API (or operation) with a 429 surge.
 pub fn findings(snapshot: &Snapshot) -> Vec<Finding> {
     let mut out = Vec::new();
     for s in surges(snapshot) {
-        let limits = limits_for(snapshot, &s.api, &s.operation);
+        let lead_op = s
+            .operation
+            .clone()
+            .or_else(|| s.operations.first().map(|(o, _)| o.clone()))
+            .unwrap_or_default();
+        let limits = limits_for(snapshot, &s.api, &lead_op);
+        let target = match &s.operation {
+            Some(op) => format!("{}/{op}", s.api),
+            None => s.api.clone(),
+        };
         let share = s.throttled as f64 / s.requests as f64;
         let (start, end) = (
             Timestamp::from_minute(s.start),
             Timestamp::from_minute(s.end),
         );
         let mut summary = format!(
-            "429 surge on {}/{}: {} of {} requests ({}) throttled {}–{} vs a baseline of {}",
-            s.api,
-            s.operation,
+            "429 surge on {target}: {} of {} requests ({}) throttled {}–{} vs a baseline of {}",
             s.throttled,
             s.requests,
             pct(share),
@@ -276,15 +429,19 @@ pub fn findings(snapshot: &Snapshot) -> Vec<Finding> {
             end.hhmm(),
             pct(s.baseline_share)
         );
-        let mut subject = Subject::operation(&s.api, &s.operation);
-        match limits.first() {
+        let mut subject = Subject {
+            api: Some(s.api.clone()),
+            operation: s.operation.clone(),
+            ..Subject::default()
+        };
+        match limits.iter().find(|l| l.answers_429) {
             Some(l) => {
                 summary.push_str(&format!("; {}", l.describe()));
                 subject.policy_scope = Some(l.scope.clone());
             }
-            None => {
-                summary.push_str("; no rate-limit or quota policy found in the loaded policies")
-            }
+            None => summary.push_str(
+                "; no rate-limit policy (which answers 429) found in the loaded policies",
+            ),
         }
         let severity = if share >= 0.25 && s.throttled >= 100 {
             Severity::High
@@ -308,17 +465,35 @@ pub fn findings(snapshot: &Snapshot) -> Vec<Finding> {
         let mut f = Finding::new(FindingKind::Quota, severity, subject, summary)
             .window(Window { start, end })
             .evidence(e);
+        if s.operation.is_none() && !s.operations.is_empty() {
+            let list: Vec<String> = s
+                .operations
+                .iter()
+                .map(|(o, k)| format!("{o} ({k})"))
+                .collect();
+            f = f.evidence(Evidence::text(format!(
+                "429s by operation: {}.",
+                list.join(", ")
+            )));
+        }
         for l in &limits {
-            let mut text = format!("Policy in force: {}.", l.describe());
+            let mut text = if l.membership_unknown {
+                format!("Candidate policy: {}.", l.describe())
+            } else {
+                format!("Policy in force: {}.", l.describe())
+            };
+            if !l.answers_429 {
+                text.push_str(" It answers 403, not 429, when exceeded.");
+            }
             let mut ev = Evidence::default();
             if let (Some(c), Some(r)) = (l.calls, l.renewal_secs)
                 && r > 0.0
             {
                 let allowed_per_min = c as f64 * 60.0 / r;
                 ev = ev.value("calls", c as f64).value("renewal_period_s", r);
-                if l.counter_key.is_none() && (s.peak_rpm as f64) > allowed_per_min {
+                if l.policy == "rate-limit" && (s.peak_rpm as f64) > allowed_per_min {
                     text.push_str(&format!(
-                        " Peak traffic of {} requests/min exceeds its {:.0} calls/min: the 429s are the policy working.",
+                        " Peak traffic of {} requests/min exceeds its {:.0} calls/min (counted per subscription): the 429s are the policy working.",
                         s.peak_rpm, allowed_per_min
                     ));
                 } else if l.counter_key.is_some() {
@@ -334,7 +509,12 @@ pub fn findings(snapshot: &Snapshot) -> Vec<Finding> {
                 s.backend_429_samples, s.samples
             )));
         }
-        f = f.confidence(if limits.is_empty() { 0.6 } else { 0.9 });
+        let confidence = match limits.iter().find(|l| l.answers_429) {
+            Some(l) if !l.membership_unknown => 0.9,
+            Some(_) => 0.75,
+            None => 0.6,
+        };
+        f = f.confidence(confidence);
         out.push(f);
     }
     out
@@ -350,6 +530,11 @@ mod tests {
     /// `minutes` minutes of `rpm` requests; `throttled(minute)` 429s each.
     fn traffic(minutes: i64, rpm: u32, throttled: impl Fn(i64) -> u32) -> Traffic {
         let mut t = Traffic::default();
+        add_op(&mut t, "create", minutes, rpm, throttled);
+        t
+    }
+
+    fn add_op(t: &mut Traffic, op: &str, minutes: i64, rpm: u32, throttled: impl Fn(i64) -> u32) {
         for m in 0..minutes {
             let bad = throttled(m);
             for i in 0..rpm {
@@ -358,7 +543,7 @@ mod tests {
                     &Request {
                         time: Timestamp::from_minute(M0 + m),
                         api_id: "orders",
-                        operation_id: "create",
+                        operation_id: op,
                         response_code: code,
                         total_time_ms: 50,
                         ..Request::default()
@@ -367,7 +552,6 @@ mod tests {
                 );
             }
         }
-        t
     }
 
     fn snap(t: Traffic) -> Snapshot {
@@ -426,7 +610,7 @@ mod tests {
         ));
         let fs = findings(&s);
         assert_eq!(fs.len(), 1, "{fs:#?}");
-        assert!(fs[0].summary.contains("no rate-limit"));
+        assert!(fs[0].summary.contains("no rate-limit policy"));
         assert_eq!(fs[0].severity, Severity::Medium);
         assert!(fs[0].confidence < 0.7);
     }
@@ -442,6 +626,101 @@ mod tests {
         // Too little history to have a baseline.
         let s = snap(traffic(8, 100, |_| 30));
         assert!(findings(&s).is_empty());
+    }
+
+    #[test]
+    fn low_volume_sustained_shift_is_a_surge() {
+        // 2 requests a minute; from minute 140 one in four is a 429.
+        let s = snap(traffic(240, 2, |m| u32::from(m >= 140 && m % 2 == 0)));
+        let fs = findings(&s);
+        assert_eq!(fs.len(), 1, "{fs:#?}");
+        let w = fs[0].window.unwrap_or(Window {
+            start: Timestamp(0),
+            end: Timestamp(0),
+        });
+        assert_eq!(w.start, Timestamp::from_minute(M0 + 140));
+        assert_eq!(w.end, Timestamp::from_minute(M0 + 239));
+        // The same 429s scattered over the whole day are not a surge.
+        let s = snap(traffic(240, 2, |m| u32::from(m % 5 == 0)));
+        assert!(findings(&s).is_empty(), "{:#?}", findings(&s));
+    }
+
+    #[test]
+    fn surge_spread_over_operations_is_reported_on_the_api() {
+        let mut t = Traffic::default();
+        add_op(&mut t, "create", 60, 10, |m| if m >= 40 { 2 } else { 0 });
+        add_op(&mut t, "list", 60, 10, |m| if m >= 40 { 2 } else { 0 });
+        add_op(&mut t, "get", 60, 10, |_| 0);
+        let fs = findings(&snap(t));
+        assert_eq!(fs.len(), 1, "{fs:#?}");
+        assert_eq!(fs[0].subject.api.as_deref(), Some("orders"));
+        assert_eq!(fs[0].subject.operation, None);
+        assert!(
+            fs.iter()
+                .flat_map(|f| &f.evidence)
+                .any(|e| e.text.contains("create (40)") && e.text.contains("list (40)"))
+        );
+    }
+
+    #[test]
+    fn operation_surge_hidden_in_a_busy_api_is_found() {
+        let mut t = Traffic::default();
+        add_op(&mut t, "busy", 60, 400, |m| u32::from(m % 3 == 0) * 8);
+        add_op(&mut t, "small", 60, 5, |m| if m >= 50 { 3 } else { 0 });
+        let fs = findings(&snap(t));
+        assert!(
+            fs.iter()
+                .any(|f| f.subject.operation.as_deref() == Some("small")),
+            "{fs:#?}"
+        );
+    }
+
+    fn product_policy(product: &str, body: &str) -> PolicyDoc {
+        PolicyDoc {
+            scope: PolicyScope::Product(product.into()),
+            xml: format!(
+                "<policies><inbound><base />{body}</inbound><backend><base /></backend><outbound><base /></outbound><on-error><base /></on-error></policies>"
+            ),
+            format: "rawxml".into(),
+            origin: Origin::file("product.json"),
+        }
+    }
+
+    #[test]
+    fn product_policy_is_a_candidate_when_membership_is_unknown() {
+        let mut s = snap(traffic(
+            60,
+            100,
+            |m| if (40..50).contains(&m) { 30 } else { 0 },
+        ));
+        s.policies.push(product_policy(
+            "starter",
+            r#"<quota calls="1000" renewal-period="3600" /><rate-limit-by-key calls="2" renewal-period="300" counter-key="@(context.Subscription.Id)" />"#,
+        ));
+        let fs = findings(&s);
+        assert_eq!(fs.len(), 1, "{fs:#?}");
+        let f = &fs[0];
+        assert!(
+            f.summary
+                .contains("rate-limit-by-key at product:starter, calls=2, renewal-period=300s"),
+            "{}",
+            f.summary
+        );
+        assert!(f.summary.contains("not in the data"));
+        assert!(f.evidence.iter().any(|e| e.text.contains("answers 403")));
+        assert!((f.confidence - 0.75).abs() < 1e-9);
+        // Membership known and the product does not hold the API: no link.
+        s.products.push(crate::model::Product {
+            id: "starter".into(),
+            apis: vec!["users".into()],
+            ..Default::default()
+        });
+        let fs = findings(&s);
+        assert!(
+            fs[0].summary.contains("no rate-limit policy"),
+            "{}",
+            fs[0].summary
+        );
     }
 
     #[test]
