@@ -6,11 +6,12 @@
 
 use super::Scenario;
 use super::catalog::{
-    A_INVENTORY, A_ORDERS, B_CATALOG, B_INVENTORY, B_ORDERS, BACKENDS, O_GET_PRODUCT, RG_APIM,
-    SERVICE, SUBSCRIPTION, nsg_id, service_id,
+    A_INVENTORY, A_ORDERS, A_PAYMENTS, B_CATALOG, B_INVENTORY, B_ORDERS, BACKENDS, O_GET_PRODUCT,
+    RG_APIM, SERVICE, SUBSCRIPTION, nsg_id, service_id,
 };
 use super::config::{
-    Scope, blocking_rule, get_product_policy, inventory_policy, orders_policy, starter_policy,
+    CERT_DENY_RULE, Scope, blocking_rule, cert_deny_rule, get_product_policy, inventory_policy,
+    orders_policy, payments_policy, starter_policy,
 };
 use super::json::{compact, pretty};
 use super::logs::ts7;
@@ -369,6 +370,32 @@ fn changes(plan: &Plan) -> Vec<Change> {
                 &starter_policy(plan.calls_after),
                 "alex@contoso.com",
             ));
+        }
+        Scenario::Misconfig => {
+            let scope = Scope::Api(A_PAYMENTS);
+            out.push(policy_write(
+                earlier,
+                scope,
+                &payments_policy(false),
+                "kim@contoso.com",
+            ));
+            out.push(policy_write(
+                c,
+                scope,
+                &payments_policy(true),
+                "alex@contoso.com",
+            ));
+            let rule = cert_deny_rule();
+            let body =
+                json!({"properties": rule.get("properties").cloned().unwrap_or(Value::Null)});
+            out.push(Change {
+                t_ms: m(s + 50, 33),
+                operation: "Microsoft.Network/networkSecurityGroups/securityRules/write",
+                resource_id: format!("{}/securityRules/{CERT_DENY_RULE}", nsg_id()),
+                caller: Caller::Person("secops@contoso.com"),
+                body: Some(compact(&body)),
+                status: "Succeeded",
+            });
         }
         Scenario::Healthy => {
             let scope = Scope::Api(A_INVENTORY);

@@ -253,6 +253,7 @@ const fn op(
     }
 }
 
+pub const O_CREATE_ORDER: usize = 2;
 pub const O_SEARCH_ORDERS: usize = 4;
 pub const O_CHECK_STOCK: usize = 5;
 pub const O_SEARCH_PRODUCTS: usize = 9;
@@ -559,6 +560,7 @@ mod tests {
     #[test]
     fn catalog_is_consistent() {
         assert_eq!(OPS[O_SEARCH_ORDERS].id, "search-orders");
+        assert_eq!(OPS[O_CREATE_ORDER].id, "create-order");
         assert_eq!(OPS[O_CHECK_STOCK].id, "check-stock");
         assert_eq!(OPS[O_GET_PRODUCT].id, "get-product");
         assert_eq!(OPS[O_GET_PRICE].id, "get-price");

@@ -137,12 +137,19 @@ fn catalog_policy() -> String {
     )
 }
 
-fn payments_policy() -> String {
-    wrap(
+/// The payments API policy; `drop_base` leaves `<base />` out of
+/// `<inbound>` (the misconfig scenario), so the global policies do not run.
+pub fn payments_policy(drop_base: bool) -> String {
+    let xml = wrap(
         "        <validate-jwt header-name=\"Authorization\" failed-validation-httpcode=\"401\" failed-validation-error-message=\"Unauthorized\" require-scheme=\"Bearer\">\n            <openid-config url=\"https://login.microsoftonline.com/contoso.onmicrosoft.com/v2.0/.well-known/openid-configuration\" />\n            <audiences>\n                <audience>api://payments</audience>\n            </audiences>\n        </validate-jwt>\n        <set-backend-service backend-id=\"payments-svc\" />\n        <authentication-basic username=\"{{payments-user}}\" password=\"{{payments-password}}\" />\n",
         BASE_BACKEND,
         "",
-    )
+    );
+    if drop_base {
+        xml.replacen("    <inbound>\n        <base />\n", "    <inbound>\n", 1)
+    } else {
+        xml
+    }
 }
 
 fn users_policy() -> String {
@@ -154,17 +161,34 @@ fn users_policy() -> String {
 }
 
 /// rawxml as a user PUTs it: raw `"` and `&&` inside the expression.
-fn shipping_policy() -> String {
+/// `plain_secret` writes the partner token into the policy itself.
+fn shipping_policy(plain_secret: bool) -> String {
+    let token = if plain_secret {
+        "Bearer chb_live_7f3K9qL2xW8vN4pR6tY1zA5c"
+    } else {
+        "Bearer {{carrierhub-token}}"
+    };
     wrap(
-        "        <set-backend-service base-url=\"https://api.carrierhub.example.net/v3\" />\n        <set-header name=\"Authorization\" exists-action=\"override\">\n            <value>Bearer {{carrierhub-token}}</value>\n        </set-header>\n        <choose>\n            <when condition=\"@(context.Request.Method == \"POST\" && context.Request.Body == null)\">\n                <return-response>\n                    <set-status code=\"400\" reason=\"Bad Request\" />\n                </return-response>\n            </when>\n        </choose>\n",
+        &format!(
+            "        <set-backend-service base-url=\"https://api.carrierhub.example.net/v3\" />\n        <set-header name=\"Authorization\" exists-action=\"override\">\n            <value>{token}</value>\n        </set-header>\n        <choose>\n            <when condition=\"@(context.Request.Method == \"POST\" && context.Request.Body == null)\">\n                <return-response>\n                    <set-status code=\"400\" reason=\"Bad Request\" />\n                </return-response>\n            </when>\n        </choose>\n"
+        ),
         BASE_BACKEND,
         "",
     )
 }
 
-fn create_order_policy() -> String {
+/// `broken` mistypes a closing tag (a file in the repo that APIM would
+/// refuse to import).
+fn create_order_policy(broken: bool) -> String {
+    let close = if broken {
+        "</set-heade>"
+    } else {
+        "</set-header>"
+    };
     wrap(
-        "        <set-header name=\"Idempotency-Key\" exists-action=\"skip\">\n            <value>@(Guid.NewGuid().ToString())</value>\n        </set-header>\n",
+        &format!(
+            "        <set-header name=\"Idempotency-Key\" exists-action=\"skip\">\n            <value>@(Guid.NewGuid().ToString())</value>\n        {close}\n"
+        ),
         BASE_BACKEND,
         "",
     )
@@ -212,9 +236,9 @@ fn api_policy(plan: &Plan, api: usize) -> String {
         }),
         1 => inventory_policy(true),
         2 => catalog_policy(),
-        3 => payments_policy(),
+        3 => payments_policy(plan.scenario == Scenario::Misconfig),
         4 => users_policy(),
-        _ => shipping_policy(),
+        _ => shipping_policy(plan.scenario == Scenario::Misconfig),
     }
 }
 
@@ -518,6 +542,24 @@ pub fn nsg_rule(
     })
 }
 
+/// The misconfig scenario's catch-all outbound deny.
+pub const CERT_DENY_RULE: &str = "DenyAllInternetOutbound";
+
+/// The misconfig scenario's rule: no Internet at all, so certificate
+/// validation (Internet:80) is blocked too.
+pub fn cert_deny_rule() -> Value {
+    nsg_rule(
+        CERT_DENY_RULE,
+        4000,
+        "Outbound",
+        "Deny",
+        "VirtualNetwork",
+        "Internet",
+        &["*"],
+        "Hardening baseline: no Internet egress from the APIM subnet",
+    )
+}
+
 /// The rule the nsg-block change adds.
 pub fn blocking_rule() -> Value {
     nsg_rule(
@@ -732,6 +774,10 @@ fn nsg(plan: &Plan) -> Value {
     if plan.scenario == Scenario::NsgBlock {
         rules.push(blocking_rule());
     }
+    if plan.scenario == Scenario::Misconfig {
+        rules.retain(|r| r["name"] != "AllowCertValidationOutbound");
+        rules.push(cert_deny_rule());
+    }
     json!({
         "name": NSG,
         "id": nsg_id(),
@@ -853,7 +899,7 @@ pub fn files(plan: &Plan) -> Vec<(String, Vec<u8>)> {
     }
     out.push((
         "policies/apis/orders-api/operations/create-order.xml".into(),
-        create_order_policy().into_bytes(),
+        create_order_policy(plan.scenario == Scenario::Misconfig).into_bytes(),
     ));
     out.push((
         "policies/apis/catalog-api/operations/get-product.xml".into(),
@@ -925,6 +971,12 @@ mod tests {
                 .contains("deny-payments-subnet-outbound")
         );
         assert!(get_product_policy(true).contains("catalog-legacy"));
+        assert!(payments_policy(false).contains("<inbound>\n        <base />"));
+        assert!(!payments_policy(true).contains("<inbound>\n        <base />"));
+        assert!(payments_policy(true).contains("<outbound>\n        <base />"));
+        assert!(create_order_policy(true).contains("</set-heade>"));
+        assert!(shipping_policy(true).contains("chb_live_"));
+        assert!(shipping_policy(false).contains("{{carrierhub-token}}"));
         assert!(!get_product_policy(false).contains("catalog-legacy"));
         assert_eq!(
             Scope::Operation(10).display(),

@@ -38,10 +38,11 @@ pub enum Scenario {
     Capacity,
     RateLimit,
     Healthy,
+    Misconfig,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 7] = [
+    pub const ALL: [Scenario; 8] = [
         Scenario::BackendOom,
         Scenario::PolicyTimeout,
         Scenario::WrongRoute,
@@ -49,6 +50,7 @@ impl Scenario {
         Scenario::Capacity,
         Scenario::RateLimit,
         Scenario::Healthy,
+        Scenario::Misconfig,
     ];
 
     /// The `--scenario` name.
@@ -61,6 +63,7 @@ impl Scenario {
             Scenario::Capacity => "capacity",
             Scenario::RateLimit => "rate-limit",
             Scenario::Healthy => "healthy",
+            Scenario::Misconfig => "misconfig",
         }
     }
 
@@ -95,6 +98,9 @@ impl Scenario {
             Scenario::Healthy => {
                 "strong daily swing, isolated 500s, 401/404 noise, a harmless policy change, one rare operation failing 1 in 3 — no incident"
             }
+            Scenario::Misconfig => {
+                "healthy traffic, broken configuration: API policy without <base/> in inbound, plain-text secret, malformed operation policy file, NSG deny blocking certificate validation"
+            }
         }
     }
 
@@ -108,6 +114,7 @@ impl Scenario {
             Scenario::Capacity => 5,
             Scenario::RateLimit => 6,
             Scenario::Healthy => 7,
+            Scenario::Misconfig => 8,
         }
     }
 
@@ -115,7 +122,9 @@ impl Scenario {
     /// readers must handle every shape).
     pub fn log_shape(self) -> LogShape {
         match self {
-            Scenario::BackendOom | Scenario::NsgBlock => LogShape::LogAnalyticsNdjson,
+            Scenario::BackendOom | Scenario::NsgBlock | Scenario::Misconfig => {
+                LogShape::LogAnalyticsNdjson
+            }
             Scenario::RateLimit => LogShape::QueryTables,
             Scenario::PolicyTimeout | Scenario::Capacity | Scenario::Healthy => {
                 LogShape::StorageGzip
@@ -135,6 +144,7 @@ impl Scenario {
             Scenario::Capacity => (15, 0.05, 300),
             Scenario::RateLimit => (16, 0.025, 240),
             Scenario::Healthy => (17, 0.1, 360),
+            Scenario::Misconfig => (18, 0.012, 240),
         }
     }
 }
@@ -500,6 +510,41 @@ fn ground_truth(p: &plan::Plan, reqs: &[Req], minutes: u32) -> Expected {
                 incident("429 surge on catalog-api".into(), w.start, w.end);
             }
         }
+        Scenario::Misconfig => {
+            findings.push(expect(
+                K::PolicyInheritance,
+                &[("policy_scope", &config::Scope::Api(catalog::A_PAYMENTS).display())],
+                None,
+                5,
+                "the payments-api policy's <inbound> has no <base />: the global cors and X-Correlation-Id policies do not run",
+            ));
+            findings.push(expect(
+                K::PolicyRisk,
+                &[("policy_scope", &config::Scope::Api(catalog::A_SHIPPING).display())],
+                None,
+                5,
+                "the shipping-api policy sends a bearer token written in plain text instead of the {{carrierhub-token}} named value",
+            ));
+            findings.push(expect(
+                K::MalformedPolicy,
+                &[("policy_scope", &config::Scope::Operation(catalog::O_CREATE_ORDER).display())],
+                None,
+                5,
+                "policies/apis/orders-api/operations/create-order.xml closes <set-header> with </set-heade>",
+            ));
+            findings.push(expect(
+                K::NetworkGap,
+                &[("nsg", catalog::NSG), ("rule", config::CERT_DENY_RULE)],
+                None,
+                5,
+                "outbound Deny VirtualNetwork -> Internet at priority 4000 with no Internet:80 allow blocks certificate validation",
+            ));
+            incident(
+                "payments-api policy written without <base /> in <inbound>".into(),
+                change_at,
+                change_at,
+            );
+        }
         Scenario::Healthy => {
             incident(
                 "harmless inventory-api policy change (adds a Cache-Control header)".into(),
@@ -520,7 +565,7 @@ fn ground_truth(p: &plan::Plan, reqs: &[Req], minutes: u32) -> Expected {
         minutes,
         summary: p.scenario.summary().to_string(),
         data_window: Window::minutes(p.start, p.end),
-        forbid_anomalies: p.scenario == Scenario::Healthy,
+        forbid_anomalies: matches!(p.scenario, Scenario::Healthy | Scenario::Misconfig),
         findings,
         incidents,
     }
@@ -601,7 +646,10 @@ mod tests {
             let parsed: Expected = serde_json::from_slice(bytes).unwrap();
             assert_eq!(parsed, truth(s, seed, scale, minutes), "{s}");
             assert_eq!(parsed.scenario(), Some(s));
-            assert_eq!(parsed.forbid_anomalies, s == Scenario::Healthy);
+            assert_eq!(
+                parsed.forbid_anomalies,
+                matches!(s, Scenario::Healthy | Scenario::Misconfig)
+            );
             assert_eq!(parsed.findings.is_empty(), s == Scenario::Healthy, "{s}");
             for f in &parsed.findings {
                 if let Some(w) = f.window {

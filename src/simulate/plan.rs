@@ -63,6 +63,7 @@ pub fn shape(scenario: Scenario) -> Shape {
         Scenario::Capacity => s("Standard", 2, "None", Some((1, 2)), 30.0),
         Scenario::RateLimit => s("StandardV2", 1, "None", None, 40.0),
         Scenario::Healthy => s("Premium", 2, "External", Some((2, 4)), 22.0),
+        Scenario::Misconfig => s("Premium", 1, "External", None, 42.0),
     }
 }
 
@@ -154,7 +155,7 @@ impl Plan {
                 plan.calls_after = ((per_window * 0.45).round() as u32).max(2);
                 plan.calls_before = (plan.calls_after * 10).max(1000);
             }
-            Scenario::Healthy => plan.change_ms = at(incident - 10),
+            Scenario::Healthy | Scenario::Misconfig => plan.change_ms = at(incident - 10),
         }
         if plan.calls_before == 0 {
             let per_window = PARTNER_WINDOW_CALLS * scale;
