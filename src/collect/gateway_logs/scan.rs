@@ -49,13 +49,21 @@ pub(super) enum Line<'a> {
 /// The per-thread state of the fast path: the quote positions, reused.
 #[derive(Default)]
 pub(super) struct Scanner {
+    /// Positions in `..count`; the buffer only grows, and is kept longer
+    /// than the line so positions can be written eight at a time.
     quotes: Vec<u32>,
+    count: usize,
 }
 
 impl Scanner {
     /// Validates and scans one line (without its newline).
     pub(super) fn line<'a>(&mut self, line: &'a [u8], out: &mut Fields<'a>) -> Line<'a> {
-        let (backslash, non_ascii) = self.mark(line);
+        let Some((backslash, non_ascii)) = self.mark(line) else {
+            return match std::str::from_utf8(line) {
+                Ok(t) => Line::Other(t),
+                Err(e) => Line::BadUtf8(e.valid_up_to() + 1),
+            };
+        };
         let text = if non_ascii {
             match std::str::from_utf8(line) {
                 Ok(t) => t,
@@ -71,7 +79,7 @@ impl Scanner {
         } else {
             scan_with(
                 &Quotes {
-                    at: &self.quotes,
+                    at: self.quotes.get(..self.count).unwrap_or_default(),
                     next: Cell::new(0),
                 },
                 text,
@@ -86,10 +94,15 @@ impl Scanner {
     }
 
     /// Lists the line's quote positions in `quotes`; says whether it has
-    /// any backslash and any non-ASCII byte. Lines longer than 4 GiB do not
-    /// reach here (the reader's line limit is far lower).
-    fn mark(&mut self, line: &[u8]) -> (bool, bool) {
-        self.quotes.clear();
+    /// any backslash and any non-ASCII byte. `None` for a line longer than
+    /// 4 GiB (the reader's line limit keeps them out anyway).
+    fn mark(&mut self, line: &[u8]) -> Option<(bool, bool)> {
+        let base_limit = u32::try_from(line.len()).ok()?;
+        let need = line.len() + 64;
+        if self.quotes.len() < need {
+            self.quotes.resize(need, 0);
+        }
+        let mut n = 0usize;
         let (mut backslash, mut high) = (0u64, 0u64);
         let mut blocks = line.chunks_exact(64);
         let mut base = 0u32;
@@ -97,7 +110,7 @@ impl Scanner {
             let mut b = [0u8; 64];
             b.copy_from_slice(block);
             let (q, s, h) = masks64(&b);
-            push_positions(&mut self.quotes, base, q);
+            n = write_positions(&mut self.quotes, n, base, q)?;
             backslash |= s;
             high |= h;
             base = base.wrapping_add(64);
@@ -110,20 +123,32 @@ impl Scanner {
                 dst.copy_from_slice(rest);
             }
             let (q, s, h) = masks64(&b);
-            push_positions(&mut self.quotes, base, q);
+            n = write_positions(&mut self.quotes, n, base, q)?;
             backslash |= s;
             high |= h;
         }
-        (backslash != 0, high != 0)
+        debug_assert!(n <= base_limit as usize);
+        self.count = n;
+        Some((backslash != 0, high != 0))
     }
 }
 
+/// Writes the positions of `mask`'s bits after `n` positions, eight per
+/// step whatever the count (fewer mispredicted loop exits than one per
+/// bit); slots past the real count get junk that is never read. The new
+/// count, or `None` if `out` is too short (it is sized so it never is).
 #[inline(always)]
-fn push_positions(out: &mut Vec<u32>, base: u32, mut mask: u64) {
-    while mask != 0 {
-        out.push(base.wrapping_add(mask.trailing_zeros()));
-        mask &= mask - 1;
+fn write_positions(out: &mut [u32], mut n: usize, base: u32, mut mask: u64) -> Option<usize> {
+    let end = n + mask.count_ones() as usize;
+    while n < end {
+        let slots = out.get_mut(n..n + 8)?;
+        for slot in slots {
+            *slot = base.wrapping_add(mask.trailing_zeros());
+            mask &= mask.wrapping_sub(1);
+        }
+        n += 8;
     }
+    Some(end)
 }
 
 /// Quote, backslash and high-bit masks of 64 bytes.
