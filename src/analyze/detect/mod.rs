@@ -7,8 +7,9 @@
 //! reference that leaves out the most recent 72 points, so an incident in
 //! progress is not "normal" yet. A point alarms when it leaves both the
 //! range of the past two weeks (plus 10% of that range) and the robust band
-//! (median ± 6 robust σ, with a floor of 5% of the series' level so flat
-//! series ignore tiny changes); a sustained shift alarms when the median of
+//! (median ± 6 robust σ, σ from the interquartile range and at least 5% of
+//! the series' level, so on a flat series only a change of about 30% of the
+//! level counts); a sustained shift alarms when the median of
 //! the last 12 points leaves the same kind of band built from past medians.
 //! A steady trend is expected to continue; daily and weekly seasonal
 //! profiles are used where the history covers them and they explain the
