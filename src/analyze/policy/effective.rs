@@ -338,10 +338,7 @@ pub fn resolve(
             fragments,
             default_global: !has_global,
         };
-        expand_level(&ctx, chain.len(), s, notes, &mut top);
-        for p in &top {
-            flatten(p, &mut eff.all);
-        }
+        expand_level(&ctx, chain.len(), s, notes, &mut top, &mut eff.all);
         if let Some(slot) = eff.sections.get_mut(s as usize) {
             *slot = top;
         }
@@ -366,10 +363,11 @@ fn expand_level(
     s: Section,
     notes: &mut Vec<String>,
     out: &mut Vec<Placed>,
+    all: &mut Vec<Placed>,
 ) {
     let Some(i) = level.checked_sub(1) else {
         if ctx.default_global && s == Section::Backend {
-            out.push(Placed {
+            let p = Placed {
                 element: Element {
                     name: "forward-request".into(),
                     ..Element::default()
@@ -379,7 +377,9 @@ fn expand_level(
                 conditional: false,
                 origin: Origin::file("(APIM default global policy)"),
                 implicit: true,
-            });
+            };
+            all.push(p.clone());
+            out.push(p);
         }
         return;
     };
@@ -388,15 +388,15 @@ fn expand_level(
     };
     let Some(section) = doc.section(s) else {
         // No such section in the document: inherit the parent's whole.
-        expand_level(ctx, i, s, notes, out);
+        expand_level(ctx, i, s, notes, out, all);
         return;
     };
     for child in &section.children {
         if child.name == "base" {
-            expand_level(ctx, i, s, notes, out);
+            expand_level(ctx, i, s, notes, out, all);
             continue;
         }
-        place(child, doc, s, false, ctx.fragments, notes, out, 0);
+        place(child, doc, s, ctx.fragments, notes, out, all, 0);
     }
 }
 
@@ -405,20 +405,23 @@ fn place(
     e: &Element,
     doc: &LoadedPolicy,
     s: Section,
-    conditional: bool,
     fragments: &Fragments<'_>,
     notes: &mut Vec<String>,
     out: &mut Vec<Placed>,
+    all: &mut Vec<Placed>,
     depth: usize,
 ) {
-    out.push(Placed {
+    let p = Placed {
         element: expand_fragments(e, fragments, depth),
         scope: doc.scope.clone(),
         section: s,
-        conditional,
+        conditional: false,
         origin: doc.origin_of(e),
         implicit: false,
-    });
+    };
+    all.push(p.clone());
+    out.push(p);
+    flatten(e, doc, s, false, fragments, notes, all, depth);
     if e.name != "include-fragment" || depth > 8 {
         return;
     }
@@ -429,7 +432,7 @@ fn place(
         Some(frag) => {
             if let Some(body) = frag.fragment_body() {
                 for c in body {
-                    place(c, &frag, s, conditional, fragments, notes, out, depth + 1);
+                    place(c, &frag, s, fragments, notes, out, all, depth + 1);
                 }
             }
         }
@@ -472,29 +475,55 @@ fn expand_fragments(e: &Element, fragments: &Fragments<'_>, depth: usize) -> Ele
     copy
 }
 
-/// Adds `p` and every element nested in it to `all`; nesting inside
-/// `choose` makes descendants conditional.
-fn flatten(p: &Placed, all: &mut Vec<Placed>) {
-    all.push(p.clone());
-    fn walk(e: &Element, parent: &Placed, conditional: bool, all: &mut Vec<Placed>) {
-        for c in &e.children {
-            let cond = conditional || e.name == "when" || e.name == "otherwise";
-            let line_delta = c.line.saturating_sub(parent.element.line);
-            let mut origin = parent.origin.clone();
-            origin.line = origin.line.map(|l| l.saturating_add(line_delta));
-            let placed = Placed {
-                element: c.clone(),
-                scope: parent.scope.clone(),
-                section: parent.section,
-                conditional: cond,
-                origin,
-                implicit: false,
+/// Adds every element nested in `e` to `all`, each with the file and line
+/// of the document it is written in (fragment content included); nesting
+/// inside `choose` makes descendants conditional.
+#[allow(clippy::too_many_arguments)]
+fn flatten(
+    e: &Element,
+    doc: &LoadedPolicy,
+    s: Section,
+    conditional: bool,
+    fragments: &Fragments<'_>,
+    notes: &mut Vec<String>,
+    all: &mut Vec<Placed>,
+    depth: usize,
+) {
+    let cond = conditional || e.name == "when" || e.name == "otherwise";
+    for c in &e.children {
+        all.push(Placed {
+            element: expand_fragments(c, fragments, depth),
+            scope: doc.scope.clone(),
+            section: s,
+            conditional: cond,
+            origin: doc.origin_of(c),
+            implicit: false,
+        });
+        flatten(c, doc, s, cond, fragments, notes, all, depth);
+        if c.name == "include-fragment" && depth <= 8 {
+            let Some(id) = c.attr("fragment-id") else {
+                continue;
             };
-            all.push(placed);
-            walk(c, parent, cond, all);
+            match fragments.get(id) {
+                Some(frag) => {
+                    for b in frag.fragment_body().unwrap_or_default() {
+                        all.push(Placed {
+                            element: expand_fragments(b, fragments, depth + 1),
+                            scope: frag.scope.clone(),
+                            section: s,
+                            conditional: cond,
+                            origin: frag.origin_of(b),
+                            implicit: false,
+                        });
+                        flatten(b, &frag, s, cond, fragments, notes, all, depth + 1);
+                    }
+                }
+                None => notes.push(format!(
+                    "fragment {id} is included but not loaded; its policies are not part of this view"
+                )),
+            }
         }
     }
-    walk(&p.element, p, p.conditional, all);
 }
 
 #[cfg(test)]
@@ -603,6 +632,8 @@ mod tests {
         let checks: Vec<&Placed> = eff.find("check-header").collect();
         assert_eq!(checks.len(), 1);
         assert!(checks[0].conditional);
+        assert_eq!(checks[0].scope, PolicyScope::Fragment("auth".into()));
+        assert_eq!(checks[0].origin, Origin::at_line("fragment:auth.xml", 1));
         assert!(eff.find("set-header").all(|p| !p.conditional));
     }
 
