@@ -120,14 +120,17 @@ pub enum Direction {
 }
 
 /// One anomaly: from an alarm to the last point of the run of out-of-band
-/// points that follows it, with the band expected at the alarm.
+/// points that follows it, with its peak (the point farthest beyond its
+/// band) and the band expected there.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Anomaly {
     pub start: Timestamp,
     /// Time of the last out-of-band point (inclusive).
     pub end: Timestamp,
-    /// The observed value farthest from the expected one.
+    /// The observed value farthest beyond its band.
     pub peak: f64,
+    /// When the peak was observed.
+    pub peak_time: Timestamp,
     pub expected_low: f64,
     pub expected_high: f64,
     pub expected: f64,
@@ -149,10 +152,15 @@ impl Anomaly {
             (_, Direction::Up) => "rose to",
             (_, Direction::Down) => "fell to",
         };
+        let since = if self.start == self.peak_time {
+            String::new()
+        } else {
+            format!(" (out of band from {})", self.start.to_rfc3339())
+        };
         format!(
-            "{what} {} at {}, expected {} to {} (score {:.2})",
+            "{what} {} at {}{since}, expected {} to {} (score {:.2})",
             num(self.peak),
-            self.start.to_rfc3339(),
+            self.peak_time.to_rfc3339(),
             num(self.expected_low),
             num(self.expected_high),
             self.score
@@ -166,52 +174,76 @@ pub fn anomalies(points: &[(Timestamp, f64)], cfg: &DetectorConfig) -> Vec<Anoma
     let mut scored = score_series(points, cfg);
     scored.sort_by_key(|s| s.time);
     let mut out: Vec<Anomaly> = Vec::new();
-    let mut open: Option<Anomaly> = None;
+    let mut open: Option<(Anomaly, f64)> = None;
     for s in &scored {
         if s.alarm {
-            if let Some(a) = open.take() {
-                out.push(a);
-            }
-            let direction = if s.value >= s.expected {
-                Direction::Up
-            } else {
-                Direction::Down
-            };
-            open = Some(Anomaly {
+            out.extend(open.take().map(|(a, _)| a));
+            let mut a = Anomaly {
                 start: s.time,
                 end: s.time,
                 peak: s.value,
+                peak_time: s.time,
                 expected_low: s.expected_low,
                 expected_high: s.expected_high,
                 expected: s.expected,
                 score: s.score,
-                direction,
+                direction: Direction::Up,
                 signal: s.signal,
-                points: vec![(s.time, s.value)],
-            });
+                points: Vec::new(),
+            };
+            take_peak(&mut a, s);
+            open = Some((a, excess(s)));
             continue;
         }
-        let Some(a) = open.as_mut() else {
+        let Some((a, best)) = open.as_mut() else {
             continue;
         };
         if !s.value.is_finite() {
             continue;
         }
         if s.score < 0.5 {
-            if let Some(a) = open.take() {
-                out.push(a);
-            }
+            out.extend(open.take().map(|(a, _)| a));
             continue;
         }
         a.end = s.time;
         a.score = a.score.max(s.score);
         a.points.push((s.time, s.value));
-        if (s.value - a.expected).abs() > (a.peak - a.expected).abs() {
-            a.peak = s.value;
+        let e = excess(s);
+        if e > *best {
+            *best = e;
+            take_peak(a, s);
         }
     }
-    out.extend(open);
+    out.extend(open.map(|(a, _)| a));
     out
+}
+
+/// How far a point lies towards its band edge (1 = on the edge).
+fn excess(s: &Scored) -> f64 {
+    let (edge, d) = if s.value >= s.expected {
+        (s.expected_high - s.expected, s.value - s.expected)
+    } else {
+        (s.expected - s.expected_low, s.expected - s.value)
+    };
+    let e = d / edge.max(f64::MIN_POSITIVE);
+    if e.is_finite() { e } else { 0.0 }
+}
+
+/// Makes `s` the anomaly's peak: its value, time, band and direction.
+fn take_peak(a: &mut Anomaly, s: &Scored) {
+    a.peak = s.value;
+    a.peak_time = s.time;
+    a.expected_low = s.expected_low;
+    a.expected_high = s.expected_high;
+    a.expected = s.expected;
+    a.direction = if s.value >= s.expected {
+        Direction::Up
+    } else {
+        Direction::Down
+    };
+    if a.points.last().is_none_or(|p| p.0 != s.time) {
+        a.points.push((s.time, s.value));
+    }
 }
 
 /// Fewest finite points a series needs before any of them is judged (the
@@ -710,6 +742,7 @@ mod tests {
             start: t,
             end: t.plus_minutes(5),
             peak: 10.5,
+            peak_time: t,
             expected_low: 0.0,
             expected_high: 10.0,
             expected: 5.0,
