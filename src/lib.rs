@@ -24,3 +24,4 @@ pub mod model;
 pub mod playbook;
 pub mod report;
 pub mod simulate;
+pub mod tui;

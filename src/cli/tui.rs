@@ -1,0 +1,48 @@
+//! `apimedic tui`: the interactive dashboard over exported data or the demo.
+
+use crate::{playbook, tui};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Debug, Default, clap::Args)]
+pub struct TuiArgs {
+    /// A folder (or files) of exported gateway data, recognised by content.
+    /// None: the built-in demo.
+    #[arg(value_name = "DIR")]
+    pub paths: Vec<PathBuf>,
+    /// Hide every action: no remediation dialog, no approve or reject keys.
+    #[arg(long)]
+    pub readonly: bool,
+    /// A folder of playbooks to use instead of the built-in ones.
+    #[arg(long)]
+    pub playbooks: Option<PathBuf>,
+}
+
+pub fn run(args: TuiArgs) -> anyhow::Result<ExitCode> {
+    // Fail before taking over the terminal for the mistakes we can see now.
+    if let Some(missing) = args.paths.iter().find(|p| !p.exists()) {
+        anyhow::bail!(
+            "{} does not exist; give a folder of exported gateway data, or no path for the built-in demo",
+            missing.display()
+        );
+    }
+    let playbooks = match &args.playbooks {
+        Some(dir) => playbook::Playbooks::load_dir(dir)?,
+        None => playbook::Playbooks::built_in(),
+    };
+    let source = if args.paths.is_empty() {
+        "demo".to_string()
+    } else {
+        let names: Vec<String> = args.paths.iter().map(|p| p.display().to_string()).collect();
+        names.join(" ")
+    };
+    let paths = args.paths;
+    let options = tui::Options {
+        source,
+        readonly: args.readonly,
+        theme: tui::theme::Theme::from_env(),
+        playbooks,
+    };
+    tui::run(Box::new(move || super::load(&paths)), options)?;
+    Ok(ExitCode::SUCCESS)
+}

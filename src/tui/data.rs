@@ -1,0 +1,629 @@
+//! What the background worker computes for the views, as plain values: the
+//! whole-instance timeline, per-operation rows for the selected window, the
+//! apps behind backends, policy diffs and an operation's effective policy.
+//! Pure functions over a `Snapshot`; the UI loop never calls them, it
+//! receives their results as messages, so no frame waits on analysis.
+
+use crate::analyze::{self, Ctx, Options, Rollup, backends::AppHealth, policy};
+use crate::model::{
+    ChangeKind, Diagnosis, Finding, Health, MetricSource, Minute, PolicyScope, Severity, Snapshot,
+    Timestamp, percentile,
+};
+use crate::playbook::{self, Playbooks};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// One minute of the whole instance (every series summed).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Point {
+    pub minute: Minute,
+    pub requests: u64,
+    /// Responses with a 5xx status.
+    pub errors: u64,
+    /// Exact p95 of the minute's TotalTime, over every series.
+    pub p95_ms: Option<u32>,
+}
+
+impl Point {
+    pub fn error_percent(&self) -> Option<f64> {
+        (self.requests > 0).then(|| 100.0 * self.errors as f64 / self.requests as f64)
+    }
+}
+
+/// An operation over the selected window, for the operations table.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct OpRow {
+    pub api: String,
+    pub operation: String,
+    pub requests: u64,
+    pub errors: u64,
+    pub p95_ms: Option<u32>,
+    /// Backends its traffic went to, busiest first; else the configured ones.
+    pub backends: Vec<String>,
+    pub health: Health,
+}
+
+impl OpRow {
+    pub fn error_percent(&self) -> f64 {
+        if self.requests == 0 {
+            0.0
+        } else {
+            100.0 * self.errors as f64 / self.requests as f64
+        }
+    }
+    pub fn label(&self) -> String {
+        format!("{}/{}", self.api, self.operation)
+    }
+}
+
+/// The app behind one backend: its metric series and deployments, by index
+/// into `Snapshot::metrics` and `Snapshot::changes`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AppInfo {
+    pub series: Vec<usize>,
+    pub deployments: Vec<usize>,
+    pub health: Option<AppHealth>,
+}
+
+/// Everything that depends on the selected window: recomputed in the
+/// background whenever the time cursor moves.
+#[derive(Clone, Debug, Default)]
+pub struct Scoped {
+    /// Which request this answers; stale answers are dropped.
+    pub generation: u64,
+    /// The last minute inside the window; `None`: all data.
+    pub cursor: Option<Minute>,
+    pub diagnosis: Diagnosis,
+    pub ops: Vec<OpRow>,
+}
+
+/// Gateway metrics the overview shows as gauges.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Gauges {
+    pub capacity: Option<usize>,
+    pub cpu: Option<usize>,
+    pub memory: Option<usize>,
+}
+
+/// A loaded instance, ready for every view.
+#[derive(Clone, Debug, Default)]
+pub struct Loaded {
+    pub snapshot: Arc<Snapshot>,
+    /// First and last minute with traffic (else the loaded time range).
+    pub range: Option<(Minute, Minute)>,
+    /// One point per minute of `range`, zeros where there was no traffic.
+    pub total: Vec<Point>,
+    /// Traffic per operation and backend over all data (charts).
+    pub full: Rollup,
+    /// Backend name (lower case) → its app.
+    pub apps: BTreeMap<String, AppInfo>,
+    pub gauges: Gauges,
+    /// Unified policy diff per change (same index as `Snapshot::changes`).
+    pub diffs: Vec<Option<String>>,
+    pub scoped: Scoped,
+}
+
+/// An operation's effective policy as text, with the lines that matter.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PolicyView {
+    pub api: String,
+    pub operation: String,
+    /// One-line facts: timeout in force, backend targets, notes.
+    pub summary: Vec<String>,
+    /// The documents on the chain, broad to narrow.
+    pub docs: Vec<PolicyText>,
+    /// (file, line, element name) of statements findings may point at:
+    /// `forward-request` and `set-backend-service`.
+    pub key_lines: Vec<(String, u32, String)>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct PolicyText {
+    pub scope: PolicyScope,
+    pub file: String,
+    /// Line in `file` of the first XML line.
+    pub first_line: u32,
+    pub lines: Vec<String>,
+}
+
+/// Loads everything the views need from a snapshot (the worker's first job).
+pub fn prepare(snapshot: Snapshot, playbooks: &Playbooks) -> Loaded {
+    let snapshot = Arc::new(snapshot);
+    let s = snapshot.as_ref();
+    let opts = Options::default();
+    let ctx = Ctx::new(s, &opts);
+    let apps = backend_apps(&ctx);
+    let full = ctx.rollup;
+    let range = s.traffic.minute_range().or_else(|| {
+        s.loaded
+            .time_range
+            .map(|w| (w.start.minute(), w.end.minute()))
+    });
+    let total = range.map(|r| total_timeline(s, r)).unwrap_or_default();
+    let diffs = s
+        .changes
+        .iter()
+        .map(|c| match (&c.policy_before, &c.policy_after) {
+            (Some(a), Some(b)) => analyze::diff::unified(a, b, "before", "after"),
+            _ => None,
+        })
+        .collect();
+    let scoped = scope(s, playbooks, 0, None);
+    Loaded {
+        gauges: gauges(s),
+        snapshot,
+        range,
+        total,
+        full,
+        apps,
+        diffs,
+        scoped,
+    }
+}
+
+/// Diagnosis and operation rows for the window that ends with `cursor`
+/// (inclusive), or for all data.
+pub fn scope(
+    snapshot: &Snapshot,
+    playbooks: &Playbooks,
+    generation: u64,
+    cursor: Option<Minute>,
+) -> Scoped {
+    let options = options_for(cursor);
+    let diagnosis = playbook::diagnose(snapshot, &options, playbooks);
+    let rollup = analyze::rollup(snapshot, &options);
+    let mut ops: Vec<OpRow> = rollup
+        .operations
+        .iter()
+        .map(|o| OpRow {
+            api: o.api.clone(),
+            operation: o.operation.clone(),
+            requests: o.totals.requests,
+            errors: o.totals.status_5xx,
+            p95_ms: o.totals.total_time.p95,
+            backends: o.backends.iter().map(|(b, _)| b.clone()).collect(),
+            health: Health::Unknown,
+        })
+        .collect();
+    // Configured operations without traffic still get a row.
+    for e in &diagnosis.backend_map {
+        if !ops
+            .iter()
+            .any(|o| o.api == e.api && o.operation == e.operation)
+        {
+            ops.push(OpRow {
+                api: e.api.clone(),
+                operation: e.operation.clone(),
+                backends: e.configured.iter().map(|r| r.backend.clone()).collect(),
+                ..OpRow::default()
+            });
+        }
+    }
+    for row in &mut ops {
+        row.health = op_health(row, &diagnosis);
+    }
+    Scoped {
+        generation,
+        cursor,
+        diagnosis,
+        ops,
+    }
+}
+
+/// The analysis scope of a cursor: everything up to and including its minute.
+pub fn options_for(cursor: Option<Minute>) -> Options {
+    Options {
+        since: None,
+        until: cursor.map(|m| Timestamp::from_minute(m + 1)),
+    }
+}
+
+/// Does a finding concern this operation (directly or through its backend)?
+pub fn concerns_op(f: &Finding, api: &str, op: &str, backends: &[String]) -> bool {
+    let s = &f.subject;
+    let same =
+        |a: &Option<String>, b: &str| a.as_deref().is_some_and(|x| x.eq_ignore_ascii_case(b));
+    if same(&s.api, api) && same(&s.operation, op) {
+        return true;
+    }
+    if let Some(PolicyScope::Operation(a, o)) = &s.policy_scope
+        && a.eq_ignore_ascii_case(api)
+        && o.eq_ignore_ascii_case(op)
+    {
+        return true;
+    }
+    s.operation.is_none()
+        && s.backend
+            .as_deref()
+            .is_some_and(|b| backends.iter().any(|x| x.eq_ignore_ascii_case(b)))
+}
+
+/// An operation's health in the window: its own anomaly findings, and its
+/// backend's when the operation itself answered 5xx (a sick backend that
+/// this operation's traffic does not show does not make it unhealthy).
+fn op_health(row: &OpRow, d: &Diagnosis) -> Health {
+    let worst = d
+        .findings
+        .iter()
+        .filter(|f| f.kind.is_anomaly())
+        .filter(|f| {
+            let own = f.subject.operation.is_some();
+            concerns_op(f, &row.api, &row.operation, &row.backends) && (own || row.errors > 0)
+        })
+        .map(|f| f.severity)
+        .max();
+    match worst {
+        Some(s) if s >= Severity::High => Health::Unhealthy,
+        Some(Severity::Medium) => Health::Degraded,
+        _ if row.requests > 0 => Health::Healthy,
+        _ => Health::Unknown,
+    }
+}
+
+/// Per-minute totals over every series, dense over `range` (inclusive).
+pub fn total_timeline(s: &Snapshot, range: (Minute, Minute)) -> Vec<Point> {
+    let (lo, hi) = range;
+    if hi < lo {
+        return Vec::new();
+    }
+    let len = (hi - lo + 1) as usize;
+    let mut points: Vec<Point> = (0..len)
+        .map(|i| Point {
+            minute: lo + i as i64,
+            ..Point::default()
+        })
+        .collect();
+    let mut times: Vec<Vec<u32>> = vec![Vec::new(); len];
+    for series in &s.traffic.series {
+        for (m, st) in series.minutes.range(lo..=hi) {
+            let i = (m - lo) as usize;
+            if let (Some(p), Some(t)) = (points.get_mut(i), times.get_mut(i)) {
+                p.requests += u64::from(st.requests);
+                p.errors += u64::from(st.status_5xx);
+                t.extend_from_slice(&st.total_times);
+            }
+        }
+    }
+    for (p, t) in points.iter_mut().zip(&times) {
+        p.p95_ms = percentile(t, 95.0);
+    }
+    points
+}
+
+/// Gateway series for the capacity, CPU and memory gauges.
+fn gauges(s: &Snapshot) -> Gauges {
+    let find = |name: &str| {
+        let matching = || {
+            s.metrics.iter().enumerate().filter(move |(_, m)| {
+                m.source == MetricSource::Gateway
+                    && m.name.eq_ignore_ascii_case(name)
+                    && !m.points.is_empty()
+            })
+        };
+        matching()
+            .find(|(_, m)| m.aggregation.eq_ignore_ascii_case("average"))
+            .or_else(|| matching().next())
+            .map(|(i, _)| i)
+    };
+    Gauges {
+        capacity: find("Capacity"),
+        cpu: find("CpuPercent_Gateway"),
+        memory: find("MemoryPercent_Gateway"),
+    }
+}
+
+/// Every backend name known (entities, routes, traffic), lower case.
+fn backend_names(ctx: &Ctx) -> Vec<String> {
+    let mut names: Vec<String> = ctx
+        .snapshot
+        .backends
+        .iter()
+        .map(|b| b.id.to_ascii_lowercase())
+        .chain(
+            ctx.rollup
+                .backends
+                .iter()
+                .map(|b| b.backend.to_ascii_lowercase()),
+        )
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+fn backend_apps(ctx: &Ctx) -> BTreeMap<String, AppInfo> {
+    let s = ctx.snapshot;
+    let mut out = BTreeMap::new();
+    for name in backend_names(ctx) {
+        let series: Vec<usize> = s
+            .metrics
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| m.source == MetricSource::BackendApp)
+            .filter(|(_, m)| {
+                analyze::backends::app_matches(
+                    ctx,
+                    &name,
+                    m.resource_id.as_deref(),
+                    m.resource.as_deref(),
+                )
+            })
+            .map(|(i, _)| i)
+            .collect();
+        let deployments: Vec<usize> = s
+            .changes
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.kind == ChangeKind::Deployment)
+            .filter(|(_, c)| {
+                analyze::backends::app_matches(ctx, &name, c.resource_id.as_deref(), None)
+            })
+            .map(|(i, _)| i)
+            .collect();
+        if series.is_empty() && deployments.is_empty() {
+            continue;
+        }
+        let health = analyze::backends::app_health(ctx, &name, None);
+        out.insert(
+            name,
+            AppInfo {
+                series,
+                deployments,
+                health,
+            },
+        );
+    }
+    out
+}
+
+/// The effective policy of one operation as numbered text.
+pub fn policy_view(s: &Snapshot, api: &str, op: &str) -> PolicyView {
+    let eff = policy::effective_policy(s, api, op);
+    let mut summary = Vec::new();
+    let mut key_lines = Vec::new();
+    match eff.forward_timeout() {
+        Some((secs, scope)) => {
+            summary.push(format!("forward-request timeout {secs} s, set at {scope}"))
+        }
+        None => summary.push("no forward-request: requests never reach a backend".to_string()),
+    }
+    for p in eff.find("forward-request") {
+        if let Some(line) = p.origin.line {
+            key_lines.push((p.origin.file.clone(), line, "forward-request".to_string()));
+        }
+    }
+    for t in eff.backend_targets() {
+        let cond = if t.conditional { ", conditional" } else { "" };
+        summary.push(format!(
+            "set-backend-service → {} (at {}{cond})",
+            t.target, t.scope
+        ));
+        if let Some(line) = t.origin.line {
+            key_lines.push((
+                t.origin.file.clone(),
+                line,
+                "set-backend-service".to_string(),
+            ));
+        }
+    }
+    summary.extend(eff.notes.iter().cloned());
+    let mut docs: Vec<PolicyText> = Vec::new();
+    let mut scopes: Vec<PolicyScope> = eff.scopes.clone();
+    for p in eff.all() {
+        if matches!(p.scope, PolicyScope::Fragment(_)) && !scopes.contains(&p.scope) {
+            scopes.push(p.scope.clone());
+        }
+    }
+    for scope in scopes {
+        if let Some(doc) = s.policy(&scope) {
+            docs.push(PolicyText {
+                scope,
+                file: doc.origin.file.clone(),
+                first_line: doc.origin.line.unwrap_or(1),
+                lines: doc.xml.lines().map(str::to_string).collect(),
+            });
+        }
+    }
+    PolicyView {
+        api: api.to_string(),
+        operation: op.to_string(),
+        summary,
+        docs,
+        key_lines,
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::model::{
+        Api, Backend, Change, MetricSeries, Operation, Origin, PolicyDoc, Request, Window,
+    };
+
+    /// A small instance: `orders-api/get-order` fails through `orders-app`
+    /// from minute 30 on (OOM restarts), `orders-api/list-orders` stays fine.
+    pub(crate) fn incident() -> Snapshot {
+        let base: Minute = 28_600_000; // 2024-05-18 06:40 UTC
+        let mut s = Snapshot::default();
+        s.apis.push(Api {
+            id: "orders-api".into(),
+            service_url: Some("https://orders-app.internal".into()),
+            ..Api::default()
+        });
+        for (op, m, t) in [
+            ("get-order", "GET", "/orders/{id}"),
+            ("list-orders", "GET", "/orders"),
+        ] {
+            s.operations.push(Operation {
+                api_id: "orders-api".into(),
+                id: op.into(),
+                method: Some(m.into()),
+                url_template: Some(t.into()),
+                ..Operation::default()
+            });
+        }
+        s.backends.push(Backend {
+            id: "orders-app".into(),
+            url: Some("https://orders-app.internal".into()),
+            resource_id: Some("/subscriptions/s/resourceGroups/rg/providers/Microsoft.App/containerApps/orders-app".into()),
+            ..Backend::default()
+        });
+        s.policies.push(PolicyDoc {
+            scope: PolicyScope::Api("orders-api".into()),
+            xml: "<policies>\n  <inbound><base /></inbound>\n  <backend>\n    <forward-request timeout=\"5\" />\n  </backend>\n  <outbound><base /></outbound>\n</policies>".into(),
+            format: "file".into(),
+            origin: Origin::at_line("policies/orders-api.xml", 1),
+        });
+        let mut line = 0u32;
+        for i in 0..60i64 {
+            for op in ["get-order", "list-orders"] {
+                for k in 0..20u32 {
+                    line += 1;
+                    let failing = op == "get-order" && i >= 30 && k < 12;
+                    let r = Request {
+                        time: Timestamp::from_minute(base + i).plus_minutes(0),
+                        api_id: "orders-api",
+                        operation_id: op,
+                        backend_id: "orders-app",
+                        backend_url: "https://orders-app.internal/orders",
+                        method: "GET",
+                        url: "https://gw/orders/1",
+                        response_code: if failing { 502 } else { 200 },
+                        backend_response_code: if failing { 0 } else { 200 },
+                        total_time_ms: if failing { 3000 } else { 80 + k },
+                        backend_time_ms: Some(70),
+                        last_error_reason: if failing {
+                            "BackendConnectionFailure"
+                        } else {
+                            ""
+                        },
+                        ..Request::default()
+                    };
+                    let l = line;
+                    s.traffic
+                        .add(&r, || Origin::at_line("logs/gateway.csv", l + 1));
+                }
+            }
+        }
+        let series = |name: &str, unit: &str, agg: &str, f: &dyn Fn(i64) -> f64| {
+            MetricSeries {
+            resource: Some("orders-app".into()),
+            resource_id: Some("/subscriptions/s/resourceGroups/rg/providers/Microsoft.App/containerApps/orders-app".into()),
+            source: MetricSource::BackendApp,
+            name: name.into(),
+            unit: Some(unit.into()),
+            aggregation: agg.into(),
+            points: (0..60).map(|i| (Timestamp::from_minute(base + i), f(i))).collect(),
+            ..MetricSeries::default()
+        }
+        };
+        s.metrics
+            .push(series("RestartCount", "Count", "total", &|i| {
+                if i >= 30 && i % 5 == 0 { 1.0 } else { 0.0 }
+            }));
+        s.metrics
+            .push(series("MemoryPercentage", "Percent", "average", &|i| {
+                if i >= 25 { 99.0 } else { 60.0 }
+            }));
+        s.metrics.push(MetricSeries {
+            resource: Some("apim-demo".into()),
+            source: MetricSource::Gateway,
+            name: "Capacity".into(),
+            unit: Some("Percent".into()),
+            aggregation: "average".into(),
+            points: (0..60)
+                .map(|i| (Timestamp::from_minute(base + i), 30.0 + i as f64 / 2.0))
+                .collect(),
+            ..MetricSeries::default()
+        });
+        s.changes.push(Change {
+            time: Timestamp::from_minute(base + 27),
+            kind: ChangeKind::Deployment,
+            operation: "Microsoft.App/containerApps/write".into(),
+            status: Some("Succeeded".into()),
+            resource_id: Some("/subscriptions/s/resourceGroups/rg/providers/Microsoft.App/containerApps/orders-app".into()),
+            caller: Some("deploy@example.com".into()),
+            origin: Origin::at_line("activity.json", 3),
+            ..Change::default()
+        });
+        s.changes.push(Change {
+            time: Timestamp::from_minute(base + 10),
+            kind: ChangeKind::Config,
+            operation: "Microsoft.ApiManagement/service/apis/policies/write".into(),
+            status: Some("Succeeded".into()),
+            caller: Some("alice@example.com".into()),
+            policy_scope: Some(PolicyScope::Api("orders-api".into())),
+            policy_before: Some("<policies>\n  <backend>\n    <forward-request timeout=\"30\" />\n  </backend>\n</policies>".into()),
+            policy_after: Some("<policies>\n  <backend>\n    <forward-request timeout=\"5\" />\n  </backend>\n</policies>".into()),
+            origin: Origin::at_line("activity.json", 20),
+            ..Change::default()
+        });
+        s.loaded.time_range = Some(Window::minutes(base, base + 60));
+        s.loaded.demo = Some("unit-test incident".into());
+        s
+    }
+
+    #[test]
+    fn timeline_is_dense_and_sums_series() {
+        let s = incident();
+        let (lo, hi) = s.traffic.minute_range().unwrap();
+        let t = total_timeline(&s, (lo, hi));
+        assert_eq!(t.len(), 60);
+        assert_eq!(t[0].requests, 40);
+        assert_eq!(t[0].errors, 0);
+        assert_eq!(t[45].errors, 12);
+        assert_eq!(t[45].p95_ms, Some(3000));
+        assert_eq!(t[0].p95_ms, Some(98), "rank 38 of 80..=99 twice");
+    }
+
+    #[test]
+    fn scope_rows_follow_the_window() {
+        let s = incident();
+        let base = s.traffic.minute_range().unwrap().0;
+        let before = scope(&s, &Playbooks::built_in(), 1, Some(base + 20));
+        let row = before
+            .ops
+            .iter()
+            .find(|o| o.operation == "get-order")
+            .unwrap();
+        assert_eq!((row.requests, row.errors), (21 * 20, 0));
+        let all = scope(&s, &Playbooks::built_in(), 2, None);
+        let row = all.ops.iter().find(|o| o.operation == "get-order").unwrap();
+        assert_eq!(row.errors, 30 * 12);
+        assert_eq!(row.backends, vec!["orders-app".to_string()]);
+        assert_eq!(all.generation, 2);
+    }
+
+    #[test]
+    fn prepare_finds_apps_gauges_and_diffs() {
+        let loaded = prepare(incident(), &Playbooks::built_in());
+        let app = loaded.apps.get("orders-app").expect("app of orders-app");
+        assert_eq!(app.series.len(), 2);
+        assert_eq!(app.deployments, vec![0]);
+        assert_eq!(loaded.gauges.capacity, Some(2));
+        assert_eq!(loaded.gauges.cpu, None);
+        assert!(loaded.diffs[0].is_none());
+        let diff = loaded.diffs[1].as_deref().unwrap();
+        assert!(
+            diff.contains("-    <forward-request timeout=\"30\" />"),
+            "{diff}"
+        );
+    }
+
+    #[test]
+    fn policy_view_numbers_lines_and_marks_forward_request() {
+        let v = policy_view(&incident(), "orders-api", "get-order");
+        assert!(v.summary[0].contains("timeout 5 s"), "{:?}", v.summary);
+        assert_eq!(v.docs.len(), 1);
+        assert_eq!(v.docs[0].first_line, 1);
+        assert!(
+            v.key_lines
+                .iter()
+                .any(|(f, l, n)| f == "policies/orders-api.xml"
+                    && *l == 4
+                    && n == "forward-request"),
+            "{:?}",
+            v.key_lines
+        );
+    }
+}

@@ -1,0 +1,232 @@
+//! Keys, following k9s: what each key means in the current mode (typing a
+//! command or filter, help open, proposal dialog open, browsing), and the
+//! key list `?` shows. Pure. Deciding keys (approve, reject) need a capital
+//! letter and then `y`: nothing that acts sits on a key pressed by reflex.
+
+use super::app::{
+    App, Decision, Load, Msg, Nav, Overlay, PlanMsg, PromptKind, PromptMsg, SortMsg, TimeMsg,
+};
+use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+
+/// One line of the help screen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyHelp {
+    pub keys: &'static str,
+    pub what: &'static str,
+    /// An action key: hidden with `--readonly`.
+    pub action: bool,
+}
+
+const fn k(keys: &'static str, what: &'static str) -> KeyHelp {
+    KeyHelp {
+        keys,
+        what,
+        action: false,
+    }
+}
+
+const fn act(keys: &'static str, what: &'static str) -> KeyHelp {
+    KeyHelp {
+        keys,
+        what,
+        action: true,
+    }
+}
+
+/// Every key, by section: the help screen and the README list come from here.
+pub const HELP: &[(&str, &[KeyHelp])] = &[
+    (
+        "Views",
+        &[
+            k(":", "command line (Enter runs, Esc cancels)"),
+            k(
+                ":ops :backends :findings :changes",
+                "switch view (aliases :op :be :fi :ch)",
+            ),
+            k(":overview", "back to the overview (alias :ov)"),
+            k(
+                ":sort COLUMN",
+                "sort operations: name requests errors p95 backend health",
+            ),
+            k(
+                ":time HH:MM  :time all",
+                "put the time cursor on a minute (UTC), or reset",
+            ),
+            k(":q", "quit (also :quit)"),
+            k("?", "this help (Esc or ? closes)"),
+        ],
+    ),
+    (
+        "Moving",
+        &[
+            k(
+                "j k  ↓ ↑",
+                "next / previous row, or scroll the focused text",
+            ),
+            k("g G  Home End", "first / last row"),
+            k("PgDn PgUp  Ctrl-d Ctrl-u", "ten rows down / up"),
+            k("Enter", "drill down: operation, backend, finding"),
+            k("Esc", "clear the filter, else back along the breadcrumbs"),
+            k("Tab  Shift-Tab", "next / previous pane"),
+            k(
+                "/",
+                "filter rows by regex (!regex keeps rows that do not match)",
+            ),
+            k("q  Ctrl-c", "quit"),
+        ],
+    ),
+    (
+        "Time",
+        &[
+            k("[  ]", "window ends one minute earlier / later"),
+            k("{  }", "ten minutes earlier / later"),
+            k("0", "all data again"),
+        ],
+    ),
+    (
+        "Operations",
+        &[
+            k("s", "sort by the next column"),
+            k("S", "reverse the order"),
+        ],
+    ),
+    (
+        "Proposals",
+        &[
+            act("p", "open the remediation plan of the selected finding"),
+            act(
+                "A  then y",
+                "approve the selected proposal (execution is not in this build)",
+            ),
+            act("R  then y", "reject the selected proposal"),
+            act("n  Esc", "cancel the confirmation / close the dialog"),
+            act("j k", "choose a proposal in the dialog"),
+        ],
+    ),
+];
+
+/// The help lines that apply (`--readonly` drops the action keys).
+pub fn help(readonly: bool) -> Vec<(&'static str, Vec<KeyHelp>)> {
+    HELP.iter()
+        .map(|(section, keys)| {
+            let keys: Vec<KeyHelp> = keys
+                .iter()
+                .copied()
+                .filter(|k| !(readonly && k.action))
+                .collect();
+            (*section, keys)
+        })
+        .filter(|(_, keys)| !keys.is_empty())
+        .collect()
+}
+
+/// What a key means now; `None` when it means nothing here.
+pub fn translate(app: &App, key: KeyEvent) -> Option<Msg> {
+    if key.kind == KeyEventKind::Release {
+        return None;
+    }
+    let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+    if ctrl && key.code == KeyCode::Char('c') {
+        return Some(Msg::Quit);
+    }
+    if app.prompt.is_some() {
+        return Some(Msg::Prompt(match key.code {
+            KeyCode::Enter => PromptMsg::Submit,
+            KeyCode::Esc => PromptMsg::Cancel,
+            KeyCode::Backspace => PromptMsg::Backspace,
+            KeyCode::Char(c) if !ctrl => PromptMsg::Input(c),
+            _ => return None,
+        }));
+    }
+    match &app.overlay {
+        Some(Overlay::Help { .. }) => {
+            return match key.code {
+                KeyCode::Esc | KeyCode::Char('?') | KeyCode::Char('q') => Some(Msg::CloseOverlay),
+                KeyCode::Char('j') | KeyCode::Down => Some(Msg::Nav(Nav::Down)),
+                KeyCode::Char('k') | KeyCode::Up => Some(Msg::Nav(Nav::Up)),
+                _ => None,
+            };
+        }
+        Some(Overlay::Plan(_)) => return plan_key(key),
+        None => {}
+    }
+    if !matches!(app.load, Load::Ready(_)) {
+        return match key.code {
+            KeyCode::Char('q') => Some(Msg::Quit),
+            KeyCode::Char('?') => Some(Msg::Help),
+            _ => None,
+        };
+    }
+    let nav = |n| Some(Msg::Nav(n));
+    match key.code {
+        KeyCode::Char('d') if ctrl => nav(Nav::PageDown),
+        KeyCode::Char('u') if ctrl => nav(Nav::PageUp),
+        _ if ctrl => None,
+        KeyCode::Char('q') => Some(Msg::Quit),
+        KeyCode::Char('?') => Some(Msg::Help),
+        KeyCode::Char(':') => Some(Msg::Prompt(PromptMsg::Open(PromptKind::Command))),
+        KeyCode::Char('/') => Some(Msg::Prompt(PromptMsg::Open(PromptKind::Filter))),
+        KeyCode::Char('j') | KeyCode::Down => nav(Nav::Down),
+        KeyCode::Char('k') | KeyCode::Up => nav(Nav::Up),
+        KeyCode::Char('g') | KeyCode::Home => nav(Nav::Top),
+        KeyCode::Char('G') | KeyCode::End => nav(Nav::Bottom),
+        KeyCode::PageDown => nav(Nav::PageDown),
+        KeyCode::PageUp => nav(Nav::PageUp),
+        KeyCode::Enter => nav(Nav::Enter),
+        KeyCode::Esc => nav(Nav::Back),
+        KeyCode::Tab => nav(Nav::NextPane),
+        KeyCode::BackTab => nav(Nav::PrevPane),
+        KeyCode::Char('[') => Some(Msg::Time(TimeMsg::Step(-1))),
+        KeyCode::Char(']') => Some(Msg::Time(TimeMsg::Step(1))),
+        KeyCode::Char('{') => Some(Msg::Time(TimeMsg::Step(-10))),
+        KeyCode::Char('}') => Some(Msg::Time(TimeMsg::Step(10))),
+        KeyCode::Char('0') => Some(Msg::Time(TimeMsg::Reset)),
+        KeyCode::Char('s') => Some(Msg::Sort(SortMsg::Next)),
+        KeyCode::Char('S') => Some(Msg::Sort(SortMsg::Reverse)),
+        KeyCode::Char('p') => Some(Msg::Plan(PlanMsg::Open)),
+        _ => None,
+    }
+}
+
+/// Keys inside the proposal dialog: deciding takes a capital letter, then `y`.
+fn plan_key(key: KeyEvent) -> Option<Msg> {
+    let m = match key.code {
+        KeyCode::Char('j') | KeyCode::Down => PlanMsg::Select(1),
+        KeyCode::Char('k') | KeyCode::Up => PlanMsg::Select(-1),
+        KeyCode::PageDown | KeyCode::Char(' ') => PlanMsg::Scroll(5),
+        KeyCode::PageUp => PlanMsg::Scroll(-5),
+        KeyCode::Char('A') => PlanMsg::Ask(Decision::Approved),
+        KeyCode::Char('R') => PlanMsg::Ask(Decision::Rejected),
+        KeyCode::Char('y') | KeyCode::Char('Y') => PlanMsg::Confirm,
+        KeyCode::Char('n') | KeyCode::Char('q') | KeyCode::Esc => PlanMsg::Cancel,
+        _ => return None,
+    };
+    Some(Msg::Plan(m))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::playbook::Playbooks;
+    use crate::tui::theme::Theme;
+
+    #[test]
+    fn readonly_help_has_no_action_keys() {
+        let all: usize = help(false).iter().map(|(_, k)| k.len()).sum();
+        let ro: Vec<_> = help(true);
+        let ro_n: usize = ro.iter().map(|(_, k)| k.len()).sum();
+        assert!(ro_n < all);
+        assert!(
+            ro.iter()
+                .all(|(s, keys)| *s != "Proposals" && keys.iter().all(|k| !k.action))
+        );
+    }
+
+    #[test]
+    fn release_events_are_ignored() {
+        let (app, _) = App::new("t", Theme::COLOR, false, Playbooks::default());
+        let mut key = KeyEvent::new(KeyCode::Char('q'), KeyModifiers::NONE);
+        key.kind = KeyEventKind::Release;
+        assert!(translate(&app, key).is_none());
+    }
+}

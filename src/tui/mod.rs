@@ -1,0 +1,318 @@
+//! `apimedic tui`: the interactive dashboard. This module owns the terminal
+//! and the threads; everything else in `tui` is pure.
+//!
+//! ```text
+//! input thread  ── Msg::Key ──┐
+//! worker thread ── Msg::Loaded / Scoped / Inspected ──┤
+//!                             ▼
+//!   UI loop: app::update(&mut App, Msg) -> Option<Cmd> ; draw &App
+//!                             │ Cmd::Load / Diagnose / Inspect
+//!                             ▼
+//!                       worker thread (load, diagnose a window, effective policy)
+//! ```
+//!
+//! The first frame (a loading screen) is drawn before any data is read;
+//! loading and every diagnosis run on the worker, so no frame waits on I/O
+//! or analysis. `ratatui::try_init` installs a panic hook that restores the
+//! terminal; `run` restores it on every normal or error return.
+//!
+//! - [`app`]: state, messages, `update`.
+//! - [`keys`]: what a key means in each mode; the help table.
+//! - [`data`]: what the worker computes for the views.
+//! - [`view`]: `impl Widget for &App`, one file per pane.
+//! - [`theme`]: every colour; `NO_COLOR` honoured.
+
+pub mod app;
+pub mod data;
+pub mod keys;
+pub mod theme;
+pub mod view;
+
+use crate::model::Snapshot;
+use crate::playbook::Playbooks;
+use anyhow::Context;
+use app::{App, Cmd, Load, Msg};
+use crossterm::event::{self, Event};
+use ratatui::Terminal;
+use ratatui::backend::Backend;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::time::Duration;
+
+/// Reads the data (files or the demo); runs on the worker thread.
+pub type Loader = Box<dyn FnOnce() -> anyhow::Result<Snapshot> + Send>;
+
+/// How the dashboard runs.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// What the top bar calls the data: `demo` or the folder.
+    pub source: String,
+    /// Hide every action (the proposal dialog and its keys).
+    pub readonly: bool,
+    pub theme: theme::Theme,
+    pub playbooks: Playbooks,
+}
+
+/// Runs the dashboard until the user quits. Errors when the terminal cannot
+/// be used, or when the data could not be loaded (after the user has seen
+/// the message and quit), so the caller exits non-zero.
+pub fn run(loader: Loader, options: Options) -> anyhow::Result<()> {
+    let (tx, rx) = channel::<Msg>();
+    let (app, first) = App::new(
+        &options.source,
+        options.theme,
+        options.readonly,
+        options.playbooks.clone(),
+    );
+    let worker = Worker::spawn(loader, options.playbooks, tx.clone());
+    let mut terminal = ratatui::try_init()
+        .context("cannot start the terminal UI; `apimedic tui` needs an interactive terminal")?;
+    let stop = Arc::new(AtomicBool::new(false));
+    spawn_input(tx, stop.clone());
+    let result = run_loop(&mut terminal, app, first, &rx, |cmd| worker.send(cmd));
+    stop.store(true, Ordering::Relaxed);
+    ratatui::restore();
+    let app = result?;
+    match app.load {
+        Load::Failed(e) => Err(anyhow::anyhow!(e)),
+        _ => Ok(()),
+    }
+}
+
+/// The UI loop, generic over the backend so tests draw into a `TestBackend`:
+/// draw, wait for messages, apply them all, start their commands, draw
+/// again. Returns the final state when a `Cmd::Quit` comes, or when every
+/// sender is gone.
+pub fn run_loop<B: Backend>(
+    terminal: &mut Terminal<B>,
+    mut app: App,
+    first: Cmd,
+    rx: &Receiver<Msg>,
+    mut exec: impl FnMut(Cmd),
+) -> anyhow::Result<App> {
+    draw(terminal, &app)?;
+    let mut cmds = vec![first];
+    loop {
+        for cmd in cmds.drain(..) {
+            if cmd == Cmd::Quit {
+                return Ok(app);
+            }
+            exec(cmd);
+        }
+        let Ok(msg) = rx.recv() else {
+            return Ok(app);
+        };
+        cmds.extend(app::update(&mut app, msg));
+        // Apply everything already queued before drawing once.
+        while let Ok(msg) = rx.try_recv() {
+            cmds.extend(app::update(&mut app, msg));
+        }
+        if !cmds.contains(&Cmd::Quit) {
+            draw(terminal, &app)?;
+        }
+    }
+}
+
+fn draw<B: Backend>(terminal: &mut Terminal<B>, app: &App) -> anyhow::Result<()> {
+    terminal
+        .draw(|f| f.render_widget(app, f.area()))
+        .map_err(|e| anyhow::anyhow!("cannot draw the screen: {e}"))?;
+    Ok(())
+}
+
+/// Reads terminal events and forwards keys and resizes until `stop`.
+fn spawn_input(tx: Sender<Msg>, stop: Arc<AtomicBool>) {
+    std::thread::spawn(move || {
+        while !stop.load(Ordering::Relaxed) {
+            match event::poll(Duration::from_millis(100)) {
+                Ok(true) => {
+                    let msg = match event::read() {
+                        Ok(Event::Key(k)) => Msg::Key(k),
+                        Ok(Event::Resize(..)) => Msg::Resize,
+                        Ok(_) => continue,
+                        Err(_) => break,
+                    };
+                    if tx.send(msg).is_err() {
+                        break;
+                    }
+                }
+                Ok(false) => {}
+                Err(_) => break,
+            }
+        }
+    });
+}
+
+/// The background thread: loads once, then diagnoses windows and reads
+/// policies on request. Queued diagnoses collapse to the newest one, so
+/// holding `]` never builds a backlog.
+struct Worker {
+    jobs: Sender<Cmd>,
+}
+
+impl Worker {
+    fn spawn(loader: Loader, playbooks: Playbooks, out: Sender<Msg>) -> Worker {
+        let (jobs, rx) = channel::<Cmd>();
+        std::thread::spawn(move || work(loader, playbooks, rx, out));
+        Worker { jobs }
+    }
+
+    fn send(&self, cmd: Cmd) {
+        // The worker only stops when this sender is dropped.
+        let _ = self.jobs.send(cmd);
+    }
+}
+
+fn work(loader: Loader, playbooks: Playbooks, rx: Receiver<Cmd>, out: Sender<Msg>) {
+    let mut loader = Some(loader);
+    let mut snapshot: Option<Arc<Snapshot>> = None;
+    while let Ok(job) = rx.recv() {
+        let mut jobs = vec![job];
+        jobs.extend(rx.try_iter());
+        let newest_diagnose = jobs.iter().rposition(|j| matches!(j, Cmd::Diagnose { .. }));
+        for (i, job) in jobs.into_iter().enumerate() {
+            let msg = match job {
+                Cmd::Load => {
+                    let Some(load) = loader.take() else { continue };
+                    let loaded = load().map(|s| Box::new(data::prepare(s, &playbooks)));
+                    if let Ok(l) = &loaded {
+                        snapshot = Some(l.snapshot.clone());
+                    }
+                    Msg::Loaded(loaded.map_err(|e| format!("{e:#}")))
+                }
+                Cmd::Diagnose { generation, cursor } if Some(i) == newest_diagnose => {
+                    let Some(s) = &snapshot else { continue };
+                    Msg::Scoped(Box::new(data::scope(s, &playbooks, generation, cursor)))
+                }
+                Cmd::Inspect { api, op } => {
+                    let Some(s) = &snapshot else { continue };
+                    Msg::Inspected(Box::new(data::policy_view(s, &api, &op)))
+                }
+                Cmd::Diagnose { .. } | Cmd::Quit => continue,
+            };
+            if out.send(msg).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tui::theme::Theme;
+    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    use ratatui::backend::TestBackend;
+
+    fn key(c: char) -> Msg {
+        Msg::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE))
+    }
+
+    fn screen_text(t: &Terminal<TestBackend>) -> String {
+        let buf = t.backend().buffer();
+        let mut s = String::new();
+        for y in 0..buf.area.height {
+            for x in 0..buf.area.width {
+                s.push_str(buf[(x, y)].symbol());
+            }
+            s.push('\n');
+        }
+        s
+    }
+
+    #[test]
+    fn the_loop_draws_applies_messages_runs_commands_and_quits() {
+        let books = Playbooks::built_in();
+        let (app, first) = App::new("test", Theme::PLAIN, false, books.clone());
+        let (tx, rx) = channel();
+        tx.send(Msg::Loaded(Ok(Box::new(data::prepare(
+            data::tests::incident(),
+            &books,
+        )))))
+        .unwrap();
+        for c in ":ops".chars() {
+            tx.send(key(c)).unwrap();
+        }
+        tx.send(Msg::Key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE)))
+            .unwrap();
+        tx.send(key('[')).unwrap();
+        tx.send(key('q')).unwrap();
+        let mut term = Terminal::new(TestBackend::new(80, 24)).unwrap();
+        let mut ran = Vec::new();
+        let app = run_loop(&mut term, app, first, &rx, |c| ran.push(c)).unwrap();
+        assert_eq!(ran.first(), Some(&Cmd::Load));
+        assert!(
+            matches!(ran.get(1), Some(Cmd::Diagnose { generation: 1, .. })),
+            "{ran:?}"
+        );
+        assert_eq!(app.screen(), &app::Screen::Operations);
+        // Everything queued was applied before one draw; q ended the loop
+        // without another draw, so the screen is the loading frame.
+        assert!(
+            screen_text(&term).contains("Loading test"),
+            "{}",
+            screen_text(&term)
+        );
+    }
+
+    #[test]
+    fn the_first_frame_is_the_loading_screen_and_a_closed_channel_ends_the_loop() {
+        let (app, first) = App::new("demo", Theme::COLOR, false, Playbooks::default());
+        let (tx, rx) = channel::<Msg>();
+        drop(tx);
+        let mut term = Terminal::new(TestBackend::new(80, 24)).unwrap();
+        let app = run_loop(&mut term, app, first, &rx, |_| {}).unwrap();
+        assert!(matches!(app.load, Load::Loading));
+        let text = screen_text(&term);
+        assert!(text.contains("Loading demo"), "{text}");
+        assert!(text.contains("apimedic"), "{text}");
+    }
+
+    #[test]
+    fn the_worker_loads_then_answers_only_the_newest_diagnosis() {
+        let (jtx, jrx) = channel();
+        let (otx, orx) = channel();
+        // Queue everything before the worker looks: diagnoses collapse.
+        jtx.send(Cmd::Load).unwrap();
+        for g in 1..=3 {
+            jtx.send(Cmd::Diagnose {
+                generation: g,
+                cursor: None,
+            })
+            .unwrap();
+        }
+        jtx.send(Cmd::Inspect {
+            api: "orders-api".into(),
+            op: "get-order".into(),
+        })
+        .unwrap();
+        drop(jtx);
+        work(
+            Box::new(|| Ok(data::tests::incident())),
+            Playbooks::built_in(),
+            jrx,
+            otx,
+        );
+        let msgs: Vec<Msg> = orx.try_iter().collect();
+        assert_eq!(msgs.len(), 3, "{msgs:?}");
+        assert!(matches!(&msgs[0], Msg::Loaded(Ok(_))));
+        assert!(matches!(&msgs[1], Msg::Scoped(s) if s.generation == 3));
+        assert!(matches!(&msgs[2], Msg::Inspected(p) if p.operation == "get-order"));
+    }
+
+    #[test]
+    fn a_load_error_reaches_the_app() {
+        let (tx, rx) = channel();
+        let worker = Worker::spawn(
+            Box::new(|| anyhow::bail!("no such folder x")),
+            Playbooks::built_in(),
+            tx,
+        );
+        worker.send(Cmd::Load);
+        match rx.recv() {
+            Ok(Msg::Loaded(Err(e))) => assert!(e.contains("no such folder x")),
+            other => panic!("{other:?}"),
+        }
+    }
+}

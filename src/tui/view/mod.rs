@@ -1,0 +1,366 @@
+//! Drawing: `impl Widget for &App`. The frame (top bar, breadcrumbs, the
+//! current screen, the footer with the prompt or key hints) and the
+//! overlays (help, proposal dialog); one file per pane beside this one.
+//! Rendering reads the state and never changes it, and never computes
+//! analysis: everything heavy arrives precomputed from the worker.
+
+pub mod backend;
+pub mod backends;
+pub mod changes;
+pub mod chart;
+pub mod dialog;
+pub mod findings;
+pub mod help;
+pub mod operation;
+pub mod operations;
+pub mod overview;
+
+use super::app::{App, Load, Overlay, PromptKind, Screen};
+use super::theme::Theme;
+use crate::model::{Finding, Minute, Severity, Subject, Timestamp};
+use ratatui::buffer::Buffer;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Clear, Paragraph, Widget, Wrap};
+
+impl Widget for &App {
+    fn render(self, area: Rect, buf: &mut Buffer) {
+        let t = self.theme;
+        let [top, crumbs, body, footer] = Layout::vertical([
+            Constraint::Length(1),
+            Constraint::Length(1),
+            Constraint::Min(1),
+            Constraint::Length(1),
+        ])
+        .areas(area);
+        top_bar(self, top, buf);
+        breadcrumbs(self, crumbs, buf);
+        match &self.load {
+            Load::Loading => {
+                let text = vec![
+                    Line::from(""),
+                    Line::styled(format!("Loading {} …", self.source), t.title()),
+                    Line::styled("reading and diagnosing in the background; q quits", t.dim()),
+                ];
+                Paragraph::new(text).centered().render(body, buf);
+            }
+            Load::Failed(e) => {
+                let text = vec![
+                    Line::styled("Could not load the data", t.error()),
+                    Line::from(""),
+                    Line::from(e.as_str()),
+                    Line::from(""),
+                    Line::styled("q quits", t.dim()),
+                ];
+                Paragraph::new(text)
+                    .wrap(Wrap { trim: false })
+                    .render(body, buf);
+            }
+            Load::Ready(_) => match self.screen() {
+                Screen::Overview => overview::render(self, body, buf),
+                Screen::Operations => operations::render(self, body, buf),
+                Screen::Operation { api, op } => operation::render(self, api, op, body, buf),
+                Screen::Backends => backends::render(self, body, buf),
+                Screen::Backend { id } => backend::render(self, id, body, buf),
+                Screen::Findings => findings::render(self, body, buf),
+                Screen::Changes => changes::render(self, body, buf),
+            },
+        }
+        footer_line(self, footer, buf);
+        match &self.overlay {
+            Some(Overlay::Help { scroll }) => help::render(self, *scroll, area, buf),
+            Some(Overlay::Plan(d)) => dialog::render(self, d, area, buf),
+            None => {}
+        }
+    }
+}
+
+/// The worst severity among findings that describe misbehaviour, as a verdict.
+pub fn verdict(findings: &[Finding]) -> (&'static str, Option<Severity>) {
+    let worst = findings
+        .iter()
+        .filter(|f| f.kind.is_anomaly())
+        .map(|f| f.severity)
+        .max();
+    let any = findings.iter().map(|f| f.severity).max();
+    match worst {
+        Some(s) if s >= Severity::High => ("UNHEALTHY", Some(s)),
+        Some(Severity::Medium) => ("DEGRADED", Some(Severity::Medium)),
+        _ => match any {
+            Some(s) if s >= Severity::Medium => ("AT RISK", Some(s)),
+            _ => ("HEALTHY", None),
+        },
+    }
+}
+
+fn top_bar(app: &App, area: Rect, buf: &mut Buffer) {
+    let t = app.theme;
+    buf.set_style(area, t.bar());
+    let mut spans = vec![Span::styled(
+        " apimedic ",
+        t.bar().add_modifier(ratatui::style::Modifier::BOLD),
+    )];
+    let source = match app.loaded().and_then(|l| l.snapshot.loaded.demo.clone()) {
+        Some(name) => format!("demo: {name}"),
+        None => app.source.clone(),
+    };
+    spans.push(Span::styled(format!("│ {source} "), t.bar()));
+    if let Some((first, last)) = app.range() {
+        spans.push(Span::styled(
+            format!("│ {} ", window_label(first, last, app.cursor)),
+            t.bar(),
+        ));
+    }
+    if app.busy {
+        spans.push(Span::styled("│ diagnosing… ", t.bar()));
+    }
+    if let Some(l) = app.loaded() {
+        let (word, sev) = verdict(&l.scoped.diagnosis.findings);
+        let style = match (sev, t.color) {
+            (Some(s), true) => t.severity(s).bg(ratatui::style::Color::Black),
+            _ => t.bar().add_modifier(ratatui::style::Modifier::BOLD),
+        };
+        spans.push(Span::styled(format!(" ● {word} "), style));
+    }
+    Line::from(spans).render(area, buf);
+}
+
+/// `2024-05-18 06:40–07:39 UTC`, or up to the cursor when one is set.
+pub fn window_label(first: Minute, last: Minute, cursor: Option<Minute>) -> String {
+    let start = Timestamp::from_minute(first);
+    let date = start.to_rfc3339().get(..10).unwrap_or("").to_string();
+    match cursor {
+        None => format!(
+            "{date} {}–{} UTC",
+            start.hhmm(),
+            Timestamp::from_minute(last).hhmm()
+        ),
+        Some(c) => format!(
+            "{date} {}–{} UTC of –{} ([ ] step, 0 all)",
+            start.hhmm(),
+            Timestamp::from_minute(c).hhmm(),
+            Timestamp::from_minute(last).hhmm()
+        ),
+    }
+}
+
+fn breadcrumbs(app: &App, area: Rect, buf: &mut Buffer) {
+    let t = app.theme;
+    let mut spans = Vec::new();
+    let n = app.stack.len();
+    for (i, c) in app.stack.iter().enumerate() {
+        if i > 0 {
+            spans.push(Span::styled(" › ", t.dim()));
+        }
+        let style = if i + 1 == n { t.title() } else { t.dim() };
+        spans.push(Span::styled(c.screen.title(), style));
+    }
+    if let Some(f) = &app.crumb().filter {
+        spans.push(Span::styled(format!("  /{}", f.text), t.cursor()));
+    }
+    Line::from(spans).render(area, buf);
+}
+
+const HINTS: &str = "?:help  ::command  /:filter  ↵:open  esc:back  tab:pane  [ ]:time  q:quit";
+
+fn footer_line(app: &App, area: Rect, buf: &mut Buffer) {
+    let t = app.theme;
+    let line = if let Some(p) = &app.prompt {
+        let lead = match p.kind {
+            PromptKind::Command => ":",
+            PromptKind::Filter => "/",
+        };
+        let mut spans = vec![
+            Span::styled(lead, t.title()),
+            Span::raw(p.text.clone()),
+            Span::styled(" ", t.selected()),
+        ];
+        if let Some(m) = app.message.as_ref().filter(|m| m.error) {
+            spans.push(Span::styled(format!("   {}", m.text), t.error()));
+        }
+        Line::from(spans)
+    } else if let Some(m) = &app.message {
+        Line::styled(m.text.clone(), if m.error { t.error() } else { t.title() })
+    } else {
+        Line::styled(HINTS, t.dim())
+    };
+    line.render(area, buf);
+}
+
+/// A pane's frame; the focused pane's border stands out.
+pub fn pane<'a>(title: impl Into<Line<'a>>, focused: bool, t: Theme) -> Block<'a> {
+    Block::bordered()
+        .title(title)
+        .border_style(t.border(focused))
+        .title_style(t.title())
+}
+
+/// Four-letter severity tags, aligned in lists.
+pub fn tag(s: Severity) -> &'static str {
+    match s {
+        Severity::Critical => "CRIT",
+        Severity::High => "HIGH",
+        Severity::Medium => "MED ",
+        Severity::Low => "LOW ",
+        Severity::Info => "INFO",
+    }
+}
+
+/// A finding as a list row: severity tag, kind, subject.
+pub fn finding_line<'a>(f: &Finding, t: Theme) -> Line<'a> {
+    Line::from(vec![
+        Span::styled(tag(f.severity), t.severity(f.severity)),
+        Span::raw(format!(" {} ", f.kind)),
+        Span::styled(subject_short(&f.subject), t.dim()),
+    ])
+}
+
+/// A subject in a few words: `api/op`, `backend x`, a policy scope…
+pub fn subject_short(s: &Subject) -> String {
+    match (&s.api, &s.operation, &s.backend, &s.policy_scope) {
+        (Some(a), Some(o), _, _) => format!("{a}/{o}"),
+        (_, _, Some(b), _) => format!("backend {b}"),
+        (_, _, _, Some(p)) => p.to_string(),
+        (Some(a), None, None, None) => format!("api {a}"),
+        _ => s.to_string(),
+    }
+}
+
+/// `12`, `1.2k`, `3.4M`.
+pub fn count(n: u64) -> String {
+    match n {
+        0..=9_999 => n.to_string(),
+        10_000..=999_999 => format!("{:.1}k", n as f64 / 1000.0),
+        _ => format!("{:.1}M", n as f64 / 1_000_000.0),
+    }
+}
+
+pub fn millis(ms: Option<u32>) -> String {
+    ms.map(|m| m.to_string()).unwrap_or_else(|| "–".into())
+}
+
+/// The offset that keeps `selected` visible in `height` rows.
+pub fn scroll_to(selected: usize, height: usize) -> usize {
+    if height == 0 {
+        0
+    } else {
+        selected.saturating_sub(height - 1)
+    }
+}
+
+/// Draws list rows (already styled) into an area, the selection kept in view.
+pub fn list_rows(
+    rows: Vec<Line<'_>>,
+    selected: Option<usize>,
+    focused: bool,
+    t: Theme,
+    area: Rect,
+    buf: &mut Buffer,
+) {
+    let height = area.height as usize;
+    let offset = selected.map(|s| scroll_to(s, height)).unwrap_or(0);
+    for (i, line) in rows.into_iter().enumerate().skip(offset).take(height) {
+        let y = area.y + (i - offset) as u16;
+        let row = Rect::new(area.x, y, area.width, 1);
+        line.render(row, buf);
+        if Some(i) == selected {
+            let style = if focused {
+                t.selected()
+            } else {
+                t.selected_unfocused()
+            };
+            buf.set_style(row, style);
+        }
+    }
+}
+
+/// Text with a scroll offset clamped to its length.
+pub fn scrolled_text(
+    lines: Vec<Line<'_>>,
+    scroll: u16,
+    block: Block<'_>,
+    area: Rect,
+    buf: &mut Buffer,
+) {
+    let inner_h = area.height.saturating_sub(2) as usize;
+    let max = lines.len().saturating_sub(inner_h.max(1));
+    let scroll = (scroll as usize).min(max) as u16;
+    Paragraph::new(lines)
+        .block(block)
+        .wrap(Wrap { trim: false })
+        .scroll((scroll, 0))
+        .render(area, buf);
+}
+
+/// Code-like text (policy XML): not wrapped, so line numbers stay true;
+/// the scroll offset is clamped to its length.
+pub fn scrolled_code(
+    lines: Vec<Line<'_>>,
+    scroll: u16,
+    block: Block<'_>,
+    area: Rect,
+    buf: &mut Buffer,
+) {
+    let inner_h = area.height.saturating_sub(2) as usize;
+    let max = lines.len().saturating_sub(inner_h.max(1));
+    let scroll = (scroll as usize).min(max) as u16;
+    Paragraph::new(lines)
+        .block(block)
+        .scroll((scroll, 0))
+        .render(area, buf);
+}
+
+/// A rectangle of at most `w`×`h` in the middle of `area`.
+pub fn centered(area: Rect, w: u16, h: u16) -> Rect {
+    let w = w.min(area.width);
+    let h = h.min(area.height);
+    Rect::new(
+        area.x + (area.width - w) / 2,
+        area.y + (area.height - h) / 2,
+        w,
+        h,
+    )
+}
+
+/// Clears an overlay's area before drawing it.
+pub fn clear(area: Rect, buf: &mut Buffer) {
+    Clear.render(area, buf);
+}
+
+/// A label/value line.
+pub fn field<'a>(label: &'a str, value: String, t: Theme) -> Line<'a> {
+    Line::from(vec![
+        Span::styled(format!("{label:<12}"), t.dim()),
+        Span::raw(value),
+    ])
+}
+
+/// Minutes (as indices from `start`) inside any anomaly finding's window.
+pub fn anomaly_marks<'a>(
+    findings: impl Iterator<Item = &'a Finding>,
+    start: Minute,
+    len: usize,
+) -> Vec<bool> {
+    let mut marks = vec![false; len];
+    for f in findings.filter(|f| f.kind.is_anomaly()) {
+        if let Some(w) = f.window {
+            let a = (w.start.minute() - start).max(0) as usize;
+            let b = ((w.end.minute() - start).max(0) as usize)
+                .max(a + 1)
+                .min(len);
+            for m in marks.iter_mut().take(b).skip(a) {
+                *m = true;
+            }
+        }
+    }
+    marks
+}
+
+/// A style for a line's whole width (selection in text panes).
+pub fn styled_line<'a>(text: String, style: Style) -> Line<'a> {
+    Line::styled(text, style)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,557 @@
+//! View tests: buffers with the styles that carry meaning (severity,
+//! health, selection, highlighted policy lines, NO_COLOR), every screen at
+//! the smallest and largest supported size, and insta snapshots of every
+//! view at 120×40 on the `backend-oom` scenario fixture.
+
+use super::*;
+use crate::model::{
+    Diagnosis, Finding, FindingKind, Location, PolicyScope, Severity, Snapshot, Subject,
+};
+use crate::playbook::Playbooks;
+use crate::tui::app::{self, App, Cmd, Msg, Screen};
+use crate::tui::data::{self, Loaded, PolicyText, PolicyView, Scoped};
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::style::{Color, Modifier};
+use std::path::Path;
+use std::sync::Arc;
+
+const SCENARIO: &str = "fixtures/scenarios/backend-oom";
+
+fn app_with(snapshot: Snapshot, theme: Theme) -> App {
+    app_named("test", snapshot, theme)
+}
+
+fn app_named(source: &str, snapshot: Snapshot, theme: Theme) -> App {
+    let books = Playbooks::built_in();
+    let (mut app, _) = App::new(source, theme, false, books.clone());
+    let loaded = data::prepare(snapshot, &books);
+    app::update(&mut app, Msg::Loaded(Ok(Box::new(loaded))));
+    app
+}
+
+/// The scenario fixture, read through the real collectors; `None` (with a
+/// message) where the folder is absent.
+fn scenario_app(theme: Theme) -> Option<App> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(SCENARIO);
+    if !dir.is_dir() {
+        eprintln!("skipping: {SCENARIO} is absent");
+        return None;
+    }
+    // A relative path keeps absolute folders out of the snapshots.
+    let snapshot = crate::collect::collect(&[Path::new(SCENARIO).to_path_buf()])
+        .or_else(|_| crate::collect::collect(&[dir]))
+        .expect("the scenario fixture loads");
+    Some(app_named(SCENARIO, snapshot, theme))
+}
+
+/// Applies a message and runs its commands synchronously, as the worker would.
+fn send(app: &mut App, msg: Msg) {
+    let snapshot: Arc<Snapshot> = app.loaded().map(|l| l.snapshot.clone()).unwrap_or_default();
+    let mut queue = vec![msg];
+    while let Some(m) = queue.pop() {
+        match app::update(app, m) {
+            Some(Cmd::Inspect { api, op }) => queue.push(Msg::Inspected(Box::new(
+                data::policy_view(&snapshot, &api, &op),
+            ))),
+            Some(Cmd::Diagnose { generation, cursor }) => queue.push(Msg::Scoped(Box::new(
+                data::scope(&snapshot, &app.playbooks, generation, cursor),
+            ))),
+            _ => {}
+        }
+    }
+}
+
+fn keys(app: &mut App, text: &str) {
+    for c in text.chars() {
+        let code = match c {
+            '\n' => KeyCode::Enter,
+            '\t' => KeyCode::Tab,
+            '\u{1b}' => KeyCode::Esc,
+            c => KeyCode::Char(c),
+        };
+        send(app, Msg::Key(KeyEvent::new(code, KeyModifiers::NONE)));
+    }
+}
+
+fn draw(app: &App, w: u16, h: u16) -> Terminal<TestBackend> {
+    let mut term = Terminal::new(TestBackend::new(w, h)).expect("test terminal");
+    term.draw(|f| f.render_widget(app, f.area())).expect("draw");
+    term
+}
+
+fn text(term: &Terminal<TestBackend>) -> String {
+    let buf = term.backend().buffer();
+    let mut s = String::new();
+    for y in 0..buf.area.height {
+        for x in 0..buf.area.width {
+            s.push_str(buf[(x, y)].symbol());
+        }
+        s.push('\n');
+    }
+    s
+}
+
+/// Selects the first row whose text contains `needle` in the focused list.
+fn select(app: &mut App, needle: &str) {
+    keys(app, "g");
+    let n = app.list_len(app.crumb().focus);
+    for _ in 0..n {
+        if row_text(app).contains(needle) {
+            return;
+        }
+        keys(app, "j");
+    }
+    panic!("no row with {needle:?} on {:?}", app.screen());
+}
+
+fn row_text(app: &App) -> String {
+    let i = app.selected(app.crumb().focus);
+    match app.screen() {
+        Screen::Operations => app.op_rows().get(i).map(|r| app::op_text(r)),
+        Screen::Backends => app.route_rows().get(i).map(|r| app::route_text(r)),
+        Screen::Findings | Screen::Overview => {
+            app.finding_rows().get(i).map(|f| app::finding_text(f))
+        }
+        Screen::Backend { id } => app
+            .backend_ops(id)
+            .get(i)
+            .map(|e| format!("{}/{}", e.api, e.operation)),
+        _ => None,
+    }
+    .unwrap_or_default()
+}
+
+fn finding(kind: FindingKind, sev: Severity, subject: Subject, summary: &str) -> Finding {
+    Finding::new(kind, sev, subject, summary)
+}
+
+#[test]
+fn finding_rows_carry_their_severity_colour_and_the_selection() {
+    let t = Theme::COLOR;
+    let crit = finding(
+        FindingKind::BackendUnhealthy,
+        Severity::Critical,
+        Subject::backend("inv-app"),
+        "x",
+    );
+    let med = finding(
+        FindingKind::ErrorSpike,
+        Severity::Medium,
+        Subject::operation("inv", "get"),
+        "y",
+    );
+    let mut got = Buffer::empty(Rect::new(0, 0, 40, 2));
+    let rows = vec![finding_line(&crit, t), finding_line(&med, t)];
+    list_rows(rows, Some(1), true, t, got.area, &mut got);
+
+    let mut want = Buffer::with_lines([
+        "CRIT backend_unhealthy backend inv-app  ",
+        "MED  error_spike inv/get                ",
+    ]);
+    want.set_style(Rect::new(0, 0, 4, 1), t.severity(Severity::Critical));
+    want.set_style(Rect::new(23, 0, 15, 1), t.dim());
+    want.set_style(Rect::new(0, 1, 4, 1), t.severity(Severity::Medium));
+    want.set_style(Rect::new(17, 1, 7, 1), t.dim());
+    want.set_style(Rect::new(0, 1, 40, 1), t.selected());
+    assert_eq!(got, want);
+}
+
+#[test]
+fn a_policy_line_a_finding_points_at_is_highlighted() {
+    let t = Theme::COLOR;
+    let view = PolicyView {
+        api: "inv".into(),
+        operation: "get".into(),
+        summary: vec![],
+        docs: vec![PolicyText {
+            scope: PolicyScope::Api("inv".into()),
+            file: "p.xml".into(),
+            first_line: 1,
+            lines: vec![
+                "<backend>".into(),
+                "  <forward-request timeout=\"5\" />".into(),
+            ],
+        }],
+        key_lines: vec![("p.xml".into(), 2, "forward-request".into())],
+    };
+    let f = finding(
+        FindingKind::BackendTimeout,
+        Severity::High,
+        Subject::operation("inv", "get"),
+        "t",
+    );
+    let lines = operation::policy_lines(&view, &[&f], t);
+    let mut got = Buffer::empty(Rect::new(0, 0, 44, 5));
+    ratatui::widgets::Paragraph::new(lines).render(got.area, &mut got);
+
+    let mut want = Buffer::with_lines([
+        format!("{:<44}", "Lines findings point at"),
+        format!("{:<44}", "▶ api:inv:2 <forward-request timeout=\"5\" />"),
+        format!("{:<44}", "── api:inv  p.xml ──"),
+        format!("{:<44}", "    1 <backend>"),
+        format!("{:<44}", "▶   2   <forward-request timeout=\"5\" />"),
+    ]);
+    want.set_style(Rect::new(0, 0, 23, 1), t.header());
+    want.set_style(Rect::new(0, 1, 43, 1), t.highlight(Severity::High));
+    want.set_style(Rect::new(0, 2, 20, 1), t.header());
+    want.set_style(Rect::new(0, 3, 6, 1), t.dim());
+    want.set_style(Rect::new(0, 4, 39, 1), t.highlight(Severity::High));
+    assert_eq!(got, want);
+
+    // A lint finding with a location marks its own line.
+    let lint = finding(
+        FindingKind::PolicyRisk,
+        Severity::Medium,
+        Subject::policy(PolicyScope::Api("inv".into())),
+        "r",
+    )
+    .location(Location {
+        file: "p.xml".into(),
+        line: Some(1),
+        column: None,
+    });
+    let lines = operation::policy_lines(&view, &[&lint], t);
+    assert_eq!(lines[1].to_string(), "▶ api:inv:1 <backend>");
+    assert_eq!(lines[3].style, t.highlight(Severity::Medium));
+    assert_eq!(lines[4].style, ratatui::style::Style::new());
+}
+
+#[test]
+fn operations_table_colours_health_and_errors() {
+    let t = Theme::COLOR;
+    let mut app = app_with(data::tests::incident(), t);
+    keys(&mut app, ":ops\n");
+    let term = draw(&app, 100, 8);
+    let buf = term.backend().buffer();
+    let screen = text(&term);
+    let row = screen
+        .lines()
+        .position(|l| l.contains("orders-api/get-order"))
+        .expect("row");
+    let line: &str = screen.lines().nth(row).unwrap_or("");
+    let x_of = |needle: &str| {
+        let byte = line.find(needle).expect(needle);
+        line[..byte].chars().count() as u16
+    };
+    let hx = x_of("unhealthy");
+    assert_eq!(buf[(hx, row as u16)].style().fg, Some(Color::Red));
+    assert!(
+        buf[(hx, row as u16)]
+            .style()
+            .add_modifier
+            .contains(Modifier::REVERSED),
+        "selected row"
+    );
+    let other = screen
+        .lines()
+        .position(|l| l.contains("orders-api/list-orders"))
+        .expect("row");
+    let line2 = screen.lines().nth(other).unwrap_or("");
+    let hx2 = line2[..line2.find("healthy").unwrap()].chars().count() as u16;
+    assert_eq!(buf[(hx2, other as u16)].style().fg, Some(Color::Green));
+}
+
+#[test]
+fn no_color_draws_without_any_colour_but_keeps_the_selection_visible() {
+    let mut app = app_with(data::tests::incident(), Theme::PLAIN);
+    for cmd in [
+        "",
+        ":ops\n",
+        ":ops\n\n",
+        ":backends\n",
+        ":findings\n",
+        ":changes\n",
+        "?",
+    ] {
+        keys(&mut app, "\u{1b}\u{1b}\u{1b}");
+        if app.overlay.is_some() {
+            keys(&mut app, "\u{1b}");
+        }
+        keys(&mut app, cmd);
+        let term = draw(&app, 120, 40);
+        let buf = term.backend().buffer();
+        let mut reversed = false;
+        for cell in buf.content() {
+            let s = cell.style();
+            assert!(
+                s.fg.is_none_or(|c| c == Color::Reset) && s.bg.is_none_or(|c| c == Color::Reset),
+                "a colour under NO_COLOR after {cmd:?}: {s:?} at {:?}",
+                cell.symbol()
+            );
+            reversed |= s.add_modifier.contains(Modifier::REVERSED);
+        }
+        assert!(
+            reversed,
+            "nothing reversed after {cmd:?}: selection and bars need it"
+        );
+    }
+}
+
+/// Every screen at the smallest and the largest supported size: drawn
+/// without panicking, breadcrumbs and key hints visible.
+#[test]
+fn every_view_fits_80x24_and_250x70() {
+    let mut app = app_with(data::tests::incident(), Theme::COLOR);
+    let flows: [(&str, &str); 8] = [
+        ("", "Overview"),
+        (":ops\n", "Operations"),
+        (":ops\n\n", "orders-api/get-order"),
+        (":backends\n", "Backends"),
+        (":backends\n\n", "backend orders-app"),
+        (":findings\n", "Findings"),
+        (":changes\n", "Changes"),
+        ("?", "Keys"),
+    ];
+    for (cmd, want) in flows {
+        app.overlay = None;
+        keys(&mut app, ":ov\n");
+        keys(&mut app, cmd);
+        for (w, h) in [(80, 24), (250, 70), (120, 40)] {
+            let screen = text(&draw(&app, w, h));
+            assert!(
+                screen.contains(want),
+                "{w}x{h} after {cmd:?}: no {want:?}\n{screen}"
+            );
+            assert!(screen.contains("apimedic"), "{w}x{h}: no top bar\n{screen}");
+        }
+    }
+}
+
+#[test]
+fn tiny_terminals_do_not_panic() {
+    let mut app = app_with(data::tests::incident(), Theme::COLOR);
+    for cmd in [
+        "",
+        ":ops\n\n",
+        ":backends\n\n",
+        ":findings\n",
+        ":changes\n",
+        "?",
+    ] {
+        keys(&mut app, cmd);
+        for (w, h) in [(1, 1), (10, 3), (30, 8), (79, 23)] {
+            draw(&app, w, h);
+        }
+    }
+}
+
+#[test]
+fn verdict_follows_the_worst_anomaly() {
+    assert_eq!(verdict(&[]).0, "HEALTHY");
+    let lint = finding(
+        FindingKind::PolicyRisk,
+        Severity::Medium,
+        Subject::default(),
+        "r",
+    );
+    assert_eq!(verdict(std::slice::from_ref(&lint)).0, "AT RISK");
+    let spike = finding(
+        FindingKind::ErrorSpike,
+        Severity::High,
+        Subject::default(),
+        "s",
+    );
+    assert_eq!(verdict(&[lint, spike]), ("UNHEALTHY", Some(Severity::High)));
+}
+
+#[test]
+fn gauges_say_n_a_without_the_metric() {
+    let mut app = app_with(Snapshot::default(), Theme::COLOR);
+    if let app::Load::Ready(l) = &mut app.load {
+        l.scoped = Scoped {
+            diagnosis: Diagnosis::default(),
+            ..Scoped::default()
+        };
+    }
+    let screen = text(&draw(&app, 120, 40));
+    assert!(screen.contains("capacity n/a"), "{screen}");
+    assert!(screen.contains("HEALTHY"), "{screen}");
+}
+
+#[test]
+fn loading_frame_snapshot() {
+    let (app, _) = App::new("demo", Theme::COLOR, false, Playbooks::default());
+    insta::assert_snapshot!("loading", draw(&app, 80, 24).backend());
+}
+
+#[test]
+fn plan_dialog_shows_the_dry_run_and_the_decision() {
+    let mut app = app_with(data::tests::incident(), Theme::COLOR);
+    let l: &Loaded = app.loaded().expect("loaded");
+    let with_plan = l
+        .scoped
+        .diagnosis
+        .findings
+        .iter()
+        .position(|f| {
+            l.scoped
+                .diagnosis
+                .proposals
+                .iter()
+                .any(|p| p.finding == f.id)
+        })
+        .expect("a finding with a proposal");
+    keys(&mut app, ":findings\n");
+    for _ in 0..with_plan {
+        keys(&mut app, "j");
+    }
+    keys(&mut app, "p");
+    let screen = text(&draw(&app, 120, 40));
+    assert!(screen.contains("Remediation plan"), "{screen}");
+    assert!(screen.contains("DRY RUN: nothing is changed."), "{screen}");
+    keys(&mut app, "Ay");
+    let screen = text(&draw(&app, 120, 40));
+    assert!(
+        screen.contains("approved (execution not available in this build)"),
+        "{screen}"
+    );
+}
+
+#[test]
+fn dry_run_describes_each_action() {
+    use crate::model::{Action, Proposal, Risk};
+    let p = |action| Proposal {
+        id: "x-1".into(),
+        finding: "x".into(),
+        title: "t".into(),
+        action,
+        risk: Risk::Low,
+        preconditions: vec![],
+        steps: vec![],
+    };
+    let s = Snapshot::default();
+    let scale = dialog::dry_run(
+        &p(Action::ScaleOut {
+            units: 1,
+            from: Some(2),
+        }),
+        &s,
+    );
+    assert_eq!(
+        scale[1],
+        "would scale the gateway from 2 to 3 unit(s) (sku capacity)"
+    );
+    let timeout = dialog::dry_run(
+        &p(Action::SetTimeout {
+            scope: PolicyScope::Api("a".into()),
+            seconds: 11,
+            from: Some(5),
+        }),
+        &s,
+    );
+    assert_eq!(
+        timeout[1],
+        "would set <forward-request timeout=\"11\" /> in the api:a policy (now 5 s)"
+    );
+    let manual = dialog::dry_run(
+        &p(Action::Manual {
+            steps: vec!["look".into()],
+        }),
+        &s,
+    );
+    assert_eq!(manual[2], "  - look");
+}
+
+// ---- insta snapshots on the scenario fixture (120×40) ----
+
+fn snap(app: &App, name: &str) {
+    let term = draw(app, 120, 40);
+    let mut settings = insta::Settings::clone_current();
+    settings.add_filter(&regex::escape(env!("CARGO_MANIFEST_DIR")), "[CRATE]");
+    settings.bind(|| insta::assert_snapshot!(name, term.backend()));
+}
+
+/// The failing operation of the scenario: the worst by 5xx rate.
+fn failing_op(app: &App) -> (String, String) {
+    let mut rows: Vec<_> = app.loaded().expect("loaded").scoped.ops.iter().collect();
+    rows.sort_by(|a, b| b.error_percent().total_cmp(&a.error_percent()));
+    let worst = rows.first().expect("the scenario has operations");
+    assert!(worst.errors > 0, "the scenario has a failing operation");
+    (worst.api.clone(), worst.operation.clone())
+}
+
+#[test]
+fn snapshots_of_every_view_on_backend_oom() {
+    let Some(mut app) = scenario_app(Theme::COLOR) else {
+        return;
+    };
+    snap(&app, "backend_oom_overview");
+
+    keys(&mut app, ":ops\n");
+    snap(&app, "backend_oom_operations");
+
+    let (api, op) = failing_op(&app);
+    select(&mut app, &format!("{api}/{op}"));
+    keys(&mut app, "\n");
+    assert_eq!(
+        app.screen(),
+        &Screen::Operation {
+            api: api.clone(),
+            op: op.clone()
+        }
+    );
+    snap(&app, "backend_oom_operation");
+
+    keys(&mut app, ":backends\n");
+    snap(&app, "backend_oom_backends");
+    select(&mut app, &format!("{api}/{op}"));
+    keys(&mut app, "\n");
+    assert!(matches!(app.screen(), Screen::Backend { .. }));
+    snap(&app, "backend_oom_backend");
+
+    keys(&mut app, ":findings\n");
+    snap(&app, "backend_oom_findings");
+    keys(&mut app, "p");
+    snap(&app, "backend_oom_plan");
+    keys(&mut app, "\u{1b}");
+
+    keys(&mut app, ":changes\n");
+    snap(&app, "backend_oom_changes");
+
+    keys(&mut app, ":ov\n?");
+    snap(&app, "backend_oom_help");
+    keys(&mut app, "\u{1b}");
+
+    // Before the incident: the window ends before the first anomaly.
+    let start = app
+        .findings()
+        .iter()
+        .filter(|f| f.kind.is_anomaly())
+        .filter_map(|f| f.window)
+        .map(|w| w.start.minute())
+        .min()
+        .expect("an anomaly window");
+    let hhmm = crate::model::Timestamp::from_minute(start - 15).hhmm();
+    keys(&mut app, &format!(":time {hhmm}\n"));
+    assert_eq!(app.cursor, Some(start - 15));
+    snap(&app, "backend_oom_overview_before_incident");
+    keys(&mut app, "0");
+    assert_eq!(app.cursor, None);
+}
+
+#[test]
+fn snapshot_of_the_overview_at_80x24() {
+    let Some(app) = scenario_app(Theme::COLOR) else {
+        return;
+    };
+    insta::assert_snapshot!("backend_oom_overview_80x24", draw(&app, 80, 24).backend());
+}
+
+#[test]
+fn scenario_evidence_names_raw_records_with_file_and_line() {
+    let Some(mut app) = scenario_app(Theme::COLOR) else {
+        return;
+    };
+    keys(&mut app, ":findings\n");
+    let f = app.current_finding().expect("a finding").clone();
+    let lines = findings::detail_lines(&app, &f);
+    let all: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    assert!(all.iter().any(|l| l == "Evidence"), "{all:#?}");
+    let located = regex::Regex::new(r"\S+\.\w+:\d+").expect("regex");
+    assert!(
+        all.iter().any(|l| located.is_match(l)),
+        "no file:line in {all:#?}"
+    );
+}
