@@ -876,9 +876,20 @@ fn secret_name(name: &str, query: bool) -> bool {
         || lower.ends_with("secret")
 }
 
-/// A literal (not a named value, not an expression) long enough to be a credential.
+/// A literal long enough to be a credential: plain text, or an expression
+/// that is only a string literal (`@("Bearer eyJ…")`); never a named value.
 fn literal_secret(v: &str) -> bool {
     let t = v.trim();
+    let t = match t.strip_prefix("@(").and_then(|r| r.strip_suffix(')')) {
+        Some(inner) => {
+            let inner = inner.trim();
+            match inner.strip_prefix('"').and_then(|r| r.strip_suffix('"')) {
+                Some(lit) if !lit.contains('"') => lit,
+                _ => return false,
+            }
+        }
+        None => t,
+    };
     !t.is_empty() && !is_dynamic(t) && t.chars().count() >= 8
 }
 
@@ -1699,6 +1710,15 @@ mod tests {
             &one(
                 "api:a",
                 &wrap("<authentication-basic username=\"u\" password=\"hunter2hunter2\" />"),
+            ),
+        );
+        fires(
+            "APIM040",
+            &one(
+                "api:a",
+                &wrap(
+                    "<set-header name=\"Authorization\"><value>@(\"Bearer eyJhbGciOiJIUzI1NiJ9\")</value></set-header>",
+                ),
             ),
         );
         fires(
