@@ -49,6 +49,12 @@ struct Requirement {
     table: Table,
     severity: Severity,
     note: &'static str,
+    /// The peer stands for "some clients": any explicit allow of the port
+    /// from any source satisfies it (a gateway behind Front Door or an
+    /// Application Gateway admits only those).
+    any_source: bool,
+    /// Needed only with additional regions.
+    multi_region: bool,
 }
 
 const REQUIREMENTS: &[Requirement] = &[
@@ -61,6 +67,8 @@ const REQUIREMENTS: &[Requirement] = &[
         table: Table::All,
         severity: Severity::High,
         note: "",
+        any_source: true,
+        multi_region: false,
     },
     Requirement {
         direction: Direction::Inbound,
@@ -71,6 +79,8 @@ const REQUIREMENTS: &[Requirement] = &[
         table: Table::All,
         severity: Severity::High,
         note: "",
+        any_source: false,
+        multi_region: false,
     },
     Requirement {
         direction: Direction::Inbound,
@@ -81,6 +91,8 @@ const REQUIREMENTS: &[Requirement] = &[
         table: Table::All,
         severity: Severity::High,
         note: "critical once the service is scaled: a failing probe cuts control and data plane",
+        any_source: false,
+        multi_region: false,
     },
     Requirement {
         direction: Direction::Inbound,
@@ -90,7 +102,9 @@ const REQUIREMENTS: &[Requirement] = &[
         mode: Mode::External,
         table: Table::NotStv1,
         severity: Severity::Medium,
-        note: "new in the 2025 table",
+        note: "new in the 2025 table; checked only with additional regions",
+        any_source: false,
+        multi_region: true,
     },
     Requirement {
         direction: Direction::Outbound,
@@ -101,6 +115,8 @@ const REQUIREMENTS: &[Requirement] = &[
         table: Table::NotStv1,
         severity: Severity::Medium,
         note: "new in the 2025 table; CRL/OCSP hosts such as crl.microsoft.com",
+        any_source: false,
+        multi_region: false,
     },
     Requirement {
         direction: Direction::Outbound,
@@ -111,6 +127,8 @@ const REQUIREMENTS: &[Requirement] = &[
         table: Table::All,
         severity: Severity::High,
         note: "",
+        any_source: false,
+        multi_region: false,
     },
     Requirement {
         direction: Direction::Outbound,
@@ -121,6 +139,8 @@ const REQUIREMENTS: &[Requirement] = &[
         table: Table::All,
         severity: Severity::High,
         note: "",
+        any_source: false,
+        multi_region: false,
     },
     Requirement {
         direction: Direction::Outbound,
@@ -131,6 +151,8 @@ const REQUIREMENTS: &[Requirement] = &[
         table: Table::NotStv1,
         severity: Severity::Medium,
         note: "optional on stv1",
+        any_source: false,
+        multi_region: false,
     },
     Requirement {
         direction: Direction::Outbound,
@@ -141,6 +163,8 @@ const REQUIREMENTS: &[Requirement] = &[
         table: Table::All,
         severity: Severity::Medium,
         note: "",
+        any_source: false,
+        multi_region: false,
     },
     Requirement {
         direction: Direction::Outbound,
@@ -151,6 +175,8 @@ const REQUIREMENTS: &[Requirement] = &[
         table: Table::Stv1,
         severity: Severity::Medium,
         note: "2023 stv1 table",
+        any_source: false,
+        multi_region: false,
     },
 ];
 
@@ -371,7 +397,10 @@ fn is_stv1(service: Option<&Service>) -> bool {
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("stv1"))
 }
 
-fn applies(req: &Requirement, mode: VnetMode, stv1: bool) -> bool {
+fn applies(req: &Requirement, mode: VnetMode, stv1: bool, multi_region: bool) -> bool {
+    if req.multi_region && !multi_region {
+        return false;
+    }
     let mode_ok = match req.mode {
         Mode::Both => true,
         Mode::External => mode == VnetMode::External,
@@ -382,6 +411,23 @@ fn applies(req: &Requirement, mode: VnetMode, stv1: bool) -> bool {
         Table::Stv1 => stv1,
     };
     mode_ok && table_ok
+}
+
+/// Some explicit inbound allow admits the flow's port to the gateway from
+/// one of its own sources (and is not overridden for that source).
+fn admitted_from_somewhere(nsg: &Nsg, flow: &Flow, ctx: &NetContext) -> bool {
+    nsg.rules
+        .iter()
+        .filter(|r| r.direction == flow.direction && r.access == Access::Allow && !r.default)
+        .flat_map(|r| r.source_prefixes.iter())
+        .any(|src| {
+            let f = Flow {
+                source: src.clone(),
+                ..flow.clone()
+            };
+            let v = evaluate_in(nsg, &f, ctx);
+            v.access == Access::Allow && !v.default_rule
+        })
 }
 
 /// (a) required APIM flows that are denied, or lean on a default rule.
@@ -397,11 +443,18 @@ fn required_flow_findings(
     let scaled = service.and_then(|s| s.capacity).is_some_and(|c| c > 1);
     let mut out = Vec::new();
     let mut on_default: Vec<String> = Vec::new();
-    for req in REQUIREMENTS.iter().filter(|r| applies(r, mode, stv1)) {
+    let multi_region = service.is_some_and(|s| !s.additional_locations.is_empty());
+    for req in REQUIREMENTS
+        .iter()
+        .filter(|r| applies(r, mode, stv1, multi_region))
+    {
         let mut denied: Vec<(u16, Verdict)> = Vec::new();
         for &port in req.ports {
             let flow = requirement_flow(req, &gateway, port);
             let v = evaluate_in(nsg, &flow, ctx);
+            if req.any_source && admitted_from_somewhere(nsg, &flow, ctx) {
+                continue;
+            }
             if v.access == Access::Deny && v.certain() {
                 denied.push((port, v));
             } else if v.access == Access::Allow
@@ -1169,6 +1222,33 @@ pub(crate) mod tests {
         // No VNet: nothing about APIM flows.
         let none = findings(&snapshot(Some(service("None", "Premium")), vec![n]), &[]);
         assert!(none.is_empty(), "{:#?}", ids(&none));
+    }
+
+    #[test]
+    fn gateway_behind_front_door_is_not_a_gap() {
+        let mut n = healthy_nsg();
+        n.rules.retain(|r| r.name != "Client" && r.name != "Tm");
+        n.rules.push(rule(
+            "FrontDoorOnly",
+            100,
+            Inbound,
+            Allow,
+            "Tcp",
+            "AzureFrontDoor.Backend",
+            "VirtualNetwork",
+            "443",
+        ));
+        let fs = findings(
+            &snapshot(Some(service("External", "Premium")), vec![n.clone()]),
+            &[],
+        );
+        assert!(fs.is_empty(), "{:#?}", ids(&fs));
+        // With a second region, Traffic Manager's probes are needed too.
+        let mut multi = service("External", "Premium");
+        multi.additional_locations = vec!["North Europe".into()];
+        let fs = findings(&snapshot(Some(multi), vec![n]), &[]);
+        assert_eq!(fs.len(), 1, "{:#?}", ids(&fs));
+        assert!(fs[0].summary.contains("AzureTrafficManager"));
     }
 
     #[test]

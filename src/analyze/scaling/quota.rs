@@ -7,7 +7,8 @@
 //! binomial log-likelihood ratio of "higher 429 share inside than outside"
 //! (an epidemic change-point). The stretch is a surge when its 429 count is
 //! improbable under Binomial(requests inside, p0) with p0 the share outside
-//! (floored at 0.1%), at 1% Bonferroni-corrected over the stretches tried;
+//! (floored at 0.1%), at 1% Bonferroni-corrected over the stretches tried
+//! (with more than 400 minutes holding 429s, minutes are bucketed first);
 //! and it holds at least 20 429s, at least 5% of its requests and at least
 //! twice p0; and at least 10 minutes outside it carry traffic. An API-level
 //! surge carried by one operation (≥ 80% of its 429s) is reported on that
@@ -27,7 +28,7 @@ const MIN_WINDOW_SHARE: f64 = 0.05;
 const MIN_RATIO: f64 = 2.0;
 const MIN_BASELINE_MINUTES: usize = 10;
 const P0_FLOOR: f64 = 0.001;
-/// Above this many minutes with 429s, the scan runs on 5-minute buckets.
+/// Above this many minutes with 429s, the scan runs on coarser buckets.
 const MAX_CANDIDATES: usize = 400;
 /// Share of an API surge's 429s that makes it one operation's surge.
 const DOMINANT_SHARE: f64 = 0.8;
@@ -132,8 +133,19 @@ struct Window429 {
 
 /// The stretch of buckets with the strongest rise in 429 share.
 fn best_window(minutes: &Minutes) -> Option<Window429> {
-    let with_429 = minutes.values().filter(|c| c.throttled > 0).count();
-    let bucket: Minute = if with_429 > MAX_CANDIDATES { 5 } else { 1 };
+    // The coarsest grain needed to keep the O(k²) scan small.
+    let bucket: Minute = [1, 5, 15, 60, 240]
+        .into_iter()
+        .find(|b| {
+            let mut hit: Vec<Minute> = minutes
+                .iter()
+                .filter(|(_, c)| c.throttled > 0)
+                .map(|(m, _)| m - m.rem_euclid(*b))
+                .collect();
+            hit.dedup();
+            hit.len() <= MAX_CANDIDATES
+        })
+        .unwrap_or(1440);
     // (bucket start, requests, 429s) with traffic.
     let mut rows: Vec<(Minute, u64, u64)> = Vec::new();
     for (m, c) in minutes.iter().filter(|(_, c)| c.requests > 0) {
@@ -721,6 +733,14 @@ mod tests {
             "{}",
             fs[0].summary
         );
+    }
+
+    #[test]
+    fn long_steady_throttling_stays_quiet() {
+        // A week of minutes with one 429 in 20 requests: bucketed scan, no surge.
+        let mut t = Traffic::default();
+        add_op(&mut t, "create", 7 * 1440, 20, |m| u32::from(m % 2 == 0));
+        assert!(findings(&snap(t)).is_empty());
     }
 
     #[test]
