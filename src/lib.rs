@@ -20,6 +20,7 @@
 pub mod analyze;
 pub mod cli;
 pub mod collect;
+pub mod daemon;
 pub mod model;
 pub mod playbook;
 pub mod report;

@@ -2,6 +2,7 @@
 //! function per subcommand. The only module that wires layers together.
 //! Each larger subcommand lives in its own file beside this one.
 
+pub mod daemon;
 pub mod detect;
 pub mod lint;
 pub mod net;
@@ -41,6 +42,8 @@ pub enum Command {
     Simulate(simulate::SimulateArgs),
     /// Interactive terminal dashboard.
     Tui(tui::TuiArgs),
+    /// Watch sources continuously and emit alerts.
+    Daemon(daemon::DaemonArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -103,6 +106,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Detect(args)) => detect::run(args),
         Some(Command::Simulate(args)) => simulate::run(args),
         Some(Command::Tui(args)) => tui::run(args),
+        Some(Command::Daemon(args)) => daemon::run(args),
     }
 }
 

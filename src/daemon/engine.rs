@@ -1,0 +1,480 @@
+//! The engine: incremental per-minute aggregates in bounded memory, and the
+//! tick that runs the same detectors as `diagnose` over them.
+//!
+//! Recent minutes (`exact`) are kept as `model::MinuteStats`, exact to the
+//! request (every latency, a few failing requests as evidence). Older
+//! minutes are compacted into a fixed-size `Cell` (counters, an 8-point
+//! latency sketch per latency, the two most common error reasons) and
+//! dropped after `retention`. Time is data time: the watermark is the
+//! latest row seen, so late or replayed logs age correctly.
+//!
+//! `evaluate` builds a `Snapshot` from the last `lookback` of aggregates
+//! plus the static configuration and calls `analyze::analyze`; findings
+//! whose window no longer reaches the last `active` minutes are history,
+//! not current. No I/O here.
+
+use super::config::EngineConfig;
+use crate::analyze;
+use crate::model::{
+    Finding, LoadReport, Minute, MinuteStats, Origin, Problem, Snapshot, Timestamp, Traffic,
+};
+
+/// Latency points kept per compacted minute.
+const SKETCH: usize = 8;
+/// Most latency values a compacted minute expands back into.
+const EXPAND: usize = 32;
+
+/// One compacted minute of one series (88 bytes).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct Cell {
+    minute: u32,
+    /// requests, 2xx, 3xx, 4xx, 429, 5xx, backend 5xx, timeouts, connection failures.
+    counts: [u32; 9],
+    total: [u16; SKETCH],
+    backend: [u16; SKETCH],
+    backend_n: u32,
+    /// Interned `LastErrorReason` ids (0 = none) and their counts.
+    reason_ids: [u16; 2],
+    reason_counts: [u32; 2],
+}
+
+/// Evenly spaced order statistics of `v` (sorted in place), clamped to u16 ms.
+fn sketch(v: &mut [u32]) -> [u16; SKETCH] {
+    let mut out = [0u16; SKETCH];
+    if v.is_empty() {
+        return out;
+    }
+    v.sort_unstable();
+    for (i, slot) in out.iter_mut().enumerate() {
+        let rank = ((2 * i + 1) * v.len()) / (2 * SKETCH);
+        let x = v.get(rank.min(v.len() - 1)).copied().unwrap_or(0);
+        *slot = u16::try_from(x).unwrap_or(u16::MAX);
+    }
+    out
+}
+
+/// `n` values (at most `EXPAND`) spread like the sketch.
+fn expand(s: &[u16; SKETCH], n: u32) -> Vec<u32> {
+    let count = (n as usize).min(EXPAND);
+    (0..count)
+        .map(|j| u32::from(s[(j * SKETCH / count.max(1)).min(SKETCH - 1)]))
+        .collect()
+}
+
+/// Retained traffic, in two tiers.
+#[derive(Debug, Default)]
+pub struct Store {
+    cfg: EngineConfig,
+    /// Exact recent minutes; series indices are shared with `history`.
+    exact: Traffic,
+    /// Compacted minutes per series, in minute order.
+    history: Vec<Vec<Cell>>,
+    /// Interned error reasons (id = index + 1).
+    reasons: Vec<String>,
+    /// Latest data instant seen.
+    watermark: Option<Timestamp>,
+    /// Minute of the last compaction.
+    compacted_at: Option<Minute>,
+    /// Rows accepted and rejected, rows too old to keep.
+    pub rows: u64,
+    pub rejected: u64,
+    pub too_old: u64,
+    /// The latest rejected records (at most a few), for logs.
+    pub problems: Vec<Problem>,
+}
+
+impl Store {
+    pub fn new(cfg: EngineConfig) -> Self {
+        Store {
+            cfg,
+            ..Store::default()
+        }
+    }
+
+    pub fn set_config(&mut self, cfg: EngineConfig) {
+        self.cfg = cfg;
+    }
+
+    pub fn watermark(&self) -> Option<Timestamp> {
+        self.watermark
+    }
+
+    /// Number of series and retained series-minutes (both tiers).
+    pub fn size(&self) -> (usize, usize) {
+        let exact: usize = self.exact.series.iter().map(|s| s.minutes.len()).sum();
+        let hist: usize = self.history.iter().map(Vec::len).sum();
+        (self.exact.series.len(), exact + hist)
+    }
+
+    /// Folds complete NDJSON gateway-log lines in. `first_line` is the
+    /// 1-based line number of the first line in `file`, so evidence points
+    /// at the right place. Returns (rows accepted, rows rejected).
+    pub fn ingest_ndjson(&mut self, file: &str, bytes: &[u8], first_line: u64) -> (u64, u64) {
+        let mut tmp = Traffic::default();
+        let mut report = LoadReport::default();
+        crate::collect::gateway_logs::parse_ndjson(file, bytes, &mut tmp, &mut report);
+        let shift = u32::try_from(first_line.saturating_sub(1)).unwrap_or(u32::MAX);
+        for mut p in report.problems {
+            if let Some(l) = p.origin.line.as_mut() {
+                *l = l.saturating_add(shift);
+            }
+            if self.problems.len() >= 20 {
+                self.problems.remove(0);
+            }
+            self.problems.push(p);
+        }
+        self.rejected += report.rejected;
+        let accepted = tmp.rows;
+        self.rows += accepted;
+        if let Some(w) = report.time_range {
+            self.watermark = Some(self.watermark.map_or(w.end, |x| x.max(w.end)));
+        }
+        for s in &mut tmp.series {
+            for st in s.minutes.values_mut() {
+                for r in &mut st.samples {
+                    if let Some(l) = r.origin.line.as_mut() {
+                        *l = l.saturating_add(shift);
+                    }
+                }
+            }
+        }
+        self.absorb(tmp);
+        self.compact_if_due();
+        (accepted, report.rejected)
+    }
+
+    /// Merges parsed traffic into the tiers by the age of each minute.
+    pub fn absorb(&mut self, t: Traffic) {
+        let Some(wm) = self.watermark.map(Timestamp::minute) else {
+            return;
+        };
+        let exact_floor = wm - self.cfg.exact_minutes;
+        let keep_floor = wm - self.cfg.retention_minutes;
+        for s in t.series {
+            let i = self
+                .exact
+                .series_index(&s.key.api_id, &s.key.operation_id, &s.key.backend);
+            if self.history.len() <= i {
+                self.history.resize_with(i + 1, Vec::new);
+            }
+            for (m, st) in s.minutes {
+                if m >= exact_floor {
+                    self.exact.rows += u64::from(st.requests);
+                    self.exact.series[i].minutes.entry(m).or_default().merge(st);
+                } else if m >= keep_floor {
+                    let cell = self.compact_one(m, st);
+                    insert_cell(&mut self.history[i], cell);
+                } else {
+                    self.too_old += u64::from(st.requests);
+                }
+            }
+        }
+    }
+
+    fn intern(&mut self, reason: &str) -> u16 {
+        if let Some(i) = self.reasons.iter().position(|r| r == reason) {
+            return u16::try_from(i + 1).unwrap_or(0);
+        }
+        if self.reasons.len() >= usize::from(u16::MAX - 1) {
+            return 0;
+        }
+        self.reasons.push(reason.to_string());
+        u16::try_from(self.reasons.len()).unwrap_or(0)
+    }
+
+    fn compact_one(&mut self, m: Minute, mut st: MinuteStats) -> Cell {
+        let mut reasons: Vec<(u32, String)> = std::mem::take(&mut st.error_reasons)
+            .into_iter()
+            .map(|(k, v)| (v, k))
+            .collect();
+        reasons.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        let mut cell = Cell {
+            minute: u32::try_from(m).unwrap_or(0),
+            counts: [
+                st.requests,
+                st.status_2xx,
+                st.status_3xx,
+                st.status_4xx,
+                st.status_429,
+                st.status_5xx,
+                st.backend_5xx,
+                st.timeouts,
+                st.connection_failures,
+            ],
+            total: sketch(&mut st.total_times),
+            backend: sketch(&mut st.backend_times),
+            backend_n: u32::try_from(st.backend_times.len()).unwrap_or(u32::MAX),
+            ..Cell::default()
+        };
+        for (slot, (count, reason)) in reasons.into_iter().take(2).enumerate() {
+            cell.reason_ids[slot] = self.intern(&reason);
+            cell.reason_counts[slot] = count;
+        }
+        cell
+    }
+
+    fn expand_cell(&self, c: &Cell) -> MinuteStats {
+        let [requests, s2, s3, s4, s429, s5, b5, timeouts, conn] = c.counts;
+        let mut st = MinuteStats {
+            requests,
+            status_2xx: s2,
+            status_3xx: s3,
+            status_4xx: s4,
+            status_429: s429,
+            status_5xx: s5,
+            backend_5xx: b5,
+            timeouts,
+            connection_failures: conn,
+            total_times: expand(&c.total, requests),
+            backend_times: expand(&c.backend, c.backend_n),
+            ..MinuteStats::default()
+        };
+        for (id, n) in c.reason_ids.iter().zip(c.reason_counts) {
+            if let Some(r) = usize::from(*id)
+                .checked_sub(1)
+                .and_then(|i| self.reasons.get(i))
+            {
+                st.error_reasons.insert(r.clone(), n);
+            }
+        }
+        st
+    }
+
+    fn compact_if_due(&mut self) {
+        let wm = self.watermark.map(Timestamp::minute);
+        if wm.is_some() && wm != self.compacted_at {
+            self.compact();
+        }
+    }
+
+    /// Moves minutes older than `exact` into cells and drops cells older
+    /// than `retention`. Cheap when nothing aged.
+    pub fn compact(&mut self) {
+        let Some(wm) = self.watermark.map(Timestamp::minute) else {
+            return;
+        };
+        self.compacted_at = Some(wm);
+        let exact_floor = wm - self.cfg.exact_minutes;
+        let keep_floor = wm - self.cfg.retention_minutes;
+        if self.history.len() < self.exact.series.len() {
+            self.history.resize_with(self.exact.series.len(), Vec::new);
+        }
+        for i in 0..self.exact.series.len() {
+            let old: Vec<Minute> = self.exact.series[i]
+                .minutes
+                .range(..exact_floor)
+                .map(|(m, _)| *m)
+                .collect();
+            for m in old {
+                let Some(st) = self.exact.series[i].minutes.remove(&m) else {
+                    continue;
+                };
+                self.exact.rows = self.exact.rows.saturating_sub(u64::from(st.requests));
+                if m >= keep_floor {
+                    let cell = self.compact_one(m, st);
+                    insert_cell(&mut self.history[i], cell);
+                }
+            }
+            let h = &mut self.history[i];
+            let cut = h.partition_point(|c| i64::from(c.minute) < keep_floor);
+            if cut > 0 {
+                h.drain(..cut);
+            }
+        }
+    }
+
+    /// Traffic of the last `lookback` minutes, as the detectors read it.
+    pub fn traffic(&self) -> Traffic {
+        let mut t = Traffic::default();
+        let Some(wm) = self.watermark.map(Timestamp::minute) else {
+            return t;
+        };
+        let floor = wm - self.cfg.lookback_minutes;
+        for (i, s) in self.exact.series.iter().enumerate() {
+            let cells = self.history.get(i).map_or(&[][..], Vec::as_slice);
+            let from = cells.partition_point(|c| i64::from(c.minute) < floor);
+            let recent = cells.get(from..).unwrap_or_default();
+            if recent.is_empty() && s.minutes.is_empty() {
+                continue;
+            }
+            let j = t.series_index(&s.key.api_id, &s.key.operation_id, &s.key.backend);
+            for c in recent {
+                let st = self.expand_cell(c);
+                t.rows += u64::from(st.requests);
+                t.series[j].minutes.insert(i64::from(c.minute), st);
+            }
+            for (m, st) in s.minutes.range(floor..) {
+                t.rows += u64::from(st.requests);
+                t.series[j].minutes.insert(*m, st.clone());
+            }
+        }
+        t
+    }
+
+    /// Findings current at the watermark, from the retained traffic and the
+    /// static part of the snapshot (configuration, metrics, changes).
+    pub fn evaluate(&self, statics: &Snapshot) -> Vec<Finding> {
+        let mut snap = Snapshot {
+            traffic: self.traffic(),
+            ..statics.clone()
+        };
+        snap.loaded
+            .counts
+            .insert(crate::model::InputKind::GatewayLogs, snap.traffic.rows);
+        let findings = analyze::analyze(&snap, &analyze::Options::default());
+        let Some(wm) = self.watermark.map(Timestamp::minute) else {
+            return findings
+                .into_iter()
+                .filter(|f| f.window.is_none())
+                .collect();
+        };
+        let active_from = wm + 1 - self.cfg.active_minutes;
+        findings
+            .into_iter()
+            .filter(|f| f.window.is_none_or(|w| w.end.minute() > active_from))
+            .collect()
+    }
+}
+
+/// Inserts a cell in minute order, merging with one for the same minute.
+fn insert_cell(cells: &mut Vec<Cell>, c: Cell) {
+    let at = cells.partition_point(|x| x.minute < c.minute);
+    match cells.get_mut(at) {
+        Some(x) if x.minute == c.minute => merge_cells(x, &c),
+        _ => cells.insert(at, c),
+    }
+}
+
+fn merge_cells(a: &mut Cell, b: &Cell) {
+    let mut total = expand(&a.total, a.counts[0]);
+    total.extend(expand(&b.total, b.counts[0]));
+    let mut backend = expand(&a.backend, a.backend_n);
+    backend.extend(expand(&b.backend, b.backend_n));
+    for (x, y) in a.counts.iter_mut().zip(b.counts) {
+        *x = x.saturating_add(y);
+    }
+    a.total = sketch(&mut total);
+    a.backend = sketch(&mut backend);
+    a.backend_n = a.backend_n.saturating_add(b.backend_n);
+    for (id, n) in b.reason_ids.iter().zip(b.reason_counts) {
+        if *id == 0 {
+            continue;
+        }
+        if let Some(k) = a.reason_ids.iter().position(|x| x == id) {
+            a.reason_counts[k] = a.reason_counts[k].saturating_add(n);
+        } else if let Some(k) = a.reason_ids.iter().position(|x| *x == 0) {
+            a.reason_ids[k] = *id;
+            a.reason_counts[k] = n;
+        }
+    }
+}
+
+/// The origin of a line in a followed file.
+pub fn line_origin(file: &str, line: u64) -> Origin {
+    Origin::at_line(file, u32::try_from(line).unwrap_or(u32::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::FindingKind;
+
+    const T0: i64 = 29_000_000; // a minute in 2025
+
+    fn line(minute: i64, sec: i64, op: &str, code: u16, ms: u32) -> String {
+        let t = Timestamp::from_millis(minute * 60_000 + sec * 1000).to_rfc3339();
+        format!(
+            "{{\"TimeGenerated\":\"{t}\",\"ApiId\":\"orders-api\",\"OperationId\":\"{op}\",\"BackendId\":\"orders-app\",\"ResponseCode\":{code},\"BackendResponseCode\":{code},\"TotalTime\":{ms},\"BackendTime\":{}}}\n",
+            ms.saturating_sub(2)
+        )
+    }
+
+    fn feed(store: &mut Store, minutes: std::ops::Range<i64>, bad: impl Fn(i64, i64) -> bool) {
+        let mut text = String::new();
+        for m in minutes {
+            for s in 0..60 {
+                let code = if bad(m, s) { 503 } else { 200 };
+                text.push_str(&line(T0 + m, s, "get-order", code, 40 + (s as u32 % 7)));
+            }
+        }
+        store.ingest_ndjson("gw.ndjson", text.as_bytes(), 1);
+    }
+
+    fn cfg() -> EngineConfig {
+        EngineConfig {
+            retention_minutes: 120,
+            lookback_minutes: 60,
+            exact_minutes: 5,
+            active_minutes: 2,
+        }
+    }
+
+    #[test]
+    fn compacts_old_minutes_and_drops_beyond_retention() {
+        let mut s = Store::new(cfg());
+        feed(&mut s, 0..200, |_, _| false);
+        let (series, minutes) = s.size();
+        assert_eq!(series, 1);
+        // 120 retained + the watermark minute (+ exact tier boundary).
+        assert!((120..=122).contains(&minutes), "{minutes}");
+        assert_eq!(s.rows, 200 * 60);
+        let t = s.traffic();
+        let m = &t.series[0].minutes;
+        assert_eq!(m.len(), 61);
+        // Compacted minutes keep exact counters and a bounded latency list.
+        let old = &m[&(T0 + 150)];
+        assert_eq!(old.requests, 60);
+        assert_eq!(old.total_times.len(), EXPAND);
+        assert!(old.total_times.iter().all(|x| (40..=46).contains(x)));
+        let recent = &m[&(T0 + 198)];
+        assert_eq!(recent.total_times.len(), 60);
+    }
+
+    #[test]
+    fn late_rows_merge_into_their_minute() {
+        let mut s = Store::new(cfg());
+        feed(&mut s, 0..30, |_, _| false);
+        s.ingest_ndjson("late", line(T0 + 3, 1, "get-order", 500, 10).as_bytes(), 9);
+        let t = s.traffic();
+        let m = &t.series[0].minutes[&(T0 + 3)];
+        assert_eq!((m.requests, m.status_5xx), (61, 1));
+    }
+
+    #[test]
+    fn a_current_spike_is_found_and_an_old_one_is_history() {
+        let mut s = Store::new(cfg());
+        // Baseline, then 6 minutes where half the requests fail.
+        feed(&mut s, 0..40, |m, sec| m >= 34 && sec % 2 == 0);
+        let f = s.evaluate(&Snapshot::default());
+        let spike = f.iter().find(|f| f.kind == FindingKind::ErrorSpike);
+        assert!(spike.is_some(), "{f:#?}");
+        // Ten more healthy minutes: the spike is no longer current.
+        feed(&mut s, 40..50, |_, _| false);
+        let f = s.evaluate(&Snapshot::default());
+        assert!(
+            f.iter().all(|f| f.kind != FindingKind::ErrorSpike),
+            "{f:#?}"
+        );
+    }
+
+    #[test]
+    fn bad_lines_are_counted_with_their_real_line() {
+        let mut s = Store::new(cfg());
+        let text = format!("{}not json\n", line(T0, 0, "x", 200, 5));
+        let (ok, bad) = s.ingest_ndjson("gw", text.as_bytes(), 101);
+        assert_eq!((ok, bad), (1, 1));
+        assert_eq!(s.problems[0].origin.line, Some(102));
+    }
+
+    #[test]
+    fn sketch_and_expand_keep_the_shape() {
+        let mut v: Vec<u32> = (1..=100).collect();
+        let s = sketch(&mut v);
+        assert_eq!(s[0], 7);
+        assert_eq!(s[7], 94);
+        assert_eq!(expand(&s, 3).len(), 3);
+        assert_eq!(expand(&s, 1000).len(), EXPAND);
+        assert!(expand(&s, 0).is_empty());
+        assert_eq!(std::mem::size_of::<Cell>(), 88);
+    }
+}

@@ -1,0 +1,371 @@
+//! Operations: the daemon's own counters in Prometheus text format on
+//! `/metrics`, `/healthz`, and host/self sampling with sysinfo. The HTTP
+//! server is a few lines on a tokio `TcpListener` (GET only, one request
+//! per connection); `render` is pure.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// Counters and gauges, shared by every task.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub lines_ingested: AtomicU64,
+    pub records_rejected: AtomicU64,
+    pub rows_too_old: AtomicU64,
+    pub static_files_read: AtomicU64,
+    pub ticks: AtomicU64,
+    /// Sum and last of tick durations, in microseconds.
+    pub tick_micros_sum: AtomicU64,
+    pub tick_micros_last: AtomicU64,
+    pub alerts_pending: AtomicU64,
+    pub alerts_firing: AtomicU64,
+    pub outbox_size: AtomicU64,
+    pub series: AtomicU64,
+    pub series_minutes: AtomicU64,
+    /// Data watermark, Unix milliseconds.
+    pub watermark_ms: AtomicU64,
+    pub ready: AtomicU64,
+    /// Per sink: (delivered notifications, failed attempts).
+    pub sinks: Mutex<BTreeMap<String, (u64, u64)>>,
+    /// Events emitted per status.
+    pub events: Mutex<BTreeMap<&'static str, u64>>,
+    /// Host and process gauges (name → value).
+    pub host: Mutex<BTreeMap<&'static str, f64>>,
+}
+
+impl Metrics {
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn set(gauge: &AtomicU64, v: u64) {
+        gauge.store(v, Ordering::Relaxed);
+    }
+
+    pub fn sink(&self, name: &str, delivered: u64, failed: u64) {
+        if let Ok(mut m) = self.sinks.lock() {
+            let e = m.entry(name.to_string()).or_default();
+            e.0 += delivered;
+            e.1 += failed;
+        }
+    }
+
+    pub fn event(&self, status: &'static str) {
+        if let Ok(mut m) = self.events.lock() {
+            *m.entry(status).or_default() += 1;
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let mut s = String::new();
+        let mut one = |name: &str, kind: &str, help: &str, v: String| {
+            let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
+        };
+        one(
+            "apimedic_lines_ingested_total",
+            "counter",
+            "Gateway log rows accepted from followed files.",
+            g(&self.lines_ingested).to_string(),
+        );
+        one(
+            "apimedic_records_rejected_total",
+            "counter",
+            "Gateway log lines rejected (not a valid row).",
+            g(&self.records_rejected).to_string(),
+        );
+        one(
+            "apimedic_rows_too_old_total",
+            "counter",
+            "Rows older than the retention window, dropped.",
+            g(&self.rows_too_old).to_string(),
+        );
+        one(
+            "apimedic_static_files_read_total",
+            "counter",
+            "Configuration, metric and activity files (re-)read.",
+            g(&self.static_files_read).to_string(),
+        );
+        one(
+            "apimedic_ticks_total",
+            "counter",
+            "Detector runs.",
+            g(&self.ticks).to_string(),
+        );
+        one(
+            "apimedic_tick_duration_seconds_sum",
+            "counter",
+            "Total time spent in detector runs.",
+            format!("{:.6}", g(&self.tick_micros_sum) as f64 / 1e6),
+        );
+        one(
+            "apimedic_tick_duration_seconds",
+            "gauge",
+            "Duration of the last detector run.",
+            format!("{:.6}", g(&self.tick_micros_last) as f64 / 1e6),
+        );
+        one(
+            "apimedic_outbox_size",
+            "gauge",
+            "Notifications waiting for delivery.",
+            g(&self.outbox_size).to_string(),
+        );
+        one(
+            "apimedic_series",
+            "gauge",
+            "Traffic series (API, operation, backend) retained.",
+            g(&self.series).to_string(),
+        );
+        one(
+            "apimedic_series_minutes",
+            "gauge",
+            "Per-minute aggregates retained.",
+            g(&self.series_minutes).to_string(),
+        );
+        one(
+            "apimedic_watermark_seconds",
+            "gauge",
+            "Latest log timestamp seen (Unix seconds).",
+            format!("{:.3}", g(&self.watermark_ms) as f64 / 1000.0),
+        );
+        let _ = writeln!(
+            s,
+            "# HELP apimedic_alerts Alerts by state.\n# TYPE apimedic_alerts gauge\napimedic_alerts{{state=\"pending\"}} {}\napimedic_alerts{{state=\"firing\"}} {}",
+            g(&self.alerts_pending),
+            g(&self.alerts_firing)
+        );
+        let _ = writeln!(
+            s,
+            "# HELP apimedic_alert_events_total Notifications emitted by status.\n# TYPE apimedic_alert_events_total counter"
+        );
+        if let Ok(m) = self.events.lock() {
+            for status in ["firing", "resolved"] {
+                let _ = writeln!(
+                    s,
+                    "apimedic_alert_events_total{{status=\"{status}\"}} {}",
+                    m.get(status).copied().unwrap_or(0)
+                );
+            }
+        }
+        let _ = writeln!(
+            s,
+            "# HELP apimedic_sink_deliveries_total Notifications delivered per sink.\n# TYPE apimedic_sink_deliveries_total counter"
+        );
+        let sinks = self.sinks.lock().map(|m| m.clone()).unwrap_or_default();
+        for (name, (ok, _)) in &sinks {
+            let _ = writeln!(
+                s,
+                "apimedic_sink_deliveries_total{{sink=\"{}\"}} {ok}",
+                escape(name)
+            );
+        }
+        let _ = writeln!(
+            s,
+            "# HELP apimedic_sink_failures_total Failed delivery attempts per sink.\n# TYPE apimedic_sink_failures_total counter"
+        );
+        for (name, (_, bad)) in &sinks {
+            let _ = writeln!(
+                s,
+                "apimedic_sink_failures_total{{sink=\"{}\"}} {bad}",
+                escape(name)
+            );
+        }
+        if let Ok(h) = self.host.lock() {
+            for (name, v) in h.iter() {
+                let _ = writeln!(s, "# TYPE {name} gauge\n{name} {v}");
+            }
+        }
+        s
+    }
+}
+
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// Samples the host and this process (CPU %, memory) into `metrics.host`;
+/// returns (host CPU %, host memory used %) for the analysis.
+pub struct HostSampler {
+    sys: Option<sysinfo::System>,
+    pid: Option<sysinfo::Pid>,
+}
+
+impl HostSampler {
+    pub fn new() -> Self {
+        HostSampler {
+            sys: sysinfo::System::new().ok(),
+            pid: sysinfo::get_current_pid().ok(),
+        }
+    }
+
+    pub fn sample(&mut self, metrics: &Metrics) -> Option<(f64, f64)> {
+        let sys = self.sys.as_mut()?;
+        sys.refresh_cpu_usage();
+        sys.refresh_memory();
+        let cpu = f64::from(sys.global_cpu_usage());
+        let total = sys.total_memory() as f64;
+        let mem = if total > 0.0 {
+            sys.used_memory() as f64 / total * 100.0
+        } else {
+            0.0
+        };
+        let mut g: Vec<(&'static str, f64)> = vec![
+            ("apimedic_host_cpu_percent", cpu),
+            ("apimedic_host_memory_used_percent", mem),
+        ];
+        if let Ok(l) = sysinfo::System::load_average() {
+            g.push(("apimedic_host_load1", l.one));
+        }
+        if let Some(pid) = self.pid {
+            sys.refresh_processes(sysinfo::ProcessesToUpdate::Some(&[pid]), false);
+            if let Some(p) = sys.process(pid) {
+                g.push(("apimedic_process_resident_memory_bytes", p.memory() as f64));
+                g.push(("apimedic_process_cpu_percent", f64::from(p.cpu_usage())));
+            }
+        }
+        if let Ok(mut h) = metrics.host.lock() {
+            h.extend(g);
+        }
+        Some((cpu, mem))
+    }
+}
+
+impl Default for HostSampler {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The answer to one request line: (status line, content type, body).
+pub fn respond(request_line: &str, metrics: &Metrics) -> (&'static str, &'static str, String) {
+    let mut parts = request_line.split_whitespace();
+    let method = parts.next().unwrap_or("");
+    let path = parts.next().unwrap_or("");
+    let path = path.split('?').next().unwrap_or("");
+    match (method, path) {
+        ("GET", "/metrics") => (
+            "200 OK",
+            "text/plain; version=0.0.4; charset=utf-8",
+            metrics.render(),
+        ),
+        ("GET", "/healthz") => {
+            if metrics.ready.load(Ordering::Relaxed) > 0 {
+                ("200 OK", "text/plain", "ok\n".into())
+            } else {
+                (
+                    "503 Service Unavailable",
+                    "text/plain",
+                    "starting: reading the baseline\n".into(),
+                )
+            }
+        }
+        ("GET", _) => (
+            "404 Not Found",
+            "text/plain",
+            "try /metrics or /healthz\n".into(),
+        ),
+        _ => (
+            "405 Method Not Allowed",
+            "text/plain",
+            "only GET is served\n".into(),
+        ),
+    }
+}
+
+/// Serves `/metrics` and `/healthz` until `shutdown`.
+pub async fn serve(
+    listener: TcpListener,
+    metrics: std::sync::Arc<Metrics>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            a = listener.accept() => a,
+        };
+        let Ok((mut sock, _)) = accepted else {
+            continue;
+        };
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 8192];
+            let mut n = 0;
+            while n < buf.len() {
+                let read = tokio::time::timeout(
+                    std::time::Duration::from_secs(5),
+                    sock.read(&mut buf[n..]),
+                )
+                .await;
+                match read {
+                    Ok(Ok(0)) | Err(_) | Ok(Err(_)) => break,
+                    Ok(Ok(k)) => n += k,
+                }
+                if buf[..n].windows(4).any(|w| w == b"\r\n\r\n") {
+                    break;
+                }
+            }
+            let head = String::from_utf8_lossy(&buf[..n]);
+            let line = head.lines().next().unwrap_or("");
+            let (status, ctype, body) = respond(line, &metrics);
+            let resp = format!(
+                "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = sock.write_all(resp.as_bytes()).await;
+            let _ = sock.shutdown().await;
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_prometheus_text() {
+        let m = Metrics::default();
+        Metrics::add(&m.lines_ingested, 42);
+        Metrics::set(&m.alerts_firing, 2);
+        m.sink("am \"1\"", 3, 1);
+        m.event("firing");
+        let text = m.render();
+        assert!(
+            text.contains("apimedic_lines_ingested_total 42\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("apimedic_alerts{state=\"firing\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("apimedic_sink_failures_total{sink=\"am \\\"1\\\"\"} 1\n"),
+            "{text}"
+        );
+        assert!(text.contains("apimedic_alert_events_total{status=\"firing\"} 1\n"));
+        assert!(text.contains("# TYPE apimedic_tick_duration_seconds gauge"));
+    }
+
+    #[test]
+    fn healthz_waits_for_the_baseline() {
+        let m = Metrics::default();
+        assert_eq!(
+            respond("GET /healthz HTTP/1.1", &m).0,
+            "503 Service Unavailable"
+        );
+        Metrics::set(&m.ready, 1);
+        assert_eq!(respond("GET /healthz HTTP/1.1", &m).0, "200 OK");
+        assert_eq!(
+            respond("POST /metrics HTTP/1.1", &m).0,
+            "405 Method Not Allowed"
+        );
+        assert_eq!(respond("GET /nope HTTP/1.1", &m).0, "404 Not Found");
+    }
+}

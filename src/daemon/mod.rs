@@ -1,0 +1,649 @@
+//! `apimedic daemon`: watch sources continuously and emit alerts.
+//!
+//! ```text
+//! watcher (tail) --Input--> engine: Store (per-minute aggregates) --tick--> analyze
+//!   -> AlertBook::observe (pure) -> outbox (state dir) -> sink tasks -> receivers
+//! ```
+//!
+//! - [`config`]: the TOML file, validated into `DaemonConfig`.
+//! - [`tail`]: followed log files (rotation, truncation, checkpoints) and static files.
+//! - [`engine`]: bounded aggregates and the tick over `analyze::analyze` (pure).
+//! - [`alerts`]: the alert lifecycle (pure).
+//! - [`sink`]: payloads (pure), outbox and delivery.
+//! - [`metrics`]: `/metrics`, `/healthz`, host sampling.
+//! - [`live`]: the simulated live feed (`apimedic daemon live`).
+//!
+//! Shutdown comes in as a `CancellationToken` (mini-redis style): every task
+//! selects on it; `run` returns after checkpoints and the outbox are saved.
+
+pub mod alerts;
+pub mod config;
+pub mod engine;
+pub mod live;
+pub mod metrics;
+pub mod sink;
+pub mod tail;
+
+pub use alerts::{AlertBook, AlertEvent};
+pub use config::DaemonConfig;
+
+use crate::model::{Snapshot, Timestamp};
+use anyhow::Context;
+use metrics::Metrics;
+use sink::Durable;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{Notify, mpsc};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// What the watcher sends the engine.
+#[derive(Debug)]
+pub enum Input {
+    /// Complete log lines appended to a followed file.
+    Lines(tail::Chunk),
+    /// The static part of the instance, re-read after a change.
+    Statics(Box<Snapshot>),
+    /// Everything present at start has been read: ticks may begin.
+    BaselineDone,
+}
+
+/// Wall time that follows tokio's clock, so paused-time tests are exact.
+#[derive(Clone, Copy, Debug)]
+pub struct Clock {
+    wall0: i64,
+    inst0: tokio::time::Instant,
+}
+
+impl Clock {
+    pub fn new() -> Clock {
+        let wall0 = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        Clock {
+            wall0,
+            inst0: tokio::time::Instant::now(),
+        }
+    }
+    pub fn now(&self) -> Timestamp {
+        Timestamp(self.wall0 + self.inst0.elapsed().as_millis() as i64)
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Clock::new()
+    }
+}
+
+/// State shared by the engine and the sink tasks.
+struct Shared {
+    durable: Mutex<Durable>,
+    state_dir: PathBuf,
+    metrics: Arc<Metrics>,
+    clock: Clock,
+}
+
+impl Shared {
+    fn save(&self, d: &Durable) {
+        if let Err(e) = d.save(&self.state_dir) {
+            tracing::error!(error = %format!("{e:#}"), "Cannot save the alert state and outbox.");
+        }
+        Metrics::set(&self.metrics.outbox_size, d.outbox.len() as u64);
+    }
+}
+
+/// Runs the daemon until `shutdown` is cancelled; then saves checkpoints
+/// and the outbox and returns. `events`, when given, receives every alert
+/// event as it is queued (tests and embedding).
+pub async fn run(cfg: DaemonConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
+    run_with(cfg, shutdown, None).await
+}
+
+/// `run`, with an optional channel that sees every alert event.
+pub async fn run_with(
+    cfg: DaemonConfig,
+    shutdown: CancellationToken,
+    events: Option<mpsc::UnboundedSender<AlertEvent>>,
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&cfg.state_dir).with_context(|| {
+        format!(
+            "cannot create the state directory {}: check --state-dir",
+            cfg.state_dir.display()
+        )
+    })?;
+    let durable = Durable::load(&cfg.state_dir)?;
+    let metrics = Arc::new(Metrics::default());
+    Metrics::set(&metrics.outbox_size, durable.outbox.len() as u64);
+    if !durable.outbox.is_empty() {
+        tracing::info!(
+            pending = durable.outbox.len(),
+            "Outbox from the last run reloaded; delivering."
+        );
+    }
+    let shared = Arc::new(Shared {
+        durable: Mutex::new(durable),
+        state_dir: cfg.state_dir.clone(),
+        metrics: metrics.clone(),
+        clock: Clock::new(),
+    });
+    let listener = match &cfg.listen {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr}: is the port in use?"))?,
+        ),
+        None => None,
+    };
+    let tracker = TaskTracker::new();
+    if let Some(l) = listener {
+        tracing::info!(addr = %l.local_addr().map(|a| a.to_string()).unwrap_or_default(), "Serving /metrics and /healthz.");
+        tracker.spawn(metrics::serve(l, metrics.clone(), shutdown.child_token()));
+    }
+    let client = reqwest::Client::builder()
+        .timeout(cfg.delivery.timeout)
+        .no_proxy()
+        .build()
+        .context("cannot build the HTTP client")?;
+    let mut notifies = Vec::new();
+    for spec in &cfg.sinks {
+        let notify = Arc::new(Notify::new());
+        notify.notify_one();
+        notifies.push(notify.clone());
+        tracker.spawn(sink_task(
+            spec.clone(),
+            cfg.delivery,
+            cfg.rules.generator_url.clone(),
+            shared.clone(),
+            client.clone(),
+            notify,
+            shutdown.child_token(),
+        ));
+    }
+    let (tx, rx) = mpsc::channel(8);
+    tracker.spawn(watch(
+        cfg.clone(),
+        tx,
+        shared.clone(),
+        shutdown.child_token(),
+    ));
+    let engine = tracker.spawn(engine_task(
+        cfg.clone(),
+        rx,
+        shared.clone(),
+        notifies,
+        events,
+        shutdown.child_token(),
+    ));
+    tracker.close();
+    let result = engine.await;
+    shutdown.cancel();
+    tracker.wait().await;
+    if let Ok(d) = shared.durable.lock() {
+        shared.save(&d);
+    }
+    tracing::info!("Stopped; checkpoints and outbox saved.");
+    match result {
+        Ok(r) => r,
+        Err(e) => Err(anyhow::anyhow!("the engine task failed: {e}")),
+    }
+}
+
+/// Follows the files, reads static ones, saves offsets.
+async fn watch(
+    cfg: DaemonConfig,
+    tx: mpsc::Sender<Input>,
+    shared: Arc<Shared>,
+    shutdown: CancellationToken,
+) {
+    let saved = tail::Checkpoints::load(&cfg.state_dir);
+    let mut followers: BTreeMap<PathBuf, tail::Follower> = BTreeMap::new();
+    let mut statics: BTreeMap<PathBuf, Option<(u64, i64, i64)>> = BTreeMap::new();
+    let mut config_stamp = cfg.config_file.as_deref().and_then(tail::stamp);
+    let mut first = true;
+    let mut last_save = tokio::time::Instant::now();
+    let mut ticker = tokio::time::interval(cfg.poll);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = ticker.tick() => {}
+        }
+        let mut statics_changed = false;
+        for path in tail::files_under(&cfg.paths) {
+            if followers.contains_key(&path) || Some(path.as_path()) == cfg.config_file.as_deref() {
+                continue;
+            }
+            if let Some(old) = statics.get(&path) {
+                let now = tail::stamp(&path);
+                if *old != now {
+                    statics.insert(path.clone(), now);
+                    statics_changed = true;
+                }
+                continue;
+            }
+            match tail::classify(&path) {
+                tail::FileKind::Follow => {
+                    let resume = if cfg.replay && first {
+                        None
+                    } else {
+                        saved.files.get(&path).copied()
+                    };
+                    tracing::info!(file = %path.display(), "Following gateway log.");
+                    followers.insert(path.clone(), tail::Follower::new(path, resume));
+                }
+                tail::FileKind::Static => {
+                    statics.insert(path.clone(), tail::stamp(&path));
+                    statics_changed = true;
+                }
+                tail::FileKind::Undecided => {}
+            }
+        }
+        // Files that disappeared stop counting as configuration.
+        let before = statics.len();
+        statics.retain(|p, _| p.exists());
+        statics_changed |= statics.len() != before;
+        if statics_changed {
+            let paths: Vec<PathBuf> = statics.keys().cloned().collect();
+            let snap = tokio::task::spawn_blocking(move || read_statics(&paths))
+                .await
+                .unwrap_or_default();
+            Metrics::add(&shared.metrics.static_files_read, statics.len() as u64);
+            if tx.send(Input::Statics(Box::new(snap))).await.is_err() {
+                break;
+            }
+        }
+        for f in followers.values_mut() {
+            loop {
+                let mut chunks = Vec::new();
+                if let Err(e) = f.poll(&mut chunks) {
+                    tracing::warn!(file = %f.path.display(), error = %e, "Cannot read the log; retrying.");
+                }
+                if chunks.is_empty() {
+                    break;
+                }
+                for c in chunks {
+                    if tx.send(Input::Lines(c)).await.is_err() {
+                        return;
+                    }
+                }
+                if shutdown.is_cancelled() {
+                    break;
+                }
+            }
+        }
+        if let Some(cf) = cfg.config_file.as_deref() {
+            let now = tail::stamp(cf);
+            if now != config_stamp {
+                config_stamp = now;
+                tracing::warn!(file = %cf.display(), "Config file changed; restart the daemon to apply it (the running configuration is kept).");
+            }
+        }
+        if first {
+            first = false;
+            if tx.send(Input::BaselineDone).await.is_err() {
+                break;
+            }
+        }
+        if last_save.elapsed() >= Duration::from_secs(2) {
+            last_save = tokio::time::Instant::now();
+            save_offsets(&cfg.state_dir, &followers);
+        }
+    }
+    save_offsets(&cfg.state_dir, &followers);
+}
+
+fn save_offsets(dir: &Path, followers: &BTreeMap<PathBuf, tail::Follower>) {
+    let cp = tail::Checkpoints {
+        files: followers.iter().map(|(p, f)| (p.clone(), f.at)).collect(),
+    };
+    if let Err(e) = cp.save(dir) {
+        tracing::error!(error = %format!("{e:#}"), "Cannot save offsets.");
+    }
+}
+
+/// The static files as one snapshot, without traffic (logs are followed).
+fn read_statics(paths: &[PathBuf]) -> Snapshot {
+    match crate::collect::collect(paths) {
+        Ok(mut s) => {
+            if !s.traffic.is_empty() {
+                tracing::warn!(
+                    rows = s.traffic.rows,
+                    "Gateway logs that are not NDJSON are not followed; their rows are ignored (export them as JSON Lines)."
+                );
+            }
+            s.traffic = Default::default();
+            s
+        }
+        Err(e) => {
+            tracing::warn!(error = %format!("{e:#}"), "Cannot read a configuration file.");
+            Snapshot::default()
+        }
+    }
+}
+
+/// Owns the store and the alert book; ticks.
+async fn engine_task(
+    cfg: DaemonConfig,
+    mut rx: mpsc::Receiver<Input>,
+    shared: Arc<Shared>,
+    notifies: Vec<Arc<Notify>>,
+    events: Option<mpsc::UnboundedSender<AlertEvent>>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let mut store = engine::Store::new(cfg.engine);
+    let mut book = AlertBook::new(cfg.rules.clone());
+    if let Ok(d) = shared.durable.lock() {
+        book.alerts = d.alerts.clone();
+    }
+    let mut statics = Snapshot::default();
+    let mut host = metrics::HostSampler::new();
+    let mut host_series: Vec<crate::model::MetricSeries> = Vec::new();
+    let mut ready = false;
+    let mut ticker = tokio::time::interval(cfg.tick);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let m = shared.metrics.clone();
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            input = rx.recv() => match input {
+                Some(Input::Lines(c)) => {
+                    let (ok, bad) = store.ingest_ndjson(&c.file, &c.bytes, c.first_line);
+                    Metrics::add(&m.lines_ingested, ok);
+                    Metrics::add(&m.records_rejected, bad);
+                    if bad > 0
+                        && let Some(p) = store.problems.last()
+                    {
+                        tracing::warn!(rejected = bad, example = %p, "Rejected log lines.");
+                    }
+                }
+                Some(Input::Statics(s)) => statics = *s,
+                Some(Input::BaselineDone) => {
+                    ready = true;
+                    Metrics::set(&m.ready, 1);
+                    tracing::info!(rows = store.rows, "Baseline read; watching.");
+                }
+                None => break,
+            },
+            _ = ticker.tick(), if ready => {
+                let started = std::time::Instant::now();
+                store.compact();
+                if cfg.host {
+                    sample_host(&mut host, &m, shared.clock.now(), cfg.engine.retention_minutes, &mut host_series);
+                } else {
+                    host.sample(&m);
+                }
+                let findings = if host_series.is_empty() {
+                    store.evaluate(&statics)
+                } else {
+                    let mut s = statics.clone();
+                    s.metrics.extend(host_series.iter().cloned());
+                    store.evaluate(&s)
+                };
+                let now = shared.clock.now();
+                let evs = book.observe(&findings, now);
+                let mut dropped = 0;
+                if let Ok(mut d) = shared.durable.lock() {
+                    d.alerts = book.alerts.clone();
+                    for e in &evs {
+                        dropped += d.enqueue(e, &cfg.sinks);
+                    }
+                    shared.save(&d);
+                }
+                if dropped > 0 {
+                    tracing::error!(dropped, "Outbox full for a sink; the oldest notifications were dropped.");
+                }
+                for e in evs {
+                    tracing::info!(status = e.status.as_str(), kind = %e.kind, severity = %e.severity, subject = %e.subject, fingerprint = %e.fingerprint, "Alert {}.", e.status.as_str());
+                    m.event(e.status.as_str());
+                    if let Some(tx) = &events {
+                        let _ = tx.send(e);
+                    }
+                }
+                for n in &notifies {
+                    n.notify_one();
+                }
+                let (pending, firing) = book.counts();
+                Metrics::set(&m.alerts_pending, pending as u64);
+                Metrics::set(&m.alerts_firing, firing as u64);
+                let (series, cells) = store.size();
+                Metrics::set(&m.series, series as u64);
+                Metrics::set(&m.series_minutes, cells as u64);
+                Metrics::set(&m.rows_too_old, store.too_old);
+                if let Some(w) = store.watermark() {
+                    Metrics::set(&m.watermark_ms, u64::try_from(w.0).unwrap_or(0));
+                }
+                let micros = started.elapsed().as_micros() as u64;
+                Metrics::add(&m.ticks, 1);
+                Metrics::add(&m.tick_micros_sum, micros);
+                Metrics::set(&m.tick_micros_last, micros);
+            }
+        }
+    }
+    // Lines already read are folded in before the state is saved.
+    rx.close();
+    while let Some(input) = rx.recv().await {
+        if let Input::Lines(c) = input {
+            store.ingest_ndjson(&c.file, &c.bytes, c.first_line);
+        }
+    }
+    if let Ok(d) = shared.durable.lock() {
+        shared.save(&d);
+    }
+    Ok(())
+}
+
+/// Host CPU and memory as metric series for the analysis.
+fn sample_host(
+    host: &mut metrics::HostSampler,
+    m: &Metrics,
+    now: Timestamp,
+    retention_minutes: i64,
+    series: &mut Vec<crate::model::MetricSeries>,
+) {
+    let Some((cpu, mem)) = host.sample(m) else {
+        return;
+    };
+    if series.is_empty() {
+        let name = sysinfo::System::host_name().unwrap_or_else(|_| "host".into());
+        for metric in ["HostCpuPercent", "HostMemoryPercent"] {
+            series.push(crate::model::MetricSeries {
+                resource: Some(name.clone()),
+                source: crate::model::MetricSource::Other,
+                name: metric.into(),
+                unit: Some("Percent".into()),
+                aggregation: "average".into(),
+                origin: crate::model::Origin::file("sysinfo"),
+                ..Default::default()
+            });
+        }
+    }
+    let minute = Timestamp::from_minute(now.minute());
+    for (s, v) in series.iter_mut().zip([cpu, mem]) {
+        // One point per minute: the latest sample of the minute wins.
+        match s.points.last_mut() {
+            Some(p) if p.0 == minute => p.1 = v,
+            _ => s.points.push((minute, v)),
+        }
+        let floor = Timestamp::from_minute(now.minute() - retention_minutes);
+        let cut = s.points.partition_point(|p| p.0 < floor);
+        s.points.drain(..cut);
+    }
+}
+
+/// Delivers one sink's outbox entries, grouped, with backoff; keeps an
+/// Alertmanager's firing alerts open by re-posting them.
+async fn sink_task(
+    spec: config::SinkSpec,
+    delivery: config::Delivery,
+    generator_url: String,
+    shared: Arc<Shared>,
+    client: reqwest::Client,
+    notify: Arc<Notify>,
+    shutdown: CancellationToken,
+) {
+    let am = matches!(spec.target, config::Target::Alertmanager(_));
+    let mut failures: u32 = 0;
+    let mut retry_at = tokio::time::Instant::now();
+    let mut refresh_at = tokio::time::Instant::now() + delivery.resend;
+    let far = Duration::from_secs(86_400 * 365);
+    loop {
+        let wake = if failures > 0 {
+            retry_at
+        } else {
+            tokio::time::Instant::now() + far
+        };
+        let mut refresh = false;
+        let mut last = false;
+        tokio::select! {
+            _ = shutdown.cancelled() => last = true,
+            _ = notify.notified() => {}
+            _ = tokio::time::sleep_until(wake) => {}
+            _ = tokio::time::sleep_until(refresh_at), if am => refresh = true,
+        }
+        if refresh {
+            refresh_at = tokio::time::Instant::now() + delivery.resend;
+            if let config::Target::Alertmanager(url) = &spec.target {
+                let body = match shared.durable.lock() {
+                    Ok(d) => sink::alertmanager_refresh(
+                        d.alerts
+                            .values()
+                            .filter(|a| a.state == alerts::AlertState::Firing),
+                        shared.clock.now(),
+                        delivery.resend,
+                        &generator_url,
+                    ),
+                    Err(_) => continue,
+                };
+                if body.as_array().is_some_and(|a| !a.is_empty())
+                    && let Err(e) = sink::post(&client, &sink::alertmanager_url(url), &body).await
+                {
+                    tracing::warn!(sink = %spec.name, error = %e, "Cannot refresh firing alerts.");
+                }
+            }
+            continue;
+        }
+        if failures > 0 && tokio::time::Instant::now() < retry_at && !last {
+            continue;
+        }
+        match flush(&spec, &delivery, &shared, &client).await {
+            Ok(()) => failures = 0,
+            Err(e) => {
+                failures = failures.saturating_add(1);
+                let backoff = delivery
+                    .retry_initial
+                    .saturating_mul(1u32 << failures.saturating_sub(1).min(16))
+                    .min(delivery.retry_max);
+                retry_at = tokio::time::Instant::now() + backoff;
+                shared.metrics.sink(&spec.name, 0, 1);
+                tracing::warn!(sink = %spec.name, error = %format!("{e:#}"), retry_in_ms = backoff.as_millis() as u64, "Delivery failed; the notification stays in the outbox.");
+            }
+        }
+        if last {
+            break;
+        }
+    }
+}
+
+/// Delivers every queued entry of one sink, one request per group, in
+/// order; stops at the first failure.
+async fn flush(
+    spec: &config::SinkSpec,
+    delivery: &config::Delivery,
+    shared: &Shared,
+    client: &reqwest::Client,
+) -> anyhow::Result<()> {
+    let mine: Vec<sink::Entry> = match shared.durable.lock() {
+        Ok(d) => d
+            .outbox
+            .iter()
+            .filter(|e| e.sink == spec.name)
+            .cloned()
+            .collect(),
+        Err(_) => return Ok(()),
+    };
+    if mine.is_empty() {
+        return Ok(());
+    }
+    // Groups in order of their first entry.
+    let mut groups: Vec<(String, Vec<sink::Entry>)> = Vec::new();
+    for e in mine {
+        match groups.iter_mut().find(|(g, _)| *g == e.event.group) {
+            Some((_, v)) => v.push(e),
+            None => groups.push((e.event.group.clone(), vec![e])),
+        }
+    }
+    for (group, entries) in groups {
+        let events: Vec<AlertEvent> = entries.iter().map(|e| e.event.clone()).collect();
+        sink::deliver(
+            client,
+            &spec.target,
+            &group,
+            &events,
+            shared.clock.now(),
+            delivery.resend,
+        )
+        .await?;
+        shared.metrics.sink(&spec.name, entries.len() as u64, 0);
+        let ids: Vec<u64> = entries.iter().map(|e| e.id).collect();
+        if let Ok(mut d) = shared.durable.lock() {
+            d.outbox.retain(|e| !ids.contains(&e.id));
+            shared.save(&d);
+        }
+    }
+    Ok(())
+}
+
+/// Reads the baseline once, evaluates once and returns a summary (the
+/// `--once` mode and the benchmark).
+pub fn once(cfg: &DaemonConfig) -> anyhow::Result<serde_json::Value> {
+    let started = std::time::Instant::now();
+    let mut store = engine::Store::new(cfg.engine);
+    let mut statics = Vec::new();
+    for path in tail::files_under(&cfg.paths) {
+        match tail::classify(&path) {
+            tail::FileKind::Follow => {
+                let mut f = tail::Follower::new(path, None);
+                loop {
+                    let mut chunks = Vec::new();
+                    f.poll(&mut chunks)
+                        .with_context(|| format!("cannot read {}", f.path.display()))?;
+                    if chunks.is_empty() {
+                        break;
+                    }
+                    for c in chunks {
+                        store.ingest_ndjson(&c.file, &c.bytes, c.first_line);
+                    }
+                }
+            }
+            tail::FileKind::Static => statics.push(path),
+            tail::FileKind::Undecided => {}
+        }
+    }
+    let read = started.elapsed();
+    let snap = read_statics(&statics);
+    store.compact();
+    let tick0 = std::time::Instant::now();
+    let findings = store.evaluate(&snap);
+    let tick = tick0.elapsed();
+    let (series, minutes) = store.size();
+    Ok(serde_json::json!({
+        "rows": store.rows,
+        "rejected": store.rejected,
+        "too_old": store.too_old,
+        "series": series,
+        "series_minutes": minutes,
+        "read_seconds": read.as_secs_f64(),
+        "rows_per_second": store.rows as f64 / read.as_secs_f64().max(1e-9),
+        "tick_seconds": tick.as_secs_f64(),
+        "watermark": store.watermark(),
+        "findings": findings.iter().map(|f| serde_json::json!({
+            "id": f.id, "kind": f.kind, "severity": f.severity, "subject": f.subject.to_string(), "summary": f.summary,
+        })).collect::<Vec<_>>(),
+    }))
+}
+
+#[cfg(test)]
+mod tests;
