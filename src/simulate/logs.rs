@@ -18,6 +18,9 @@ use std::io::Write as _;
 pub enum LogShape {
     /// `logs/ApiManagementGatewayLogs.ndjson`, one row per line.
     LogAnalyticsNdjson,
+    /// The same rows gzip-compressed, as users keep large exports
+    /// (`logs/ApiManagementGatewayLogs.ndjson.gz`).
+    LogAnalyticsNdjsonGzip,
     /// `logs/insights-logs-gatewaylogs/…/PT1H.json.gz`, one blob per hour.
     StorageGzip,
     /// `logs/gateway-logs.az.json`, the `az` CLI's array of string values.
@@ -41,11 +44,17 @@ fn url(r: &Req) -> String {
 
 pub fn write(shape: LogShape, reqs: &[Req]) -> Vec<(String, Vec<u8>)> {
     match shape {
-        LogShape::LogAnalyticsNdjson => {
+        LogShape::LogAnalyticsNdjson | LogShape::LogAnalyticsNdjsonGzip => {
             let mut out = String::with_capacity(reqs.len() * 520);
             for r in reqs {
                 out.push_str(&la_row(r));
                 out.push('\n');
+            }
+            if shape == LogShape::LogAnalyticsNdjsonGzip {
+                return vec![(
+                    "logs/ApiManagementGatewayLogs.ndjson.gz".to_string(),
+                    gzip(out.as_bytes()),
+                )];
             }
             vec![(
                 "logs/ApiManagementGatewayLogs.ndjson".to_string(),
@@ -394,6 +403,14 @@ mod tests {
             rows.iter()
                 .all(|r| r["ApiId"].is_string() && r["ResponseCode"].is_u64())
         );
+
+        let gz = write(LogShape::LogAnalyticsNdjsonGzip, &reqs);
+        let mut unzipped = Vec::new();
+        flate2::read::GzDecoder::new(&gz[0].1[..])
+            .read_to_end(&mut unzipped)
+            .unwrap();
+        assert_eq!(unzipped, la[0].1);
+        assert!(gz[0].0.ends_with(".ndjson.gz"));
 
         let blobs = write(LogShape::StorageGzip, &reqs);
         assert!(blobs.len() >= 2);

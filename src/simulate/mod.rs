@@ -122,13 +122,13 @@ impl Scenario {
     /// readers must handle every shape).
     pub fn log_shape(self) -> LogShape {
         match self {
-            Scenario::BackendOom | Scenario::NsgBlock | Scenario::Misconfig => {
-                LogShape::LogAnalyticsNdjson
-            }
+            Scenario::BackendOom => LogShape::LogAnalyticsNdjson,
+            Scenario::NsgBlock => LogShape::LogAnalyticsNdjsonGzip,
             Scenario::RateLimit => LogShape::QueryTables,
-            Scenario::PolicyTimeout | Scenario::Capacity | Scenario::Healthy => {
-                LogShape::StorageGzip
-            }
+            Scenario::PolicyTimeout
+            | Scenario::Capacity
+            | Scenario::Healthy
+            | Scenario::Misconfig => LogShape::StorageGzip,
             Scenario::WrongRoute => LogShape::AzCli,
         }
     }
@@ -140,11 +140,11 @@ impl Scenario {
             Scenario::BackendOom => (11, 0.016, 240),
             Scenario::PolicyTimeout => (12, 0.1, 300),
             Scenario::WrongRoute => (13, 0.01, 240),
-            Scenario::NsgBlock => (14, 0.016, 240),
+            Scenario::NsgBlock => (14, 0.1, 240),
             Scenario::Capacity => (15, 0.05, 300),
             Scenario::RateLimit => (16, 0.025, 240),
             Scenario::Healthy => (17, 0.1, 360),
-            Scenario::Misconfig => (18, 0.012, 240),
+            Scenario::Misconfig => (18, 0.08, 240),
         }
     }
 }
@@ -616,7 +616,10 @@ mod tests {
                 if path.ends_with(".json") {
                     serde_json::from_str::<Value>(&text)
                         .unwrap_or_else(|e| panic!("{s} {path}: {e}"));
-                } else if path.ends_with(".ndjson") || path.ends_with(".json.gz") {
+                } else if path.ends_with(".ndjson")
+                    || path.ends_with(".ndjson.gz")
+                    || path.ends_with(".json.gz")
+                {
                     for (i, line) in text.lines().enumerate() {
                         serde_json::from_str::<Value>(line)
                             .unwrap_or_else(|e| panic!("{s} {path}:{}: {e}", i + 1));
