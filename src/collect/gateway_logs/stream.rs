@@ -138,6 +138,33 @@ pub(super) fn read_stream<F: Format, R: Read + Send>(
     traffic: &mut Traffic,
     report: &mut LoadReport,
 ) -> io::Result<()> {
+    // Most files are small: one block read to the end is folded here,
+    // without starting threads.
+    let mut head = Vec::new();
+    let cap = limits.block.min(limits.max_line).min(1 << 20);
+    (&mut reader).take(cap as u64 + 1).read_to_end(&mut head)?;
+    if head.len() <= cap {
+        parse_bytes(file, &head, format, limits, traffic, report);
+        return Ok(());
+    }
+    read_threaded(
+        file,
+        io::Cursor::new(head).chain(reader),
+        format,
+        limits,
+        traffic,
+        report,
+    )
+}
+
+fn read_threaded<F: Format, R: Read + Send>(
+    file: &str,
+    mut reader: R,
+    format: &F,
+    limits: Limits,
+    traffic: &mut Traffic,
+    report: &mut LoadReport,
+) -> io::Result<()> {
     let threads = limits.threads.max(1);
     let (work_tx, work_rx) = sync_channel::<Job>(threads);
     let work_rx = Arc::new(Mutex::new(work_rx));
