@@ -24,7 +24,8 @@ pub struct DetectArgs {
     #[arg(long, value_enum, default_value_t = Format::Csv)]
     pub format: Format,
     /// Write one result file per input file under this folder, mirroring
-    /// the input tree (required when INPUT is a folder).
+    /// the input tree (required when INPUT is a folder; `.json` names with
+    /// --format json).
     #[arg(long)]
     pub out: Option<PathBuf>,
 }
@@ -73,7 +74,8 @@ pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
             let name = args.input.file_name().unwrap_or_default();
             std::fs::create_dir_all(out)
                 .with_context(|| format!("cannot create {}", out.display()))?;
-            write_file(&out.join(name), &series, &scored, args.format)?;
+            let target = target_name(&out.join(name), args.format);
+            write_file(&target, &series, &scored, args.format)?;
         }
         None => {
             let stdout = std::io::stdout();
@@ -144,13 +146,21 @@ fn score_file(
     let series = parse_series(&text, &file.display().to_string());
     let scored = score(&series, cfg);
     let rel = file.strip_prefix(root).unwrap_or(file);
-    let target = out.join(rel);
+    let target = target_name(&out.join(rel), format);
     if let Some(parent) = target.parent() {
         std::fs::create_dir_all(parent)
             .with_context(|| format!("cannot create {}", parent.display()))?;
     }
     write_file(&target, &series, &scored, format)?;
     Ok(series.problems)
+}
+
+/// Result files keep the input's name; JSON output gets `.json`.
+fn target_name(path: &Path, format: Format) -> PathBuf {
+    match format {
+        Format::Csv => path.to_path_buf(),
+        Format::Json => path.with_extension("json"),
+    }
 }
 
 fn write_file(
