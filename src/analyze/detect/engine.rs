@@ -165,6 +165,9 @@ impl Sorted {
             }
             self.abs_sum -= old.abs();
         }
+        if !self.abs_sum.is_finite() && self.sorted.iter().all(|v| v.abs() < 1e300) {
+            self.abs_sum = self.sorted.iter().map(|v| v.abs()).sum();
+        }
     }
     fn len(&self) -> usize {
         self.sorted.len()
@@ -186,9 +189,13 @@ impl Sorted {
         (self.quantile(0.75) - self.quantile(0.25)) / 1.349
     }
     fn mean_abs(&self) -> f64 {
-        match self.sorted.len() {
-            0 => 0.0,
-            n => (self.abs_sum / n as f64).max(0.0),
+        let n = self.sorted.len().max(1) as f64;
+        if self.abs_sum.is_finite() {
+            (self.abs_sum / n).max(0.0)
+        } else {
+            // Huge values overflowed the running sum: add up afresh.
+            let m = self.sorted.iter().map(|v| v.abs() / n).sum::<f64>();
+            if m.is_finite() { m } else { f64::MAX }
         }
     }
 }
