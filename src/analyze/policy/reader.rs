@@ -118,6 +118,11 @@ impl ParsedPolicy {
 pub const SNIPPET_ROOT: &str = "#snippet";
 
 const PH_OPEN: char = '\u{E000}';
+/// Deepest element nesting read; deeper input is reported, not followed,
+/// so nothing downstream recurses without bound.
+const MAX_DEPTH: usize = 256;
+/// Unbalanced expressions reported before the pre-pass stops looking.
+const MAX_UNBALANCED: usize = 8;
 const PH_CLOSE: char = '\u{E001}';
 
 /// Reads one policy document. Never fails: problems are reported inside.
@@ -190,6 +195,9 @@ fn mask(xml: &str, lines: &LineIndex<'_>, out: &mut ParsedPolicy) -> Masked {
     let mut map = vec![(0, 0)];
     let mut copied = 0;
     let mut i = 0;
+    // Each failed scan reads to the end of the input: stop trying after a
+    // few, so a hostile file cannot make the pre-pass quadratic.
+    let mut unbalanced = 0;
     while let Some(rel) = memchr::memchr2(b'<', b'@', b.get(i..).unwrap_or_default()) {
         i += rel;
         let rest = b.get(i..).unwrap_or_default();
@@ -201,7 +209,9 @@ fn mask(xml: &str, lines: &LineIndex<'_>, out: &mut ParsedPolicy) -> Masked {
             i = skip_past(b, i + 2, b"?>");
         } else if rest.starts_with(b"<!DOCTYPE") {
             i = skip_doctype(b, i);
-        } else if rest.starts_with(b"@(") || rest.starts_with(b"@{") {
+        } else if (rest.starts_with(b"@(") || rest.starts_with(b"@{"))
+            && unbalanced < MAX_UNBALANCED
+        {
             match scan_expression(xml, i) {
                 Some((end, decoded)) => {
                     text.push_str(xml.get(copied..i).unwrap_or_default());
@@ -221,6 +231,7 @@ fn mask(xml: &str, lines: &LineIndex<'_>, out: &mut ParsedPolicy) -> Masked {
                     i = end;
                 }
                 None => {
+                    unbalanced += 1;
                     let (line, column) = lines.position(i);
                     out.problems.push(PolicyProblem {
                         kind: ProblemKind::UnbalancedExpression,
@@ -509,6 +520,18 @@ fn build_tree(masked: &Masked, lines: &LineIndex<'_>, out: &mut ParsedPolicy) {
                         return;
                     }
                 };
+                if stack.len() >= MAX_DEPTH {
+                    out.problems.push(PolicyProblem {
+                        kind: ProblemKind::Malformed,
+                        message: format!(
+                            "elements nested deeper than {MAX_DEPTH} levels at <{}>; no policy needs that",
+                            el.name
+                        ),
+                        line: el.line,
+                        column: el.column,
+                    });
+                    return;
+                }
                 stack.push(el);
             }
             Event::Empty(e) => {
@@ -810,6 +833,41 @@ mod tests {
         assert_eq!(un.len(), 1, "{:?}", p.problems);
         assert_eq!((un[0].line, un[0].column), (3, 35));
         assert!(p.is_malformed());
+    }
+
+    #[test]
+    fn many_unbalanced_expressions_stay_linear() {
+        let xml = format!(
+            "<policies><inbound>{}</inbound></policies>",
+            "@( ".repeat(200_000)
+        );
+        let p = parse_policy(&xml);
+        let n = p
+            .problems
+            .iter()
+            .filter(|x| x.kind == ProblemKind::UnbalancedExpression)
+            .count();
+        assert_eq!(n, MAX_UNBALANCED);
+        assert!(p.is_malformed());
+    }
+
+    #[test]
+    fn absurd_nesting_is_reported_not_followed() {
+        let xml = format!(
+            "{}{}",
+            "<retry>".repeat(100_000),
+            "</retry>".repeat(100_000)
+        );
+        let p = parse_policy(&xml);
+        assert!(p.is_malformed());
+        assert!(p.root.is_none());
+        assert!(
+            p.problems[0].message.contains("nested deeper than 256"),
+            "{:?}",
+            p.problems
+        );
+        let ok = format!("{}{}", "<retry>".repeat(200), "</retry>".repeat(200));
+        assert!(!parse_policy(&ok).is_malformed());
     }
 
     #[test]
