@@ -19,12 +19,34 @@ pub struct Dur(pub Duration);
 
 impl<'de> Deserialize<'de> for Dur {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        parse_duration(&s).map(Dur).ok_or_else(|| {
-            serde::de::Error::custom(format!(
-                "`{s}` is not a duration: write a number and a unit, e.g. \"500ms\", \"15s\", \"2m\", \"4h\", \"1d\""
-            ))
-        })
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Dur;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a duration such as \"15s\"")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Dur, E> {
+                parse_duration(s).map(Dur).ok_or_else(|| {
+                    E::custom(format!(
+                        "`{s}` is not a duration: write a number and a unit, e.g. \"500ms\", \"15s\", \"2m\", \"4h\", \"1d\""
+                    ))
+                })
+            }
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Dur, E> {
+                Err(E::custom(format!(
+                    "`{n}` has no unit: write durations as quoted strings, e.g. \"{n}s\" or \"{n}m\""
+                )))
+            }
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Dur, E> {
+                self.visit_i64(n as i64)
+            }
+            fn visit_f64<E: serde::de::Error>(self, n: f64) -> Result<Dur, E> {
+                Err(E::custom(format!(
+                    "`{n}` has no unit: write durations as quoted strings, e.g. \"{n}s\""
+                )))
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 
@@ -401,6 +423,24 @@ pub fn load(path: &Path) -> anyhow::Result<DaemonConfig> {
     Ok(cfg)
 }
 
+/// `file:line` of `key` inside `[section]`, for messages (the file alone
+/// when the key is not written there).
+fn locate(file: &str, text: &str, section: &str, key: &str) -> String {
+    let mut current = String::new();
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim();
+        if let Some(h) = t.strip_prefix('[') {
+            current = h.trim_matches(|c| c == '[' || c == ']').trim().to_string();
+            continue;
+        }
+        let k = t.split('=').next().unwrap_or("").trim();
+        if current == section && k == key {
+            return format!("{file}:{}", i + 1);
+        }
+    }
+    file.to_string()
+}
+
 /// The line of the `n`th (0-based) `[[sinks]]` header, for messages.
 fn sink_line(text: &str, n: usize) -> usize {
     text.lines()
@@ -420,7 +460,8 @@ pub fn validate(file: &str, text: &str, f: ConfigFile) -> anyhow::Result<DaemonC
     if let Some(Dur(t)) = f.daemon.tick {
         if t < Duration::from_millis(100) {
             anyhow::bail!(
-                "{file}: [daemon] tick = {t:?} is too short: use at least \"100ms\" (detectors run on every tick)"
+                "{}: [daemon] tick = {t:?} is too short: use at least \"100ms\" (detectors run on every tick)",
+                locate(file, text, "daemon", "tick")
             );
         }
         cfg.tick = t;
@@ -433,13 +474,17 @@ pub fn validate(file: &str, text: &str, f: ConfigFile) -> anyhow::Result<DaemonC
         && l.parse::<std::net::SocketAddr>().is_err()
     {
         anyhow::bail!(
-            "{file}: [daemon] listen = \"{l}\" is not an address: write host:port, e.g. \"127.0.0.1:9187\""
+            "{}: [daemon] listen = \"{l}\" is not an address: write host:port, e.g. \"127.0.0.1:9187\"",
+            locate(file, text, "daemon", "listen")
         );
     }
     cfg.paths = f.sources.paths;
     if let Some(Dur(p)) = f.sources.poll {
         if p < Duration::from_millis(50) {
-            anyhow::bail!("{file}: [sources] poll = {p:?} is too short: use at least \"50ms\"");
+            anyhow::bail!(
+                "{}: [sources] poll = {p:?} is too short: use at least \"50ms\"",
+                locate(file, text, "sources", "poll")
+            );
         }
         cfg.poll = p;
     }
@@ -460,25 +505,31 @@ pub fn validate(file: &str, text: &str, f: ConfigFile) -> anyhow::Result<DaemonC
     }
     if e.retention_minutes < 10 {
         anyhow::bail!(
-            "{file}: [engine] retention must be at least \"10m\" (detectors need a baseline)"
+            "{}: [engine] retention must be at least \"10m\" (detectors need a baseline)",
+            locate(file, text, "engine", "retention")
         );
     }
     if e.lookback_minutes < 10 || e.lookback_minutes > e.retention_minutes {
         anyhow::bail!(
-            "{file}: [engine] lookback ({} min) must be between \"10m\" and retention ({} min)",
+            "{}: [engine] lookback ({} min) must be between \"10m\" and retention ({} min): shorten lookback or lengthen retention",
+            locate(file, text, "engine", "lookback"),
             e.lookback_minutes,
             e.retention_minutes
         );
     }
     if e.exact_minutes < 2 || e.exact_minutes > e.lookback_minutes {
         anyhow::bail!(
-            "{file}: [engine] exact ({} min) must be between \"2m\" and lookback ({} min)",
+            "{}: [engine] exact ({} min) must be between \"2m\" and lookback ({} min)",
+            locate(file, text, "engine", "exact"),
             e.exact_minutes,
             e.lookback_minutes
         );
     }
     if e.active_minutes < 1 {
-        anyhow::bail!("{file}: [engine] active must be at least \"1m\"");
+        anyhow::bail!(
+            "{}: [engine] active must be at least \"1m\"",
+            locate(file, text, "engine", "active")
+        );
     }
     let r = &mut cfg.rules;
     if let Some(Dur(d)) = f.alerts.for_ {
@@ -496,7 +547,8 @@ pub fn validate(file: &str, text: &str, f: ConfigFile) -> anyhow::Result<DaemonC
     if let Some(k) = f.alerts.kinds {
         if k.is_empty() {
             anyhow::bail!(
-                "{file}: [alerts] kinds is empty, so nothing could alert: list kinds or remove the key for the default (the anomaly kinds)"
+                "{}: [alerts] kinds is empty, so nothing could alert: list kinds or remove the key for the default (the anomaly kinds)",
+                locate(file, text, "alerts", "kinds")
             );
         }
         r.kinds = k.into_iter().map(|Kind(k)| k).collect();
@@ -522,7 +574,8 @@ pub fn validate(file: &str, text: &str, f: ConfigFile) -> anyhow::Result<DaemonC
     }
     if d.retry_max < d.retry_initial {
         anyhow::bail!(
-            "{file}: [delivery] retry_max ({:?}) is shorter than retry_initial ({:?}): raise retry_max",
+            "{}: [delivery] retry_max ({:?}) is shorter than retry_initial ({:?}): raise retry_max",
+            locate(file, text, "delivery", "retry_max"),
             d.retry_max,
             d.retry_initial
         );

@@ -3,6 +3,9 @@
 //! - `cli`: the built binary, run with NO_COLOR=1, its stdout, stderr and exit code.
 //! - `scenarios`: every folder in `fixtures/scenarios/` through the whole pipeline,
 //!   compared with its `expected.json`.
+//! - `daemon`: the daemon on a live simulated feed against a real Alertmanager and a
+//!   webhook receiver (SIGKILL + restart, receiver outage), and every config fixture.
 
 mod cli;
+mod daemon;
 mod scenarios;
