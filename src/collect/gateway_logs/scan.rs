@@ -135,20 +135,22 @@ impl Scanner {
 
 /// Writes the positions of `mask`'s bits after `n` positions, eight per
 /// step whatever the count (fewer mispredicted loop exits than one per
-/// bit); slots past the real count get junk that is never read. The new
-/// count, or `None` if `out` is too short (it is sized so it never is).
+/// bit, and no popcount, which baseline x86_64 lacks); slots past the real
+/// count get junk that is never read. The new count, or `None` if `out` is
+/// too short (it is sized so it never is).
 #[inline(always)]
 fn write_positions(out: &mut [u32], mut n: usize, base: u32, mut mask: u64) -> Option<usize> {
-    let end = n + mask.count_ones() as usize;
-    while n < end {
+    while mask != 0 {
         let slots = out.get_mut(n..n + 8)?;
+        let mut written = 0;
         for slot in slots {
             *slot = base.wrapping_add(mask.trailing_zeros());
+            written += usize::from(mask != 0);
             mask &= mask.wrapping_sub(1);
         }
-        n += 8;
+        n += written;
     }
-    Some(end)
+    Some(n)
 }
 
 /// Quote, backslash and high-bit masks of 64 bytes.
