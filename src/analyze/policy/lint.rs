@@ -1984,4 +1984,33 @@ mod tests {
             f.summary
         );
     }
+
+    #[test]
+    fn truncated_and_mangled_corpus_files_never_panic() {
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/apim/policies");
+        if !dir.is_dir() {
+            eprintln!("skipping: {} is absent", dir.display());
+            return;
+        }
+        let mut s = Snapshot::default();
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let text = std::fs::read_to_string(e.unwrap().path()).unwrap();
+            let chars: Vec<char> = text.chars().collect();
+            for k in 1..8 {
+                let cut = chars.len() * k / 8;
+                let truncated: String = chars[..cut].iter().collect();
+                let dropped: String = chars
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| *i != cut)
+                    .map(|(_, c)| *c)
+                    .collect();
+                s.policies.push(doc("api:a", &truncated));
+                s.policies.push(doc("operation:a/b", &dropped));
+            }
+        }
+        let all = lint(&s, Mode::Deny);
+        assert!(all.iter().any(|f| f.rule.as_deref() == Some("APIM001")));
+    }
 }
