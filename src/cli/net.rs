@@ -62,6 +62,8 @@ pub struct CheckArgs {
     /// it private addresses count as inside.
     #[arg(long = "vnet")]
     pub vnet: Vec<String>,
+    /// `text`: first line `allowed|denied by <rule> (priority N)`; `json`:
+    /// the flow and the verdict.
     #[arg(long, value_enum, default_value = "text")]
     pub format: OutputFormat,
 }

@@ -475,9 +475,14 @@ fn required_flow_findings(
         for (rule, priority, default_rule, ports) in by_rule {
             let ports_text: Vec<String> = ports.iter().map(u16::to_string).collect();
             let ports_text = ports_text.join(", ");
+            let gateway_label = if gateway == "VirtualNetwork" {
+                gateway.clone()
+            } else {
+                format!("gateway {gateway}")
+            };
             let (src, dst) = match req.direction {
-                Direction::Inbound => (req.peer, gateway.as_str()),
-                Direction::Outbound => (gateway.as_str(), req.peer),
+                Direction::Inbound => (req.peer, gateway_label.as_str()),
+                Direction::Outbound => (gateway_label.as_str(), req.peer),
             };
             let dir = direction_word(req.direction).to_ascii_lowercase();
             let severity = if req.peer == "AzureLoadBalancer" && scaled {
@@ -514,24 +519,19 @@ fn required_flow_findings(
                 text.push_str(&format!(" ({})", req.note));
             }
             text.push_str(&format!("; NSG {} {how}.", nsg.name));
+            let (rule_src, rule_dst) = match req.direction {
+                Direction::Inbound => (req.peer, "VirtualNetwork"),
+                Direction::Outbound => ("VirtualNetwork", req.peer),
+            };
             let fix = format!(
-                "Add an {} Allow rule {src} -> {} TCP {ports_text} at a priority below {priority} (e.g. {suggested}){}.",
+                "Add an {} Allow rule {rule_src} -> {rule_dst} TCP {ports_text} at a priority below {priority} (e.g. {suggested}){}.",
                 direction_word(req.direction),
-                if req.direction == Direction::Inbound {
-                    "VirtualNetwork"
-                } else {
-                    req.peer
-                },
                 if default_rule {
                     String::new()
                 } else {
                     format!(", or narrow {rule}")
                 }
             );
-            let (rule_src, rule_dst) = match req.direction {
-                Direction::Inbound => (req.peer, "VirtualNetwork"),
-                Direction::Outbound => ("VirtualNetwork", req.peer),
-            };
             let mut evidence = Evidence::text(text)
                 .value("priority", f64::from(priority))
                 .value("suggested_priority", f64::from(suggested));

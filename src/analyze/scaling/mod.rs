@@ -4,7 +4,9 @@
 //!   not a multiple of the zone count, autoscale settings that cannot act
 //!   (minimum = maximum, thresholds that overlap and flap, no scale-in or no
 //!   scale-out rule, the maximum reached while the gateway is saturated, a
-//!   tier that cannot autoscale), workspaces beyond the built-in gateway.
+//!   tier that cannot autoscale, unit steps or bounds off the zone count,
+//!   cooldowns shorter than a scale operation), workspaces beyond the
+//!   built-in gateway.
 //! - `capacity`: sustained saturation from metrics (see `capacity`).
 //! - `quota`: 429 surges tied to the policy behind them (see `quota`).
 //!
@@ -32,6 +34,10 @@ const AUTOSCALE_NO_SCALE_OUT: &str = "SCALE008";
 const AUTOSCALE_AT_MAX: &str = "SCALE009";
 const AUTOSCALE_STEP_NOT_ZONE_MULTIPLE: &str = "SCALE010";
 const WORKSPACES_BEYOND_GATEWAY: &str = "SCALE011";
+const AUTOSCALE_COOLDOWN_SHORT: &str = "SCALE012";
+
+/// A unit change takes at least this long (formats.md §6: autoscale page).
+const MIN_SCALE_SECS: f64 = 20.0 * 60.0;
 
 /// Every scaling, capacity and quota finding.
 pub fn findings(snapshot: &Snapshot) -> Vec<Finding> {
@@ -441,6 +447,34 @@ fn autoscale_findings(
                 );
             }
         }
+        let short: Vec<String> = p
+            .rules
+            .iter()
+            .filter_map(|r| {
+                r.cooldown_secs
+                    .filter(|c| *c < MIN_SCALE_SECS)
+                    .map(|c| format!("{} cooldown {:.0} min", r.direction, c / 60.0))
+            })
+            .collect();
+        if !short.is_empty() {
+            out.push(
+                config(
+                    subject(Some(p)),
+                    AUTOSCALE_COOLDOWN_SHORT,
+                    "",
+                    Severity::Low,
+                    format!(
+                        "Autoscale profile {} re-evaluates before a scale operation can finish ({}; a unit change takes at least 20 min)",
+                        p.name,
+                        short.join(", ")
+                    ),
+                )
+                .evidence(Evidence::text(
+                    "API Management scaling takes 20 minutes or more; the docs suggest cooldowns of 60 min (out) and 90 min (in).",
+                ))
+                .evidence(origin_ev.clone()),
+            );
+        }
         // At the ceiling while saturated.
         if let (Some(max), Some(units)) = (p.maximum, service.and_then(|s| s.capacity))
             && units >= max
@@ -664,6 +698,22 @@ mod tests {
         let fs = findings(&snap(premium(), vec![a]));
         assert_eq!(checks(&fs), vec![AUTOSCALE_STEP_NOT_ZONE_MULTIPLE]);
         assert!(fs[0].summary.contains("Increase 1"));
+    }
+
+    #[test]
+    fn cooldown_shorter_than_a_scale_operation() {
+        let mut a = sane_setting();
+        a.profiles[0].rules[0].cooldown_secs = Some(300.0);
+        let fs = findings(&snap(premium(), vec![a]));
+        assert_eq!(checks(&fs), vec![AUTOSCALE_COOLDOWN_SHORT]);
+        assert!(
+            fs[0].summary.contains("Increase cooldown 5 min"),
+            "{}",
+            fs[0].summary
+        );
+        let mut b = sane_setting();
+        b.profiles[0].rules[0].cooldown_secs = Some(1200.0);
+        assert!(findings(&snap(premium(), vec![b])).is_empty());
     }
 
     #[test]
