@@ -245,6 +245,7 @@ impl<'a> Fields<'a> {
     }
 
     /// A present (not null, empty or "None") value.
+    #[inline(always)]
     pub(super) fn get(&self, f: Field) -> Option<Raw<'a>> {
         self.values
             .get(f as usize)
@@ -253,17 +254,20 @@ impl<'a> Fields<'a> {
             .filter(|v| !v.is_absent())
     }
 
+    #[inline(always)]
     pub(super) fn has(&self, f: Field) -> bool {
         self.get(f).is_some()
     }
 
-    /// The first present of two aliases, with the name of the one used.
-    fn either(&self, a: Field, b: Field) -> Option<(Field, Raw<'a>)> {
-        self.get(a)
-            .map(|v| (a, v))
-            .or_else(|| self.get(b).map(|v| (b, v)))
+    /// Which of two aliases to read: the first if present. (Returns the
+    /// field, not the value: a returned `(Field, Raw)` tuple went through
+    /// the stack unaligned and stalled the per-row path.)
+    #[inline(always)]
+    fn either(&self, a: Field, b: Field) -> Field {
+        if self.has(a) { a } else { b }
     }
 
+    #[inline(always)]
     fn text(&self, f: Field) -> &'a str {
         match self.get(f) {
             Some(Raw::Str(s) | Raw::Num(s)) => s,
@@ -273,6 +277,7 @@ impl<'a> Fields<'a> {
         }
     }
 
+    #[inline(always)]
     fn text2(&self, a: Field, b: Field) -> &'a str {
         let t = self.text(a);
         if t.is_empty() { self.text(b) } else { t }
@@ -346,6 +351,7 @@ fn digits(v: Raw<'_>) -> Option<u64> {
     Some(n)
 }
 
+#[inline]
 fn status_code(f: Field, v: Raw<'_>) -> Result<u16, String> {
     if let Some(n) = digits(v).filter(|&n| n <= 999) {
         return Ok(n as u16);
@@ -357,6 +363,7 @@ fn status_code(f: Field, v: Raw<'_>) -> Result<u16, String> {
     Ok(x as u16)
 }
 
+#[inline]
 fn millis(f: Field, v: Raw<'_>) -> Result<u32, String> {
     if let Some(n) = digits(v).and_then(|n| u32::try_from(n).ok()) {
         return Ok(n);
@@ -473,6 +480,7 @@ fn portal_timestamp(s: &str) -> Option<Timestamp> {
     ))
 }
 
+#[inline]
 fn timestamp(f: Field, v: Raw<'_>) -> Result<Timestamp, String> {
     match v {
         Raw::Str(s) => utc_timestamp(s)
@@ -501,10 +509,11 @@ fn timestamp(f: Field, v: Raw<'_>) -> Result<Timestamp, String> {
 /// missing TotalTime is 0, a missing BackendTime is `None`. A present value of
 /// the wrong type rejects the row: a broken column is not silently zero.
 pub(super) fn to_request<'a>(f: &Fields<'a>) -> Result<Request<'a>, String> {
-    let (tf, tv) = f
-        .either(Field::TimeGenerated, Field::Time)
-        .ok_or("TimeGenerated missing (no TimeGenerated or time column)")?;
-    let time = timestamp(tf, tv)?;
+    let tf = f.either(Field::TimeGenerated, Field::Time);
+    let time = match f.get(tf) {
+        Some(v) => timestamp(tf, v)?,
+        None => return Err("TimeGenerated missing (no TimeGenerated or time column)".into()),
+    };
     let response_code = match f.get(Field::ResponseCode) {
         Some(v) => status_code(Field::ResponseCode, v)?,
         None => return Err("ResponseCode missing".into()),
@@ -513,12 +522,14 @@ pub(super) fn to_request<'a>(f: &Fields<'a>) -> Result<Request<'a>, String> {
         Some(v) => status_code(Field::BackendResponseCode, v)?,
         None => 0,
     };
-    let total_time_ms = match f.either(Field::TotalTime, Field::DurationMs) {
-        Some((tf, v)) => millis(tf, v)?,
+    let tt = f.either(Field::TotalTime, Field::DurationMs);
+    let total_time_ms = match f.get(tt) {
+        Some(v) => millis(tt, v)?,
         None => 0,
     };
-    let backend_time_ms = match f.either(Field::BackendTime, Field::ServiceTime) {
-        Some((bf, v)) => Some(millis(bf, v)?),
+    let bt = f.either(Field::BackendTime, Field::ServiceTime);
+    let backend_time_ms = match f.get(bt) {
+        Some(v) => Some(millis(bt, v)?),
         None => None,
     };
     Ok(Request {

@@ -28,18 +28,31 @@ impl FxHasher {
 }
 
 impl Hasher for FxHasher {
+    /// Eight bytes at a time, the last word overlapping the one before
+    /// (deterministic, so equal strings hash equal); no remainder copy.
+    #[inline]
     fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
+        let word = |at: usize| {
             let mut w = [0u8; 8];
-            w.copy_from_slice(c);
-            self.add(u64::from_le_bytes(w));
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut w = [0u8; 8];
-            w[..rest.len()].copy_from_slice(rest);
-            self.add(u64::from_le_bytes(w) ^ ((rest.len() as u64) << 59));
+            if let Some(c) = bytes.get(at..at + 8) {
+                w.copy_from_slice(c);
+            }
+            u64::from_le_bytes(w)
+        };
+        let n = bytes.len();
+        if n >= 8 {
+            let mut at = 0;
+            while at + 8 < n {
+                self.add(word(at));
+                at += 8;
+            }
+            self.add(word(n - 8));
+        } else {
+            let small = bytes
+                .iter()
+                .rev()
+                .fold(0u64, |w, &b| (w << 8) | u64::from(b));
+            self.add(small);
         }
     }
     fn write_usize(&mut self, n: usize) {
