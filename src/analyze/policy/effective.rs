@@ -234,6 +234,16 @@ pub fn effective_policy(snapshot: &Snapshot, api: &str, operation: &str) -> Effe
         .collect();
     products.sort_unstable();
     products.dedup();
+    let product_policies = snapshot
+        .policies
+        .iter()
+        .filter(|p| matches!(p.scope, PolicyScope::Product(_)))
+        .count();
+    if products.is_empty() && product_policies > 0 {
+        notes.push(format!(
+            "{product_policies} product policies are loaded but no product lists API {api}; product policies are not part of this view"
+        ));
+    }
     if products.len() > 1 {
         notes.push(format!(
             "API {api} is in {} products ({}); the product policy that runs depends on the subscription used, product {} is assumed",
@@ -654,6 +664,15 @@ mod tests {
         );
         let eff = effective_policy(&snap, "orders", "drop");
         assert!(!eff.forwards());
+        let other = effective_policy(&snap, "users", "get");
+        assert!(
+            other
+                .notes
+                .iter()
+                .any(|n| n.contains("no product lists API users")),
+            "{:?}",
+            other.notes
+        );
         assert_eq!(eff.forward_timeout(), None);
     }
 
