@@ -50,9 +50,8 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
     if let Some(root) = &args.fixtures {
         for s in Scenario::ALL {
             let (seed, scale, minutes) = s.fixture_params();
-            let dir = root.join(s.name());
-            let n = write_instance(&dir, s, seed, scale, minutes, true)?;
-            writeln!(out, "{}: {n}", dir.display())?;
+            let (summary, _) = write_instance(&root.join(s.name()), s, seed, scale, minutes, true)?;
+            writeln!(out, "{summary}")?;
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -73,7 +72,7 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
             args.minutes
         );
     }
-    let summary = write_instance(
+    let (summary, truth) = write_instance(
         dir,
         scenario,
         args.seed,
@@ -82,7 +81,6 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         args.force,
     )?;
     writeln!(out, "{summary}")?;
-    let truth = simulate::truth(scenario, args.seed, args.scale, args.minutes);
     for i in &truth.incidents {
         writeln!(out, "  {} .. {}  {}", i.start, i.end, i.what)?;
     }
@@ -99,6 +97,7 @@ const OWNED: [&str; 6] = [
     "expected.json",
 ];
 
+/// Writes one instance; returns a one-line summary and the ground truth.
 fn write_instance(
     dir: &Path,
     scenario: Scenario,
@@ -106,7 +105,7 @@ fn write_instance(
     scale: f64,
     minutes: u32,
     force: bool,
-) -> anyhow::Result<String> {
+) -> anyhow::Result<(String, simulate::Expected)> {
     if dir.exists() {
         let mut entries = std::fs::read_dir(dir)
             .with_context(|| format!("cannot list {}: check it is a folder", dir.display()))?;
@@ -129,7 +128,7 @@ fn write_instance(
             }
         }
     }
-    let files = simulate::generate(scenario, seed, scale, minutes);
+    let (files, truth) = simulate::generate_with_truth(scenario, seed, scale, minutes);
     let mut bytes = 0usize;
     for (rel, data) in &files {
         let path = dir.join(rel);
@@ -140,10 +139,11 @@ fn write_instance(
         std::fs::write(&path, data).with_context(|| format!("cannot write {}", path.display()))?;
         bytes += data.len();
     }
-    Ok(format!(
+    let summary = format!(
         "{scenario}: wrote {} files ({:.1} MB) to {} (seed {seed}, scale {scale}, {minutes} minutes)",
         files.len(),
         bytes as f64 / 1e6,
         dir.display()
-    ))
+    );
+    Ok((summary, truth))
 }

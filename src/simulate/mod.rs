@@ -244,6 +244,18 @@ pub fn generate(scenario: Scenario, seed: u64, scale: f64, minutes: u32) -> Vec<
     build(scenario, seed, scale, minutes).files
 }
 
+/// `generate` and `truth` from one generation (the CLI writes the files and
+/// prints the incidents).
+pub fn generate_with_truth(
+    scenario: Scenario,
+    seed: u64,
+    scale: f64,
+    minutes: u32,
+) -> (Vec<(String, Vec<u8>)>, Expected) {
+    let b = build(scenario, seed, scale, minutes);
+    (b.files, b.truth)
+}
+
 /// The ground truth of a generation: injected incidents and the findings a
 /// correct analysis must report.
 pub fn truth(scenario: Scenario, seed: u64, scale: f64, minutes: u32) -> Expected {
