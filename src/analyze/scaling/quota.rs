@@ -446,10 +446,20 @@ pub fn findings(snapshot: &Snapshot) -> Vec<Finding> {
             operation: s.operation.clone(),
             ..Subject::default()
         };
-        match limits.iter().find(|l| l.answers_429) {
+        // Every sampled 429 carries BackendResponseCode 429: the backend
+        // throttles, not a gateway policy.
+        let from_backend = s.samples > 0 && s.backend_429_samples == s.samples;
+        let primary = limits
+            .iter()
+            .find(|l| l.answers_429)
+            .filter(|_| !from_backend);
+        match primary {
             Some(l) => {
                 summary.push_str(&format!("; {}", l.describe()));
                 subject.policy_scope = Some(l.scope.clone());
+            }
+            None if from_backend => {
+                summary.push_str("; the backend itself answers 429 (BackendResponseCode 429)")
             }
             None => summary.push_str(
                 "; no rate-limit policy (which answers 429) found in the loaded policies",
@@ -521,9 +531,10 @@ pub fn findings(snapshot: &Snapshot) -> Vec<Finding> {
                 s.backend_429_samples, s.samples
             )));
         }
-        let confidence = match limits.iter().find(|l| l.answers_429) {
+        let confidence = match primary {
             Some(l) if !l.membership_unknown => 0.9,
             Some(_) => 0.75,
+            None if from_backend => 0.8,
             None => 0.6,
         };
         f = f.confidence(confidence);
@@ -741,6 +752,41 @@ mod tests {
         let mut t = Traffic::default();
         add_op(&mut t, "create", 7 * 1440, 20, |m| u32::from(m % 2 == 0));
         assert!(findings(&snap(t)).is_empty());
+    }
+
+    #[test]
+    fn backend_throttling_is_not_blamed_on_the_policy() {
+        let mut t = Traffic::default();
+        for m in 0..60i64 {
+            for i in 0..50u32 {
+                let throttled = (40..50).contains(&m) && i < 10;
+                t.add(
+                    &Request {
+                        time: Timestamp::from_minute(M0 + m),
+                        api_id: "orders",
+                        operation_id: "create",
+                        response_code: if throttled { 429 } else { 200 },
+                        backend_response_code: if throttled { 429 } else { 200 },
+                        total_time_ms: 50,
+                        ..Request::default()
+                    },
+                    Origin::default,
+                );
+            }
+        }
+        let mut s = snap(t);
+        s.policies.push(product_policy(
+            "starter",
+            r#"<rate-limit calls="5" renewal-period="60" />"#,
+        ));
+        let fs = findings(&s);
+        assert_eq!(fs.len(), 1, "{fs:#?}");
+        assert!(
+            fs[0].summary.contains("backend itself"),
+            "{}",
+            fs[0].summary
+        );
+        assert_eq!(fs[0].subject.policy_scope, None);
     }
 
     #[test]
