@@ -222,7 +222,7 @@ impl<'a> Raw<'a> {
 }
 
 /// The used columns of one row.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub(super) struct Fields<'a> {
     values: [Option<Raw<'a>>; FIELD_COUNT],
 }
