@@ -219,9 +219,80 @@ impl LoadedPolicy {
 }
 
 /// The effective policy of `api`/`operation` in the snapshot. Parses only
-/// the documents on that chain (and the fragments they include).
+/// the documents on that chain (and the fragments they include); to ask for
+/// many operations, build a `PolicyIndex` once instead.
 pub fn effective_policy(snapshot: &Snapshot, api: &str, operation: &str) -> EffectivePolicy {
     let mut notes = Vec::new();
+    let chain = chain_of(snapshot, api, operation, &mut notes);
+    let loaded: Vec<LoadedPolicy> = chain.into_iter().map(LoadedPolicy::new).collect();
+    let refs: Vec<&LoadedPolicy> = loaded.iter().collect();
+    finish_effective(&refs, &Fragments::new(snapshot), api, operation, notes)
+}
+
+/// Every policy document of a snapshot parsed once, for effective policies
+/// of many operations (`effective_policy` parses the chain on every call).
+pub struct PolicyIndex<'a> {
+    snapshot: &'a Snapshot,
+    /// Parallel to `snapshot.policies`.
+    docs: Vec<LoadedPolicy>,
+    fragments: Fragments<'a>,
+}
+
+impl<'a> PolicyIndex<'a> {
+    pub fn new(snapshot: &'a Snapshot) -> Self {
+        PolicyIndex {
+            snapshot,
+            docs: snapshot.policies.iter().map(LoadedPolicy::new).collect(),
+            fragments: Fragments::new(snapshot),
+        }
+    }
+
+    /// The parsed documents, in `snapshot.policies` order.
+    pub fn docs(&self) -> &[LoadedPolicy] {
+        &self.docs
+    }
+
+    /// Same result as `effective_policy(snapshot, api, operation)`.
+    pub fn effective(&self, api: &str, operation: &str) -> EffectivePolicy {
+        let mut notes = Vec::new();
+        let chain = chain_of(self.snapshot, api, operation, &mut notes);
+        let refs: Vec<&LoadedPolicy> = chain
+            .into_iter()
+            .filter_map(|doc| {
+                let i = self
+                    .snapshot
+                    .policies
+                    .iter()
+                    .position(|p| std::ptr::eq(p, doc))?;
+                self.docs.get(i)
+            })
+            .collect();
+        finish_effective(&refs, &self.fragments, api, operation, notes)
+    }
+}
+
+fn finish_effective(
+    chain: &[&LoadedPolicy],
+    fragments: &Fragments<'_>,
+    api: &str,
+    operation: &str,
+    mut notes: Vec<String>,
+) -> EffectivePolicy {
+    let mut eff = resolve(chain, fragments, &mut notes);
+    eff.api = api.to_string();
+    eff.operation = operation.to_string();
+    eff.notes.extend(notes);
+    eff
+}
+
+/// The documents that apply to an operation, broad to narrow: global,
+/// product (the first by id when several), API, operation.
+fn chain_of<'s>(
+    snapshot: &'s Snapshot,
+    api: &str,
+    operation: &str,
+    notes: &mut Vec<String>,
+) -> Vec<&'s PolicyDoc> {
     let mut chain: Vec<&PolicyDoc> = Vec::new();
     if let Some(g) = snapshot.policy(&PolicyScope::Global) {
         chain.push(g);
@@ -272,13 +343,7 @@ pub fn effective_policy(snapshot: &Snapshot, api: &str, operation: &str) -> Effe
     ) {
         chain.push(doc);
     }
-    let loaded: Vec<LoadedPolicy> = chain.into_iter().map(LoadedPolicy::new).collect();
-    let fragments = Fragments::new(snapshot);
-    let mut eff = resolve(&loaded, &fragments, &mut notes);
-    eff.api = api.to_string();
-    eff.operation = operation.to_string();
-    eff.notes.extend(notes);
-    eff
+    chain
 }
 
 fn find_doc(snapshot: &Snapshot, pred: impl Fn(&PolicyScope) -> bool) -> Option<&PolicyDoc> {
@@ -330,7 +395,7 @@ impl<'a> Fragments<'a> {
 
 /// Resolves `<base />` over an already-parsed chain (broad to narrow).
 pub fn resolve(
-    chain: &[LoadedPolicy],
+    chain: &[&LoadedPolicy],
     fragments: &Fragments<'_>,
     notes: &mut Vec<String>,
 ) -> EffectivePolicy {
@@ -361,7 +426,7 @@ pub fn resolve(
 /// The statements of section `s` at chain level `level` (exclusive upper
 /// bound), with `<base/>` replaced by the level below.
 struct Ctx<'c, 'f> {
-    chain: &'c [LoadedPolicy],
+    chain: &'c [&'c LoadedPolicy],
     fragments: &'c Fragments<'f>,
     /// No global policy loaded: assume APIM's default one.
     default_global: bool,
@@ -393,7 +458,7 @@ fn expand_level(
         }
         return;
     };
-    let Some(doc) = ctx.chain.get(i) else {
+    let Some(&doc) = ctx.chain.get(i) else {
         return;
     };
     let Some(section) = doc.section(s) else {
@@ -674,6 +739,21 @@ mod tests {
             other.notes
         );
         assert_eq!(eff.forward_timeout(), None);
+    }
+
+    #[test]
+    fn index_gives_the_same_answer() {
+        let snap = snapshot();
+        let index = PolicyIndex::new(&snap);
+        assert_eq!(index.docs().len(), snap.policies.len());
+        for (api, op) in [
+            ("orders", "get"),
+            ("orders", "create"),
+            ("orders", "drop"),
+            ("users", "x"),
+        ] {
+            assert_eq!(index.effective(api, op), effective_policy(&snap, api, op));
+        }
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! snapshot (backends, named values, APIs, operations, traffic). Pure.
 
 use super::catalog::{self, ElementSpec};
-use super::effective::{EffectivePolicy, LoadedPolicy, effective_policy, forward_timeout_secs};
+use super::effective::{EffectivePolicy, LoadedPolicy, PolicyIndex, forward_timeout_secs};
 use super::reader::{Element, ProblemKind, SNIPPET_ROOT};
 use super::rules::{INHERITANCE_RULE, rule_by_id};
 use crate::model::{
@@ -62,19 +62,19 @@ impl Env {
 /// All findings in the given mode, sorted by file, line, column and rule.
 pub fn lint(snapshot: &Snapshot, mode: Mode) -> Vec<Finding> {
     let env = Env::new(snapshot);
+    let index = PolicyIndex::new(snapshot);
     let mut out = Vec::new();
-    for doc in &snapshot.policies {
-        let loaded = LoadedPolicy::new(doc);
+    for (doc, loaded) in snapshot.policies.iter().zip(index.docs()) {
         DocLint {
             doc,
-            loaded: &loaded,
+            loaded,
             env: &env,
             out: &mut out,
         }
         .run();
     }
     check_pools(snapshot, &mut out);
-    check_operations(snapshot, &mut out);
+    check_operations(snapshot, &index, &mut out);
     if mode == Mode::Deny {
         for f in &mut out {
             if f.rule.as_deref() == Some(INHERITANCE_RULE) {
@@ -993,7 +993,7 @@ fn check_pools(snapshot: &Snapshot, out: &mut Vec<Finding>) {
 /// Checks on each operation's effective policy: unauthenticated APIs
 /// (APIM044), timeouts against observed latency (APIM050) and retries of
 /// non-idempotent requests (APIM051).
-fn check_operations(snapshot: &Snapshot, out: &mut Vec<Finding>) {
+fn check_operations(snapshot: &Snapshot, index: &PolicyIndex<'_>, out: &mut Vec<Finding>) {
     // (api, operation) pairs from configuration and traffic.
     let mut pairs: BTreeSet<(String, String)> = BTreeSet::new();
     for o in &snapshot.operations {
@@ -1010,7 +1010,7 @@ fn check_operations(snapshot: &Snapshot, out: &mut Vec<Finding>) {
     let mut retry_seen: HashSet<Origin> = HashSet::new();
     let mut unauthenticated: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (api, op) in &pairs {
-        let eff = effective_policy(snapshot, api, op);
+        let eff = index.effective(api, op);
         check_timeout(snapshot, &eff, api, op, out);
         check_retry(snapshot, &eff, api, op, &mut retry_seen, out);
         let authenticated = eff.all().iter().any(|p| {

@@ -10,7 +10,7 @@ pub mod reader;
 pub mod rules;
 
 pub use effective::{
-    BackendTarget, EffectivePolicy, Placed, Section, TargetKind, effective_policy,
+    BackendTarget, EffectivePolicy, Placed, PolicyIndex, Section, TargetKind, effective_policy,
 };
 pub use lint::{Mode, lint};
 pub use reader::{Element, Expression, ParsedPolicy, PolicyProblem, ProblemKind, parse_policy};
