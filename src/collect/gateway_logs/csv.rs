@@ -15,12 +15,11 @@ pub(super) struct Csv {
     pub(super) max_line: usize,
 }
 
-/// Splits the record starting at `data[0]`; returns it (or why it is
-/// broken) and the bytes after it.
-/// A record's fields, or why they cannot be read.
-type Parsed<'a> = Result<Vec<Cow<'a, str>>, String>;
-
-fn record(data: &[u8]) -> (Parsed<'_>, &[u8], u32) {
+/// Splits the record starting at `data[0]` into `out` (cleared first);
+/// returns why it is broken if it is, the bytes after it, and the number
+/// of lines it spans.
+fn record<'a>(data: &'a [u8], out: &mut Vec<Cow<'a, str>>) -> (Result<(), String>, &'a [u8], u32) {
+    out.clear();
     // Find the record's end first: the first newline outside quotes.
     let mut in_quotes = false;
     let mut end = data.len();
@@ -51,12 +50,18 @@ fn record(data: &[u8]) -> (Parsed<'_>, &[u8], u32) {
             return (Err(msg), rest, lines);
         }
     };
-    (split_fields(text), rest, lines)
+    (split_fields_into(text, out), rest, lines)
 }
 
 /// The fields of one record's text.
 pub(super) fn split_fields(text: &str) -> Result<Vec<Cow<'_, str>>, String> {
     let mut out = Vec::new();
+    split_fields_into(text, &mut out)?;
+    Ok(out)
+}
+
+/// Appends the fields of one record's text to `out` (reused per row).
+fn split_fields_into<'a>(text: &'a str, out: &mut Vec<Cow<'a, str>>) -> Result<(), String> {
     let mut rest = text;
     loop {
         if let Some(after) = rest.strip_prefix('"') {
@@ -81,7 +86,7 @@ pub(super) fn split_fields(text: &str) -> Result<Vec<Cow<'_, str>>, String> {
             }
             out.push(Cow::Owned(value));
             if s.is_empty() {
-                return Ok(out);
+                return Ok(());
             }
             match s.strip_prefix(',') {
                 Some(more) => rest = more,
@@ -101,7 +106,7 @@ pub(super) fn split_fields(text: &str) -> Result<Vec<Cow<'_, str>>, String> {
                 }
                 None => {
                     out.push(Cow::Borrowed(rest));
-                    return Ok(out);
+                    return Ok(());
                 }
             }
         }
@@ -181,16 +186,17 @@ impl Format for Csv {
         let mut info = ChunkInfo::new(seq);
         let mut rest = data;
         let mut line_no = 0u32;
+        let mut rec = Vec::new();
         if seq == 0 {
             // The header row heads the first chunk.
-            let (_, tail, lines) = record(rest);
+            let (_, tail, lines) = record(rest, &mut rec);
             rest = tail;
             line_no = lines;
         }
         while !rest.is_empty() {
             let start = line_no.saturating_add(1);
             let before = rest.len();
-            let (rec, tail, lines) = record(rest);
+            let (parsed, tail, lines) = record(rest, &mut rec);
             let len = before - tail.len();
             rest = tail;
             line_no = line_no.saturating_add(lines);
@@ -198,13 +204,10 @@ impl Format for Csv {
                 info.reject(start, too_long(len as u64, self.max_line));
                 continue;
             }
-            let rec = match rec {
-                Ok(r) => r,
-                Err(m) => {
-                    info.reject(start, m);
-                    continue;
-                }
-            };
+            if let Err(m) = parsed {
+                info.reject(start, m);
+                continue;
+            }
             if rec.len() == 1 && rec.first().is_some_and(|f| f.trim().is_empty()) {
                 continue;
             }
