@@ -103,7 +103,23 @@ fn timeout_counts(ctx: &Ctx, b: &BackendRollup, t: &Option<TimeoutInForce>) -> V
     let Some(t) = t.as_ref().filter(|t| t.configured) else {
         return k;
     };
+    // "At the timeout": within a few percent of it, and only since the
+    // timeout was last set (before, another limit may have been in force).
     let limit = (t.seconds * 1000.0 * 0.98) as u32;
+    let ceiling = (t.seconds * 1000.0 * 1.1 + 1000.0) as u32;
+    let since = t
+        .scope
+        .as_ref()
+        .and_then(|scope| {
+            ctx.snapshot
+                .changes
+                .iter()
+                .filter(|c| c.policy_scope.as_ref() == Some(scope))
+                .filter(|c| !c.status.as_deref().is_some_and(is_failed))
+                .map(|c| c.time.minute())
+                .max()
+        })
+        .unwrap_or(i64::MIN);
     let mut at = vec![0u64; ctx.len];
     for s in ctx
         .snapshot
@@ -114,11 +130,15 @@ fn timeout_counts(ctx: &Ctx, b: &BackendRollup, t: &Option<TimeoutInForce>) -> V
     {
         for (m, st) in &s.minutes {
             let i = m - ctx.start;
-            if i < 0 || !super::rollup::in_scope(ctx.options, *m) {
+            if i < 0 || *m < since || !super::rollup::in_scope(ctx.options, *m) {
                 continue;
             }
             if let Some(slot) = at.get_mut(i as usize) {
-                *slot += st.backend_times.iter().filter(|&&x| x >= limit).count() as u64;
+                *slot += st
+                    .backend_times
+                    .iter()
+                    .filter(|&&x| x >= limit && x <= ceiling)
+                    .count() as u64;
             }
         }
     }
@@ -548,6 +568,10 @@ pub struct AppHealth {
     /// memory at the limit.
     pub out_of_memory: bool,
     pub deployments: Vec<(Timestamp, String)>,
+    /// The last deployment before the trouble began, and the first one
+    /// after it began (a fix or rollback), when a window is known.
+    pub deployed_before: Option<Timestamp>,
+    pub deployed_after: Option<Timestamp>,
     pub first_restart: Option<Timestamp>,
     pub sources: Vec<Origin>,
 }
@@ -576,8 +600,11 @@ impl AppHealth {
         if let Some(c) = self.max_cpu_percent.filter(|c| *c >= 90.0) {
             parts.push(format!("CPU at {c:.0}%"));
         }
-        if let Some((t, _)) = self.deployments.last() {
-            parts.push(format!("a deployment at {} UTC", t.hhmm()));
+        if let Some(t) = self.deployed_before {
+            parts.push(format!("after a deployment at {} UTC", t.hhmm()));
+        }
+        if let Some(t) = self.deployed_after {
+            parts.push(format!("until a deployment at {} UTC", t.hhmm()));
         }
         (!parts.is_empty()).then(|| parts.join(", "))
     }
@@ -644,6 +671,12 @@ pub fn app_health(ctx: &Ctx, backend: &str, window: Option<Window>) -> Option<Ap
         })
         .or(ctx.rollup.window);
     let inside = |t: Timestamp| ctx.in_scope(t) && span.is_none_or(|w| w.contains(t));
+    // Deployments matter from longer before: a leak takes time to fill memory.
+    let deploy_span = span.map(|w| Window {
+        start: w.start.plus_minutes(-90),
+        end: w.end,
+    });
+    let deploy_inside = |t: Timestamp| ctx.in_scope(t) && deploy_span.is_none_or(|w| w.contains(t));
     let series: Vec<&MetricSeries> = ctx
         .snapshot
         .metrics
@@ -662,7 +695,7 @@ pub fn app_health(ctx: &Ctx, backend: &str, window: Option<Window>) -> Option<Ap
         .snapshot
         .changes
         .iter()
-        .filter(|c| c.kind == ChangeKind::Deployment && inside(c.time))
+        .filter(|c| c.kind == ChangeKind::Deployment && deploy_inside(c.time))
         .filter(|c| !c.status.as_deref().is_some_and(is_failed))
         .filter(|c| app_matches(ctx, backend, c.resource_id.as_deref(), None))
         .map(|c| (c.time, c.operation.clone()))
@@ -670,7 +703,23 @@ pub fn app_health(ctx: &Ctx, backend: &str, window: Option<Window>) -> Option<Ap
     if series.is_empty() && deployments.is_empty() {
         return None;
     }
+    let deployed_before = window.and_then(|w| {
+        deployments
+            .iter()
+            .filter(|d| d.0 <= w.start)
+            .map(|d| d.0)
+            .max()
+    });
+    let deployed_after = window.and_then(|w| {
+        deployments
+            .iter()
+            .filter(|d| d.0 > w.start)
+            .map(|d| d.0)
+            .min()
+    });
     let mut h = AppHealth {
+        deployed_before,
+        deployed_after,
         resource: series
             .first()
             .and_then(|s| s.resource.clone())
@@ -807,10 +856,9 @@ fn unhealthy(
     Some(f)
 }
 
-/// Symptoms a backend timeout explains are folded into it: an operation's
-/// 5xx spike made mostly of those timeouts, and its latency regression
-/// inside the same window, become evidence of the backend finding rather
-/// than findings of their own.
+/// Latency regressions a backend timeout explains (the timed-out requests
+/// are the slow tail, inside the same window) are folded into it as
+/// evidence rather than kept as findings of their own.
 pub fn fold_symptoms(
     ctx: &Ctx,
     backend: Vec<Finding>,
@@ -825,7 +873,10 @@ pub fn fold_symptoms(
         .filter(|(_, f)| f.kind == FindingKind::BackendTimeout)
         .map(|(i, _)| i)
         .collect();
-    for s in spikes.into_iter().chain(latency) {
+    // Error spikes stay findings of their own (the operation's symptom,
+    // joined to the backend in its story); latency bent by timeouts folds.
+    out.extend(spikes);
+    for s in latency {
         let covering = timeouts.iter().copied().find(|&i| {
             let t = &backend[i];
             let (Some(tw), Some(sw)) = (t.window, s.window) else {

@@ -315,7 +315,10 @@ pub fn change_subject(ctx: &Ctx, c: &Change) -> Subject {
 /// closest change leads), for the anomalies in `findings`.
 pub fn findings(ctx: &Ctx, findings: &[Finding]) -> Vec<Finding> {
     let mut by_change: BTreeMap<usize, Vec<(&Finding, Implicated)>> = BTreeMap::new();
-    for f in findings.iter().filter(|f| f.kind.is_anomaly()) {
+    for f in findings
+        .iter()
+        .filter(|f| f.kind.is_anomaly() || f.kind == FindingKind::RouteMismatch)
+    {
         for x in implicated(ctx, f) {
             by_change.entry(x.change).or_default().push((f, x));
         }

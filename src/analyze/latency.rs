@@ -1,6 +1,6 @@
 //! Latency regressions: an operation's p95 or p99 TotalTime sustained well
 //! above its own baseline. Minutes are grouped into buckets just big enough
-//! for the percentile to rest on several requests (about 60 requests for
+//! for the percentile to rest on several requests (about 40 requests for
 //! p95, 300 for p99: a p99 of 30 requests is just their maximum, which a
 //! rare heavy tail moves at random); exact percentiles per bucket. The baseline is
 //! the median and MAD of the bucket percentiles with the candidate windows
@@ -16,11 +16,13 @@ use rayon::prelude::*;
 
 /// Requests a bucket should hold for its p95 / p99 to mean something;
 /// buckets with fewer than two thirds of that are ignored.
-const P95_REQUESTS: f64 = 60.0;
+const P95_REQUESTS: f64 = 40.0;
 const P99_REQUESTS: f64 = 300.0;
 const SIGMAS: f64 = 6.0;
 const MIN_RATIO: f64 = 1.5;
 const MIN_MINUTES: usize = 5;
+/// Buckets with enough requests a baseline needs.
+const MIN_BUCKETS: usize = 8;
 
 /// One bucket of an operation: requests and exact latency percentiles.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -115,7 +117,7 @@ struct Run {
 
 fn runs(values: &[Option<f64>], size: usize) -> Vec<Run> {
     let valid: Vec<f64> = values.iter().flatten().copied().collect();
-    if valid.len() < 20 {
+    if valid.len() < MIN_BUCKETS {
         return Vec::new();
     }
     let mut found = flag(values, &valid, size);
@@ -127,7 +129,7 @@ fn runs(values: &[Option<f64>], size: usize) -> Vec<Run> {
             .filter(|(i, _)| !found.iter().any(|r| *i + 2 >= r.start && *i < r.end + 2))
             .filter_map(|(_, v)| *v)
             .collect();
-        if kept.len() >= 20 {
+        if kept.len() >= MIN_BUCKETS {
             found = flag(values, &kept, size);
         }
     }

@@ -10,7 +10,7 @@ use super::backends::app_health;
 use super::policy::{TargetKind, effective_policy};
 use super::rollup::ratio;
 use crate::model::{
-    BackendKind, Evidence, Finding, FindingKind, Health, PolicyScope, Route, RouteEntry,
+    BackendKind, Evidence, Finding, FindingKind, Health, Minute, PolicyScope, Route, RouteEntry,
     RouteSource, Severity, Snapshot, Subject, url_host,
 };
 use std::collections::{BTreeMap, BTreeSet};
@@ -64,9 +64,7 @@ fn entry(ctx: &Ctx, api: &str, op: &str, health: &BTreeMap<String, Health>) -> R
             });
         }
     }
-    let mismatch = !configured.is_empty()
-        && !unresolved
-        && !unexpected(ctx.snapshot, &configured, traffic).is_empty();
+    let mismatch = !unresolved && mismatch_of(ctx, api, op, &configured).is_some();
     let worst = observed
         .iter()
         .chain(configured.iter())
@@ -241,26 +239,139 @@ fn covered(snapshot: &Snapshot, routes: &[Route]) -> BTreeSet<String> {
 fn unexpected(
     snapshot: &Snapshot,
     configured: &[Route],
-    traffic: Option<&super::rollup::OpRollup>,
+    observed: &[(String, u64)],
 ) -> Vec<(String, u64)> {
-    let Some(t) = traffic else {
-        return Vec::new();
-    };
+    let total: u64 = observed.iter().map(|o| o.1).sum();
     let names = covered(snapshot, configured);
-    t.backends
+    observed
         .iter()
         .filter(|(b, n)| {
-            let key = b.to_ascii_lowercase();
-            let host = snapshot
-                .backend(b)
-                .and_then(|e| e.url.as_deref().map(|u| url_host(u).to_ascii_lowercase()));
-            !names.contains(&key)
-                && !host.is_some_and(|h| names.contains(&h))
+            !names_backend(snapshot, &names, b)
                 && *n >= MISMATCH_MIN_REQUESTS
-                && ratio(*n, t.totals.requests) >= MISMATCH_SHARE
+                && ratio(*n, total) >= MISMATCH_SHARE
         })
         .cloned()
         .collect()
+}
+
+fn names_backend(snapshot: &Snapshot, names: &BTreeSet<String>, b: &str) -> bool {
+    let key = b.to_ascii_lowercase();
+    let host = snapshot
+        .backend(b)
+        .and_then(|e| e.url.as_deref().map(|u| url_host(u).to_ascii_lowercase()));
+    names.contains(&key) || host.is_some_and(|h| names.contains(&h))
+}
+
+/// An operation's traffic moving from one backend to another inside the
+/// window: `to` first appears after the start and `from` stops within five
+/// minutes of it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Switch {
+    pub at: Minute,
+    pub from: String,
+    pub to: String,
+    /// Requests per backend from `at` on.
+    pub after: Vec<(String, u64)>,
+}
+
+pub fn route_switch(ctx: &Ctx, api: &str, op: &str) -> Option<Switch> {
+    let mut spans: Vec<(String, Minute, Minute, u64)> = Vec::new();
+    for s in
+        ctx.snapshot.traffic.series.iter().filter(|s| {
+            s.key.api_id == api && s.key.operation_id == op && !s.key.backend.is_empty()
+        })
+    {
+        let mins: Vec<(&Minute, u32)> = s
+            .minutes
+            .iter()
+            .filter(|(m, _)| super::rollup::in_scope(ctx.options, **m))
+            .map(|(m, st)| (m, st.requests))
+            .collect();
+        let (Some(first), Some(last)) = (mins.first(), mins.last()) else {
+            continue;
+        };
+        let n = mins.iter().map(|m| u64::from(m.1)).sum();
+        spans.push((s.key.backend.clone(), *first.0, *last.0, n));
+    }
+    if spans.len() < 2 {
+        return None;
+    }
+    let to = spans.iter().max_by_key(|s| s.1)?.clone();
+    let from = spans
+        .iter()
+        .filter(|s| s.0 != to.0 && s.3 >= MISMATCH_MIN_REQUESTS && s.2 <= to.1 + 5)
+        .max_by_key(|s| s.3)?
+        .clone();
+    if to.1 < ctx.start + 10 || to.3 < MISMATCH_MIN_REQUESTS || from.1 >= to.1 {
+        return None;
+    }
+    let mut after: BTreeMap<String, u64> = BTreeMap::new();
+    for s in
+        ctx.snapshot.traffic.series.iter().filter(|s| {
+            s.key.api_id == api && s.key.operation_id == op && !s.key.backend.is_empty()
+        })
+    {
+        let n: u64 = s
+            .minutes
+            .range(to.1..)
+            .filter(|(m, _)| super::rollup::in_scope(ctx.options, **m))
+            .map(|(_, st)| u64::from(st.requests))
+            .sum();
+        if n > 0 {
+            *after.entry(s.key.backend.clone()).or_default() += n;
+        }
+    }
+    Some(Switch {
+        at: to.1,
+        from: from.0,
+        to: to.0,
+        after: after.into_iter().collect(),
+    })
+}
+
+/// The backend the API's `serviceUrl` names, as names routes cover.
+fn service_url_names(snapshot: &Snapshot, api: &str) -> BTreeSet<String> {
+    let Some(url) = snapshot.api(api).and_then(|a| a.service_url.clone()) else {
+        return BTreeSet::new();
+    };
+    let url = resolve_named(snapshot, &url);
+    let route = Route {
+        backend: entity_for_url(snapshot, &url).unwrap_or_else(|| url_host(&url).to_string()),
+        url: Some(url),
+        source: RouteSource::ServiceUrl,
+        conditional: false,
+    };
+    covered(snapshot, &[route])
+}
+
+/// What is wrong with an operation's routing, if anything.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Mismatch {
+    /// Traffic reaches backends no configured route names.
+    Unconfigured(Vec<(String, u64)>),
+    /// Traffic moved away from the backend the API's serviceUrl names.
+    Switched(Switch),
+}
+
+pub fn mismatch_of(ctx: &Ctx, api: &str, op: &str, configured: &[Route]) -> Option<Mismatch> {
+    let traffic = ctx.rollup.operation(api, op)?;
+    let switch = route_switch(ctx, api, op);
+    let observed = switch
+        .as_ref()
+        .map(|s| s.after.clone())
+        .unwrap_or_else(|| traffic.backends.clone());
+    if !configured.is_empty() {
+        let wrong = unexpected(ctx.snapshot, configured, &observed);
+        if !wrong.is_empty() {
+            return Some(Mismatch::Unconfigured(wrong));
+        }
+    }
+    let sw = switch?;
+    let service = service_url_names(ctx.snapshot, api);
+    (!service.is_empty()
+        && names_backend(ctx.snapshot, &service, &sw.from)
+        && !names_backend(ctx.snapshot, &service, &sw.to))
+    .then_some(Mismatch::Switched(sw))
 }
 
 /// Health of every backend seen in traffic or configured, by lower-case
@@ -331,11 +442,11 @@ fn backend_health(ctx: &Ctx, findings: &[Finding]) -> BTreeMap<String, Health> {
 pub fn findings(ctx: &Ctx, map: &[RouteEntry]) -> Vec<Finding> {
     let mut out = Vec::new();
     for e in map.iter().filter(|e| e.mismatch) {
+        let Some(m) = mismatch_of(ctx, &e.api, &e.operation, &e.configured) else {
+            continue;
+        };
         let traffic = ctx.rollup.operation(&e.api, &e.operation);
-        let wrong = unexpected(ctx.snapshot, &e.configured, traffic);
         let total = traffic.map(|t| t.totals.requests).unwrap_or(0);
-        let wrong_n: u64 = wrong.iter().map(|w| w.1).sum();
-        let share = ratio(wrong_n, total);
         let configured: Vec<String> = e
             .configured
             .iter()
@@ -352,17 +463,70 @@ pub fn findings(ctx: &Ctx, map: &[RouteEntry]) -> Vec<Finding> {
                 )
             })
             .collect();
-        let wrong_text: Vec<String> = wrong
-            .iter()
-            .map(|(b, n)| format!("{b} ({n} requests)"))
-            .collect();
-        let summary = format!(
-            "{} sends {:.0}% of its requests to {} although configuration routes it to {}",
-            ctx.op_label(&e.api, &e.operation),
-            share * 100.0,
-            wrong_text.join(", "),
-            configured.join(", ")
-        );
+        let label = ctx.op_label(&e.api, &e.operation);
+        let (summary, wrong, share, window) = match &m {
+            Mismatch::Unconfigured(wrong) => {
+                let wrong_n: u64 = wrong.iter().map(|w| w.1).sum();
+                let share = ratio(wrong_n, total);
+                let text: Vec<String> = wrong
+                    .iter()
+                    .map(|(b, n)| format!("{b} ({n} requests)"))
+                    .collect();
+                (
+                    format!(
+                        "{label} sends {:.0}% of its requests to {} although configuration routes it to {}",
+                        share * 100.0,
+                        text.join(", "),
+                        configured.join(", ")
+                    ),
+                    wrong.iter().map(|w| w.0.clone()).collect::<Vec<_>>(),
+                    share,
+                    ctx.rollup.window,
+                )
+            }
+            Mismatch::Switched(sw) => {
+                let after: u64 = sw.after.iter().map(|a| a.1).sum();
+                let to_n = sw
+                    .after
+                    .iter()
+                    .find(|a| a.0 == sw.to)
+                    .map(|a| a.1)
+                    .unwrap_or(0);
+                let window = ctx.rollup.window.map(|w| crate::model::Window {
+                    start: crate::model::Timestamp::from_minute(sw.at),
+                    end: w.end,
+                });
+                let impact = window
+                    .and_then(|w| traffic.map(|t| error_shift(t, w)))
+                    .unwrap_or_default();
+                let by = e
+                    .configured
+                    .iter()
+                    .find(|r| {
+                        names_backend(
+                            ctx.snapshot,
+                            &covered(ctx.snapshot, std::slice::from_ref(r)),
+                            &sw.to,
+                        )
+                    })
+                    .map(|r| match &r.source {
+                        RouteSource::Policy(s) => format!(" (set-backend-service at {s})"),
+                        _ => String::new(),
+                    })
+                    .unwrap_or_default();
+                (
+                    format!(
+                        "since {} UTC {label} goes to {}{by} instead of {}, the backend the API's serviceUrl names and that served it before ({to_n} of {after} requests since){impact}",
+                        crate::model::Timestamp::from_minute(sw.at).hhmm(),
+                        sw.to,
+                        sw.from,
+                    ),
+                    vec![sw.to.clone()],
+                    ratio(to_n, after),
+                    window,
+                )
+            }
+        };
         let mut ev = Evidence::text(format!(
             "observed backends: {}; configured: {}",
             e.observed
@@ -373,10 +537,9 @@ pub fn findings(ctx: &Ctx, map: &[RouteEntry]) -> Vec<Finding> {
             configured.join(", ")
         ))
         .value("requests", total as f64)
-        .value("unexpected_requests", wrong_n as f64)
         .value("share_affected", share);
-        if let Some(w) = ctx.rollup.window {
-            let names: Vec<String> = wrong.iter().map(|w| w.0.to_ascii_lowercase()).collect();
+        if let Some(w) = window {
+            let names: Vec<String> = wrong.iter().map(|w| w.to_ascii_lowercase()).collect();
             ev.records = ctx.samples(
                 w,
                 |k| {
@@ -402,8 +565,39 @@ pub fn findings(ctx: &Ctx, map: &[RouteEntry]) -> Vec<Finding> {
         )
         .evidence(ev)
         .confidence(if share >= 0.5 { 0.9 } else { 0.7 });
-        f.window = ctx.rollup.window;
+        f.window = window;
         out.push(f);
     }
     out
+}
+
+/// "; 4xx 2% → 88%" when the error mix changed at the switch.
+fn error_shift(t: &super::rollup::OpRollup, w: crate::model::Window) -> String {
+    let (mut bn, mut b4, mut b5, mut an, mut a4, mut a5) = (0, 0, 0, 0, 0, 0);
+    for m in &t.minutes {
+        let s = &m.stats;
+        if crate::model::Timestamp::from_minute(m.minute) < w.start {
+            bn += s.requests;
+            b4 += s.status_4xx;
+            b5 += s.status_5xx;
+        } else {
+            an += s.requests;
+            a4 += s.status_4xx;
+            a5 += s.status_5xx;
+        }
+    }
+    let mut parts = Vec::new();
+    for (name, b, a) in [
+        ("4xx", ratio(b4, bn), ratio(a4, an)),
+        ("5xx", ratio(b5, bn), ratio(a5, an)),
+    ] {
+        if a >= 0.05 && a >= 3.0 * b {
+            parts.push(format!("{name} {:.0}% → {:.0}%", b * 100.0, a * 100.0));
+        }
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("; {}", parts.join(", "))
+    }
 }

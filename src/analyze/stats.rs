@@ -288,8 +288,7 @@ pub fn bursts(n: &[u64], k: &[u64], params: &BurstParams) -> Vec<Burst> {
     if total_k < params.min_events || total_n == 0 {
         return Vec::new();
     }
-    let p_all = (total_k as f64 + 0.5) / (total_n as f64 + 1.0);
-    let runs = candidate_runs(&pre, len, p_all);
+    let runs = candidate_runs(&pre, len, robust_rate(&pre, len));
     if runs.is_empty() {
         return Vec::new();
     }
@@ -298,8 +297,18 @@ pub fn bursts(n: &[u64], k: &[u64], params: &BurstParams) -> Vec<Burst> {
     let baseline = baseline_without(&pre, len, &runs);
     let span = BurnWindows::for_span(len);
     let budget = 1.0 - params.slo;
+    // Widen each run, then merge runs the widening made touch.
+    let mut merged: Vec<(usize, usize)> = Vec::new();
+    for run in runs {
+        let floor = merged.last().map_or(0, |m| m.1);
+        let (s, e) = extend(&pre, len, run, baseline, floor);
+        match merged.last_mut() {
+            Some(last) if s <= last.1 => last.1 = last.1.max(e),
+            _ => merged.push((s, e)),
+        }
+    }
     let mut out = Vec::new();
-    for (s, e) in runs {
+    for (s, e) in merged {
         let (wn, wk) = pre.sum(s, e);
         if wk < params.min_events || wn == 0 {
             continue;
@@ -349,6 +358,76 @@ pub fn bursts(n: &[u64], k: &[u64], params: &BurstParams) -> Vec<Burst> {
     out
 }
 
+/// Widens a burst to failing minutes just outside it, where the stretch
+/// between still fails at least half as often as the burst (and 3x the
+/// baseline): sparse traffic makes the first and last minutes of an
+/// incident look quiet one by one. Looks up to an hour each way, never
+/// back past the previous burst.
+fn extend(
+    pre: &Prefix,
+    len: usize,
+    run: (usize, usize),
+    baseline: f64,
+    floor: usize,
+) -> (usize, usize) {
+    let (s, e) = run;
+    let (n, k) = pre.sum(s, e);
+    if n == 0 {
+        return run;
+    }
+    let threshold = (k as f64 / n as f64 / 2.0).max(3.0 * baseline);
+    let fails = |i: usize| pre.sum(i, i + 1).1 > 0;
+    let rate = |a: usize, b: usize| {
+        let (n, k) = pre.sum(a, b);
+        if n == 0 { 0.0 } else { k as f64 / n as f64 }
+    };
+    let mut start = s;
+    for j in 1..=60 {
+        let Some(a) = s.checked_sub(j) else { break };
+        if a < floor {
+            break;
+        }
+        if fails(a) && rate(a, s) >= threshold {
+            start = a;
+        }
+    }
+    let mut end = e;
+    for j in 1..=60 {
+        let b = e + j;
+        if b > len {
+            break;
+        }
+        if fails(b - 1) && rate(e, b) >= threshold {
+            end = b;
+        }
+    }
+    (start, end)
+}
+
+/// A first baseline that an incident covering up to half the data cannot
+/// inflate: the span is cut into eight blocks and the failures of the
+/// quieter half of the blocks (by failure rate) are pooled. Blocks without
+/// requests are skipped; with fewer than four blocks the plain rate is used.
+fn robust_rate(pre: &Prefix, len: usize) -> f64 {
+    let (total_n, total_k) = pre.sum(0, len);
+    let plain = (total_k as f64 + 0.5) / (total_n as f64 + 1.0);
+    let size = len.div_ceil(8).max(1);
+    let mut blocks: Vec<(u64, u64)> = (0..len)
+        .step_by(size)
+        .map(|a| pre.sum(a, a + size))
+        .filter(|(n, _)| *n > 0)
+        .collect();
+    if blocks.len() < 4 {
+        return plain;
+    }
+    blocks.sort_by(|a, b| (a.1 as f64 / a.0 as f64).total_cmp(&(b.1 as f64 / b.0 as f64)));
+    let half = &blocks[..blocks.len() / 2];
+    let (n, k) = half
+        .iter()
+        .fold((0, 0), |acc, b| (acc.0 + b.0, acc.1 + b.1));
+    ((k as f64 + 0.5) / (n as f64 + 1.0)).min(plain)
+}
+
 /// Minutes whose 3-minute neighbourhood is unlikely under rate `p`, merged
 /// into runs (gaps of up to 3 quiet minutes are bridged) and trimmed to
 /// minutes that actually failed above baseline.
@@ -392,8 +471,10 @@ fn candidate_runs(pre: &Prefix, len: usize, p: f64) -> Vec<(usize, usize)> {
             t -= 1;
         }
         if s < t {
+            // Sparse traffic leaves quiet minutes inside one incident:
+            // bridge gaps up to half the length of the runs on either side.
             match runs.last_mut() {
-                Some(last) if s <= last.1 + 3 => last.1 = t,
+                Some(last) if s <= last.1 + 3.max((last.1 - last.0 + t - s) / 2) => last.1 = t,
                 _ => runs.push((s, t)),
             }
         }
@@ -509,6 +590,19 @@ mod tests {
         assert!(b[0].baseline < 0.003, "baseline {}", b[0].baseline);
         assert!(b[0].burn.alerts());
         assert!((b[0].peak_rate - 0.38).abs() < 1e-9);
+    }
+
+    #[test]
+    fn an_incident_lasting_to_the_end_of_sparse_data_is_one_burst() {
+        // Two requests a minute; from minute 180 on, 28% time out.
+        let n = vec![2u64; 300];
+        let k: Vec<u64> = (0..300u64)
+            .map(|i| u64::from(i >= 180 && (i * 7) % 25 < 14))
+            .collect();
+        let b = bursts(&n, &k, &BurstParams::default());
+        assert_eq!(b.len(), 1, "{b:?}");
+        assert!(b[0].start <= 185 && b[0].end >= 295, "{b:?}");
+        assert!(b[0].burn.alerts());
     }
 
     #[test]

@@ -45,9 +45,14 @@ pub fn stories(ctx: &Ctx, findings: &[Finding]) -> Vec<Story> {
             continue;
         }
         let symptoms = op_symptoms(findings, f, &used);
-        let mut ids = vec![f.id.as_str()];
+        let causes = change_findings(ctx, findings, &[f]);
+        let mut ids: Vec<&str> = causes.iter().map(|c| c.id.as_str()).collect();
+        ids.push(f.id.as_str());
         ids.extend(symptoms.iter().map(|s| s.id.as_str()));
-        let narrative = sentence(f, &symptoms);
+        let narrative = match causes.first() {
+            Some(c) => format!("{}. {}", c.summary, sentence(f, &symptoms)),
+            None => sentence(f, &symptoms),
+        };
         out.push(make(
             ctx,
             findings,
@@ -351,7 +356,10 @@ fn make<'a>(
     };
     let mut suspects: Vec<Suspect> = Vec::new();
     let mut seen = BTreeSet::new();
-    for m in members.iter().filter(|m| m.kind.is_anomaly()) {
+    for m in members
+        .iter()
+        .filter(|m| m.kind.is_anomaly() || m.kind == FindingKind::RouteMismatch)
+    {
         for x in changes::implicated(ctx, m) {
             if seen.insert(x.change)
                 && let Some(s) = changes::suspect(ctx.snapshot, &x)

@@ -264,11 +264,12 @@ fn timeouts_name_the_policy_timeout_its_scope_and_last_change() {
     assert!(t.summary.contains("operation:shop/search"), "{}", t.summary);
     assert!(t.summary.contains("ops@contoso.com"), "{}", t.summary);
     assert!(t.summary.contains("was 120 s"), "{}", t.summary);
-    // The 504s of the operation are folded into the backend finding.
-    assert!(
-        !f.iter().any(|f| f.kind == FindingKind::ErrorSpike),
-        "{f:#?}"
-    );
+    // The 504s are also the operation's 5xx spike, told in the same story.
+    let spike = f
+        .iter()
+        .find(|f| f.kind == FindingKind::ErrorSpike)
+        .expect("spike");
+    assert_eq!(spike.subject.operation.as_deref(), Some("search"));
     let c = f
         .iter()
         .find(|f| f.kind == FindingKind::ConfigChange)
@@ -292,6 +293,7 @@ fn timeouts_name_the_policy_timeout_its_scope_and_last_change() {
         story.title
     );
     assert_eq!(story.findings[0], c.id, "cause first");
+    assert!(story.findings.contains(&spike.id));
     assert_eq!(story.suspects.len(), 1);
     assert_eq!(story.suspects[0].lead_minutes, 6);
     assert!(story.suspects[0].diff.is_some());
@@ -543,4 +545,95 @@ fn generator() {
 
 fn load_ndjson(path: &str) -> Snapshot {
     crate::collect::collect(&[std::path::PathBuf::from(path)]).unwrap()
+}
+
+/// Prints an operation's minutes and bursts from a scenario folder.
+/// Manual: `APIMEDIC_SCENARIO=fixtures/scenarios/x APIMEDIC_OP=api/op cargo
+/// test --release --lib analyze::tests::debug_scenario -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn debug_scenario() {
+    let (Ok(dir), Ok(op)) = (
+        std::env::var("APIMEDIC_SCENARIO"),
+        std::env::var("APIMEDIC_OP"),
+    ) else {
+        eprintln!("APIMEDIC_SCENARIO / APIMEDIC_OP not set; skipping");
+        return;
+    };
+    let s = crate::collect::collect(&[std::path::PathBuf::from(dir)]).unwrap();
+    let o = Options::default();
+    let ctx = Ctx::new(&s, &o);
+    eprintln!("span {} minutes from {}", ctx.len, ctx.time_of(0));
+    for b in &ctx.rollup.backends {
+        eprintln!("backend {} {:?}", b.backend, b.totals);
+    }
+    let (api, name) = op.split_once('/').unwrap();
+    let r = ctx.rollup.operation(api, name).unwrap();
+    eprintln!("backends {:?} totals {:?}", r.backends, r.totals);
+    for m in &r.minutes {
+        let st = &m.stats;
+        eprintln!(
+            "{} n={} 5xx={} to={} conn={} p95={:?} bp95={:?} {:?}",
+            Timestamp::from_minute(m.minute).hhmm(),
+            st.requests,
+            st.status_5xx,
+            st.timeouts,
+            st.connection_failures,
+            st.total_time.p95,
+            st.backend_time.p95,
+            st.error_reasons
+        );
+    }
+    let n = ctx.dense(&r.minutes, |s| s.requests);
+    let k = ctx.dense(&r.minutes, |s| s.status_5xx);
+    let p = stats::BurstParams {
+        alpha: ctx.alpha(ctx.tests()),
+        ..stats::BurstParams::default()
+    };
+    for b in stats::bursts(&n, &k, &p) {
+        eprintln!("burst {b:?}");
+    }
+}
+
+/// Prints a backend's bursts of timeouts and failures from a scenario.
+#[test]
+#[ignore]
+fn debug_backend() {
+    let (Ok(dir), Ok(name)) = (
+        std::env::var("APIMEDIC_SCENARIO"),
+        std::env::var("APIMEDIC_BACKEND"),
+    ) else {
+        eprintln!("APIMEDIC_SCENARIO / APIMEDIC_BACKEND not set; skipping");
+        return;
+    };
+    let s = crate::collect::collect(&[std::path::PathBuf::from(dir)]).unwrap();
+    let o = Options::default();
+    let ctx = Ctx::new(&s, &o);
+    let b = ctx.rollup.backend(&name).unwrap();
+    let n = ctx.dense(&b.minutes, |s| s.requests);
+    let p = stats::BurstParams {
+        alpha: ctx.alpha(ctx.tests()),
+        ..stats::BurstParams::default()
+    };
+    for (what, k) in [
+        ("timeouts", ctx.dense(&b.minutes, |s| s.timeouts)),
+        ("failures", ctx.dense(&b.minutes, |s| s.failures())),
+    ] {
+        eprintln!(
+            "{what}: {} of {}",
+            k.iter().sum::<u64>(),
+            n.iter().sum::<u64>()
+        );
+        for x in stats::bursts(&n, &k, &p) {
+            eprintln!("  burst {} {x:?}", ctx.window(x.start, x.end).start);
+        }
+    }
+    let r = ctx.rollup.operation("orders-api", "search-orders");
+    if let Some(r) = r {
+        let n = ctx.dense(&r.minutes, |s| s.requests);
+        let k = ctx.dense(&r.minutes, |s| s.status_5xx);
+        for x in stats::bursts(&n, &k, &p) {
+            eprintln!("  op burst {} {x:?}", ctx.window(x.start, x.end).start);
+        }
+    }
 }
