@@ -2,6 +2,7 @@
 //! function per subcommand. The only module that wires layers together.
 //! Each larger subcommand lives in its own file beside this one.
 
+pub mod ask;
 pub mod daemon;
 pub mod detect;
 pub mod lint;
@@ -44,6 +45,8 @@ pub enum Command {
     Tui(tui::TuiArgs),
     /// Watch sources continuously and emit alerts.
     Daemon(daemon::DaemonArgs),
+    /// Ask a question in plain language.
+    Ask(ask::AskArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -107,6 +110,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Simulate(args)) => simulate::run(args),
         Some(Command::Tui(args)) => tui::run(args),
         Some(Command::Daemon(args)) => daemon::run(args),
+        Some(Command::Ask(args)) => ask::run(args),
     }
 }
 

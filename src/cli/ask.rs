@@ -1,0 +1,69 @@
+//! `apimedic ask "question" [PATH...]`: one question answered from exported
+//! data (or the demo), offline unless `--llm` is given.
+
+use crate::llm::Assistant;
+use crate::playbook;
+use crate::tools::Instance;
+use anyhow::Context;
+use clap::ValueEnum;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum AskFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AskArgs {
+    /// The question, in plain language.
+    pub question: String,
+    /// Files and folders of exported gateway data. None: the built-in demo.
+    pub paths: Vec<PathBuf>,
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: AskFormat,
+    /// A folder of playbooks to use instead of the built-in ones.
+    #[arg(long)]
+    pub playbooks: Option<PathBuf>,
+}
+
+/// Loads the data and analyses it once.
+pub fn instance(paths: &[PathBuf], playbooks: Option<&PathBuf>) -> anyhow::Result<Instance> {
+    if let Some(missing) = paths.iter().find(|p| !p.exists()) {
+        anyhow::bail!(
+            "{} does not exist; give a folder of exported gateway data, or no path for the built-in demo",
+            missing.display()
+        );
+    }
+    let playbooks = match playbooks {
+        Some(dir) => playbook::Playbooks::load_dir(dir)?,
+        None => playbook::Playbooks::built_in(),
+    };
+    let snapshot = super::load(paths)?;
+    Ok(Instance::new(snapshot, &playbooks))
+}
+
+pub fn run(args: AskArgs) -> anyhow::Result<ExitCode> {
+    let inst = instance(&args.paths, args.playbooks.as_ref())?;
+    let assistant = Assistant::Offline;
+    let answer = assistant.ask(&inst, &args.question, None);
+    let out = match args.format {
+        AskFormat::Text => answer.render(),
+        AskFormat::Json => {
+            let mut s = serde_json::to_string_pretty(&answer)?;
+            s.push('\n');
+            s
+        }
+    };
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout
+        .write_all(out.as_bytes())
+        .and_then(|_| stdout.flush())
+        && e.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        return Err(e).context("cannot write the answer");
+    }
+    Ok(ExitCode::SUCCESS)
+}

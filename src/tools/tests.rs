@@ -1,0 +1,89 @@
+use super::*;
+use crate::model::{Api, Backend, Snapshot};
+
+fn inst() -> Instance {
+    let snapshot = Snapshot {
+        apis: vec![Api {
+            id: "billing-api".into(),
+            display_name: Some("Billing API".into()),
+            path: Some("billing".into()),
+            ..Api::default()
+        }],
+        backends: vec![Backend {
+            id: "billing-app".into(),
+            url: Some("https://billing.internal/api".into()),
+            ..Backend::default()
+        }],
+        ..Snapshot::default()
+    };
+    Instance {
+        snapshot,
+        diagnosis: Diagnosis::default(),
+    }
+}
+
+#[test]
+fn calls_parse_and_unknown_tools_are_refused() {
+    let t = Tool::from_call("failure_rate", &json!({"api": "billing", "period": "7d"})).unwrap();
+    assert_eq!(
+        t,
+        Tool::FailureRate {
+            api: Some("billing".into()),
+            operation: None,
+            backend: None,
+            period: Some("7d".into())
+        }
+    );
+    let err = Tool::from_call("execute_remediation", &json!({})).unwrap_err();
+    assert!(err.contains("read-only"), "{err}");
+    assert!(Tool::from_call("network_check", &json!({"port": 443})).is_err());
+    for spec in Tool::specs() {
+        assert!(Tool::NAMES.contains(&spec.name), "{}", spec.name);
+    }
+    assert_eq!(Tool::specs().len(), Tool::NAMES.len());
+}
+
+#[test]
+fn names_resolve_by_id_display_name_and_path() {
+    let i = inst();
+    assert_eq!(
+        run::resolve_api(&i.snapshot, "/billing").map(|a| a.id.as_str()),
+        Some("billing-api")
+    );
+    assert_eq!(
+        run::resolve_api(&i.snapshot, "Billing API").map(|a| a.id.as_str()),
+        Some("billing-api")
+    );
+    assert!(run::resolve_api(&i.snapshot, "checkout").is_none());
+    assert_eq!(
+        run::resolve_backend(&i.snapshot, "billing.internal").map(|b| b.id.as_str()),
+        Some("billing-app")
+    );
+}
+
+#[test]
+fn outputs_are_capped() {
+    let mut v = json!({"rows": (0..100).collect::<Vec<i32>>()});
+    assert!(cap_data(&mut v));
+    assert_eq!(v["rows"].as_array().map(Vec::len), Some(MAX_ITEMS + 1));
+    let long = "x".repeat(MAX_TEXT * 2);
+    let cut = head_tail(&long, MAX_TEXT);
+    assert!(cut.chars().count() <= MAX_TEXT + 60, "{}", cut.len());
+    assert!(cut.contains("characters cut"));
+}
+
+#[test]
+fn tools_answer_on_empty_data_without_failing() {
+    let i = inst();
+    for name in Tool::NAMES {
+        let args = json!({"destination": "10.0.0.1", "port": 443, "id": "nope"});
+        let out = Tool::from_call(name, &args).unwrap().run(&i);
+        assert_eq!(out.tool, name);
+        assert!(!out.text.is_empty(), "{name}");
+    }
+    let out = Tool::BackendHealth {
+        backend: Some("nothere".into()),
+    }
+    .run(&i);
+    assert!(out.text.contains("no backend matches"), "{}", out.text);
+}
