@@ -9,7 +9,9 @@
 //! monitor log-analytics query` prints (every value stringified: `"503"`,
 //! `"True"`, `"None"`) and the raw query API `tables` response. Containers:
 //! NDJSON (one row per line, also `{"records":[…]}` per line), CSV with a
-//! header row, and JSON documents the caller has parsed.
+//! header row (also the portal's export), and JSON documents the caller has
+//! parsed. nginx JSON access logs are read as gateway traffic too
+//! (`read_nginx`, mapping in `nginx.rs`).
 //!
 //! Keys match case-insensitively; numbers may be strings; `null`, `""` and
 //! `"None"` mean missing. A row needs a timestamp (`TimeGenerated` or `time`)
@@ -25,9 +27,9 @@
 //! fallback for rows it does not handle (escapes in used values, `properties`
 //! as a string, invalid JSON). No allocation per row on the fast path.
 //!
-//! Measured (benches/logs.sh, 10M generated rows, 4.4 GB, 2 shared cores):
-//! ~3.3 s user + ~0.6 s system CPU, 3.7-3.9 s wall under load, ~270 MB max
-//! RSS: ~105 MB latency vectors (the model keeps every TotalTime and
+//! Measured (benches/logs.sh, 10M generated rows, 4.4 GB, 2 cores shared
+//! with other builds): ~2.9-3.0 s user + ~0.6 s system CPU, 2.9-3.3 s wall
+//! under a load average of 3 (DuckDB: 4.0-4.2 s), ~265 MB max RSS: ~105 MB latency vectors (the model keeps every TotalTime and
 //! BackendTime), ~30 MB kept samples, 16 MB of blocks, the rest allocator
 //! arenas of the worker threads.
 
