@@ -18,6 +18,7 @@
 //! - [`cli`]: the command line; the only module that knows about all the others.
 
 pub mod analyze;
+pub mod chat;
 pub mod cli;
 pub mod collect;
 pub mod daemon;

@@ -3,6 +3,7 @@
 //! Each larger subcommand lives in its own file beside this one.
 
 pub mod ask;
+pub mod chat;
 pub mod daemon;
 pub mod detect;
 pub mod lint;
@@ -47,6 +48,8 @@ pub enum Command {
     Daemon(daemon::DaemonArgs),
     /// Ask a question in plain language.
     Ask(ask::AskArgs),
+    /// Interactive question-and-answer session.
+    Chat(chat::ChatArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -111,6 +114,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Tui(args)) => tui::run(args),
         Some(Command::Daemon(args)) => daemon::run(args),
         Some(Command::Ask(args)) => ask::run(args),
+        Some(Command::Chat(args)) => chat::run(args),
     }
 }
 

@@ -155,7 +155,10 @@ const KEYWORDS: &[(Intent, &[(&str, u32)])] = &[
             ("capacity", 5),
             ("units", 3),
             ("autoscale", 5),
-            ("throttled", 2),
+            ("throttled", 3),
+            ("throttling", 3),
+            ("429s", 3),
+            ("throttle", 3),
             ("429", 3),
             ("rate limit", 3),
             ("load", 2),
@@ -407,6 +410,10 @@ pub fn intents(norm: &str) -> Vec<Intent> {
         .collect();
     if chosen.is_empty() {
         chosen.push(scored[0].0);
+    }
+    // "Anything wrong?" next to a precise question is a figure of speech.
+    if chosen.len() > 1 {
+        chosen.retain(|i| *i != Intent::Overview);
     }
     // A failure rate is the error question asked precisely.
     if chosen.contains(&Intent::FailureRate) {
@@ -925,7 +932,8 @@ impl Builder<'_> {
                 "No error spike, failing backend or other failure finding for {label} in this data."
             );
         } else {
-            let _ = writeln!(self.text, "Failures on {label}:");
+            let what = if overview { "Findings" } else { "Failures" };
+            let _ = writeln!(self.text, "{what} on {label}:");
             let ids: Vec<String> = fs.iter().map(|f| f.id.clone()).collect();
             self.stories_for(&ids);
         }
@@ -1273,7 +1281,12 @@ impl Builder<'_> {
             .cloned()
             .collect();
         self.tools.push("findings".into());
-        if fs.is_empty() {
+        if fs.is_empty() && self.inst.snapshot.nsgs.is_empty() {
+            let _ = writeln!(
+                self.text,
+                "No NSG is loaded, so the network path was not checked."
+            );
+        } else if fs.is_empty() {
             let _ = writeln!(
                 self.text,
                 "No network gap found: the rules allow the flows APIM needs and the gateway → backend flows checked."

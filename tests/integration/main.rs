@@ -5,7 +5,9 @@
 //!   compared with its `expected.json`.
 //! - `daemon`: the daemon on a live simulated feed against a real Alertmanager and a
 //!   webhook receiver (SIGKILL + restart, receiver outage), and every config fixture.
+//! - `eval`: the offline answerer over `tests/eval/cases.yaml` (question, scenario, facts).
 
 mod cli;
 mod daemon;
+mod eval;
 mod scenarios;
