@@ -33,10 +33,10 @@ pub struct Request<'a> {
     pub correlation_id: &'a str,
 }
 
-impl Request<'_> {
+impl<'a> Request<'a> {
     /// The backend a request went to: its `BackendId`, else the host of its
     /// `BackendUrl`, else empty (no backend call).
-    pub fn backend_key(&self) -> &str {
+    pub fn backend_key(&self) -> &'a str {
         if !self.backend_id.is_empty() {
             return self.backend_id;
         }
@@ -84,11 +84,17 @@ impl Request<'_> {
 
 /// The host part of an absolute URL (`https://h:443/p` → `h:443`), or "".
 pub fn url_host(url: &str) -> &str {
-    let rest = match url.find("://") {
-        Some(i) => &url[i + 3..],
-        None => return "",
+    // Byte loops: `str::find("://")` builds a two-way searcher per call,
+    // which cost more than the rest of this function on every log row.
+    let b = url.as_bytes();
+    let Some(i) = (0..b.len()).find(|&i| b.get(i..i + 3) == Some(b"://")) else {
+        return "";
     };
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let rest = &url[i + 3..];
+    let end = rest
+        .bytes()
+        .position(|c| matches!(c, b'/' | b'?' | b'#'))
+        .unwrap_or(rest.len());
     &rest[..end]
 }
 

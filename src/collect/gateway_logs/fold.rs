@@ -135,26 +135,6 @@ impl ChunkInfo {
     }
 }
 
-/// `Request::backend_key` without `str::find`'s searcher set-up per row:
-/// `BackendId`, else the host of `BackendUrl` (same result as `url_host`).
-fn backend_key<'a>(r: &Request<'a>) -> &'a str {
-    if !r.backend_id.is_empty() {
-        return r.backend_id;
-    }
-    let url = r.backend_url;
-    let b = url.as_bytes();
-    // Plain loops: the scheme is a few bytes and hosts are short, so a SIMD
-    // search's call and set-up would cost more than it saves.
-    let Some(colon) = (0..b.len()).find(|&i| b.get(i..i + 3) == Some(b"://")) else {
-        return "";
-    };
-    let host = url.get(colon + 3..).unwrap_or_default();
-    let end = host
-        .bytes()
-        .position(|c| matches!(c, b'/' | b'?' | b'#'))
-        .unwrap_or(host.len());
-    host.get(..end).unwrap_or_default()
-}
 
 /// The origin a worker gives a sample before line numbers are known.
 pub(super) fn chunk_origin(file: &str, seq: u32, line: u32) -> Origin {
@@ -168,7 +148,7 @@ pub(super) fn chunk_origin(file: &str, seq: u32, line: u32) -> Origin {
 impl Fold {
     /// Folds one request in; `origin` is called only if it becomes a sample.
     pub(super) fn add(&mut self, r: &Request<'_>, origin: impl FnOnce() -> Origin) {
-        let names = [r.api_id, r.operation_id, backend_key(r)];
+        let names = [r.api_id, r.operation_id, r.backend_key()];
         let series = self.series_of(names);
         let cell = self.cell_of(series, r.time.minute());
         if let Some(cell) = self.cells.get_mut(cell as usize) {
