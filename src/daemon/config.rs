@@ -338,7 +338,7 @@ impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
             retention_minutes: 24 * 60,
-            lookback_minutes: 3 * 60,
+            lookback_minutes: 60,
             exact_minutes: 10,
             active_minutes: 2,
         }

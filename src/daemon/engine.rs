@@ -22,20 +22,93 @@ use crate::model::{
 /// Latency points kept per compacted minute.
 const SKETCH: usize = 8;
 /// Most latency values a compacted minute expands back into.
-const EXPAND: usize = 32;
+const EXPAND: usize = 16;
 
-/// One compacted minute of one series (88 bytes).
+/// One compacted minute of one series (80 bytes).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 struct Cell {
     minute: u32,
-    /// requests, 2xx, 3xx, 4xx, 429, 5xx, backend 5xx, timeouts, connection failures.
-    counts: [u32; 9],
+    /// requests, 4xx, 429, 5xx, backend 5xx, timeouts, connection failures
+    /// (2xx and 3xx are not kept: the detectors do not read them).
+    counts: [u32; 7],
     total: [u16; SKETCH],
     backend: [u16; SKETCH],
     backend_n: u32,
     /// Interned `LastErrorReason` ids (0 = none) and their counts.
     reason_ids: [u16; 2],
     reason_counts: [u32; 2],
+}
+
+/// Cells per block: blocks of one size keep the allocator from fragmenting
+/// as 24 hours of cells per series accumulate.
+const BLOCK: usize = 120;
+
+/// One series' compacted minutes, in minute order, in fixed-size blocks.
+#[derive(Debug, Default)]
+struct Cells {
+    blocks: Vec<Vec<Cell>>,
+}
+
+impl Cells {
+    fn len(&self) -> usize {
+        self.blocks.iter().map(Vec::len).sum()
+    }
+
+    /// Inserts in minute order, merging with a cell of the same minute.
+    fn insert(&mut self, c: Cell) {
+        let after_last = self
+            .blocks
+            .last()
+            .and_then(|b| b.last())
+            .is_none_or(|x| x.minute < c.minute);
+        if after_last {
+            match self.blocks.last_mut() {
+                Some(b) if b.len() < BLOCK => b.push(c),
+                _ => {
+                    let mut b = Vec::with_capacity(BLOCK);
+                    b.push(c);
+                    self.blocks.push(b);
+                }
+            }
+            return;
+        }
+        // A late minute: the block whose first minute is at or before it.
+        let i = self
+            .blocks
+            .partition_point(|b| b.first().is_some_and(|x| x.minute <= c.minute))
+            .saturating_sub(1);
+        let Some(b) = self.blocks.get_mut(i) else {
+            return;
+        };
+        let at = b.partition_point(|x| x.minute < c.minute);
+        match b.get_mut(at) {
+            Some(x) if x.minute == c.minute => merge_cells(x, &c),
+            _ => b.insert(at, c),
+        }
+    }
+
+    /// Drops cells before `floor`.
+    fn drop_before(&mut self, floor: i64) {
+        let whole = self
+            .blocks
+            .iter()
+            .take_while(|b| b.last().is_none_or(|x| i64::from(x.minute) < floor))
+            .count();
+        self.blocks.drain(..whole);
+        if let Some(b) = self.blocks.first_mut() {
+            let cut = b.partition_point(|x| i64::from(x.minute) < floor);
+            b.drain(..cut);
+        }
+    }
+
+    /// Cells at or after `floor`.
+    fn from(&self, floor: i64) -> impl Iterator<Item = &Cell> {
+        self.blocks
+            .iter()
+            .filter(move |b| b.last().is_some_and(|x| i64::from(x.minute) >= floor))
+            .flat_map(|b| b.iter())
+            .filter(move |x| i64::from(x.minute) >= floor)
+    }
 }
 
 /// Evenly spaced order statistics of `v` (sorted in place), clamped to u16 ms.
@@ -68,7 +141,7 @@ pub struct Store {
     /// Exact recent minutes; series indices are shared with `history`.
     exact: Traffic,
     /// Compacted minutes per series, in minute order.
-    history: Vec<Vec<Cell>>,
+    history: Vec<Cells>,
     /// Interned error reasons (id = index + 1).
     reasons: Vec<String>,
     /// Latest data instant seen.
@@ -102,7 +175,7 @@ impl Store {
     /// Number of series and retained series-minutes (both tiers).
     pub fn size(&self) -> (usize, usize) {
         let exact: usize = self.exact.series.iter().map(|s| s.minutes.len()).sum();
-        let hist: usize = self.history.iter().map(Vec::len).sum();
+        let hist: usize = self.history.iter().map(Cells::len).sum();
         (self.exact.series.len(), exact + hist)
     }
 
@@ -155,7 +228,7 @@ impl Store {
                 .exact
                 .series_index(&s.key.api_id, &s.key.operation_id, &s.key.backend);
             if self.history.len() <= i {
-                self.history.resize_with(i + 1, Vec::new);
+                self.history.resize_with(i + 1, Cells::default);
             }
             for (m, st) in s.minutes {
                 if m >= exact_floor {
@@ -163,7 +236,7 @@ impl Store {
                     self.exact.series[i].minutes.entry(m).or_default().merge(st);
                 } else if m >= keep_floor {
                     let cell = self.compact_one(m, st);
-                    insert_cell(&mut self.history[i], cell);
+                    self.history[i].insert(cell);
                 } else {
                     self.too_old += u64::from(st.requests);
                 }
@@ -192,8 +265,6 @@ impl Store {
             minute: u32::try_from(m).unwrap_or(0),
             counts: [
                 st.requests,
-                st.status_2xx,
-                st.status_3xx,
                 st.status_4xx,
                 st.status_429,
                 st.status_5xx,
@@ -214,11 +285,11 @@ impl Store {
     }
 
     fn expand_cell(&self, c: &Cell) -> MinuteStats {
-        let [requests, s2, s3, s4, s429, s5, b5, timeouts, conn] = c.counts;
+        let [requests, s4, s429, s5, b5, timeouts, conn] = c.counts;
         let mut st = MinuteStats {
             requests,
-            status_2xx: s2,
-            status_3xx: s3,
+            // 3xx count as 2xx once compacted.
+            status_2xx: requests.saturating_sub(s4).saturating_sub(s5),
             status_4xx: s4,
             status_429: s429,
             status_5xx: s5,
@@ -257,7 +328,8 @@ impl Store {
         let exact_floor = wm - self.cfg.exact_minutes;
         let keep_floor = wm - self.cfg.retention_minutes;
         if self.history.len() < self.exact.series.len() {
-            self.history.resize_with(self.exact.series.len(), Vec::new);
+            self.history
+                .resize_with(self.exact.series.len(), Cells::default);
         }
         for i in 0..self.exact.series.len() {
             let old: Vec<Minute> = self.exact.series[i]
@@ -272,14 +344,10 @@ impl Store {
                 self.exact.rows = self.exact.rows.saturating_sub(u64::from(st.requests));
                 if m >= keep_floor {
                     let cell = self.compact_one(m, st);
-                    insert_cell(&mut self.history[i], cell);
+                    self.history[i].insert(cell);
                 }
             }
-            let h = &mut self.history[i];
-            let cut = h.partition_point(|c| i64::from(c.minute) < keep_floor);
-            if cut > 0 {
-                h.drain(..cut);
-            }
+            self.history[i].drop_before(keep_floor);
         }
     }
 
@@ -291,9 +359,11 @@ impl Store {
         };
         let floor = wm - self.cfg.lookback_minutes;
         for (i, s) in self.exact.series.iter().enumerate() {
-            let cells = self.history.get(i).map_or(&[][..], Vec::as_slice);
-            let from = cells.partition_point(|c| i64::from(c.minute) < floor);
-            let recent = cells.get(from..).unwrap_or_default();
+            let recent: Vec<&Cell> = self
+                .history
+                .get(i)
+                .map(|c| c.from(floor).collect())
+                .unwrap_or_default();
             if recent.is_empty() && s.minutes.is_empty() {
                 continue;
             }
@@ -333,15 +403,6 @@ impl Store {
             .into_iter()
             .filter(|f| f.window.is_none_or(|w| w.end.minute() > active_from))
             .collect()
-    }
-}
-
-/// Inserts a cell in minute order, merging with one for the same minute.
-fn insert_cell(cells: &mut Vec<Cell>, c: Cell) {
-    let at = cells.partition_point(|x| x.minute < c.minute);
-    match cells.get_mut(at) {
-        Some(x) if x.minute == c.minute => merge_cells(x, &c),
-        _ => cells.insert(at, c),
     }
 }
 
@@ -467,6 +528,30 @@ mod tests {
     }
 
     #[test]
+    fn cells_stay_ordered_across_blocks() {
+        let cell = |m: u32, n: u32| Cell {
+            minute: m,
+            counts: [n, 0, 0, 0, 0, 0, 0],
+            ..Cell::default()
+        };
+        let mut c = Cells::default();
+        for m in (0..300).filter(|m| m % 100 != 50) {
+            c.insert(cell(m, 1));
+        }
+        assert_eq!(c.blocks.len(), 3);
+        c.insert(cell(150, 1)); // late, new minute
+        c.insert(cell(10, 2)); // late, same minute: merged
+        let all: Vec<(u32, u32)> = c.from(0).map(|x| (x.minute, x.counts[0])).collect();
+        assert_eq!(all.len(), 298);
+        assert!(all.windows(2).all(|w| w[0].0 < w[1].0));
+        assert!(all.contains(&(150, 1)) && all.contains(&(10, 3)));
+        c.drop_before(200);
+        assert_eq!(c.len(), 99);
+        assert_eq!(c.from(0).next().map(|x| x.minute), Some(200));
+        assert_eq!(c.from(290).count(), 10);
+    }
+
+    #[test]
     fn sketch_and_expand_keep_the_shape() {
         let mut v: Vec<u32> = (1..=100).collect();
         let s = sketch(&mut v);
@@ -475,6 +560,6 @@ mod tests {
         assert_eq!(expand(&s, 3).len(), 3);
         assert_eq!(expand(&s, 1000).len(), EXPAND);
         assert!(expand(&s, 0).is_empty());
-        assert_eq!(std::mem::size_of::<Cell>(), 88);
+        assert_eq!(std::mem::size_of::<Cell>(), 80);
     }
 }

@@ -119,7 +119,7 @@ impl Rng {
     pub fn new(seed: u64) -> Rng {
         Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
     }
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x >> 12;
         x ^= x << 25;
@@ -129,7 +129,7 @@ impl Rng {
     }
     /// Uniform in [0, 1).
     pub fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 }
 
@@ -203,7 +203,7 @@ pub fn rows(cfg: &LiveConfig, live0: i64, from_ms: i64, to_ms: i64, rng: &mut Rn
             break;
         }
         k += 1;
-        let mut pick = (rng.next() % u64::from(total_weight.max(1))) as u32;
+        let mut pick = (rng.next_u64() % u64::from(total_weight.max(1))) as u32;
         let op = ops
             .iter()
             .find(|o| {
@@ -228,9 +228,9 @@ pub fn rows(cfg: &LiveConfig, live0: i64, from_ms: i64, to_ms: i64, rng: &mut Rn
         } else {
             (200, Some(200), "")
         };
-        let total = backend_ms + 2 + (rng.next() % 4) as u32;
+        let total = backend_ms + 2 + (rng.next_u64() % 4) as u32;
         let ts = crate::model::Timestamp(t).to_rfc3339();
-        let corr = rng.next();
+        let corr = rng.next_u64();
         let _ = write!(
             out,
             "{{\"TimeGenerated\":\"{ts}\",\"CorrelationId\":\"{corr:016x}\",\"Region\":\"West Europe\",\"IsRequestSuccess\":{},\"TotalTime\":{total},\"Method\":\"{}\",\"Url\":\"https://contoso.azure-api.net/{}{}\",\"ResponseCode\":{code}",

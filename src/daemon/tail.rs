@@ -18,7 +18,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 /// Most bytes read from one file in one poll (the rest waits a poll).
-const MAX_READ: usize = 16 << 20;
+const MAX_READ: usize = 4 << 20;
 
 /// Where reading a followed file got to.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -114,8 +114,10 @@ impl Follower {
         Ok(())
     }
 
-    /// Reads what was appended since the last poll. Handles truncation and
-    /// rotation. A missing file is not an error (it may be mid-rotation).
+    /// Reads the next chunk (at most 4 MiB of complete lines) appended
+    /// since the last call; call again until it adds nothing. Handles
+    /// truncation and rotation. A missing file is not an error (it may be
+    /// mid-rotation).
     pub fn poll(&mut self, out: &mut Vec<Chunk>) -> std::io::Result<()> {
         if self.handle.is_none() {
             match self.open() {
@@ -134,27 +136,28 @@ impl Follower {
                 self.at.offset = 0;
                 self.at.line = 1;
             }
-            let mut got = read_lines(h, &mut self.at, &self.path, out)?;
-            // Rotated: the path now names another file. The old one is read
-            // to its end above; switch once nothing more came from it.
+            if read_lines(h, &mut self.at, &self.path, out)? {
+                // One chunk per call: the caller polls again while data comes.
+                return Ok(());
+            }
+            // Rotated: the path now names another file. The old one has
+            // been read to its end; switch to the new one.
             let rotated = match std::fs::metadata(&self.path) {
                 Ok(m) => m.ino() != self.at.ino || m.dev() != self.at.dev,
                 Err(_) => false,
             };
-            if rotated && !got {
-                self.handle = None;
-                self.at = Offset {
-                    line: 1,
-                    ..Offset::default()
-                };
-                match self.open() {
-                    Ok(()) => got = true,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-                    Err(e) => return Err(e),
-                }
-            }
-            if !got {
+            if !rotated {
                 return Ok(());
+            }
+            self.handle = None;
+            self.at = Offset {
+                line: 1,
+                ..Offset::default()
+            };
+            match self.open() {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(e),
             }
         }
     }
@@ -312,6 +315,8 @@ mod tests {
         std::fs::rename(&p, dir.path().join("a.log.1")).unwrap();
         append(&p, "new\n");
         out.clear();
+        f.poll(&mut out).unwrap();
+        f.poll(&mut out).unwrap();
         f.poll(&mut out).unwrap();
         assert_eq!(
             texts(&out),

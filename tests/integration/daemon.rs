@@ -157,10 +157,10 @@ impl Receiver {
                     Ok((mut s, _)) => {
                         let _ = s.set_nonblocking(false);
                         let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-                        if let Some(body) = read_request(&mut s) {
-                            if let Ok(v) = serde_json::from_slice(&body) {
-                                b.lock().unwrap().push(v);
-                            }
+                        if let Some(body) = read_request(&mut s)
+                            && let Ok(v) = serde_json::from_slice(&body)
+                        {
+                            b.lock().unwrap().push(v);
                         }
                         let _ = s.write_all(
                             b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
