@@ -256,6 +256,7 @@ const fn op(
 pub const O_CREATE_ORDER: usize = 2;
 pub const O_SEARCH_ORDERS: usize = 4;
 pub const O_CHECK_STOCK: usize = 5;
+pub const O_RESERVE_STOCK: usize = 7;
 pub const O_SEARCH_PRODUCTS: usize = 9;
 pub const O_GET_PRODUCT: usize = 10;
 pub const O_GET_PRICE: usize = 12;
@@ -562,6 +563,7 @@ mod tests {
         assert_eq!(OPS[O_SEARCH_ORDERS].id, "search-orders");
         assert_eq!(OPS[O_CREATE_ORDER].id, "create-order");
         assert_eq!(OPS[O_CHECK_STOCK].id, "check-stock");
+        assert_eq!(OPS[O_RESERVE_STOCK].id, "reserve-stock");
         assert_eq!(OPS[O_GET_PRODUCT].id, "get-product");
         assert_eq!(OPS[O_GET_PRICE].id, "get-price");
         assert_eq!(OPS[O_SEARCH_PRODUCTS].id, "search-products");

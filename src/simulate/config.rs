@@ -6,8 +6,8 @@
 
 use super::Scenario;
 use super::catalog::{
-    APIM_SUBNET_PREFIX, APIS, AppKind, BACKENDS, LOCATION, NSG, OPS, PAYMENTS_SUBNET_PREFIX,
-    RG_APIM, SERVICE, SUBSCRIPTION, apim_subnet_id, nsg_id, service_id,
+    APIM_SUBNET_PREFIX, APIS, AppKind, BACKENDS, LOCATION, NSG, O_RESERVE_STOCK, OPS,
+    PAYMENTS_SUBNET_PREFIX, RG_APIM, SERVICE, SUBSCRIPTION, apim_subnet_id, nsg_id, service_id,
 };
 use super::json::pretty;
 use super::plan::Plan;
@@ -172,6 +172,16 @@ fn shipping_policy(plain_secret: bool) -> String {
         &format!(
             "        <set-backend-service base-url=\"https://api.carrierhub.example.net/v3\" />\n        <set-header name=\"Authorization\" exists-action=\"override\">\n            <value>{token}</value>\n        </set-header>\n        <choose>\n            <when condition=\"@(context.Request.Method == \"POST\" && context.Request.Body == null)\">\n                <return-response>\n                    <set-status code=\"400\" reason=\"Bad Request\" />\n                </return-response>\n            </when>\n        </choose>\n"
         ),
+        BASE_BACKEND,
+        "",
+    )
+}
+
+/// An operation-scope policy delivered as a REST resource (rawxml: the
+/// expression keeps its raw quotes).
+fn reserve_stock_policy() -> String {
+    wrap(
+        "        <set-variable name=\"sku\" value=\"@(context.Request.MatchedParameters[\"sku\"])\" />\n        <set-header name=\"X-Reservation-Sku\" exists-action=\"override\">\n            <value>@((string)context.Variables[\"sku\"])</value>\n        </set-header>\n",
         BASE_BACKEND,
         "",
     )
@@ -885,6 +895,10 @@ pub fn files(plan: &Plan) -> Vec<(String, Vec<u8>)> {
         format!("config/policies/api-{}.json", APIS[shipping].id),
         &policy_resource(Scope::Api(shipping), &api_policy(plan, shipping)),
     );
+    put(
+        "config/policies/operation-inventory-api-reserve-stock.json".into(),
+        &policy_resource(Scope::Operation(O_RESERVE_STOCK), &reserve_stock_policy()),
+    );
     if plan.shape.has_nsg() {
         put(format!("config/network/{NSG}.json"), &nsg(plan));
     }
@@ -940,6 +954,11 @@ mod tests {
                     assert_eq!(text.matches("<inbound>").count(), 1, "{path}");
                 }
             }
+            assert!(files.iter().any(|(p, b)| {
+                p.contains("policies/operation-")
+                    && String::from_utf8_lossy(b)
+                        .contains("/operations/reserve-stock/policies/policy")
+            }));
             assert_eq!(
                 files.iter().any(|(p, _)| p.contains("network/")),
                 plan.shape.has_nsg(),
