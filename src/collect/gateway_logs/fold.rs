@@ -135,7 +135,6 @@ impl ChunkInfo {
     }
 }
 
-
 /// The origin a worker gives a sample before line numbers are known.
 pub(super) fn chunk_origin(file: &str, seq: u32, line: u32) -> Origin {
     Origin {
