@@ -27,6 +27,8 @@ pub struct AskArgs {
     /// A folder of playbooks to use instead of the built-in ones.
     #[arg(long)]
     pub playbooks: Option<PathBuf>,
+    #[command(flatten)]
+    pub llm: crate::llm::LlmOptions,
 }
 
 /// Loads the data and analyses it once.
@@ -47,7 +49,7 @@ pub fn instance(paths: &[PathBuf], playbooks: Option<&PathBuf>) -> anyhow::Resul
 
 pub fn run(args: AskArgs) -> anyhow::Result<ExitCode> {
     let inst = instance(&args.paths, args.playbooks.as_ref())?;
-    let assistant = Assistant::Offline;
+    let assistant = Assistant::from_options(&args.llm)?;
     let answer = assistant.ask(&inst, &args.question, None);
     let out = match args.format {
         AskFormat::Text => answer.render(),

@@ -15,11 +15,13 @@ pub struct ChatArgs {
     /// A folder of playbooks to use instead of the built-in ones.
     #[arg(long)]
     pub playbooks: Option<PathBuf>,
+    #[command(flatten)]
+    pub llm: crate::llm::LlmOptions,
 }
 
 pub fn run(args: ChatArgs) -> anyhow::Result<ExitCode> {
     let inst = super::ask::instance(&args.paths, args.playbooks.as_ref())?;
-    let assistant = Assistant::Offline;
+    let assistant = Assistant::from_options(&args.llm)?;
     let stdin = std::io::stdin();
     let prompt = stdin.is_terminal();
     chat::run(

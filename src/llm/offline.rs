@@ -320,6 +320,9 @@ pub struct Answer {
     /// A note about how the answer was made (LLM fallback, limits).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// Tool calls a model made that were refused (unknown or acting tools).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub refused: Vec<String>,
 }
 
 impl Answer {
@@ -584,6 +587,7 @@ pub fn answer_in_context(inst: &Instance, question: &str, previous: Option<&Enti
         unchecked: b.unchecked.into_iter().collect(),
         confidence: confidence.to_string(),
         note: None,
+        refused: Vec::new(),
     }
 }
 

@@ -1,0 +1,235 @@
+//! The tool-calling loop with a model: prepared context first, then at most
+//! `max_steps` round trips in which the model may call the read-only tools.
+//! Guards: a token budget, per-tool output caps, identical calls answered
+//! from memory, unknown tools (anything that would act) refused, and a
+//! final summary forced when a limit is hit. Every message passes through
+//! one `Redactor`. When the endpoint fails, the offline answer is returned
+//! with a note saying why.
+
+use super::client::{self, ClientError, RemoteConfig};
+use super::prompt;
+use super::redact::Redactor;
+use super::{Answer, Entities, offline};
+use crate::tools::{Instance, Tool};
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+
+/// Answers through the model, or offline with a note when it fails.
+pub async fn ask(
+    cfg: &RemoteConfig,
+    inst: &Instance,
+    question: &str,
+    previous: Option<&Entities>,
+) -> Answer {
+    let fallback = offline::answer_in_context(inst, question, previous);
+    match converse(cfg, inst, question, &fallback).await {
+        Ok(a) => a,
+        Err(e) => {
+            let mut a = fallback;
+            a.note = Some(format!(
+                "the model at {} failed ({e}); this is the offline answer",
+                cfg.base_url
+            ));
+            a
+        }
+    }
+}
+
+async fn converse(
+    cfg: &RemoteConfig,
+    inst: &Instance,
+    question: &str,
+    offline_answer: &Answer,
+) -> Result<Answer, ClientError> {
+    let mut redactor = Redactor::new(cfg.mask);
+    let mut messages = vec![
+        json!({"role": "system", "content": prompt::SYSTEM}),
+        json!({"role": "user", "content": redactor.redact(&prompt::user_message(inst, offline_answer, question))}),
+    ];
+    let tools = prompt::tools_json();
+    let mut seen: BTreeSet<(String, String)> = BTreeSet::new();
+    let mut used: Vec<String> = Vec::new();
+    let mut refused: Vec<String> = Vec::new();
+    let mut limit: Option<&str> = None;
+    let mut final_text: Option<String> = None;
+    let steps = cfg.max_steps.max(1);
+    for step in 0..steps {
+        if prompt::estimate_tokens(&messages) > cfg.token_budget {
+            limit = Some("token budget");
+            break;
+        }
+        let last = step + 1 == steps;
+        let mut body = json!({
+            "model": cfg.model, "messages": messages, "temperature": 0, "max_tokens": 800,
+        });
+        if !last {
+            body["tools"] = tools.clone();
+            body["tool_choice"] = json!(if step == 0 {
+                cfg.tool_choice.as_str()
+            } else {
+                "auto"
+            });
+            body["parallel_tool_calls"] = json!(false);
+        }
+        let reply = client::complete(cfg, &body).await?;
+        if reply.tool_calls.is_empty() || last {
+            final_text = reply.content;
+            if final_text.is_none() && last {
+                limit = Some("step limit");
+            }
+            break;
+        }
+        messages.push(
+            json!({"role": "assistant", "content": reply.content.clone().unwrap_or_default(),
+            "tool_calls": reply.tool_calls.iter().map(|c| json!({"id": c.id, "type": "function",
+                "function": {"name": c.name, "arguments": c.arguments}})).collect::<Vec<_>>()}),
+        );
+        for call in &reply.tool_calls {
+            let args: Value = serde_json::from_str(&call.arguments).unwrap_or(json!({}));
+            let key = (call.name.clone(), args.to_string());
+            let result = if !seen.insert(key) {
+                "already called with these arguments: use the earlier result".to_string()
+            } else {
+                match Tool::from_call(&call.name, &args) {
+                    Ok(tool) => {
+                        used.push(tool.name().to_string());
+                        tool.run(inst).text
+                    }
+                    Err(e) => {
+                        refused.push(call.name.clone());
+                        format!("refused: {e}. Nothing was executed; you can only propose.")
+                    }
+                }
+            };
+            messages.push(json!({"role": "tool", "tool_call_id": call.id,
+                "content": prompt::wrap_tool_output(&call.name, &redactor.redact(&result))}));
+        }
+        if step + 2 == steps {
+            limit = Some("step limit");
+        }
+    }
+    let text = match final_text {
+        Some(t) => t,
+        None => {
+            // A limit was hit: ask once more for a summary without tools.
+            messages.push(json!({"role": "user", "content": format!(
+                "The {} is reached. Summarise what you found so far for the question, citing finding ids.",
+                limit.unwrap_or("step limit"))}));
+            let body = json!({"model": cfg.model, "messages": messages, "temperature": 0, "max_tokens": 800});
+            let reply = client::complete(cfg, &body).await?;
+            reply
+                .content
+                .ok_or_else(|| ClientError::Shape("empty summary".into()))?
+        }
+    };
+    Ok(finish(
+        inst,
+        offline_answer,
+        &redactor.restore(&text),
+        used,
+        refused,
+        limit,
+        cfg,
+    ))
+}
+
+/// The model's text checked against the diagnosis and completed.
+fn finish(
+    inst: &Instance,
+    offline_answer: &Answer,
+    text: &str,
+    used: Vec<String>,
+    refused: Vec<String>,
+    limit: Option<&str>,
+    cfg: &RemoteConfig,
+) -> Answer {
+    let known: Vec<&str> = inst
+        .diagnosis
+        .findings
+        .iter()
+        .map(|f| f.id.as_str())
+        .collect();
+    let cited: Vec<String> = hex_ids(text);
+    let valid: Vec<String> = cited
+        .iter()
+        .filter(|c| known.contains(&c.as_str()))
+        .cloned()
+        .collect();
+    let invented: Vec<String> = cited
+        .iter()
+        .filter(|c| !known.contains(&c.as_str()))
+        .cloned()
+        .collect();
+    let mut body = text.trim().to_string();
+    if valid.is_empty() && !offline_answer.findings.is_empty() {
+        let ids: Vec<String> = offline_answer
+            .findings
+            .iter()
+            .take(5)
+            .map(|i| format!("[{i}]"))
+            .collect();
+        body.push_str(&format!(
+            "\n\nFindings behind this question (from the analysis): {}",
+            ids.join(" ")
+        ));
+    }
+    body.push_str("\n\napimedic changed nothing: remediations are proposals a person approves.");
+    let mut notes = vec![format!("answered by {} at {}", cfg.model, cfg.base_url)];
+    if let Some(l) = limit {
+        notes.push(format!("{l} reached; summary of what was found so far"));
+    }
+    if !refused.is_empty() {
+        notes.push(format!("refused tool calls: {}", refused.join(", ")));
+    }
+    if !invented.is_empty() {
+        notes.push(format!(
+            "the model cited ids that are not findings: {}",
+            invented.join(", ")
+        ));
+    }
+    let mut tools = used;
+    tools.dedup();
+    Answer {
+        question: offline_answer.question.clone(),
+        intents: offline_answer.intents.clone(),
+        entities: offline_answer.entities.clone(),
+        text: body,
+        findings: if valid.is_empty() {
+            offline_answer.findings.clone()
+        } else {
+            valid
+        },
+        tools,
+        checked: offline_answer.checked.clone(),
+        unchecked: offline_answer.unchecked.clone(),
+        confidence: offline_answer.confidence.clone(),
+        answered: true,
+        note: Some(notes.join("; ")),
+        refused,
+    }
+}
+
+/// 16-hex-digit finding ids in a text.
+fn hex_ids(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for w in text.split(|c: char| !c.is_ascii_hexdigit()) {
+        if w.len() == 16 && !out.iter().any(|x| x == w) {
+            out.push(w.to_ascii_lowercase());
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finding_ids_are_found_in_text() {
+        assert_eq!(
+            hex_ids("see [d825790140885894] and 0123"),
+            vec!["d825790140885894".to_string()]
+        );
+        assert!(hex_ids("no ids here").is_empty());
+    }
+}
