@@ -359,7 +359,8 @@ pub struct DaemonConfig {
     pub rules: Rules,
     pub delivery: Delivery,
     pub sinks: Vec<SinkSpec>,
-    /// The config file, re-read when it changes (sinks and rules apply at once).
+    /// The config file, re-read when it changes (alert rules and engine
+    /// sizes apply at once; sinks and paths need a restart).
     pub config_file: Option<PathBuf>,
 }
 

@@ -48,6 +48,9 @@ pub enum Input {
     Statics(Box<Snapshot>),
     /// Everything present at start has been read: ticks may begin.
     BaselineDone,
+    /// The daemon's config file changed and still validates: new rules
+    /// and engine sizes apply from the next tick.
+    Reload(Box<DaemonConfig>),
 }
 
 /// Wall time that follows tokio's clock, so paused-time tests are exact.
@@ -278,7 +281,17 @@ async fn watch(
             let now = tail::stamp(cf);
             if now != config_stamp {
                 config_stamp = now;
-                tracing::warn!(file = %cf.display(), "Config file changed; restart the daemon to apply it (the running configuration is kept).");
+                match config::load(cf) {
+                    Ok(new) => {
+                        tracing::info!(file = %cf.display(), "Config file changed; alert rules and engine sizes reloaded (sinks, paths, tick and listen apply on restart).");
+                        if tx.send(Input::Reload(Box::new(new))).await.is_err() {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %format!("{e:#}"), "Config file changed but is invalid; the running configuration is kept.")
+                    }
+                }
             }
         }
         if first {
@@ -360,6 +373,10 @@ async fn engine_task(
                     }
                 }
                 Some(Input::Statics(s)) => statics = *s,
+                Some(Input::Reload(new)) => {
+                    book.rules = new.rules.clone();
+                    store.set_config(new.engine);
+                }
                 Some(Input::BaselineDone) => {
                     ready = true;
                     Metrics::set(&m.ready, 1);

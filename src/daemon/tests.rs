@@ -103,3 +103,29 @@ async fn restart_keeps_a_firing_alert_without_announcing_it_again() {
         handle.await.unwrap().unwrap();
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_changed_config_file_reloads_the_alert_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("logs")).unwrap();
+    std::fs::write(
+        dir.path().join("logs/gw.ndjson"),
+        lines(0..40, |m, s| m >= 34 && s % 2 == 0),
+    )
+    .unwrap();
+    let file = dir.path().join("daemon.toml");
+    std::fs::write(&file, "[alerts]\nkinds = [\"quota\"]\n").unwrap();
+    let mut cfg = config(dir.path());
+    cfg.rules.kinds = vec![FindingKind::Quota];
+    cfg.config_file = Some(file.clone());
+    let token = CancellationToken::new();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let handle = tokio::spawn(run_with(cfg, token.clone(), Some(tx)));
+    tokio::time::sleep(Duration::from_secs(180)).await;
+    assert!(rx.try_recv().is_err(), "error spikes are not alerted yet");
+    std::fs::write(&file, "[alerts]\nkinds = [\"error_spike\"]\nfor = \"0s\"\n").unwrap();
+    let fired = next(&mut rx).await;
+    assert_eq!(fired.kind, FindingKind::ErrorSpike);
+    token.cancel();
+    handle.await.unwrap().unwrap();
+}
