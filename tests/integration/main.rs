@@ -5,9 +5,15 @@
 //!   compared with its `expected.json`.
 //! - `daemon`: the daemon on a live simulated feed against a real Alertmanager and a
 //!   webhook receiver (SIGKILL + restart, receiver outage), and every config fixture.
+//! - `tui_e2e`: `apimedic tui` driven in a private tmux server: scenario → failing
+//!   operation → its finding, help, the time cursor, `q` exits 0.
 //! - `eval`: the offline answerer over `tests/eval/cases.yaml` (question, scenario, facts).
+//! - `llm`: the model path against a scripted OpenAI-compatible server (`fixtures/llm/`),
+//!   and a real local model when one is serving.
 
 mod cli;
 mod daemon;
 mod eval;
+mod llm;
 mod scenarios;
+mod tui_e2e;

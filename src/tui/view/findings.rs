@@ -55,6 +55,8 @@ fn window_text(f: &Finding) -> Option<String> {
 fn value_text(v: f64) -> String {
     if v.fract() == 0.0 && v.abs() < 1e12 {
         format!("{v:.0}")
+    } else if v != 0.0 && v.abs() < 0.001 {
+        format!("{v:.1e}")
     } else {
         format!("{v:.3}")
     }
@@ -112,17 +114,15 @@ pub fn detail_lines<'a>(app: &App, f: &Finding) -> Vec<Line<'a>> {
         }
         for r in &e.records {
             let reason = r.last_error_reason.as_deref().unwrap_or("");
-            out.push(Line::from(vec![
-                Span::raw(format!(
-                    "    {} {} {} {}ms {} ",
-                    record_time(r.time),
-                    r.response_code,
-                    r.method.as_deref().unwrap_or(""),
-                    r.total_time_ms,
-                    reason
-                )),
-                Span::styled(r.origin.to_string(), t.cursor()),
-            ]));
+            out.push(Line::from(format!(
+                "    {} {} {} {} {}ms {reason}",
+                record_time(r.time),
+                r.response_code,
+                r.method.as_deref().unwrap_or(""),
+                r.operation_id,
+                r.total_time_ms,
+            )));
+            out.push(Line::styled(format!("      at {}", r.origin), t.cursor()));
         }
         for s in &e.sources {
             out.push(Line::styled(format!("    ↳ {s}"), t.dim()));

@@ -1,0 +1,248 @@
+//! The real `apimedic tui` in tmux: a private server (own socket under
+//! CARGO_TARGET_TMPDIR, no config), a fixed size, the screen polled against
+//! a deadline, the server killed on drop. Skips with a message where tmux
+//! is not installed (`.ci/run` installs it).
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+const DEADLINE: Duration = Duration::from_secs(20);
+
+struct Tmux {
+    socket: PathBuf,
+    /// Where the pane's shell writes the app's exit status: tmux can lose
+    /// `pane_dead_status` when the pty closes before the child is reaped.
+    status: PathBuf,
+}
+
+impl Tmux {
+    /// Starts `args` of the built binary in a `width`×`height` pane, from
+    /// the crate root; `None` when tmux is missing.
+    fn start(test: &str, args: &[&str], width: u16, height: u16) -> Option<Tmux> {
+        if Command::new("tmux").arg("-V").output().is_err() {
+            eprintln!("skipping {test}: tmux is not installed (apt-get install tmux)");
+            return None;
+        }
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+        let t = Tmux {
+            socket: dir.join(format!("{test}.sock")),
+            status: dir.join(format!("{test}.status")),
+        };
+        t.tm(&["kill-server"]);
+        let _ = std::fs::remove_file(&t.status);
+        let (w, h) = (width.to_string(), height.to_string());
+        t.ok(&[
+            "new-session",
+            "-d",
+            "-s",
+            "e2e",
+            "-x",
+            &w,
+            "-y",
+            &h,
+            "sleep 600",
+        ]);
+        t.ok(&["set-option", "-t", "e2e", "remain-on-exit", "on"]);
+        let mut cmd = vec![env!("CARGO_BIN_EXE_apimedic").to_string()];
+        cmd.extend(args.iter().map(|a| a.to_string()));
+        // tmux runs the line with sh, which records the exit status.
+        let line = format!("{}; echo $? > '{}'", cmd.join(" "), t.status.display());
+        t.ok(&[
+            "respawn-pane",
+            "-k",
+            "-c",
+            env!("CARGO_MANIFEST_DIR"),
+            "-t",
+            "e2e",
+            &line,
+        ]);
+        Some(t)
+    }
+
+    fn tm(&self, args: &[&str]) -> Output {
+        Command::new("tmux")
+            .arg("-S")
+            .arg(&self.socket)
+            .args(["-f", "/dev/null"])
+            .args(args)
+            .output()
+            .expect("run tmux")
+    }
+
+    fn ok(&self, args: &[&str]) {
+        let out = self.tm(args);
+        assert!(
+            out.status.success(),
+            "tmux {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn screen(&self) -> String {
+        String::from_utf8_lossy(&self.tm(&["capture-pane", "-p", "-t", "e2e"]).stdout).into_owned()
+    }
+
+    /// Polls until the screen shows `text`, failing with the screen at the deadline.
+    fn wait_for(&self, text: &str) -> String {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let screen = self.screen();
+            if screen.contains(text) {
+                return screen;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {text:?} on the screen:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Polls until `text` is gone from the screen.
+    fn wait_gone(&self, text: &str) {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let screen = self.screen();
+            if !screen.contains(text) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{text:?} stays on the screen:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Key names as tmux knows them: `Enter`, `Escape`, `j`…
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", "e2e"];
+        args.extend(keys);
+        self.ok(&args);
+    }
+
+    /// Text typed as is.
+    fn type_text(&self, text: &str) {
+        self.ok(&["send-keys", "-t", "e2e", "-l", text]);
+    }
+
+    /// The app's exit status, once it has exited.
+    fn wait_exit(&self) -> i32 {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            if let Ok(text) = std::fs::read_to_string(&self.status)
+                && let Ok(code) = text.trim().parse()
+            {
+                return code;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "still running:\n{}",
+                self.screen()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        self.tm(&["kill-server"]);
+        let _ = std::fs::remove_file(&self.socket);
+        let _ = std::fs::remove_file(&self.status);
+    }
+}
+
+/// Open a scenario folder, go to the failing operation, see its finding;
+/// help lists the keys; q exits 0.
+#[test]
+fn scenario_to_failing_operation_and_its_finding() {
+    let Some(t) = Tmux::start(
+        "tui_scenario",
+        &["tui", "fixtures/scenarios/backend-oom"],
+        120,
+        40,
+    ) else {
+        return;
+    };
+    t.wait_for("Top findings");
+    t.wait_for("UNHEALTHY");
+    t.type_text(":ops");
+    t.keys(&["Enter"]);
+    t.wait_for("Operations (");
+    t.type_text("/check-stock");
+    t.keys(&["Enter"]);
+    t.wait_for("/check-stock");
+    t.keys(&["Enter"]);
+    t.wait_for("Overview › Operations › inventory-api/check-stock");
+    let screen = t.wait_for("Effective policy");
+    let findings = screen
+        .lines()
+        .find(|l| l.contains("Findings ("))
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        !findings.contains("Findings (0)"),
+        "no finding on the failing operation:\n{screen}"
+    );
+    assert!(
+        screen.contains("CRIT") || screen.contains("HIGH"),
+        "no severe finding shown:\n{screen}"
+    );
+    // Drill into the first finding: the findings view with its evidence.
+    t.keys(&["Enter"]);
+    t.wait_for("Evidence");
+    t.keys(&["?"]);
+    t.wait_for("Keys · Esc closes");
+    t.wait_for("approve the selected proposal");
+    // A lone Escape: sent together with the next key it would read as Alt.
+    t.keys(&["Escape"]);
+    t.wait_gone("Keys · Esc closes");
+    t.keys(&["q"]);
+    assert_eq!(t.wait_exit(), 0);
+}
+
+/// The demo starts without a folder, the time cursor moves, `:q` exits 0.
+#[test]
+fn demo_starts_steps_time_and_quits() {
+    let Some(t) = Tmux::start("tui_demo", &["tui"], 80, 24) else {
+        return;
+    };
+    t.wait_for("demo:");
+    t.wait_for("Top findings");
+    t.type_text("{");
+    t.wait_for("▲");
+    t.keys(&["0"]);
+    t.type_text(":q");
+    t.keys(&["Enter"]);
+    assert_eq!(t.wait_exit(), 0);
+}
+
+/// `--readonly` hides the approve keys from help; a missing folder is an
+/// error before the terminal is touched.
+#[test]
+fn readonly_hides_actions_and_a_missing_folder_fails_fast() {
+    if let Some(t) = Tmux::start(
+        "tui_readonly",
+        &["tui", "--readonly", "fixtures/scenarios/backend-oom"],
+        100,
+        30,
+    ) {
+        t.wait_for("Top findings");
+        t.keys(&["?"]);
+        let screen = t.wait_for("Keys · Esc closes");
+        assert!(!screen.contains("approve"), "{screen}");
+        t.keys(&["Escape"]);
+        t.wait_gone("Keys · Esc closes");
+        t.keys(&["q"]);
+        assert_eq!(t.wait_exit(), 0);
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_apimedic"))
+        .args(["tui", "no/such/folder"])
+        .output()
+        .expect("run apimedic");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no/such/folder does not exist"), "{err}");
+}
