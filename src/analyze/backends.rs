@@ -41,8 +41,24 @@ pub fn findings(ctx: &Ctx, spikes: &[Finding]) -> Vec<Finding> {
         if let Some(f) = timeouts(ctx, b, &timeout, &params) {
             out.push(f);
         }
-        let failure = failures(ctx, b, spikes, &params);
-        let failing_window = failure.as_ref().and_then(|f| f.window);
+        let troubled = app_health(ctx, &b.backend, None).is_some_and(|a| a.is_unhealthy());
+        let failure = failures(ctx, b, spikes, &params, troubled);
+        // Without a backend failure, the operations' spikes say when.
+        let failing_window = failure.as_ref().and_then(|f| f.window).or_else(|| {
+            spikes
+                .iter()
+                .filter(|s| {
+                    let (Some(api), Some(op)) = (&s.subject.api, &s.subject.operation) else {
+                        return false;
+                    };
+                    b.operations.iter().any(|(a, o, _)| a == api && o == op)
+                })
+                .filter_map(|s| s.window)
+                .reduce(|a, w| Window {
+                    start: a.start.min(w.start),
+                    end: a.end.max(w.end),
+                })
+        });
         let app = app_health(ctx, &b.backend, failing_window);
         if let Some(mut f) = failure {
             if let Some(app) = &app {
@@ -156,10 +172,46 @@ fn timeouts(
 ) -> Option<Finding> {
     let n = ctx.dense(&b.minutes, |s| s.requests);
     let k = timeout_counts(ctx, b, t);
-    let found: Vec<Burst> = bursts(&n, &k, params)
+    let mut found: Vec<Burst> = bursts(&n, &k, params)
         .into_iter()
         .filter(|x| x.burn.alerts())
         .collect();
+    // A backend's other traffic dilutes one operation's timeouts: the
+    // operations' own timeout bursts widen (or make) the backend's window.
+    let pre = super::stats::Prefix::new(&n, &k);
+    for (api, op, _) in b.operations.iter().take(20) {
+        let Some(o) = ctx.rollup.operation(api, op) else {
+            continue;
+        };
+        let on = ctx.dense(&o.minutes, |s| s.requests);
+        let ok = ctx.dense(&o.minutes, |s| s.timeouts);
+        for ob in bursts(&on, &ok, params)
+            .into_iter()
+            .filter(|x| x.burn.alerts())
+        {
+            match found
+                .iter_mut()
+                .find(|x| x.start <= ob.end + 5 && ob.start <= x.end + 5)
+            {
+                Some(x) => {
+                    x.start = x.start.min(ob.start);
+                    x.end = x.end.max(ob.end);
+                    let (wn, wk) = pre.sum(x.start, x.end);
+                    x.requests = wn;
+                    x.events = wk;
+                }
+                None => {
+                    let (wn, wk) = pre.sum(ob.start, ob.end);
+                    found.push(Burst {
+                        requests: wn,
+                        events: wk,
+                        p_value: super::stats::binom_tail(wk, wn, ob.baseline),
+                        ..ob
+                    });
+                }
+            }
+        }
+    }
     let worst = found
         .iter()
         .max_by(|x, y| x.excess().total_cmp(&y.excess()))?;
@@ -383,6 +435,7 @@ fn failures(
     b: &BackendRollup,
     spikes: &[Finding],
     params: &BurstParams,
+    app_troubled: bool,
 ) -> Option<Finding> {
     let n = ctx.dense(&b.minutes, |s| s.requests);
     let k = ctx.dense(&b.minutes, |s| s.failures());
@@ -426,7 +479,7 @@ fn failures(
                 && s.window.is_some_and(|w| w.overlaps(&window))
         })
     });
-    if !sustained && served > 1 && top_share >= 0.8 && top_has_spike {
+    if !sustained && !app_troubled && served > 1 && top_share >= 0.8 && top_has_spike {
         return None;
     }
     let rows: Vec<_> = b

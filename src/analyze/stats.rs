@@ -303,7 +303,9 @@ pub fn bursts(n: &[u64], k: &[u64], params: &BurstParams) -> Vec<Burst> {
         let floor = merged.last().map_or(0, |m| m.1);
         let (s, e) = extend(&pre, len, run, baseline, floor);
         match merged.last_mut() {
-            Some(last) if s <= last.1 => last.1 = last.1.max(e),
+            Some(last) if s <= last.1 + 3.max((last.1 - last.0 + e - s) / 4) => {
+                last.1 = last.1.max(e)
+            }
             _ => merged.push((s, e)),
         }
     }
@@ -359,7 +361,7 @@ pub fn bursts(n: &[u64], k: &[u64], params: &BurstParams) -> Vec<Burst> {
 }
 
 /// Widens a burst to failing minutes just outside it, where the stretch
-/// between still fails at least half as often as the burst (and 3x the
+/// between still fails at least a third as often as the burst (and 3x the
 /// baseline): sparse traffic makes the first and last minutes of an
 /// incident look quiet one by one. Looks up to an hour each way, never
 /// back past the previous burst.
@@ -375,7 +377,7 @@ fn extend(
     if n == 0 {
         return run;
     }
-    let threshold = (k as f64 / n as f64 / 2.0).max(3.0 * baseline);
+    let threshold = (k as f64 / n as f64 / 3.0).max(3.0 * baseline);
     let fails = |i: usize| pre.sum(i, i + 1).1 > 0;
     let rate = |a: usize, b: usize| {
         let (n, k) = pre.sum(a, b);
@@ -428,17 +430,22 @@ fn robust_rate(pre: &Prefix, len: usize) -> f64 {
     ((k as f64 + 0.5) / (n as f64 + 1.0)).min(plain)
 }
 
-/// Minutes whose 3-minute neighbourhood is unlikely under rate `p`, merged
+/// Minutes whose neighbourhood is unlikely under rate `p` (p < 0.01), merged
 /// into runs (gaps of up to 3 quiet minutes are bridged) and trimmed to
 /// minutes that actually failed above baseline.
 fn candidate_runs(pre: &Prefix, len: usize, p: f64) -> Vec<(usize, usize)> {
+    // The neighbourhood widens for sparse series so it holds about ten
+    // requests (3 minutes at 5/min and more, up to 11 minutes).
+    let (total_n, _) = pre.sum(0, len);
+    let per_minute = total_n as f64 / len.max(1) as f64;
+    let half = ((5.0 / per_minute.max(0.1)).ceil() as usize).clamp(1, 5);
     let mut hot = vec![false; len];
     for (i, h) in hot.iter_mut().enumerate() {
-        let (n3, k3) = pre.sum(i.saturating_sub(1), i + 2);
+        let (n3, k3) = pre.sum(i.saturating_sub(half), i + half + 1);
         if k3 < 2 || (k3 as f64) <= 2.0 * n3 as f64 * p {
             continue;
         }
-        *h = binom_tail(k3, n3, p) < 1e-3;
+        *h = binom_tail(k3, n3, p) < 1e-2;
     }
     let above = |i: usize| {
         let (mn, mk) = pre.sum(i, i + 1);
