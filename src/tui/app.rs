@@ -275,6 +275,8 @@ pub enum Msg {
     Loaded(Result<Box<Loaded>, String>),
     /// The worker diagnosed a window.
     Scoped(Box<Scoped>),
+    /// The worker panicked: the dashboard ends with this message.
+    Crashed(String),
     /// The worker computed an operation's effective policy.
     Inspected(Box<PolicyView>),
     /// A key, translated by `keys::translate` in the current mode.
@@ -748,6 +750,10 @@ pub fn update(app: &mut App, msg: Msg) -> Option<Cmd> {
         Msg::Loaded(Err(e)) => {
             app.load = Load::Failed(e);
             None
+        }
+        Msg::Crashed(e) => {
+            app.load = Load::Failed(e);
+            Some(Cmd::Quit)
         }
         Msg::Scoped(scoped) => {
             if scoped.generation == app.generation

@@ -164,7 +164,24 @@ impl Worker {
     }
 }
 
+/// Runs jobs until the UI loop drops its sender. A panic in analysis ends
+/// the dashboard with a message instead of leaving it on a terminal the
+/// panic hook has already restored.
 fn work(loader: Loader, playbooks: Playbooks, rx: Receiver<Cmd>, out: Sender<Msg>) {
+    let run = std::panic::AssertUnwindSafe(|| jobs(loader, &playbooks, &rx, &out));
+    if let Err(panic) = std::panic::catch_unwind(run) {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        let _ = out.send(Msg::Crashed(format!(
+            "internal error in the background analysis: {what}; please report it with the data that caused it"
+        )));
+    }
+}
+
+fn jobs(loader: Loader, playbooks: &Playbooks, rx: &Receiver<Cmd>, out: &Sender<Msg>) {
     let mut loader = Some(loader);
     let mut snapshot: Option<Arc<Snapshot>> = None;
     while let Ok(job) = rx.recv() {
@@ -175,7 +192,7 @@ fn work(loader: Loader, playbooks: Playbooks, rx: Receiver<Cmd>, out: Sender<Msg
             let msg = match job {
                 Cmd::Load => {
                     let Some(load) = loader.take() else { continue };
-                    let loaded = load().map(|s| Box::new(data::prepare(s, &playbooks)));
+                    let loaded = load().map(|s| Box::new(data::prepare(s, playbooks)));
                     if let Ok(l) = &loaded {
                         snapshot = Some(l.snapshot.clone());
                     }
@@ -183,7 +200,7 @@ fn work(loader: Loader, playbooks: Playbooks, rx: Receiver<Cmd>, out: Sender<Msg
                 }
                 Cmd::Diagnose { generation, cursor } if Some(i) == newest_diagnose => {
                     let Some(s) = &snapshot else { continue };
-                    Msg::Scoped(Box::new(data::scope(s, &playbooks, generation, cursor)))
+                    Msg::Scoped(Box::new(data::scope(s, playbooks, generation, cursor)))
                 }
                 Cmd::Inspect { api, op } => {
                     let Some(s) = &snapshot else { continue };
@@ -299,6 +316,25 @@ mod tests {
         assert!(matches!(&msgs[0], Msg::Loaded(Ok(_))));
         assert!(matches!(&msgs[1], Msg::Scoped(s) if s.generation == 3));
         assert!(matches!(&msgs[2], Msg::Inspected(p) if p.operation == "get-order"));
+    }
+
+    #[test]
+    fn a_panic_in_the_worker_ends_the_loop_with_its_message() {
+        let (tx, rx) = channel();
+        let worker = Worker::spawn(
+            Box::new(|| panic!("boom in analysis")),
+            Playbooks::built_in(),
+            tx,
+        );
+        worker.send(Cmd::Load);
+        let msg = rx.recv().expect("a message");
+        assert!(
+            matches!(&msg, Msg::Crashed(e) if e.contains("boom in analysis")),
+            "{msg:?}"
+        );
+        let (mut app, _) = App::new("t", Theme::PLAIN, false, Playbooks::default());
+        assert_eq!(app::update(&mut app, msg), Some(Cmd::Quit));
+        assert!(matches!(app.load, Load::Failed(_)));
     }
 
     #[test]

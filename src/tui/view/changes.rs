@@ -100,10 +100,11 @@ fn change_line<'a>(c: &Change, t: crate::tui::theme::Theme) -> Line<'a> {
                 .map(str::to_string)
         })
         .unwrap_or_default();
-    let failed = c
-        .status
-        .as_deref()
-        .is_some_and(|s| s.eq_ignore_ascii_case("Failed"));
+    let status = match c.status.as_deref() {
+        Some(s) if s.eq_ignore_ascii_case("Failed") => " (failed)".to_string(),
+        Some(s) if !s.eq_ignore_ascii_case("Succeeded") => format!(" ({})", s.to_ascii_lowercase()),
+        _ => String::new(),
+    };
     Line::from(vec![
         Span::styled(c.time.hhmm(), t.cursor()),
         Span::raw(format!(
@@ -112,7 +113,14 @@ fn change_line<'a>(c: &Change, t: crate::tui::theme::Theme) -> Line<'a> {
             short_op(&c.operation)
         )),
         Span::styled(target, t.dim()),
-        Span::styled(if failed { " (failed)" } else { "" }, t.error()),
+        Span::styled(
+            status.clone(),
+            if status == " (failed)" {
+                t.error()
+            } else {
+                t.dim()
+            },
+        ),
     ])
 }
 
