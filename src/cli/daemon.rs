@@ -180,6 +180,11 @@ fn run_live(l: LiveArgs) -> anyhow::Result<ExitCode> {
         seed: l.seed,
         backlog_only: l.backlog_only,
     };
+    run_live_config(cfg)
+}
+
+/// Writes the live feed until SIGTERM/SIGINT (`daemon live` and `simulate --live`).
+pub(crate) fn run_live_config(cfg: live::LiveConfig) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     rt.block_on(async {
         let shutdown = CancellationToken::new();

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 #[derive(Debug, clap::Args)]
 pub struct SimulateArgs {
     /// Scenario to generate (see --list).
-    #[arg(long, value_name = "NAME", required_unless_present_any = ["list", "fixtures"])]
+    #[arg(long, value_name = "NAME", required_unless_present_any = ["list", "fixtures", "live"])]
     pub scenario: Option<String>,
     /// Output folder (created; must be empty unless --force).
     #[arg(long, value_name = "DIR", required_unless_present_any = ["list", "fixtures"])]
@@ -32,6 +32,15 @@ pub struct SimulateArgs {
     /// Replace the simulator's files in an existing output folder.
     #[arg(long)]
     pub force: bool,
+    /// Write traffic in real time into --out (logs/ApiManagementGatewayLogs.ndjson)
+    /// with a 5xx incident on a schedule, until interrupted; the feed
+    /// `apimedic daemon` is shown and tested on (`apimedic daemon live` has
+    /// every knob).
+    #[arg(long, conflicts_with_all = ["scenario", "fixtures", "list"])]
+    pub live: bool,
+    /// With --live: data seconds per real second (60: a minute per second).
+    #[arg(long, default_value_t = 1.0, requires = "live")]
+    pub speed: f64,
     /// Regenerate every scenario's fixture into DIR/<scenario> with the
     /// committed parameters (fixtures/scenarios).
     #[arg(long, value_name = "DIR", conflicts_with_all = ["scenario", "out"])]
@@ -46,6 +55,18 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
             writeln!(out, "{:<15} {}", s.name(), s.summary())?;
         }
         return Ok(ExitCode::SUCCESS);
+    }
+    if args.live {
+        let Some(dir) = args.out else {
+            bail!("give --out DIR for the live feed");
+        };
+        let cfg = crate::daemon::live::LiveConfig {
+            out: dir,
+            speed: args.speed,
+            seed: args.seed,
+            ..crate::daemon::live::LiveConfig::default()
+        };
+        return super::daemon::run_live_config(cfg);
     }
     if let Some(root) = &args.fixtures {
         for s in Scenario::ALL {

@@ -165,3 +165,38 @@ fn bad_rows_are_located_and_neighbours_kept() {
         "bad records are not a fatal error"
     );
 }
+
+/// `simulate --live` writes gateway rows while it runs, in a shape the readers accept.
+#[test]
+fn simulate_live_writes_rows_until_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_apimedic"))
+        .args(["simulate", "--live", "--speed", "120", "--out"])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let log = dir.path().join("logs/ApiManagementGatewayLogs.ndjson");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut lines = 0;
+    while std::time::Instant::now() < deadline {
+        lines = std::fs::read_to_string(&log)
+            .map(|t| t.lines().count())
+            .unwrap_or(0);
+        if lines > 100 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(lines > 100, "only {lines} rows written");
+    let out = apimedic([Path::new("diagnose"), dir.path()]);
+    assert!(
+        stdout(&out).contains("gateway log rows"),
+        "{}",
+        stdout(&out)
+    );
+    assert_ne!(out.status.code(), Some(2), "{}", stderr(&out));
+}
