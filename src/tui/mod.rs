@@ -337,6 +337,37 @@ mod tests {
         assert!(matches!(app.load, Load::Failed(_)));
     }
 
+    /// Nothing below the surfaces imports the dashboard (data flows one way).
+    #[test]
+    fn only_cli_imports_the_tui() {
+        fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+            for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    walk(&p, out);
+                } else if p.extension().is_some_and(|x| x == "rs") {
+                    out.push(p);
+                }
+            }
+        }
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut files = Vec::new();
+        walk(&src, &mut files);
+        assert!(files.len() > 10, "no sources under {}", src.display());
+        for f in files {
+            let rel = f
+                .strip_prefix(&src)
+                .unwrap_or(&f)
+                .to_string_lossy()
+                .replace('\\', "/");
+            if rel.starts_with("tui/") || rel.starts_with("cli/") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&f).unwrap_or_default();
+            assert!(!text.contains("crate::tui"), "src/{rel} imports the tui");
+        }
+    }
+
     #[test]
     fn a_load_error_reaches_the_app() {
         let (tx, rx) = channel();
