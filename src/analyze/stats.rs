@@ -297,32 +297,43 @@ pub fn bursts(n: &[u64], k: &[u64], params: &BurstParams) -> Vec<Burst> {
     let baseline = baseline_without(&pre, len, &runs);
     let span = BurnWindows::for_span(len);
     let budget = 1.0 - params.slo;
-    // Widen each run, then merge runs the widening made touch.
+    // A window passes with enough failures, a large enough effect and a
+    // tail probability below alpha.
+    let passes = |s: usize, e: usize| -> Option<(u64, u64, f64)> {
+        let (wn, wk) = pre.sum(s, e);
+        if wk < params.min_events || wn == 0 {
+            return None;
+        }
+        if (wk as f64 / wn as f64) < params.min_ratio * baseline {
+            return None;
+        }
+        let p = binom_tail(wk, wn, baseline);
+        (p < params.alpha).then_some((wn, wk, p))
+    };
+    // Bridge short gaps between runs, keep the significant ones, widen
+    // those (the widening may absorb weaker fragments nearby, never a run
+    // of its own), then merge what the widening made touch.
+    let mut bridged: Vec<(usize, usize)> = Vec::new();
+    for (s, e) in runs {
+        match bridged.last_mut() {
+            Some(last) if s <= last.1 + 3.max((last.1 - last.0 + e - s) / 4) => last.1 = e,
+            _ => bridged.push((s, e)),
+        }
+    }
     let mut merged: Vec<(usize, usize)> = Vec::new();
-    for run in runs {
+    for run in bridged.into_iter().filter(|r| passes(r.0, r.1).is_some()) {
         let floor = merged.last().map_or(0, |m| m.1);
         let (s, e) = extend(&pre, len, run, baseline, floor);
         match merged.last_mut() {
-            Some(last) if s <= last.1 + 3.max((last.1 - last.0 + e - s) / 4) => {
-                last.1 = last.1.max(e)
-            }
+            Some(last) if s <= last.1 => last.1 = last.1.max(e),
             _ => merged.push((s, e)),
         }
     }
     let mut out = Vec::new();
     for (s, e) in merged {
-        let (wn, wk) = pre.sum(s, e);
-        if wk < params.min_events || wn == 0 {
+        let Some((wn, wk, p_value)) = passes(s, e) else {
             continue;
-        }
-        let rate = wk as f64 / wn as f64;
-        if rate < params.min_ratio * baseline {
-            continue;
-        }
-        let p_value = binom_tail(wk, wn, baseline);
-        if p_value >= params.alpha {
-            continue;
-        }
+        };
         let mut peak_index = s;
         let mut peak_rate = -1.0;
         for i in s..e {
