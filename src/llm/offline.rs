@@ -26,6 +26,7 @@ pub enum Intent {
     Slow,
     Scale,
     Network,
+    Fix,
     Overview,
 }
 
@@ -174,6 +175,22 @@ const KEYWORDS: &[(Intent, &[(&str, u32)])] = &[
             ("reachable", 3),
             ("unreachable", 3),
             ("private endpoint", 3),
+        ],
+    ),
+    (
+        Intent::Fix,
+        &[
+            ("fix", 4),
+            ("remediate", 5),
+            ("remediation", 5),
+            ("mitigate", 5),
+            ("mitigation", 5),
+            ("proposal", 5),
+            ("proposals", 5),
+            ("what should i do", 5),
+            ("resolve", 3),
+            ("rollback", 3),
+            ("roll back", 3),
         ],
     ),
     (
@@ -534,12 +551,13 @@ pub fn answer(inst: &Instance, question: &str) -> Answer {
 pub fn answer_in_context(inst: &Instance, question: &str, previous: Option<&Entities>) -> Answer {
     let norm = normalise(question);
     let mut ents = entities(&inst.snapshot, &norm);
-    if ents.is_empty() && ents.unknown.is_empty() {
-        if let Some(p) = previous {
-            ents.apis = p.apis.clone();
-            ents.operations = p.operations.clone();
-            ents.backends = p.backends.clone();
-        }
+    if ents.is_empty()
+        && ents.unknown.is_empty()
+        && let Some(p) = previous
+    {
+        ents.apis = p.apis.clone();
+        ents.operations = p.operations.clone();
+        ents.backends = p.backends.clone();
     }
     let intents = intents(&norm);
     let mut b = Builder {
@@ -914,6 +932,7 @@ impl Builder<'_> {
             Intent::Slow => self.slow(),
             Intent::Scale => self.scale(),
             Intent::Network => self.network(),
+            Intent::Fix => self.fix(),
         }
         self.text.push('\n');
     }
@@ -1141,7 +1160,7 @@ impl Builder<'_> {
                     .collect()
             })
             .unwrap_or_default();
-        rows.sort_by(|a, b| b.1.cmp(&a.1));
+        rows.sort_by_key(|r| std::cmp::Reverse(r.1));
         if !rows.is_empty() {
             let parts: Vec<String> = rows
                 .iter()
@@ -1385,7 +1404,7 @@ impl Builder<'_> {
                     .collect()
             })
             .unwrap_or_default();
-        ops.sort_by(|a, b| b.1.cmp(&a.1));
+        ops.sort_by_key(|o| std::cmp::Reverse(o.1));
         if !ops.is_empty() {
             let parts: Vec<String> = ops
                 .iter()
@@ -1445,6 +1464,42 @@ impl Builder<'_> {
         }
         self.checked
             .insert("autoscale settings and tier limits".into());
+    }
+
+    fn fix(&mut self) {
+        // The findings the question is about; hygiene (inheritance) only when nothing else.
+        let all: Vec<Finding> = self
+            .relevant(&FindingKind::ALL)
+            .into_iter()
+            .cloned()
+            .collect();
+        let serious: Vec<Finding> = all
+            .iter()
+            .filter(|f| f.kind != FindingKind::PolicyInheritance)
+            .cloned()
+            .collect();
+        let fs = if serious.is_empty() { all } else { serious };
+        let ids: Vec<String> = fs.iter().map(|f| f.id.clone()).collect();
+        self.stories_for(&ids);
+        let before = self.text.len();
+        self.proposals_for(&ids);
+        if self.text.len() == before {
+            let _ = writeln!(
+                self.text,
+                "No proposal: no finding for {} calls for a change.",
+                self.scope_label()
+            );
+        } else {
+            for f in fs.iter().take(3) {
+                self.cite(f, 0);
+            }
+        }
+        self.checked
+            .insert("playbook proposals for the findings".into());
+        self.unchecked.insert(
+            "whether a proposal is safe right now (a person approves; apimedic never executes)"
+                .into(),
+        );
     }
 
     fn cannot_tell(&mut self, question: &str) {

@@ -160,7 +160,14 @@ fn finish(
         .filter(|c| !known.contains(&c.as_str()))
         .cloned()
         .collect();
-    let mut body = text.trim().to_string();
+    // Small models repeat themselves: keep each paragraph once.
+    let mut paragraphs = BTreeSet::new();
+    let kept: Vec<&str> = text
+        .trim()
+        .split("\n\n")
+        .filter(|p| paragraphs.insert(p.trim().to_string()))
+        .collect();
+    let mut body = kept.join("\n\n");
     if valid.is_empty() && !offline_answer.findings.is_empty() {
         let ids: Vec<String> = offline_answer
             .findings
@@ -223,6 +230,30 @@ fn hex_ids(text: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn repeated_paragraphs_are_dropped_and_unknown_ids_noted() {
+        let inst = Instance::default();
+        let offline = Answer::default();
+        let cfg = RemoteConfig::new("http://127.0.0.1:1/v1", "m");
+        let a = finish(
+            &inst,
+            &offline,
+            "A.\n\nB [0123456789abcdef].\n\nA.",
+            vec![],
+            vec![],
+            None,
+            &cfg,
+        );
+        assert_eq!(a.text.matches("A.").count(), 1, "{}", a.text);
+        assert!(
+            a.note
+                .as_deref()
+                .is_some_and(|n| n.contains("not findings: 0123456789abcdef")),
+            "{:?}",
+            a.note
+        );
+    }
 
     #[test]
     fn finding_ids_are_found_in_text() {

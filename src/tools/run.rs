@@ -539,7 +539,7 @@ fn failure_log(
             rows.extend(m.samples.iter());
         }
     }
-    rows.sort_by(|a, b| b.time.cmp(&a.time));
+    rows.sort_by_key(|r| std::cmp::Reverse(r.time));
     rows.truncate(limit);
     let mut text = format!("{} failing log rows (newest first)", rows.len());
     for r in &rows {
@@ -565,7 +565,7 @@ fn failure_log(
 
 fn recent_changes(snap: &Snapshot, limit: usize) -> (Value, String) {
     let mut ch: Vec<&crate::model::Change> = snap.changes.iter().collect();
-    ch.sort_by(|a, b| b.time.cmp(&a.time));
+    ch.sort_by_key(|c| std::cmp::Reverse(c.time));
     let total = ch.len();
     ch.truncate(limit);
     let mut text = format!("{total} changes in the activity log; newest {}:", ch.len());

@@ -36,7 +36,7 @@ pub fn instance(scenario: &str) -> Instance {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("fixtures/scenarios")
         .join(scenario);
-    let snapshot = apimedic::collect::collect(&[dir.clone()])
+    let snapshot = apimedic::collect::collect(std::slice::from_ref(&dir))
         .unwrap_or_else(|e| panic!("cannot collect {}: {e:#}", dir.display()));
     Instance::new(snapshot, &Playbooks::built_in())
 }
@@ -89,4 +89,75 @@ fn every_eval_case_passes_offline() {
         cases.cases.len()
     );
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// `ask` and `chat` as a user runs them: the built binary, NO_COLOR=1.
+#[test]
+fn ask_and_chat_run_from_the_command_line() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/scenarios/nsg-block");
+    let out = Command::new(env!("CARGO_BIN_EXE_apimedic"))
+        .args([
+            "ask",
+            "What NSG rules does my instance have?",
+            "--offline",
+            "--format",
+            "json",
+        ])
+        .arg(&dir)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("apimedic runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("ask --format json is JSON");
+    assert_eq!(v["answered"], true);
+    assert!(
+        v["findings"]
+            .as_array()
+            .is_some_and(|f| f.iter().any(|x| x == "30fed72b24af183c")),
+        "{v}"
+    );
+    assert!(
+        v["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("deny-payments-subnet-outbound"))
+    );
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_apimedic"))
+        .args(["chat", "--offline"])
+        .arg(&dir)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("apimedic chat starts");
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(
+            b"/help\nwhich backend is failing?\n/explain 30fed72b24af183c\n/quit\nnot read\n",
+        );
+    }
+    let out = child.wait_with_output().expect("chat ends");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("/explain ID"), "{text}");
+    assert!(text.contains("Backend responsible: payments-svc"), "{text}");
+    assert!(text.contains("proposal 30fed72b24af183c-1"), "{text}");
+    assert!(!text.contains("not read"));
+
+    let out = Command::new(env!("CARGO_BIN_EXE_apimedic"))
+        .args(["ask", "why?", "--llm", "--offline"])
+        .output()
+        .expect("apimedic runs");
+    assert!(!out.status.success(), "--llm and --offline conflict");
 }
