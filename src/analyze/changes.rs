@@ -41,11 +41,13 @@ pub fn policy_before(snapshot: &Snapshot, c: &Change) -> Option<String> {
         return Some(b.clone());
     }
     let scope = c.policy_scope.as_ref()?;
+    // The previous write's XML; a Started event of this same write (same
+    // XML) is not a previous version.
     let previous = snapshot
         .changes
         .iter()
         .filter(|p| p.policy_scope.as_ref() == Some(scope) && p.time < c.time)
-        .filter(|p| p.policy_after.is_some())
+        .filter(|p| p.policy_after.is_some() && p.policy_after != c.policy_after)
         .max_by_key(|p| p.time);
     if let Some(p) = previous {
         return p.policy_after.clone();

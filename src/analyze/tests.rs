@@ -238,15 +238,37 @@ fn timeouts_name_the_policy_timeout_its_scope_and_last_change() {
         format: "rawxml".into(),
         origin: Origin::at_line("policies/search.xml", 1),
     });
+    // An earlier write set 120 s; the activity log's Started event of the
+    // new write comes 20 s before its Succeeded event, and neither carries
+    // the old XML.
     s.changes.push(Change {
-        time: Timestamp::from_minute(DAY + 894),
+        time: Timestamp::from_minute(DAY + 600),
+        status: Some("Succeeded".into()),
+        policy_after: Some(timeout_policy(120)),
+        kind: ChangeKind::Config,
+        operation: "Microsoft.ApiManagement/service/apis/operations/policies/write".into(),
+        policy_scope: Some(PolicyScope::Operation("shop".into(), "search".into())),
+        ..Change::default()
+    });
+    s.changes.push(Change {
+        time: Timestamp::from_millis(Timestamp::from_minute(DAY + 894).millis() - 20_000),
+        status: Some("Started".into()),
+        policy_before: None,
+        policy_after: Some(timeout_policy(30)),
+        kind: ChangeKind::Config,
+        operation: "Microsoft.ApiManagement/service/apis/operations/policies/write".into(),
+        policy_scope: Some(PolicyScope::Operation("shop".into(), "search".into())),
+        ..Change::default()
+    });
+    s.changes.push(Change {
+        time: Timestamp::from_minute(DAY + 894).plus_minutes(0),
         kind: ChangeKind::Config,
         operation: "Microsoft.ApiManagement/service/apis/operations/policies/write".into(),
         status: Some("Succeeded".into()),
         caller: Some("ops@contoso.com".into()),
         policy_scope: Some(PolicyScope::Operation("shop".into(), "search".into())),
         policy_after: Some(timeout_policy(30)),
-        policy_before: Some(timeout_policy(120)),
+        policy_before: None,
         origin: Origin::at_line("activity.json", 4),
         ..Change::default()
     });
