@@ -27,6 +27,8 @@ pub enum Intent {
     Scale,
     Network,
     Fix,
+    /// A question naming a finding id.
+    Explain,
     Overview,
 }
 
@@ -91,6 +93,10 @@ const KEYWORDS: &[(Intent, &[(&str, u32)])] = &[
             ("success rate", 5),
             ("how many", 2),
             ("percentage", 3),
+            ("how often", 4),
+            ("availability", 4),
+            ("sla", 3),
+            ("slo", 3),
             ("percent", 3),
             ("rate", 1),
         ],
@@ -143,6 +149,10 @@ const KEYWORDS: &[(Intent, &[(&str, u32)])] = &[
             ("slowness", 5),
             ("sluggish", 5),
             ("p95", 4),
+            ("taking so long", 5),
+            ("takes so long", 5),
+            ("take so long", 5),
+            ("slowly", 5),
             ("p99", 4),
             ("response time", 4),
             ("performance", 3),
@@ -156,6 +166,10 @@ const KEYWORDS: &[(Intent, &[(&str, u32)])] = &[
             ("capacity", 5),
             ("units", 3),
             ("autoscale", 5),
+            ("overloaded", 5),
+            ("saturated", 5),
+            ("saturation", 5),
+            ("more units", 5),
             ("throttled", 3),
             ("throttling", 3),
             ("429s", 3),
@@ -169,6 +183,8 @@ const KEYWORDS: &[(Intent, &[(&str, u32)])] = &[
         Intent::Network,
         &[
             ("vnet", 5),
+            ("networking", 4),
+            ("vnets", 5),
             ("network", 4),
             ("subnet", 4),
             ("connectivity", 4),
@@ -559,7 +575,15 @@ pub fn answer_in_context(inst: &Instance, question: &str, previous: Option<&Enti
         ents.operations = p.operations.clone();
         ents.backends = p.backends.clone();
     }
-    let intents = intents(&norm);
+    let mut intents = intents(&norm);
+    let known_ids: Vec<String> = norm
+        .split(|c: char| !c.is_ascii_hexdigit())
+        .filter(|w| w.len() == 16 && inst.diagnosis.findings.iter().any(|f| f.id == *w))
+        .map(str::to_string)
+        .collect();
+    if !known_ids.is_empty() {
+        intents = vec![Intent::Explain];
+    }
     let mut b = Builder {
         inst,
         ents: &ents,
@@ -570,7 +594,19 @@ pub fn answer_in_context(inst: &Instance, question: &str, previous: Option<&Enti
         unchecked: BTreeSet::new(),
         best_confidence: None,
     };
-    if intents.is_empty() {
+    if intents == [Intent::Explain] {
+        for id in known_ids.iter().take(3) {
+            let out = b.tool(Tool::Explain { id: id.clone() });
+            let _ = writeln!(b.text, "{}\n", out.text);
+            push(&mut b.findings, id.clone());
+        }
+        b.checked
+            .insert("the finding's evidence, story and proposals".into());
+        b.best_confidence = known_ids
+            .first()
+            .and_then(|id| inst.diagnosis.findings.iter().find(|f| &f.id == id))
+            .map(|f| f.confidence);
+    } else if intents.is_empty() {
         b.cannot_tell(question);
     } else {
         b.data_notes();
@@ -933,6 +969,7 @@ impl Builder<'_> {
             Intent::Scale => self.scale(),
             Intent::Network => self.network(),
             Intent::Fix => self.fix(),
+            Intent::Explain => {}
         }
         self.text.push('\n');
     }
