@@ -31,30 +31,21 @@ pub fn findings(ctx: &Ctx) -> Vec<Finding> {
             .into_iter()
             .filter(|b| b.burn.alerts())
             .collect();
-        // One finding per operation (its identity is kind + operation): the
-        // worst window leads, the others are listed as evidence.
+        // The worst window carries the operation's stable identity (kind +
+        // operation); other, separate spikes are findings of their own,
+        // told apart by their start.
         let Some(worst) = found
             .iter()
             .max_by(|a, b| a.excess().total_cmp(&b.excess()))
         else {
             continue;
         };
-        let mut f = spike_finding(ctx, op, worst);
+        let f = spike_finding(ctx, op, worst);
         for other in found.iter().filter(|b| *b != worst) {
-            let w = ctx.window(other.start, other.end);
-            f.evidence.push(
-                Evidence::text(format!(
-                    "another 5xx spike {}–{} UTC: {} of {} requests ({:.0}%)",
-                    w.start.hhmm(),
-                    w.end.hhmm(),
-                    other.events,
-                    other.requests,
-                    other.rate() * 100.0
-                ))
-                .value("requests", other.requests as f64)
-                .value("errors_5xx", other.events as f64)
-                .value("window_start_minute", w.start.minute() as f64),
-            );
+            let mut g = spike_finding(ctx, op, other);
+            let start = g.window.map(|w| w.start.to_rfc3339()).unwrap_or_default();
+            g.id = crate::model::fingerprint_with(g.kind, &g.subject, &start);
+            out.push(g);
         }
         out.push(f);
     }
