@@ -1499,8 +1499,14 @@ impl Builder<'_> {
         } else {
             self.unchecked.insert("Capacity metric (not loaded)".into());
         }
-        self.checked
-            .insert("autoscale settings and tier limits".into());
+        if self.snap().autoscale.is_empty() {
+            self.unchecked
+                .insert("autoscale settings (none loaded)".into());
+            self.checked.insert("tier limits".into());
+        } else {
+            self.checked
+                .insert("autoscale settings and tier limits".into());
+        }
     }
 
     fn fix(&mut self) {
