@@ -332,6 +332,28 @@ fn repeated_calls_are_answered_from_memory_and_the_limit_forces_a_summary() {
 }
 
 #[test]
+fn a_spent_token_budget_stops_the_tools_and_still_gives_a_summary() {
+    let server = serve("token_budget.json");
+    let mut cfg = server.config();
+    cfg.token_budget = 50;
+    let a = Assistant::Remote(cfg).ask(&oom(), "what is wrong?", None);
+    assert!(a.text.contains("[d825790140885894]"), "{}", a.text);
+    assert!(
+        a.note
+            .as_deref()
+            .is_some_and(|n| n.contains("token budget reached")),
+        "{:?}",
+        a.note
+    );
+    let bodies = server.bodies();
+    assert_eq!(bodies.len(), 1);
+    assert!(
+        !bodies[0].contains("\"tools\""),
+        "no tools once the budget is spent"
+    );
+}
+
+#[test]
 fn masking_hides_hosts_and_ips_and_the_answer_gets_them_back() {
     let server = serve("masked.json");
     let mut cfg = server.config();
