@@ -619,7 +619,7 @@ mod tests {
         );
         assert!(out.contains("UNHEALTHY: 1 finding (1 critical)."), "{out}");
         assert!(
-            out.contains("CRIT error_spike         api=inventory-api operation=check-stock"),
+            out.contains("CRIT error_spike        api=inventory-api operation=check-stock"),
             "{out}"
         );
         assert!(!out.contains('\x1b'));
