@@ -256,6 +256,9 @@ fn timeouts(
             let changed = last_change(ctx, &scope, window.end);
             let when = match changed {
                 Some((time, caller, from)) => {
+                    if let Some(f) = from {
+                        values = values.value("previous_timeout_s", f);
+                    }
                     values = values.value(
                         "timeout_changed_minutes_before",
                         ((window.start.millis() - time.millis()) / 60_000) as f64,

@@ -282,15 +282,15 @@ impl Fill {
             .scope
             .as_ref()
             .map(|s| s.to_string())
-            .unwrap_or_else(|| "the affected scope".into());
+            .unwrap_or_else(|| "the scope that sets it".into());
         let units = self
             .units
             .map(|u| u.to_string())
             .unwrap_or_else(|| "N".into());
         let seconds = self
             .seconds
-            .map(|u| u.to_string())
-            .unwrap_or_else(|| "a higher value".into());
+            .map(|u| format!("{u} s"))
+            .unwrap_or_else(|| "a value above the backend's p99 latency".into());
         text.replace("{api}", &self.api)
             .replace("{operation}", &self.operation)
             .replace("{backend}", &self.backend)
@@ -303,7 +303,7 @@ impl Fill {
 }
 
 /// Evidence keys analyzers set for playbooks: `suggested_timeout_s`,
-/// `timeout_s`, `backend_p99_ms`.
+/// `previous_timeout_s`, `timeout_s` or `timeout_seconds`, `backend_p99_ms`.
 fn evidence_value(f: &Finding, key: &str) -> Option<f64> {
     f.evidence.iter().find_map(|e| e.values.get(key).copied())
 }
@@ -313,8 +313,19 @@ fn suggested_timeout(f: &Finding) -> Option<u32> {
     if let Some(s) = evidence_value(f, "suggested_timeout_s") {
         return Some(s.ceil().max(1.0) as u32);
     }
+    // Restoring a timeout that worked before the change beats a guess.
+    if let Some(prev) = evidence_value(f, "previous_timeout_s") {
+        let now = current_timeout(f).unwrap_or(0.0);
+        if prev > now {
+            return Some(prev.ceil() as u32);
+        }
+    }
     let p99 = evidence_value(f, "backend_p99_ms")?;
     Some(((p99 * 1.5) / 1000.0).ceil().max(1.0) as u32)
+}
+
+fn current_timeout(f: &Finding) -> Option<f64> {
+    evidence_value(f, "timeout_s").or_else(|| evidence_value(f, "timeout_seconds"))
 }
 
 fn propose_one(
@@ -342,12 +353,14 @@ fn propose_one(
             (Some(scope), Some(seconds)) => Action::SetTimeout {
                 scope: scope.clone(),
                 seconds,
-                from: evidence_value(f, "timeout_s").map(|v| v.round() as u32),
+                from: current_timeout(f).map(|v| v.round() as u32),
             },
             _ => manual("the scope or the backend's latency is unknown"),
         },
-        ActionSpec::RollbackPolicy => match (&f.subject.policy_scope, f.window) {
-            (Some(scope), Some(w)) => Action::RollbackPolicy {
+        // Only a change finding's window starts at the change itself; any
+        // other window starts at a symptom, after the change to undo.
+        ActionSpec::RollbackPolicy => match (&f.subject.policy_scope, f.window, f.kind) {
+            (Some(scope), Some(w), FindingKind::ConfigChange) => Action::RollbackPolicy {
                 scope: scope.clone(),
                 to: w.start,
             },
@@ -468,12 +481,28 @@ mod tests {
             set.title,
             "Set the forward-request timeout at api:orders to 11 s"
         );
-        // Without a known change the rollback degrades to a manual step instead of guessing.
-        assert!(
-            props
-                .iter()
-                .any(|p| matches!(p.action, Action::Manual { .. }))
+    }
+
+    #[test]
+    fn timeout_proposal_restores_the_previous_value_and_degrades_without_a_scope() {
+        let f = Finding::new(
+            FindingKind::BackendTimeout,
+            Severity::High,
+            Subject::backend("orders-app"),
+            "timeouts",
+        )
+        .evidence(
+            Evidence::text("t")
+                .value("timeout_seconds", 5.0)
+                .value("previous_timeout_s", 30.0),
         );
+        let props = Playbooks::built_in().propose(&[f], None);
+        assert_eq!(
+            props[0].title,
+            "Set the forward-request timeout at the scope that sets it to 30 s"
+        );
+        // Without a scope the action is a manual step, not a guess.
+        assert!(matches!(props[0].action, Action::Manual { .. }));
     }
 
     #[test]
