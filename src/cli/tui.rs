@@ -16,6 +16,10 @@ pub struct TuiArgs {
     /// A folder of playbooks to use instead of the built-in ones.
     #[arg(long)]
     pub playbooks: Option<PathBuf>,
+    /// Re-read the folder every SECS seconds: a live source such as the
+    /// logs `apimedic simulate --live` or a log shipper is appending to.
+    #[arg(long, value_name = "SECS")]
+    pub refresh: Option<f64>,
 }
 
 pub fn run(args: TuiArgs) -> anyhow::Result<ExitCode> {
@@ -42,6 +46,11 @@ pub fn run(args: TuiArgs) -> anyhow::Result<ExitCode> {
         readonly: args.readonly,
         theme: tui::theme::Theme::from_env(),
         playbooks,
+        refresh: match args.refresh {
+            Some(s) if s.is_finite() && s >= 0.5 => Some(std::time::Duration::from_secs_f64(s)),
+            Some(s) => anyhow::bail!("--refresh {s}: give a number of seconds, at least 0.5"),
+            None => None,
+        },
     };
     tui::run(Box::new(move || super::load(&paths)), options)?;
     Ok(ExitCode::SUCCESS)

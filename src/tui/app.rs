@@ -283,6 +283,8 @@ pub enum Msg {
     Key(KeyEvent),
     /// The terminal changed size (just redraw).
     Resize,
+    /// Time to re-read a live source (`tui --refresh`).
+    Refresh,
     Nav(Nav),
     Time(TimeMsg),
     Sort(SortMsg),
@@ -352,7 +354,7 @@ pub enum PlanMsg {
 /// Side effects `update` asks the UI loop to start.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Cmd {
-    /// Load and diagnose the data (once, at start).
+    /// Load and diagnose the data (at start, and on each refresh).
     Load,
     /// Diagnose the window ending at `cursor`.
     Diagnose {
@@ -741,11 +743,18 @@ pub fn update(app: &mut App, msg: Msg) -> Option<Cmd> {
         }
         Msg::Resize => None,
         Msg::Quit => Some(Cmd::Quit),
+        // A refresh re-reads only once the previous load is done.
+        Msg::Refresh => matches!(app.load, Load::Ready(_)).then_some(Cmd::Load),
         Msg::Loaded(Ok(loaded)) => {
-            app.generation = loaded.scoped.generation;
+            // On a refresh the screen, selection and time cursor stay; a
+            // cursor the user set is re-diagnosed on the new data.
+            let keep = matches!(app.load, Load::Ready(_))
+                .then_some(app.cursor)
+                .flatten();
+            app.generation = app.generation.max(loaded.scoped.generation);
             app.cursor = loaded.scoped.cursor;
             app.load = Load::Ready(loaded);
-            None
+            keep.and_then(|cursor| set_cursor(app, Some(cursor)))
         }
         Msg::Loaded(Err(e)) => {
             app.load = Load::Failed(e);
@@ -1695,5 +1704,37 @@ mod tests {
         assert!(app.overlay.is_some());
         code(&mut app, KeyCode::Esc);
         assert_eq!(key(&mut app, 'q'), Some(Cmd::Quit));
+    }
+
+    #[test]
+    fn refresh_reloads_only_when_ready_and_keeps_the_time_cursor() {
+        let books = Playbooks::built_in();
+        let (mut app, _) = App::new("live", Theme::PLAIN, false, books.clone());
+        assert_eq!(
+            update(&mut app, Msg::Refresh),
+            None,
+            "no reload while the first load runs"
+        );
+        update(
+            &mut app,
+            Msg::Loaded(Ok(Box::new(data::prepare(data::tests::incident(), &books)))),
+        );
+        assert_eq!(update(&mut app, Msg::Refresh), Some(Cmd::Load));
+        app.cursor = Some(1234);
+        let cmd = update(
+            &mut app,
+            Msg::Loaded(Ok(Box::new(data::prepare(data::tests::incident(), &books)))),
+        );
+        assert_eq!(app.cursor, Some(1234));
+        assert!(
+            matches!(
+                cmd,
+                Some(Cmd::Diagnose {
+                    cursor: Some(1234),
+                    ..
+                })
+            ),
+            "{cmd:?}"
+        );
     }
 }

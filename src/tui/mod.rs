@@ -41,7 +41,8 @@ use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::Duration;
 
 /// Reads the data (files or the demo); runs on the worker thread.
-pub type Loader = Box<dyn FnOnce() -> anyhow::Result<Snapshot> + Send>;
+/// Called again on every refresh of a live source.
+pub type Loader = Box<dyn FnMut() -> anyhow::Result<Snapshot> + Send>;
 
 /// How the dashboard runs.
 #[derive(Clone, Debug)]
@@ -52,6 +53,8 @@ pub struct Options {
     pub readonly: bool,
     pub theme: theme::Theme,
     pub playbooks: Playbooks,
+    /// Re-read the source this often (a live folder being appended to).
+    pub refresh: Option<Duration>,
 }
 
 /// Runs the dashboard until the user quits. Errors when the terminal cannot
@@ -69,6 +72,9 @@ pub fn run(loader: Loader, options: Options) -> anyhow::Result<()> {
     let mut terminal = ratatui::try_init()
         .context("cannot start the terminal UI; `apimedic tui` needs an interactive terminal")?;
     let stop = Arc::new(AtomicBool::new(false));
+    if let Some(every) = options.refresh {
+        spawn_refresh(tx.clone(), every, stop.clone());
+    }
     spawn_input(tx, stop.clone());
     let result = run_loop(&mut terminal, app, first, &rx, |cmd| worker.send(cmd));
     stop.store(true, Ordering::Relaxed);
@@ -119,6 +125,18 @@ fn draw<B: Backend>(terminal: &mut Terminal<B>, app: &App) -> anyhow::Result<()>
         .draw(|f| f.render_widget(app, f.area()))
         .map_err(|e| anyhow::anyhow!("cannot draw the screen: {e}"))?;
     Ok(())
+}
+
+/// Asks for a reload every `every` until `stop` (a live source).
+fn spawn_refresh(tx: Sender<Msg>, every: Duration, stop: Arc<AtomicBool>) {
+    std::thread::spawn(move || {
+        while !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(every);
+            if tx.send(Msg::Refresh).is_err() {
+                break;
+            }
+        }
+    });
 }
 
 /// Reads terminal events and forwards keys and resizes until `stop`.
@@ -181,8 +199,7 @@ fn work(loader: Loader, playbooks: Playbooks, rx: Receiver<Cmd>, out: Sender<Msg
     }
 }
 
-fn jobs(loader: Loader, playbooks: &Playbooks, rx: &Receiver<Cmd>, out: &Sender<Msg>) {
-    let mut loader = Some(loader);
+fn jobs(mut loader: Loader, playbooks: &Playbooks, rx: &Receiver<Cmd>, out: &Sender<Msg>) {
     let mut snapshot: Option<Arc<Snapshot>> = None;
     while let Ok(job) = rx.recv() {
         let mut jobs = vec![job];
@@ -191,8 +208,7 @@ fn jobs(loader: Loader, playbooks: &Playbooks, rx: &Receiver<Cmd>, out: &Sender<
         for (i, job) in jobs.into_iter().enumerate() {
             let msg = match job {
                 Cmd::Load => {
-                    let Some(load) = loader.take() else { continue };
-                    let loaded = load().map(|s| Box::new(data::prepare(s, playbooks)));
+                    let loaded = loader().map(|s| Box::new(data::prepare(s, playbooks)));
                     if let Ok(l) = &loaded {
                         snapshot = Some(l.snapshot.clone());
                     }

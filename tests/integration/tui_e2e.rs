@@ -246,3 +246,29 @@ fn readonly_hides_actions_and_a_missing_folder_fails_fast() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no/such/folder does not exist"), "{err}");
 }
+
+/// `--refresh` follows a live source: rows appended to the folder show up
+/// without a restart (the top bar's time range grows).
+#[test]
+fn refresh_follows_a_live_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("gateway.ndjson");
+    let row = |minute: u32| {
+        format!(
+            "{{\"TimeGenerated\":\"2026-03-02T10:{minute:02}:05Z\",\"ApiId\":\"orders-api\",\"OperationId\":\"get-order\",\"ResponseCode\":200,\"BackendResponseCode\":200,\"TotalTime\":20,\"BackendTime\":15}}\n"
+        )
+    };
+    let first: String = (0..5).map(row).collect();
+    std::fs::write(&log, first).unwrap();
+    let path = dir.path().to_str().unwrap().to_string();
+    let Some(t) = Tmux::start("tui_refresh", &["tui", &path, "--refresh", "0.5"], 120, 40) else {
+        return;
+    };
+    t.wait_for("10:00–10:04 UTC");
+    let later: String = (30..33).map(row).collect();
+    let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    std::io::Write::write_all(&mut f, later.as_bytes()).unwrap();
+    t.wait_for("10:00–10:32 UTC");
+    t.keys(&["q"]);
+    assert_eq!(t.wait_exit(), 0);
+}
