@@ -242,10 +242,10 @@ fn read_path_inner(path: &Path, file: &str) -> io::Result<Snapshot> {
     let Snapshot {
         traffic, loaded, ..
     } = &mut snap;
-    let result = if shape == LogShape::Ndjson {
-        logs::read_ndjson(file, stream, traffic, loaded)
-    } else {
-        logs::read_csv(file, stream, traffic, loaded)
+    let result = match shape {
+        LogShape::Ndjson => logs::read_ndjson(file, stream, traffic, loaded),
+        LogShape::Nginx => logs::read_nginx(file, stream, traffic, loaded),
+        LogShape::Csv | LogShape::None => logs::read_csv(file, stream, traffic, loaded),
     };
     if let Err(e) = result {
         let what = if gz {
@@ -273,6 +273,8 @@ fn strip_bom(b: &[u8]) -> &[u8] {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum LogShape {
     Ndjson,
+    /// nginx JSON access log lines (the second gateway).
+    Nginx,
     Csv,
     None,
 }
@@ -308,6 +310,8 @@ fn sniff_logs(b: &[u8]) -> LogShape {
         }
         return if logs::is_log_line(line) {
             LogShape::Ndjson
+        } else if logs::is_nginx_line(line) {
+            LogShape::Nginx
         } else {
             LogShape::None
         };
@@ -394,6 +398,10 @@ fn parse_plain(file: &str, bytes: &[u8], snap: &mut Snapshot) {
     match sniff_logs(body) {
         LogShape::Ndjson => {
             logs::parse_ndjson(file, body, &mut snap.traffic, &mut snap.loaded);
+            return;
+        }
+        LogShape::Nginx => {
+            logs::parse_nginx(file, body, &mut snap.traffic, &mut snap.loaded);
             return;
         }
         LogShape::Csv => {
@@ -1030,8 +1038,8 @@ fn dedup_by<T>(items: &mut Vec<T>, key: impl Fn(&T) -> String) {
 /// The gateway-log reader's entry points, plus the CSV header sniff.
 mod logs {
     pub use super::gateway_logs::{
-        is_log_line, is_log_row, parse_csv, parse_json_rows, parse_ndjson, parse_query_tables,
-        read_csv, read_ndjson,
+        is_log_line, is_log_row, is_nginx_line, parse_csv, parse_json_rows, parse_ndjson,
+        parse_nginx, parse_query_tables, read_csv, read_ndjson, read_nginx,
     };
 
     /// A CSV header with a timestamp and a response-code column (the log
@@ -1352,6 +1360,10 @@ mod tests {
         assert_eq!(sniff_logs(&row[..row.len() - 3]), LogShape::Ndjson);
         assert_eq!(sniff_logs(row), LogShape::Ndjson);
         assert_eq!(first_key(b"{ \"value\": ["), Some("value"));
+        let nginx = br#"{"time":"2026-11-26T09:03:37+00:00","request_id":"a","remote_addr":"127.0.0.1","method":"GET","uri":"/a/hello","host":"h","status":200,"body_bytes_sent":52,"request_time":0.005,"upstream_name":"svc_a","upstream_addr":"127.0.0.1:8081","upstream_status":"200","upstream_connect_time":"0.000","upstream_header_time":"0.005","upstream_response_time":"0.005","user_agent":"curl"}"#;
+        assert_eq!(sniff_logs(nginx), LogShape::Nginx);
+        let snap = parse_document("access.json", nginx);
+        assert_eq!(snap.traffic.rows, 1, "{:?}", snap.loaded.problems);
     }
 
     #[test]
