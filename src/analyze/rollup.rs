@@ -370,6 +370,20 @@ fn requests_in_scope(s: &crate::model::Series, options: &Options) -> u64 {
 }
 
 /// Minute rows and totals of the series `idx`.
+/// Exact totals over every series `keep` selects (all operations of an API,
+/// every series of a backend…): percentiles come from the raw latencies,
+/// not from combining per-operation percentiles, which do not add.
+pub fn group_stats(
+    snapshot: &Snapshot,
+    options: &Options,
+    keep: impl Fn(&crate::model::SeriesKey) -> bool,
+) -> Stats {
+    let idx: Vec<usize> = (0..snapshot.traffic.series.len())
+        .filter(|&i| keep(&snapshot.traffic.series[i].key))
+        .collect();
+    roll_group(snapshot, &idx, options).1
+}
+
 fn roll_group(snapshot: &Snapshot, idx: &[usize], options: &Options) -> (Vec<MinuteRow>, Stats) {
     let mut cells: Vec<(Minute, &MinuteStats)> = idx
         .iter()
@@ -492,5 +506,18 @@ mod tests {
         assert_eq!(b.height(), 2);
         let req = b.column("requests").unwrap().u64().unwrap().get(0);
         assert_eq!(req, Some(101));
+    }
+
+    #[test]
+    fn group_stats_are_exact_over_the_selected_series() {
+        let s = snap();
+        let all = group_stats(&s, &Options::default(), |k| k.api_id == "shop");
+        assert_eq!(all.requests, 102);
+        assert_eq!(all.status_5xx, 2);
+        // Latencies 1..=100, 7 and 500: the nearest-rank p95 is 96, not the
+        // larger of the two operations' own p95s (95 and 500).
+        assert_eq!(all.total_time.p95, Some(96));
+        let none = group_stats(&s, &Options::default(), |k| k.api_id == "other");
+        assert_eq!(none.requests, 0);
     }
 }

@@ -3,7 +3,8 @@
 //! a model are resolved loosely (`resolve_api`: id, display name or path).
 
 use super::{Instance, Tool, ToolOutput};
-use crate::analyze::{self, network, policy, rollup::Stats, scaling};
+use crate::analyze::rollup::{Stats, group_stats};
+use crate::analyze::{self, network, policy, scaling};
 use crate::model::{Access, Api, Backend, Direction, Finding, Health, Snapshot, Timestamp, Window};
 use serde_json::{Value, json};
 use std::fmt::Write;
@@ -202,23 +203,6 @@ fn stats_line(s: &Stats) -> String {
     t
 }
 
-fn add(into: &mut Stats, s: &Stats) {
-    into.requests += s.requests;
-    into.status_4xx += s.status_4xx;
-    into.status_429 += s.status_429;
-    into.status_5xx += s.status_5xx;
-    into.backend_5xx += s.backend_5xx;
-    into.timeouts += s.timeouts;
-    into.connection_failures += s.connection_failures;
-    for (k, v) in &s.error_reasons {
-        *into.error_reasons.entry(k.clone()).or_default() += v;
-    }
-    // Percentiles do not add; keep the worst as an upper bound.
-    into.total_time.p95 = into.total_time.p95.max(s.total_time.p95);
-    into.total_time.p99 = into.total_time.p99.max(s.total_time.p99);
-    into.backend_time.p95 = into.backend_time.p95.max(s.backend_time.p95);
-}
-
 fn options_for(w: Option<Window>) -> analyze::Options {
     analyze::Options {
         since: w.map(|w| w.start),
@@ -351,18 +335,12 @@ pub(super) fn run(tool: &Tool, inst: &Instance) -> ToolOutput {
 }
 
 fn list_apis(snap: &Snapshot) -> (Value, String) {
-    let r = analyze::rollup(snap, &analyze::Options::default());
     let mut rows = Vec::new();
     let mut text = format!("{} APIs", snap.apis.len());
     for a in &snap.apis {
-        let mut totals = Stats::default();
-        for o in r
-            .operations
-            .iter()
-            .filter(|o| o.api.eq_ignore_ascii_case(&a.id))
-        {
-            add(&mut totals, &o.totals);
-        }
+        let totals = group_stats(snap, &analyze::Options::default(), |k| {
+            k.api_id.eq_ignore_ascii_case(&a.id)
+        });
         let ops = snap.operations.iter().filter(|o| o.api_id == a.id).count();
         rows.push(json!({
             "id": a.id, "display_name": a.display_name, "path": a.path,
@@ -427,14 +405,15 @@ pub fn failure_rate(
     period: Period,
 ) -> (Value, String) {
     let (window, short) = period_window(snap, period);
-    let r = analyze::rollup(snap, &options_for(window));
+    let options = options_for(window);
+    let r = analyze::rollup(snap, &options);
     let api = api.map(|a| api_id(snap, a));
     let op = operation.map(|o| {
         resolve_operation(snap, api.as_deref(), o)
             .map(|(_, id)| id)
             .unwrap_or_else(|| o.to_string())
     });
-    let mut totals = Stats::default();
+    let totals: Stats;
     let mut parts = Vec::new();
     let scope;
     if let Some(b) = backend {
@@ -442,14 +421,10 @@ pub fn failure_rate(
             .map(|x| x.id.clone())
             .unwrap_or_else(|| b.to_string());
         scope = format!("backend {id}");
-        for br in r.backends.iter().filter(|x| {
-            x.backend.eq_ignore_ascii_case(&id)
-                || x.backend
-                    .to_ascii_lowercase()
-                    .contains(&id.to_ascii_lowercase())
-        }) {
-            add(&mut totals, &br.totals);
-        }
+        let want = id.to_ascii_lowercase();
+        totals = group_stats(snap, &options, |k| {
+            !k.backend.is_empty() && k.backend.to_ascii_lowercase().contains(&want)
+        });
     } else {
         scope = match (&api, &op) {
             (Some(a), Some(o)) => format!("operation {a}/{o}"),
@@ -457,13 +432,19 @@ pub fn failure_rate(
             (None, Some(o)) => format!("operation {o}"),
             (None, None) => "every API".to_string(),
         };
+        totals = group_stats(snap, &options, |k| {
+            api.as_deref()
+                .is_none_or(|a| k.api_id.eq_ignore_ascii_case(a))
+                && op
+                    .as_deref()
+                    .is_none_or(|x| k.operation_id.eq_ignore_ascii_case(x))
+        });
         for o in r.operations.iter().filter(|o| {
             api.as_deref().is_none_or(|a| o.api.eq_ignore_ascii_case(a))
                 && op
                     .as_deref()
                     .is_none_or(|x| o.operation.eq_ignore_ascii_case(x))
         }) {
-            add(&mut totals, &o.totals);
             parts.push(
                 json!({"api": o.api, "operation": o.operation, "requests": o.totals.requests,
                 "status_5xx": o.totals.status_5xx, "error_rate": round4(o.totals.error_rate()),
@@ -649,7 +630,6 @@ fn backend_map(inst: &Instance, api: Option<&str>) -> (Value, String) {
 /// totals and findings.
 fn backend_health(inst: &Instance, backend: Option<&str>) -> (Value, String) {
     let snap = &inst.snapshot;
-    let r = analyze::rollup(snap, &analyze::Options::default());
     let want = backend.map(|b| {
         resolve_backend(snap, b)
             .map(|x| x.id.to_ascii_lowercase())
@@ -668,13 +648,10 @@ fn backend_health(inst: &Instance, backend: Option<&str>) -> (Value, String) {
             .map(crate::model::url_host)
             .unwrap_or("")
             .to_ascii_lowercase();
-        let mut totals = Stats::default();
-        for br in &r.backends {
-            let k = br.backend.to_ascii_lowercase();
-            if k == id || (!host.is_empty() && k == host) {
-                add(&mut totals, &br.totals);
-            }
-        }
+        let totals = group_stats(snap, &analyze::Options::default(), |k| {
+            let k = k.backend.to_ascii_lowercase();
+            !k.is_empty() && (k == id || (!host.is_empty() && k == host))
+        });
         let health = inst
             .diagnosis
             .backend_map
