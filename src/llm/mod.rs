@@ -34,6 +34,25 @@ pub enum Assistant {
 impl Assistant {
     /// Answers one question; `previous` carries a conversation's entities.
     pub fn ask(&self, inst: &Instance, question: &str, previous: Option<&Entities>) -> Answer {
+        self.ask_streaming(inst, question, previous, &mut |_| {})
+    }
+
+    /// Answers one question and hands the answer's text to `on_text` in
+    /// fragments as it arrives (offline: once, the whole text). The returned
+    /// answer is the complete one, as `ask` returns it.
+    pub fn ask_streaming(
+        &self,
+        inst: &Instance,
+        question: &str,
+        previous: Option<&Entities>,
+        on_text: &mut dyn FnMut(&str),
+    ) -> Answer {
+        let answer = self.ask_whole(inst, question, previous);
+        on_text(&answer.text);
+        answer
+    }
+
+    fn ask_whole(&self, inst: &Instance, question: &str, previous: Option<&Entities>) -> Answer {
         match self {
             Assistant::Offline => offline::answer_in_context(inst, question, previous),
             Assistant::Remote(cfg) => {
