@@ -238,10 +238,19 @@ fn read_path_inner(path: &Path, file: &str) -> io::Result<Snapshot> {
         parse_plain(file, &all, &mut snap);
         return Ok(snap);
     }
-    let stream = io::Cursor::new(body.to_vec()).chain(reader);
     let Snapshot {
         traffic, loaded, ..
     } = &mut snap;
+    if !gz && let Some(map) = map_big_file(path) {
+        let format = match shape {
+            LogShape::Ndjson => logs::LineFormat::Ndjson,
+            LogShape::Nginx => logs::LineFormat::Nginx,
+            LogShape::Csv | LogShape::None => logs::LineFormat::Csv,
+        };
+        logs::parse_map(format, file, &map, traffic, loaded);
+        return Ok(snap);
+    }
+    let stream = io::Cursor::new(body.to_vec()).chain(reader);
     let result = match shape {
         LogShape::Ndjson => logs::read_ndjson(file, stream, traffic, loaded),
         LogShape::Nginx => logs::read_nginx(file, stream, traffic, loaded),
@@ -261,6 +270,29 @@ fn read_path_inner(path: &Path, file: &str) -> io::Result<Snapshot> {
         );
     }
     Ok(snap)
+}
+
+/// Files at least this big are mapped rather than read, when allowed.
+const MAP_FROM_BYTES: u64 = 64 << 20;
+
+/// A big regular file mapped into memory, or `None` to stream it instead
+/// (small, not a regular file, `APIMEDIC_MMAP=0`, or the map failed).
+/// As with ripgrep's memory maps, a file truncated while it is being read
+/// can end the process with SIGBUS; set `APIMEDIC_MMAP=0` to read such
+/// files through buffers (the daemon's live follow always does).
+fn map_big_file(path: &Path) -> Option<memmap2::Mmap> {
+    if std::env::var_os("APIMEDIC_MMAP").is_some_and(|v| v == "0") {
+        return None;
+    }
+    let file = std::fs::File::open(path).ok()?;
+    let meta = file.metadata().ok()?;
+    if !meta.is_file() || meta.len() < MAP_FROM_BYTES {
+        return None;
+    }
+    // SAFETY: the map is only read. Another process changing the file while
+    // it is read can change the bytes seen (they are parsed like any other
+    // untrusted input) or, on truncation, raise SIGBUS; see above.
+    unsafe { memmap2::Mmap::map(&file) }.ok()
 }
 
 // ---------------------------------------------------------------------------
@@ -1038,8 +1070,8 @@ fn dedup_by<T>(items: &mut Vec<T>, key: impl Fn(&T) -> String) {
 /// The gateway-log reader's entry points, plus the CSV header sniff.
 mod logs {
     pub use super::gateway_logs::{
-        is_log_line, is_log_row, is_nginx_line, parse_csv, parse_json_rows, parse_ndjson,
-        parse_nginx, parse_query_tables, read_csv, read_ndjson, read_nginx,
+        LineFormat, is_log_line, is_log_row, is_nginx_line, parse_csv, parse_json_rows, parse_map,
+        parse_ndjson, parse_nginx, parse_query_tables, read_csv, read_ndjson, read_nginx,
     };
 
     /// A CSV header with a timestamp and a response-code column (the log

@@ -87,15 +87,41 @@ pub fn url_host(url: &str) -> &str {
     // Byte loops: `str::find("://")` builds a two-way searcher per call,
     // which cost more than the rest of this function on every log row.
     let b = url.as_bytes();
-    let Some(i) = (0..b.len()).find(|&i| b.get(i..i + 3) == Some(b"://")) else {
+    let after = if b.starts_with(b"https://") {
+        8
+    } else if b.starts_with(b"http://") {
+        7
+    } else {
+        match (0..b.len()).find(|&i| b.get(i..i + 3) == Some(b"://")) {
+            Some(i) => i + 3,
+            None => return "",
+        }
+    };
+    let Some(rest) = url.get(after..) else {
         return "";
     };
-    let rest = &url[i + 3..];
     let end = rest
         .bytes()
         .position(|c| matches!(c, b'/' | b'?' | b'#'))
         .unwrap_or(rest.len());
     &rest[..end]
+}
+
+/// Whether `url_host(url) == host`, without finding the host's end first.
+fn has_host(url: &str, host: &str) -> bool {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"));
+    match rest {
+        Some(rest) => {
+            rest.as_bytes().starts_with(host.as_bytes())
+                && matches!(
+                    rest.as_bytes().get(host.len()),
+                    None | Some(b'/' | b'?' | b'#')
+                )
+        }
+        None => url_host(url) == host,
+    }
 }
 
 /// An owned request kept as evidence, with where it was read.
@@ -213,18 +239,28 @@ impl MinuteStats {
                 }
             }
         }
-        let host = url_host(r.backend_url);
-        if !host.is_empty()
+        // Nearly every row goes to a host already listed: a prefix compare
+        // answers that without cutting the host out of the URL.
+        if !r.backend_url.is_empty()
             && self.backend_hosts.len() < Self::MAX_HOSTS
-            && !self.backend_hosts.iter().any(|h| h == host)
+            && !self
+                .backend_hosts
+                .iter()
+                .any(|h| has_host(r.backend_url, h))
         {
-            self.backend_hosts.push(host.to_string());
+            let host = url_host(r.backend_url);
+            if !host.is_empty() {
+                self.backend_hosts.push(host.to_string());
+            }
         }
         let failing = r.response_code >= 500
             || r.response_code == 429
             || timeout
             || !r.last_error_reason.is_empty();
         if failing && self.samples.len() < Self::MAX_SAMPLES {
+            // Exact: a record is ~400 bytes and Vec's first growth reserves
+            // four, most series-minutes keep one or two.
+            self.samples.reserve_exact(1);
             self.samples.push(r.to_record(origin()));
         }
     }
@@ -339,6 +375,14 @@ impl Traffic {
     }
 
     pub fn merge(&mut self, other: Traffic) {
+        if self.series.is_empty() {
+            // The usual case (the first file with logs): move, do not copy
+            // every latency list.
+            let rows = self.rows + other.rows;
+            *self = other;
+            self.rows = rows;
+            return;
+        }
         self.rows += other.rows;
         for s in other.series {
             let i = self.series_index(&s.key.api_id, &s.key.operation_id, &s.key.backend);
@@ -425,6 +469,12 @@ mod tests {
         a.merge(b);
         assert_eq!(a.rows, 2);
         assert_eq!(a.series[0].minutes[&1].requests, 2);
+        // Into an empty one (moved, index kept): adding again finds the series.
+        let mut e = Traffic::default();
+        e.merge(a);
+        e.add(&req(1, 200, 200, ""), Origin::default);
+        assert_eq!((e.rows, e.series.len()), (3, 1));
+        assert_eq!(e.series[0].minutes[&1].requests, 3);
     }
 
     #[test]
@@ -441,5 +491,18 @@ mod tests {
     fn host_of_url() {
         assert_eq!(url_host("https://a.b:8443/x?y"), "a.b:8443");
         assert_eq!(url_host("nope"), "");
+        assert_eq!(url_host("http://a.b/x"), "a.b");
+        assert_eq!(url_host("ftp://a.b/x"), "a.b");
+        for (url, host, want) in [
+            ("https://a.b/x", "a.b", true),
+            ("https://a.b", "a.b", true),
+            ("https://a.bc/x", "a.b", false),
+            ("http://a.b?q", "a.b", true),
+            ("ftp://a.b/x", "a.b", true),
+            ("https://a.b:8443/x", "a.b", false),
+        ] {
+            assert_eq!(has_host(url, host), want, "{url} {host}");
+            assert_eq!(url_host(url) == host, want, "{url} {host}");
+        }
     }
 }

@@ -64,6 +64,43 @@ pub fn read_ndjson(
     stream::read_stream(file, reader, &format, limits, traffic, report)
 }
 
+/// The line-oriented log formats, for [`parse_map`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LineFormat {
+    Ndjson,
+    Csv,
+    Nginx,
+}
+
+/// Folds a log file mapped into memory, as the streaming readers would
+/// (same rows, same problems, same line numbers) without copying it
+/// through read buffers; the map's pages are released as chunks are done.
+pub fn parse_map(
+    format: LineFormat,
+    file: &str,
+    map: &memmap2::Mmap,
+    traffic: &mut Traffic,
+    report: &mut LoadReport,
+) {
+    let limits = Limits::standard();
+    let max_line = limits.max_line;
+    match format {
+        LineFormat::Ndjson => {
+            let f = ndjson::Ndjson { max_line };
+            stream::parse_map(file, map, &f, limits, traffic, report);
+        }
+        LineFormat::Nginx => {
+            let f = nginx::Nginx { max_line };
+            stream::parse_map(file, map, &f, limits, traffic, report);
+        }
+        LineFormat::Csv => {
+            if let Some(f) = csv_header(file, map, limits, report) {
+                stream::parse_map(file, map, &f, limits, traffic, report);
+            }
+        }
+    }
+}
+
 /// Same as [`read_ndjson`], over bytes in memory (tests, the embedded demo).
 pub fn parse_ndjson(file: &str, bytes: &[u8], traffic: &mut Traffic, report: &mut LoadReport) {
     parse_ndjson_with(file, bytes, Limits::standard(), traffic, report);

@@ -70,6 +70,54 @@ pub(super) fn parse_bytes<F: Format>(
     traffic: &mut Traffic,
     report: &mut LoadReport,
 ) {
+    parse_chunks(file, bytes, None, format, limits, traffic, report);
+}
+
+/// Folds a whole file mapped into memory (no copy into buffers: the read
+/// copy was a sixth of the CPU time on big logs). Each chunk's pages are
+/// handed back to the kernel once folded, so resident memory stays a few
+/// blocks however big the file (the data stays in the page cache).
+pub(super) fn parse_map<F: Format>(
+    file: &str,
+    map: &memmap2::Mmap,
+    format: &F,
+    limits: Limits,
+    traffic: &mut Traffic,
+    report: &mut LoadReport,
+) {
+    // Readahead in big steps; the order of access is roughly sequential.
+    let _ = map.advise(memmap2::Advice::Sequential);
+    parse_chunks(file, map, Some(map), format, limits, traffic, report);
+}
+
+/// Drops the page mappings wholly inside `data`, a slice of `map`.
+fn release(map: &memmap2::Mmap, data: &[u8]) {
+    const PAGE: usize = 4096;
+    let base = map.as_ptr() as usize;
+    let start = (data.as_ptr() as usize).saturating_sub(base);
+    let end = start + data.len();
+    let (from, to) = (start.div_ceil(PAGE) * PAGE, end / PAGE * PAGE);
+    if to > from {
+        // SAFETY: the map is a read-only view of a file, so MADV_DONTNEED
+        // only drops page-table entries: a later read of these bytes faults
+        // the same file contents back in (nothing is zeroed, unlike private
+        // anonymous memory). No slice of the map is written.
+        let _ = unsafe {
+            map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, from, to - from)
+        };
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn parse_chunks<F: Format>(
+    file: &str,
+    bytes: &[u8],
+    map: Option<&memmap2::Mmap>,
+    format: &F,
+    limits: Limits,
+    traffic: &mut Traffic,
+    report: &mut LoadReport,
+) {
     let bytes = bytes.strip_prefix(BOM).unwrap_or(bytes);
     let mut chunks = Vec::new();
     let mut rest = bytes;
@@ -99,6 +147,9 @@ pub(super) fn parse_bytes<F: Format>(
             let i = next.fetch_add(1, Ordering::Relaxed);
             let Some(data) = chunks.get(i) else { break };
             infos.push(format.chunk(file, i as u32, data, &mut fold));
+            if let Some(map) = map {
+                release(map, data);
+            }
         }
         (fold, infos)
     };

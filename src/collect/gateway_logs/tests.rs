@@ -816,3 +816,51 @@ fn mutated_rows_never_panic() {
         }
     }
 }
+
+#[test]
+fn a_mapped_file_reads_like_the_stream_and_releases_its_pages() {
+    let text = synthetic(3000);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.ndjson");
+    std::fs::write(&path, &text).unwrap();
+    let file = std::fs::File::open(&path).unwrap();
+    let map = unsafe { memmap2::Mmap::map(&file) }.unwrap();
+    let (want_t, want_r) = streamed("s.ndjson", text.as_bytes(), 4096, Limits::MAX_LINE, 2);
+    for (block, threads) in [(4096, 2), (5000, 3), (1 << 22, 1)] {
+        let limits = Limits {
+            block,
+            max_line: Limits::MAX_LINE,
+            threads,
+        };
+        let format = ndjson::Ndjson {
+            max_line: limits.max_line,
+        };
+        let mut t = Traffic::default();
+        let mut r = LoadReport::default();
+        stream::parse_map("s.ndjson", &map, &format, limits, &mut t, &mut r);
+        assert_eq!(normalized(&t), normalized(&want_t), "block {block}");
+        assert_eq!(r, want_r, "block {block}");
+    }
+    // Released pages read back the same bytes.
+    assert_eq!(&map[..], text.as_bytes());
+    // The public entry point, every line format.
+    let mut t = Traffic::default();
+    let mut r = LoadReport::default();
+    parse_map(LineFormat::Ndjson, "s.ndjson", &map, &mut t, &mut r);
+    assert_eq!(normalized(&t), normalized(&want_t));
+    let csv = "TimeGenerated,ApiId,OperationId,ResponseCode,TotalTime\n\
+               2024-05-14T09:00:01Z,a,b,503,12\n\
+               not-a-time,a,b,200,1\n";
+    let path = dir.path().join("c.csv");
+    std::fs::write(&path, csv).unwrap();
+    let map = unsafe { memmap2::Mmap::map(&std::fs::File::open(&path).unwrap()) }.unwrap();
+    let mut t = Traffic::default();
+    let mut r = LoadReport::default();
+    parse_map(LineFormat::Csv, "c.csv", &map, &mut t, &mut r);
+    let mut want_t = Traffic::default();
+    let mut want_r = LoadReport::default();
+    parse_csv("c.csv", csv.as_bytes(), &mut want_t, &mut want_r);
+    assert_eq!((t.rows, &r), (1, &want_r));
+    assert_eq!(normalized(&t), normalized(&want_t));
+    assert_eq!(problems(&r).len(), 1, "{:?}", problems(&r));
+}
