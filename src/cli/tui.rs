@@ -20,6 +20,10 @@ pub struct TuiArgs {
     /// logs `apimedic simulate --live` or a log shipper is appending to.
     #[arg(long, value_name = "SECS")]
     pub refresh: Option<f64>,
+    /// Who answers in the chat pane (`:chat`, `a`): offline unless a model
+    /// is configured, as for `apimedic ask` and `apimedic chat`.
+    #[command(flatten)]
+    pub llm: crate::llm::LlmOptions,
 }
 
 pub fn run(args: TuiArgs) -> anyhow::Result<ExitCode> {
@@ -40,6 +44,8 @@ pub fn run(args: TuiArgs) -> anyhow::Result<ExitCode> {
         let names: Vec<String> = args.paths.iter().map(|p| p.display().to_string()).collect();
         names.join(" ")
     };
+    let assistant = crate::llm::Assistant::from_options(&args.llm)?;
+    let engine = tui::chat::engine_label(&assistant, args.llm.model.as_deref());
     let paths = args.paths;
     let options = tui::Options {
         source,
@@ -51,6 +57,8 @@ pub fn run(args: TuiArgs) -> anyhow::Result<ExitCode> {
             Some(s) => anyhow::bail!("--refresh {s}: give a number of seconds, at least 0.5"),
             None => None,
         },
+        assistant,
+        engine,
     };
     tui::run(Box::new(move || super::load(&paths)), options)?;
     Ok(ExitCode::SUCCESS)

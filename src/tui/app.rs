@@ -4,6 +4,7 @@
 //! clock; background results arrive as messages. Tests drive this module
 //! with messages and assert on fields.
 
+use super::chat::{self, ChatMsg, ChatPane, ChatReply};
 use super::data::{Loaded, OpRow, PolicyView, Scoped, concerns_op};
 use super::keys;
 use super::theme::Theme;
@@ -18,11 +19,19 @@ use std::collections::BTreeMap;
 pub enum Screen {
     Overview,
     Operations,
-    Operation { api: String, op: String },
+    Operation {
+        api: String,
+        op: String,
+    },
     Backends,
-    Backend { id: String },
+    Backend {
+        id: String,
+    },
     Findings,
     Changes,
+    /// The chat pane: questions in plain language, answered by the engine
+    /// `apimedic chat` uses.
+    Chat,
 }
 
 impl Screen {
@@ -36,13 +45,14 @@ impl Screen {
             Screen::Backend { id } => format!("backend {id}"),
             Screen::Findings => "Findings".into(),
             Screen::Changes => "Changes".into(),
+            Screen::Chat => "Chat".into(),
         }
     }
 
     /// Panes Tab moves between.
     pub fn panes(&self) -> usize {
         match self {
-            Screen::Overview | Screen::Operations | Screen::Backends => 1,
+            Screen::Overview | Screen::Operations | Screen::Backends | Screen::Chat => 1,
             Screen::Operation { .. } => 3,
             Screen::Backend { .. } | Screen::Findings | Screen::Changes => 2,
         }
@@ -53,6 +63,7 @@ impl Screen {
         match self {
             Screen::Operation { .. } => pane != 1,
             Screen::Backend { .. } | Screen::Findings | Screen::Changes => pane == 0,
+            Screen::Chat => false,
             _ => true,
         }
     }
@@ -266,6 +277,8 @@ pub struct App {
     /// The effective policy of the operation on screen, once computed.
     pub policy: Option<PolicyView>,
     pub playbooks: Playbooks,
+    /// The chat pane: transcript, input line, pending question.
+    pub chat: ChatPane,
 }
 
 /// Everything that can happen.
@@ -294,6 +307,12 @@ pub enum Msg {
     Help,
     /// Close the help or the dialog.
     CloseOverlay,
+    /// A key in the chat pane, or opening it.
+    Chat(ChatMsg),
+    /// A fragment of the pending answer (a model streaming its text).
+    ChatDelta(String),
+    /// The chat thread answered the pending line.
+    ChatAnswer(Box<ChatReply>),
     Quit,
 }
 
@@ -366,6 +385,8 @@ pub enum Cmd {
         api: String,
         op: String,
     },
+    /// Answer a chat line (a question or slash command) on the chat thread.
+    Chat(String),
     Quit,
 }
 
@@ -403,6 +424,10 @@ impl App {
             decisions: BTreeMap::new(),
             policy: None,
             playbooks,
+            chat: ChatPane {
+                engine: "offline".into(),
+                ..ChatPane::default()
+            },
         };
         (app, Cmd::Load)
     }
@@ -660,14 +685,14 @@ impl App {
     }
 
     /// Says something in the status bar.
-    fn say(&mut self, text: impl Into<String>) {
+    pub(super) fn say(&mut self, text: impl Into<String>) {
         self.message = Some(Message {
             text: text.into(),
             error: false,
         });
     }
 
-    fn complain(&mut self, text: impl Into<String>) {
+    pub(super) fn complain(&mut self, text: impl Into<String>) {
         self.message = Some(Message {
             text: text.into(),
             error: true,
@@ -692,7 +717,7 @@ impl App {
         None
     }
 
-    fn inspect_cmd(&self, screen: &Screen) -> Option<Cmd> {
+    pub(super) fn inspect_cmd(&self, screen: &Screen) -> Option<Cmd> {
         match screen {
             Screen::Operation { api, op } => {
                 let have = self
@@ -794,6 +819,18 @@ pub fn update(app: &mut App, msg: Msg) -> Option<Cmd> {
         Msg::Prompt(p) => prompt(app, p),
         Msg::Plan(p) => {
             plan(app, p);
+            None
+        }
+        Msg::Chat(m) => chat::update(app, m),
+        Msg::ChatDelta(text) => {
+            app.chat.stream(&text);
+            None
+        }
+        Msg::ChatAnswer(reply) => {
+            app.chat.receive(*reply);
+            if *app.screen() != Screen::Chat {
+                app.say("the chat answer is in (a opens the chat pane)");
+            }
             None
         }
     }
@@ -1089,10 +1126,7 @@ fn command(app: &mut App, line: &str) -> Option<Cmd> {
         "fi" | "findings" | "finding" => app.go(Screen::Findings),
         "ch" | "changes" | "change" | "history" => app.go(Screen::Changes),
         "help" | "h" => update(app, Msg::Help),
-        "chat" => {
-            app.say("chat arrives with the chat engine; it is not in this build");
-            None
-        }
+        "chat" | "ask" | "a" => chat::update(app, ChatMsg::Open),
         "sort" => {
             match SortColumn::parse(&arg) {
                 Some(c) => sort(app, SortMsg::By(c)),
@@ -1109,7 +1143,7 @@ fn command(app: &mut App, line: &str) -> Option<Cmd> {
         "time" | "t" => time_command(app, &arg),
         other => {
             app.complain(format!(
-                "unknown command `{other}`; try :ops :backends :findings :changes :time :sort :q (? lists every key)"
+                "unknown command `{other}`; try :ops :backends :findings :changes :chat :time :sort :q (? lists every key)"
             ));
             None
         }
@@ -1302,31 +1336,24 @@ mod tests {
     }
 
     #[test]
-    fn unknown_command_and_chat_say_so() {
+    fn unknown_command_says_so_and_chat_opens_the_pane() {
         let mut app = ready();
         key(&mut app, ':');
         typed(&mut app, "nope");
         code(&mut app, KeyCode::Enter);
         let m = app.message.clone().unwrap();
         assert!(
-            m.error && m.text.contains("unknown command `nope`"),
+            m.error && m.text.contains("unknown command `nope`") && m.text.contains(":chat"),
             "{m:?}"
         );
         key(&mut app, ':');
         typed(&mut app, "chat");
-        code(&mut app, KeyCode::Enter);
-        assert!(
-            app.message
-                .clone()
-                .unwrap()
-                .text
-                .contains("not in this build")
-        );
-        assert_eq!(
-            app.screen(),
-            &Screen::Overview,
-            "no chat pane in this build"
-        );
+        assert_eq!(code(&mut app, KeyCode::Enter), None);
+        assert_eq!(app.screen(), &Screen::Chat);
+        assert_eq!(app.stack.len(), 2, "Overview › Chat");
+        assert_eq!(app.message, None);
+        code(&mut app, KeyCode::Esc);
+        assert_eq!(app.screen(), &Screen::Overview);
     }
 
     #[test]

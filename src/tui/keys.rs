@@ -4,8 +4,10 @@
 //! letter and then `y`: nothing that acts sits on a key pressed by reflex.
 
 use super::app::{
-    App, Decision, Load, Msg, Nav, Overlay, PlanMsg, PromptKind, PromptMsg, SortMsg, TimeMsg,
+    App, Decision, Load, Msg, Nav, Overlay, PlanMsg, PromptKind, PromptMsg, Screen, SortMsg,
+    TimeMsg,
 };
+use super::chat::{ChatMsg, PAGE};
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
 /// One line of the help screen.
@@ -44,6 +46,7 @@ pub const HELP: &[(&str, &[KeyHelp])] = &[
                 "switch view (aliases :op :be :fi :ch)",
             ),
             k(":overview", "back to the overview (alias :ov)"),
+            k(":chat  a", "ask about the instance in plain language"),
             k(
                 ":sort COLUMN",
                 "sort operations: name requests errors p95 backend health",
@@ -103,6 +106,24 @@ pub const HELP: &[(&str, &[KeyHelp])] = &[
             act("j k", "choose a proposal in the dialog"),
         ],
     ),
+    (
+        "Chat",
+        &[
+            k(
+                "Enter  Esc",
+                "send (one question at a time) / back; the transcript stays",
+            ),
+            k(
+                "↑ ↓  PgUp PgDn",
+                "earlier questions / scroll the transcript",
+            ),
+            k("← → Home End  Ctrl-u", "move in the line / clear it"),
+            k(
+                "/findings /backends /explain ID",
+                "as in apimedic chat; also /history /help /quit",
+            ),
+        ],
+    ),
 ];
 
 /// The help lines that apply (`--readonly` drops the action keys).
@@ -157,6 +178,9 @@ pub fn translate(app: &App, key: KeyEvent) -> Option<Msg> {
             _ => None,
         };
     }
+    if *app.screen() == Screen::Chat {
+        return chat_key(key, ctrl).map(Msg::Chat);
+    }
     let nav = |n| Some(Msg::Nav(n));
     match key.code {
         KeyCode::Char('d') if ctrl => nav(Nav::PageDown),
@@ -184,8 +208,33 @@ pub fn translate(app: &App, key: KeyEvent) -> Option<Msg> {
         KeyCode::Char('s') => Some(Msg::Sort(SortMsg::Next)),
         KeyCode::Char('S') => Some(Msg::Sort(SortMsg::Reverse)),
         KeyCode::Char('p') => Some(Msg::Plan(PlanMsg::Open)),
+        KeyCode::Char('a') => Some(Msg::Chat(ChatMsg::Open)),
         _ => None,
     }
+}
+
+/// Keys in the chat pane: letters are text; editing keys as in a shell.
+fn chat_key(key: KeyEvent, ctrl: bool) -> Option<ChatMsg> {
+    Some(match key.code {
+        KeyCode::Char('u') if ctrl => ChatMsg::Clear,
+        KeyCode::Char('a') if ctrl => ChatMsg::Home,
+        KeyCode::Char('e') if ctrl => ChatMsg::End,
+        _ if ctrl => return None,
+        KeyCode::Char(c) => ChatMsg::Input(c),
+        KeyCode::Enter => ChatMsg::Send,
+        KeyCode::Esc => ChatMsg::Leave,
+        KeyCode::Backspace => ChatMsg::Backspace,
+        KeyCode::Delete => ChatMsg::Delete,
+        KeyCode::Left => ChatMsg::Left,
+        KeyCode::Right => ChatMsg::Right,
+        KeyCode::Home => ChatMsg::Home,
+        KeyCode::End => ChatMsg::End,
+        KeyCode::Up => ChatMsg::Older,
+        KeyCode::Down => ChatMsg::Newer,
+        KeyCode::PageUp => ChatMsg::Scroll(-PAGE),
+        KeyCode::PageDown => ChatMsg::Scroll(PAGE),
+        _ => return None,
+    })
 }
 
 /// Keys inside the proposal dialog: deciding takes a capital letter, then `y`.

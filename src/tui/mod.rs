@@ -4,12 +4,18 @@
 //! ```text
 //! input thread  ── Msg::Key ──┐
 //! worker thread ── Msg::Loaded / Scoped / Inspected ──┤
+//! chat thread   ── Msg::ChatDelta / ChatAnswer ──┤
 //!                             ▼
 //!   UI loop: app::update(&mut App, Msg) -> Option<Cmd> ; draw &App
-//!                             │ Cmd::Load / Diagnose / Inspect
-//!                             ▼
-//!                       worker thread (load, diagnose a window, effective policy)
+//!                             │ Cmd::Load / Diagnose / Inspect      │ Cmd::Chat(line)
+//!                             ▼                                     ▼
+//!   worker thread (load, diagnose a window,          chat thread (Conversation +
+//!   effective policy) ── each load's data ──────────▶ Assistant, one line at a time)
 //! ```
+//!
+//! The chat thread is separate so a slow model never holds up a
+//! re-diagnosis; it builds its `tools::Instance` from the worker's latest
+//! load (all data, as `apimedic chat` sees it) when a line first needs it.
 //!
 //! The first frame (a loading screen) is drawn before any data is read;
 //! loading and every diagnosis run on the worker, so no frame waits on I/O
@@ -17,19 +23,24 @@
 //! terminal; `run` restores it on every normal or error return.
 //!
 //! - [`app`]: state, messages, `update`.
+//! - [`chat`]: the chat pane's state and keys; the chat thread's `reply`.
 //! - [`keys`]: what a key means in each mode; the help table.
 //! - [`data`]: what the worker computes for the views.
 //! - [`view`]: `impl Widget for &App`, one file per pane.
 //! - [`theme`]: every colour; `NO_COLOR` honoured.
 
 pub mod app;
+pub mod chat;
 pub mod data;
 pub mod keys;
 pub mod theme;
 pub mod view;
 
-use crate::model::Snapshot;
+use crate::chat::Conversation;
+use crate::llm::Assistant;
+use crate::model::{Diagnosis, Snapshot};
 use crate::playbook::Playbooks;
+use crate::tools::Instance;
 use anyhow::Context;
 use app::{App, Cmd, Load, Msg};
 use crossterm::event::{self, Event};
@@ -55,6 +66,10 @@ pub struct Options {
     pub playbooks: Playbooks,
     /// Re-read the source this often (a live folder being appended to).
     pub refresh: Option<Duration>,
+    /// Who answers in the chat pane (offline unless a model is configured).
+    pub assistant: Assistant,
+    /// The chat pane's name for it: `offline` or `model NAME`.
+    pub engine: String,
 }
 
 /// Runs the dashboard until the user quits. Errors when the terminal cannot
@@ -62,13 +77,15 @@ pub struct Options {
 /// the message and quit), so the caller exits non-zero.
 pub fn run(loader: Loader, options: Options) -> anyhow::Result<()> {
     let (tx, rx) = channel::<Msg>();
-    let (app, first) = App::new(
+    let (mut app, first) = App::new(
         &options.source,
         options.theme,
         options.readonly,
         options.playbooks.clone(),
     );
-    let worker = Worker::spawn(loader, options.playbooks, tx.clone());
+    app.chat.engine = options.engine.clone();
+    let chat = ChatThread::spawn(options.assistant, tx.clone());
+    let worker = Worker::spawn(loader, options.playbooks, tx.clone(), chat.jobs.clone());
     let mut terminal = ratatui::try_init()
         .context("cannot start the terminal UI; `apimedic tui` needs an interactive terminal")?;
     let stop = Arc::new(AtomicBool::new(false));
@@ -76,7 +93,10 @@ pub fn run(loader: Loader, options: Options) -> anyhow::Result<()> {
         spawn_refresh(tx.clone(), every, stop.clone());
     }
     spawn_input(tx, stop.clone());
-    let result = run_loop(&mut terminal, app, first, &rx, |cmd| worker.send(cmd));
+    let result = run_loop(&mut terminal, app, first, &rx, |cmd| match cmd {
+        Cmd::Chat(line) => chat.send(ChatJob::Line(line)),
+        other => worker.send(other),
+    });
     stop.store(true, Ordering::Relaxed);
     ratatui::restore();
     let app = result?;
@@ -170,9 +190,15 @@ struct Worker {
 }
 
 impl Worker {
-    fn spawn(loader: Loader, playbooks: Playbooks, out: Sender<Msg>) -> Worker {
+    /// `chat` receives every load's data for the chat thread.
+    fn spawn(
+        loader: Loader,
+        playbooks: Playbooks,
+        out: Sender<Msg>,
+        chat: Sender<ChatJob>,
+    ) -> Worker {
         let (jobs, rx) = channel::<Cmd>();
-        std::thread::spawn(move || work(loader, playbooks, rx, out));
+        std::thread::spawn(move || work(loader, playbooks, rx, out, chat));
         Worker { jobs }
     }
 
@@ -185,21 +211,37 @@ impl Worker {
 /// Runs jobs until the UI loop drops its sender. A panic in analysis ends
 /// the dashboard with a message instead of leaving it on a terminal the
 /// panic hook has already restored.
-fn work(loader: Loader, playbooks: Playbooks, rx: Receiver<Cmd>, out: Sender<Msg>) {
-    let run = std::panic::AssertUnwindSafe(|| jobs(loader, &playbooks, &rx, &out));
+fn work(
+    loader: Loader,
+    playbooks: Playbooks,
+    rx: Receiver<Cmd>,
+    out: Sender<Msg>,
+    chat: Sender<ChatJob>,
+) {
+    let run = std::panic::AssertUnwindSafe(|| jobs(loader, &playbooks, &rx, &out, &chat));
     if let Err(panic) = std::panic::catch_unwind(run) {
-        let what = panic
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "unknown panic".into());
+        let what = panic_text(panic.as_ref());
         let _ = out.send(Msg::Crashed(format!(
             "internal error in the background analysis: {what}; please report it with the data that caused it"
         )));
     }
 }
 
-fn jobs(mut loader: Loader, playbooks: &Playbooks, rx: &Receiver<Cmd>, out: &Sender<Msg>) {
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
+fn jobs(
+    mut loader: Loader,
+    playbooks: &Playbooks,
+    rx: &Receiver<Cmd>,
+    out: &Sender<Msg>,
+    chat: &Sender<ChatJob>,
+) {
     let mut snapshot: Option<Arc<Snapshot>> = None;
     while let Ok(job) = rx.recv() {
         let mut jobs = vec![job];
@@ -211,6 +253,13 @@ fn jobs(mut loader: Loader, playbooks: &Playbooks, rx: &Receiver<Cmd>, out: &Sen
                     let loaded = loader().map(|s| Box::new(data::prepare(s, playbooks)));
                     if let Ok(l) = &loaded {
                         snapshot = Some(l.snapshot.clone());
+                        // The first scope covers all data: the diagnosis
+                        // `tools::Instance::new` would compute. The chat
+                        // thread may be gone; the dashboard goes on.
+                        let _ = chat.send(ChatJob::Data {
+                            snapshot: l.snapshot.clone(),
+                            diagnosis: Box::new(l.scoped.diagnosis.clone()),
+                        });
                     }
                     Msg::Loaded(loaded.map_err(|e| format!("{e:#}")))
                 }
@@ -222,11 +271,92 @@ fn jobs(mut loader: Loader, playbooks: &Playbooks, rx: &Receiver<Cmd>, out: &Sen
                     let Some(s) = &snapshot else { continue };
                     Msg::Inspected(Box::new(data::policy_view(s, &api, &op)))
                 }
-                Cmd::Diagnose { .. } | Cmd::Quit => continue,
+                Cmd::Diagnose { .. } | Cmd::Chat(_) | Cmd::Quit => continue,
             };
             if out.send(msg).is_err() {
                 return;
             }
+        }
+    }
+}
+
+/// What the chat thread is asked to do.
+#[derive(Debug)]
+pub enum ChatJob {
+    /// A load's data (the first, or a refresh): lines after it use it.
+    Data {
+        snapshot: Arc<Snapshot>,
+        diagnosis: Box<Diagnosis>,
+    },
+    /// A question or slash command to answer.
+    Line(String),
+}
+
+/// The thread that answers chat lines, one at a time, so a slow model
+/// holds up neither drawing nor re-diagnosis.
+struct ChatThread {
+    jobs: Sender<ChatJob>,
+}
+
+impl ChatThread {
+    fn spawn(assistant: Assistant, out: Sender<Msg>) -> ChatThread {
+        let (jobs, rx) = channel::<ChatJob>();
+        std::thread::spawn(move || converse(&assistant, &rx, &out));
+        ChatThread { jobs }
+    }
+
+    fn send(&self, job: ChatJob) {
+        // The thread only stops when this sender is dropped.
+        let _ = self.jobs.send(job);
+    }
+}
+
+/// Answers lines until every sender is gone. Keeps one `Conversation` for
+/// the session (follow-ups reuse the names asked about). The instance is
+/// built from the newest data when a line needs it; a panic while
+/// answering is reported as that line's reply and the thread goes on.
+fn converse(assistant: &Assistant, rx: &Receiver<ChatJob>, out: &Sender<Msg>) {
+    let mut conversation = Conversation::default();
+    let mut fresh: Option<(Arc<Snapshot>, Box<Diagnosis>)> = None;
+    let mut inst: Option<Instance> = None;
+    while let Ok(job) = rx.recv() {
+        let line = match job {
+            ChatJob::Data {
+                snapshot,
+                diagnosis,
+            } => {
+                fresh = Some((snapshot, diagnosis));
+                continue;
+            }
+            ChatJob::Line(line) => line,
+        };
+        if let Some((snapshot, diagnosis)) = fresh.take() {
+            inst = Some(Instance {
+                snapshot: snapshot.as_ref().clone(),
+                diagnosis: *diagnosis,
+            });
+        }
+        let reply = match &inst {
+            None => {
+                chat::ChatReply::Failed("the data is not loaded yet; ask again in a moment".into())
+            }
+            Some(inst) => {
+                let mut stream = |text: &str| {
+                    let _ = out.send(Msg::ChatDelta(text.to_string()));
+                };
+                let answer = std::panic::AssertUnwindSafe(|| {
+                    chat::reply(&mut conversation, inst, assistant, &line, &mut stream)
+                });
+                std::panic::catch_unwind(answer).unwrap_or_else(|panic| {
+                    chat::ChatReply::Failed(format!(
+                        "internal error while answering: {}; please report it with the question",
+                        panic_text(panic.as_ref())
+                    ))
+                })
+            }
+        };
+        if out.send(Msg::ChatAnswer(Box::new(reply))).is_err() {
+            return;
         }
     }
 }
@@ -321,11 +451,17 @@ mod tests {
         })
         .unwrap();
         drop(jtx);
+        let (ctx, crx) = channel();
         work(
             Box::new(|| Ok(data::tests::incident())),
             Playbooks::built_in(),
             jrx,
             otx,
+            ctx,
+        );
+        assert!(
+            matches!(crx.try_recv(), Ok(ChatJob::Data { .. })),
+            "the chat thread gets the loaded data"
         );
         let msgs: Vec<Msg> = orx.try_iter().collect();
         assert_eq!(msgs.len(), 3, "{msgs:?}");
@@ -341,6 +477,7 @@ mod tests {
             Box::new(|| panic!("boom in analysis")),
             Playbooks::built_in(),
             tx,
+            channel().0,
         );
         worker.send(Cmd::Load);
         let msg = rx.recv().expect("a message");
@@ -385,12 +522,70 @@ mod tests {
     }
 
     #[test]
+    fn the_chat_thread_answers_in_order_once_the_data_is_in() {
+        let (jobs, rx) = channel();
+        let (out, msgs) = channel();
+        jobs.send(ChatJob::Line("/backends".into())).unwrap();
+        let loaded = data::prepare(data::tests::incident(), &Playbooks::built_in());
+        jobs.send(ChatJob::Data {
+            snapshot: loaded.snapshot.clone(),
+            diagnosis: Box::new(loaded.scoped.diagnosis.clone()),
+        })
+        .unwrap();
+        for line in [
+            "what backends does my instance have",
+            "and are any unhealthy?",
+            "/history",
+        ] {
+            jobs.send(ChatJob::Line(line.into())).unwrap();
+        }
+        drop(jobs);
+        converse(&Assistant::Offline, &rx, &out);
+        let msgs: Vec<Msg> = msgs.try_iter().collect();
+        let replies: Vec<&chat::ChatReply> = msgs
+            .iter()
+            .filter_map(|m| match m {
+                Msg::ChatAnswer(r) => Some(r.as_ref()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(replies.len(), 4, "{msgs:?}");
+        assert!(
+            matches!(replies[0], chat::ChatReply::Failed(e) if e.contains("not loaded yet")),
+            "{:?}",
+            replies[0]
+        );
+        let chat::ChatReply::Answer(first) = replies[1] else {
+            panic!("{:?}", replies[1]);
+        };
+        assert!(first.text.contains("orders-app"), "{}", first.text);
+        assert!(
+            matches!(replies[2], chat::ChatReply::Answer(a) if a.entities.backends.contains(&"orders-app".to_string())
+                || a.text.contains("orders-app")),
+            "a follow-up keeps the conversation: {:?}",
+            replies[2]
+        );
+        assert_eq!(
+            replies[3],
+            &chat::ChatReply::Text(
+                "1. what backends does my instance have\n2. and are any unhealthy?".into()
+            )
+        );
+        assert!(
+            matches!(&msgs[1], Msg::ChatDelta(t) if *t == first.text),
+            "the text streams before the answer: {:?}",
+            msgs[1]
+        );
+    }
+
+    #[test]
     fn a_load_error_reaches_the_app() {
         let (tx, rx) = channel();
         let worker = Worker::spawn(
             Box::new(|| anyhow::bail!("no such folder x")),
             Playbooks::built_in(),
             tx,
+            channel().0,
         );
         worker.send(Cmd::Load);
         match rx.recv() {

@@ -130,6 +130,11 @@ impl Theme {
         self.fg(Color::Red).add_modifier(Modifier::BOLD)
     }
 
+    /// Caveats: an answer's note, what could not be checked, "thinking…".
+    pub fn note(self) -> Style {
+        self.fg(Color::Yellow)
+    }
+
     /// Decisions and confirmations in the proposal dialog.
     pub fn approved(self) -> Style {
         self.fg(Color::Green).add_modifier(Modifier::BOLD)

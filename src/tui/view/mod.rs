@@ -8,6 +8,7 @@ pub mod backend;
 pub mod backends;
 pub mod changes;
 pub mod chart;
+pub mod chat;
 pub mod dialog;
 pub mod findings;
 pub mod help;
@@ -65,6 +66,7 @@ impl Widget for &App {
                 Screen::Backend { id } => backend::render(self, id, body, buf),
                 Screen::Findings => findings::render(self, body, buf),
                 Screen::Changes => changes::render(self, body, buf),
+                Screen::Chat => chat::render(self, body, buf),
             },
         }
         footer_line(self, footer, buf);
@@ -162,7 +164,10 @@ fn breadcrumbs(app: &App, area: Rect, buf: &mut Buffer) {
     Line::from(spans).render(area, buf);
 }
 
-const HINTS: &str = "?:help  ::command  /:filter  ↵:open  esc:back  tab:pane  [ ]:time  q:quit";
+const HINTS: &str =
+    "?:help  ::command  /:filter  ↵:open  esc:back  tab:pane  [ ]:time  a:ask  q:quit";
+const CHAT_HINTS: &str =
+    "↵:send  esc:back  ↑↓:earlier  PgUp PgDn:scroll  /help:commands  ctrl-c:quit";
 
 fn footer_line(app: &App, area: Rect, buf: &mut Buffer) {
     let t = app.theme;
@@ -182,6 +187,8 @@ fn footer_line(app: &App, area: Rect, buf: &mut Buffer) {
         Line::from(spans)
     } else if let Some(m) = &app.message {
         Line::styled(m.text.clone(), if m.error { t.error() } else { t.title() })
+    } else if *app.screen() == Screen::Chat {
+        Line::styled(CHAT_HINTS, t.dim())
     } else {
         Line::styled(HINTS, t.dim())
     };

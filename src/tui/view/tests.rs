@@ -9,6 +9,7 @@ use crate::model::{
 };
 use crate::playbook::Playbooks;
 use crate::tui::app::{self, App, Cmd, Msg, Screen};
+use crate::tui::chat as chat_mod;
 use crate::tui::data::{self, Loaded, PolicyText, PolicyView, Scoped};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::Terminal;
@@ -58,6 +59,18 @@ fn send(app: &mut App, msg: Msg) {
             Some(Cmd::Diagnose { generation, cursor }) => queue.push(Msg::Scoped(Box::new(
                 data::scope(&snapshot, &app.playbooks, generation, cursor),
             ))),
+            // As the chat thread would: all data, offline.
+            Some(Cmd::Chat(line)) => {
+                let inst = crate::tools::Instance::new(snapshot.as_ref().clone(), &app.playbooks);
+                let reply = crate::tui::chat::reply(
+                    &mut crate::chat::Conversation::default(),
+                    &inst,
+                    &crate::llm::Assistant::Offline,
+                    &line,
+                    &mut |_| {},
+                );
+                queue.push(Msg::ChatAnswer(Box::new(reply)));
+            }
             _ => {}
         }
     }
@@ -264,6 +277,7 @@ fn no_color_draws_without_any_colour_but_keeps_the_selection_visible() {
         ":findings\n",
         ":changes\n",
         "?",
+        "\u{1b}:chat\nwhat backends does my instance have\n",
     ] {
         keys(&mut app, "\u{1b}\u{1b}\u{1b}");
         if app.overlay.is_some() {
@@ -294,7 +308,7 @@ fn no_color_draws_without_any_colour_but_keeps_the_selection_visible() {
 #[test]
 fn every_view_fits_80x24_and_250x70() {
     let mut app = app_with(data::tests::incident(), Theme::COLOR);
-    let flows: [(&str, &str); 8] = [
+    let flows: [(&str, &str); 9] = [
         ("", "Overview"),
         (":ops\n", "Operations"),
         (":ops\n\n", "orders-api/get-order"),
@@ -303,6 +317,11 @@ fn every_view_fits_80x24_and_250x70() {
         (":findings\n", "Findings"),
         (":changes\n", "Changes"),
         ("?", "Keys"),
+        // Last: in the chat pane `:ov` would be text.
+        (
+            ":chat\nwhat backends does my instance have\n",
+            "> what backends does my instance have",
+        ),
     ];
     for (cmd, want) in flows {
         app.overlay = None;
@@ -329,9 +348,10 @@ fn tiny_terminals_do_not_panic() {
         ":findings\n",
         ":changes\n",
         "?",
+        "\u{1b}:chat\nwhy are requests to orders-api failing?\n",
     ] {
         keys(&mut app, cmd);
-        for (w, h) in [(1, 1), (10, 3), (30, 8), (79, 23)] {
+        for (w, h) in [(1, 1), (10, 3), (30, 8), (79, 23), (2, 6), (3, 40)] {
             draw(&app, w, h);
         }
     }
@@ -554,4 +574,179 @@ fn scenario_evidence_names_raw_records_with_file_and_line() {
         all.iter().any(|l| located.is_match(l)),
         "no file:line in {all:#?}"
     );
+}
+
+// ---- the chat pane ----
+
+#[test]
+fn wrap_breaks_at_spaces_keeps_spacing_and_hangs_continuations() {
+    use chat::wrap;
+    assert_eq!(wrap("aaa bbb ccc", 7, 0), ["aaa bbb", "ccc"]);
+    assert_eq!(wrap("abcdefghij", 4, 0), ["abcd", "efgh", "ij"]);
+    assert_eq!(wrap("- one two three", 9, 2), ["- one two", "  three"]);
+    assert_eq!(wrap("a  b   c", 10, 0), ["a  b   c"]);
+    assert_eq!(wrap("    [id] x", 80, 4), ["    [id] x"]);
+    assert_eq!(wrap("", 5, 0), [""]);
+    assert_eq!(wrap("   ", 5, 0), [""]);
+    assert_eq!(wrap("a\tb", 10, 0), ["a    b"]);
+    assert_eq!(
+        wrap("x abcdefgh", 4, 2),
+        ["x", "  ab", "  cd", "  ef", "  gh"]
+    );
+    let text = "9 backends. - inventory-app (single https://inventory-app.kindsea-7d1e42.westeurope.azurecontainerapps.io): unhealthy; 285 requests, 40 5xx (14.0%) — søk";
+    for width in 1..60 {
+        for hang in [0, 2, 4] {
+            let rows = wrap(text, width, hang);
+            for r in &rows {
+                assert!(
+                    ratatui::text::Span::raw(r.as_str()).width() <= width.max(1),
+                    "{width}/{hang}: {r:?} in {rows:?}"
+                );
+            }
+            let words = |s: &str| s.split_whitespace().collect::<String>();
+            assert_eq!(
+                words(&rows.join(" ")),
+                words(text),
+                "nothing lost at {width}"
+            );
+        }
+    }
+}
+
+#[test]
+fn chat_transcript_styles_the_question_the_note_and_the_caveats() {
+    use crate::llm::Answer;
+    use crate::tui::chat::Entry;
+    let t = Theme::COLOR;
+    let mut app = app_with(data::tests::incident(), t);
+    app.chat.entries = vec![
+        Entry::Asked("why?".into()),
+        Entry::Answer(Box::new(Answer {
+            text: "orders-app fails 58% of requests".into(),
+            checked: vec!["logs".into()],
+            unchecked: vec!["probes".into()],
+            confidence: "low".into(),
+            note: Some("model down".into()),
+            ..Answer::default()
+        })),
+    ];
+    let (lines, starts) = chat::transcript_lines(&app, 20);
+    assert_eq!(starts, [0, 1]);
+    let mut got = Buffer::empty(Rect::new(0, 0, 20, lines.len() as u16));
+    ratatui::widgets::Paragraph::new(lines).render(got.area, &mut got);
+    let mut want = Buffer::with_lines([
+        "> why?              ",
+        "Note: model down    ",
+        "orders-app fails 58%",
+        "of requests         ",
+        "Checked: logs       ",
+        "Could not check:    ",
+        "probes              ",
+        "Confidence: low     ",
+    ]);
+    want.set_style(Rect::new(0, 0, 2, 1), t.cursor());
+    want.set_style(Rect::new(2, 0, 4, 1), t.title());
+    want.set_style(Rect::new(0, 1, 16, 1), t.note());
+    want.set_style(Rect::new(0, 4, 9, 1), t.dim());
+    want.set_style(Rect::new(0, 5, 16, 1), t.note());
+    want.set_style(Rect::new(0, 7, 12, 1), t.dim());
+    assert_eq!(got, want);
+}
+
+#[test]
+fn chat_pane_shows_thinking_the_stream_and_the_cursor() {
+    let t = Theme::COLOR;
+    let mut app = app_with(data::tests::incident(), t);
+    app.chat.engine = "model qwen".into();
+    keys(&mut app, "a");
+    for c in "why slow".chars() {
+        app::update(
+            &mut app,
+            Msg::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE)),
+        );
+    }
+    // Sent without running it: the answer stays pending.
+    let cmd = app::update(
+        &mut app,
+        Msg::Key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE)),
+    );
+    assert_eq!(cmd, Some(Cmd::Chat("why slow".into())));
+    app::update(&mut app, Msg::ChatDelta("The p95 of orders-api".into()));
+    keys(&mut app, "next");
+    let term = draw(&app, 80, 24);
+    let screen = text(&term);
+    assert!(screen.contains("Overview › Chat"), "{screen}");
+    assert!(screen.contains("> why slow"), "{screen}");
+    assert!(screen.contains("The p95 of orders-api"), "{screen}");
+    assert!(screen.contains("thinking… (model qwen)"), "{screen}");
+    assert!(
+        screen.contains("Chat · model qwen · 0 questions"),
+        "{screen}"
+    );
+    // The input line: `> next` and the cursor cell after it, reversed.
+    let buf = term.backend().buffer();
+    let row = screen
+        .lines()
+        .position(|l| l.contains("│> next"))
+        .expect("the input line") as u16;
+    let cursor = buf[(1 + 6, row)].style();
+    assert!(
+        cursor.add_modifier.contains(Modifier::REVERSED),
+        "{cursor:?}"
+    );
+    assert_eq!(
+        buf[(1, row)].style().fg,
+        Some(Color::Yellow),
+        "the prompt mark"
+    );
+}
+
+#[test]
+fn a_long_answer_is_read_from_its_question_down_and_scrolls() {
+    let mut app = app_with(data::tests::incident(), Theme::PLAIN);
+    keys(
+        &mut app,
+        ":chat\n/help\nwhat backends does my instance have\n",
+    );
+    let screen = text(&draw(&app, 80, 12));
+    assert!(
+        screen.contains("> what backends does my instance have"),
+        "the newest question heads the view:\n{screen}"
+    );
+    assert!(!screen.contains("> /help"), "{screen}");
+    keys(&mut app, "\u{1b}");
+    app.chat.view.offset = -chat_mod::PAGE;
+    keys(&mut app, "a");
+    let screen = text(&draw(&app, 80, 12));
+    assert!(
+        screen.contains("Commands:"),
+        "PgUp shows the help above:\n{screen}"
+    );
+    let long = "word ".repeat(400);
+    app.chat.entries.push(crate::tui::chat::Entry::Text(long));
+    app.chat.view = Default::default();
+    let screen = text(&draw(&app, 80, 12));
+    assert!(
+        screen.contains("lines "),
+        "a position once it overflows:\n{screen}"
+    );
+}
+
+fn demo_app() -> App {
+    let mut snapshot = crate::collect::collect_files(&crate::simulate::demo_files());
+    snapshot.loaded.demo = Some(crate::simulate::DEMO.0.name().to_string());
+    app_named("demo", snapshot, Theme::COLOR)
+}
+
+#[test]
+fn snapshots_of_the_chat_pane_on_the_demo() {
+    let mut app = demo_app();
+    keys(&mut app, "a");
+    insta::assert_snapshot!("demo_chat_welcome_80x24", draw(&app, 80, 24).backend());
+    keys(&mut app, "what backends does my instance have\n");
+    let screen = text(&draw(&app, 80, 24));
+    assert!(screen.contains("inventory-app"), "{screen}");
+    insta::assert_snapshot!("demo_chat_80x24", draw(&app, 80, 24).backend());
+    keys(&mut app, "why are requests to inventory-api failing?\n");
+    insta::assert_snapshot!("demo_chat_120x40", draw(&app, 120, 40).backend());
 }
