@@ -272,3 +272,35 @@ fn refresh_follows_a_live_folder() {
     t.keys(&["q"]);
     assert_eq!(t.wait_exit(), 0);
 }
+
+/// The chat pane on the demo: `a` opens it, a question gets the offline
+/// answer naming a demo backend, Esc goes back and `:chat` finds the
+/// transcript kept.
+#[test]
+fn chat_pane_answers_about_the_demo_backends() {
+    // --offline: an APIMEDIC_LLM_BASE_URL in the environment must not matter.
+    let Some(t) = Tmux::start("tui_chat", &["tui", "--offline"], 80, 24) else {
+        return;
+    };
+    t.wait_for("Top findings");
+    t.keys(&["a"]);
+    t.wait_for("Chat · offline · 0 questions");
+    t.type_text("what backends does my instance have");
+    t.wait_for("> what backends does my instance have");
+    t.keys(&["Enter"]);
+    let screen = t.wait_for("Chat · offline · 1 question");
+    assert!(
+        screen.contains("9 backends") && screen.contains("inventory-app"),
+        "no answer naming the demo's backends:\n{screen}"
+    );
+    t.keys(&["Escape"]);
+    t.wait_gone("Chat · offline");
+    t.wait_for("Top findings");
+    t.type_text(":chat");
+    t.keys(&["Enter"]);
+    t.wait_for("> what backends does my instance have");
+    t.keys(&["Escape"]);
+    t.wait_gone("Chat · offline");
+    t.keys(&["q"]);
+    assert_eq!(t.wait_exit(), 0);
+}
