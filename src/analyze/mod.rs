@@ -47,13 +47,41 @@ impl Options {
 
 /// Every analyzer over the snapshot; findings most urgent first.
 pub fn analyze(snapshot: &Snapshot, options: &Options) -> Vec<Finding> {
+    analyze_in(&Ctx::new(snapshot, options)).0
+}
+
+/// What one diagnosis needs: the findings in scope, and the backend map and
+/// stories over the whole data (what `analyze`, `backend_map` and
+/// `stories` return). Without a scope the rollup and the traffic
+/// detectors run once for all three instead of three times.
+pub fn analyze_all(
+    snapshot: &Snapshot,
+    options: &Options,
+) -> (Vec<Finding>, Vec<RouteEntry>, Vec<Story>) {
     let ctx = Ctx::new(snapshot, options);
-    let spikes = spikes::findings(&ctx);
-    let backend = backends::findings(&ctx, &spikes);
-    let latency = latency::findings(&ctx);
-    let mut out = backends::fold_symptoms(&ctx, backend, spikes, latency);
-    let map = routes::backend_map_in(&ctx, &out);
-    out.extend(routes::findings(&ctx, &map));
+    let (findings, backend) = analyze_in(&ctx);
+    if options.since.is_none() && options.until.is_none() {
+        let map = routes::backend_map_in(&ctx, &backend);
+        let stories = story::stories(&ctx, &findings);
+        return (findings, map, stories);
+    }
+    let map = backend_map(snapshot);
+    let stories = stories(snapshot, &findings);
+    (findings, map, stories)
+}
+
+/// The ranked findings, and the backend findings alone (before symptoms
+/// are folded into them), which the backend map shows.
+fn analyze_in(ctx: &Ctx<'_>) -> (Vec<Finding>, Vec<Finding>) {
+    let snapshot = ctx.snapshot;
+    let options = ctx.options;
+    let spikes = spikes::findings(ctx);
+    let backend = backends::findings(ctx, &spikes);
+    let backend_alone = backend.clone();
+    let latency = latency::findings(ctx);
+    let mut out = backends::fold_symptoms(ctx, backend, spikes, latency);
+    let map = routes::backend_map_in(ctx, &out);
+    out.extend(routes::findings(ctx, &map));
     let mut others = policy::findings(snapshot);
     others.extend(detect::findings(snapshot));
     others.extend(network::findings(snapshot, &map));
@@ -68,10 +96,10 @@ pub fn analyze(snapshot: &Snapshot, options: &Options) -> Vec<Finding> {
         f.window
             .is_none_or(|w| w.overlaps(&scope) || w.start == w.end && scope.contains(w.start))
     }));
-    let correlated = changes::findings(&ctx, &out);
+    let correlated = changes::findings(ctx, &out);
     out.extend(correlated);
     rank(&mut out);
-    out
+    (out, backend_alone)
 }
 
 /// Most urgent first: severity, then confidence, then the earliest window.

@@ -659,3 +659,24 @@ fn debug_backend() {
         }
     }
 }
+
+#[test]
+fn analyze_all_matches_the_three_separate_calls() {
+    use crate::simulate::{Scenario, generate};
+    for scenario in [Scenario::BackendOom, Scenario::Healthy, Scenario::PolicyTimeout] {
+        let s = crate::collect::collect_files(&generate(scenario, 3, 0.05, 120));
+        for options in [
+            Options::default(),
+            Options {
+                since: s.loaded.time_range.map(|w| Timestamp(w.start.0 + 30 * 60_000)),
+                until: None,
+            },
+        ] {
+            let (findings, map, stories) = analyze_all(&s, &options);
+            let want = analyze(&s, &options);
+            assert_eq!(findings, want, "{scenario:?}");
+            assert_eq!(map, backend_map(&s), "{scenario:?}");
+            assert_eq!(stories, super::stories(&s, &want), "{scenario:?}");
+        }
+    }
+}

@@ -92,6 +92,9 @@ pub struct DiagnoseArgs {
     /// Raw log records shown per finding in text output.
     #[arg(long, default_value_t = 3)]
     pub records: usize,
+    /// Print how long loading, analysis and rendering took (to stderr).
+    #[arg(long)]
+    pub timings: bool,
 }
 
 fn parse_severity(s: &str) -> Result<Severity, String> {
@@ -174,7 +177,9 @@ fn parse_relative(text: &str) -> Option<f64> {
 }
 
 fn diagnose(args: DiagnoseArgs) -> anyhow::Result<ExitCode> {
+    let started = std::time::Instant::now();
     let snapshot = load(&args.paths)?;
+    let loaded = started.elapsed();
     let end = snapshot.loaded.time_range.map(|w| w.end);
     let options = analyze::Options {
         since: args
@@ -193,6 +198,7 @@ fn diagnose(args: DiagnoseArgs) -> anyhow::Result<ExitCode> {
         None => playbook::Playbooks::built_in(),
     };
     let diagnosis = playbook::diagnose(&snapshot, &options, &playbooks);
+    let analysed = started.elapsed();
     let out = match args.format {
         Format::Text => {
             let opts = report::TextOptions {
@@ -209,6 +215,18 @@ fn diagnose(args: DiagnoseArgs) -> anyhow::Result<ExitCode> {
             s
         }
     };
+    if args.timings {
+        let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
+        let done = started.elapsed();
+        eprintln!(
+            "timings: load {:.0} ms ({} rows), analysis {:.0} ms, report {:.0} ms, total {:.0} ms",
+            ms(loaded),
+            snapshot.traffic.rows,
+            ms(analysed - loaded),
+            ms(done - analysed),
+            ms(done)
+        );
+    }
     let mut stdout = std::io::stdout().lock();
     if let Err(e) = stdout
         .write_all(out.as_bytes())

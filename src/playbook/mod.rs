@@ -213,9 +213,7 @@ pub fn diagnose(
     options: &analyze::Options,
     playbooks: &Playbooks,
 ) -> Diagnosis {
-    let findings = analyze::analyze(snapshot, options);
-    let backend_map = analyze::backend_map(snapshot);
-    let stories = analyze::stories(snapshot, &findings);
+    let (findings, backend_map, stories) = analyze::analyze_all(snapshot, options);
     let proposals = playbooks.propose(&findings, snapshot.service.as_ref());
     Diagnosis {
         findings,
