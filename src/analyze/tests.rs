@@ -663,12 +663,19 @@ fn debug_backend() {
 #[test]
 fn analyze_all_matches_the_three_separate_calls() {
     use crate::simulate::{Scenario, generate};
-    for scenario in [Scenario::BackendOom, Scenario::Healthy, Scenario::PolicyTimeout] {
+    for scenario in [
+        Scenario::BackendOom,
+        Scenario::Healthy,
+        Scenario::PolicyTimeout,
+    ] {
         let s = crate::collect::collect_files(&generate(scenario, 3, 0.05, 120));
         for options in [
             Options::default(),
             Options {
-                since: s.loaded.time_range.map(|w| Timestamp(w.start.0 + 30 * 60_000)),
+                since: s
+                    .loaded
+                    .time_range
+                    .map(|w| Timestamp(w.start.0 + 30 * 60_000)),
                 until: None,
             },
         ] {
