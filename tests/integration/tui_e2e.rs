@@ -304,3 +304,67 @@ fn chat_pane_answers_about_the_demo_backends() {
     t.keys(&["q"]);
     assert_eq!(t.wait_exit(), 0);
 }
+
+/// A model that never answers holds up nothing: while the pane says
+/// "thinking…" a second question is refused (the line kept), Esc goes back
+/// and the dashboard moves; after the model's timeout the offline answer
+/// arrives with a note, and the footer says where it is.
+#[test]
+fn a_silent_model_blocks_nothing() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    let url = format!("http://{}/v1", listener.local_addr().expect("address"));
+    // Accept connections and hold them open without a word.
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in listener.incoming() {
+            held.push(s);
+        }
+    });
+    let Some(t) = Tmux::start(
+        "tui_chat_silent",
+        &[
+            "tui",
+            "--llm",
+            "--llm-url",
+            &url,
+            "--llm-model",
+            "silent",
+            "--llm-timeout",
+            "5",
+            "--llm-steps",
+            "1",
+        ],
+        100,
+        30,
+    ) else {
+        return;
+    };
+    t.wait_for("Top findings");
+    t.keys(&["a"]);
+    t.wait_for("Chat · model silent · 0 questions");
+    t.type_text("why is it slow?");
+    t.keys(&["Enter"]);
+    t.wait_for("thinking… (model silent)");
+    t.type_text("second");
+    t.keys(&["Enter"]);
+    let screen = t.wait_for("still answering");
+    assert!(screen.contains("> second"), "the line is kept:\n{screen}");
+    t.keys(&["Escape"]);
+    t.wait_gone("Chat · model silent");
+    t.type_text(":ops");
+    t.keys(&["Enter"]);
+    let screen = t.wait_for("Operations (");
+    assert!(
+        screen.contains("Overview › Operations"),
+        "the dashboard moved while the model was silent:\n{screen}"
+    );
+    t.wait_for("the chat answer is in");
+    t.keys(&["a"]);
+    let screen = t.wait_for("Chat · model silent · 1 question");
+    assert!(screen.contains("Note:"), "the fallback says so:\n{screen}");
+    assert!(!screen.contains("thinking…"), "{screen}");
+    t.keys(&["Escape"]);
+    t.wait_gone("Chat · model silent");
+    t.keys(&["q"]);
+    assert_eq!(t.wait_exit(), 0);
+}
