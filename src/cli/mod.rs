@@ -241,6 +241,9 @@ fn diagnose(args: DiagnoseArgs) -> anyhow::Result<ExitCode> {
         .findings
         .iter()
         .any(|f| f.severity >= args.fail_on);
+    // The process ends next: freeing every per-minute latency list of a big
+    // log one by one took ~0.1 s on 10M rows for nothing.
+    std::mem::forget(snapshot);
     Ok(if failing {
         ExitCode::from(1)
     } else {
