@@ -1,11 +1,12 @@
 //! `apimedic chat`: a line-based question-and-answer loop over stdin and
 //! stdout. The logic lives in `conversation` (pure); this is the I/O edge.
+//! A model's answers are printed as they are written (streamed).
 
 pub mod conversation;
 
 pub use conversation::{Command, Conversation, Input, Reply, parse};
 
-use crate::llm::Assistant;
+use crate::llm::{Answer, Assistant, render_after_stream};
 use crate::tools::Instance;
 use std::io::{BufRead, Write};
 
@@ -30,9 +31,37 @@ pub fn run(
     }
     for line in input.lines() {
         let line = line?;
-        let reply = conversation.handle(&line, inst, |q, p| assistant.ask(inst, q, p));
-        if !reply.text.is_empty() {
-            writeln!(out, "{}", reply.text.trim_end())?;
+        // A model's answer is printed as it is written; the reply's text is
+        // then only what the stream did not already show.
+        let mut streamed = String::new();
+        let mut answered: Option<Answer> = None;
+        let mut failed: Option<std::io::Error> = None;
+        let reply = conversation.handle(&line, inst, |q, p| {
+            let answer = match assistant {
+                Assistant::Offline => assistant.ask(inst, q, p),
+                Assistant::Remote(_) => assistant.ask_streaming(inst, q, p, &mut |t| {
+                    streamed.push_str(t);
+                    if failed.is_none()
+                        && let Err(e) = out.write_all(t.as_bytes()).and_then(|_| out.flush())
+                    {
+                        failed = Some(e);
+                    }
+                }),
+            };
+            answered = Some(answer.clone());
+            answer
+        });
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        match &answered {
+            Some(a) if !streamed.is_empty() => {
+                // Starts with the line break that ends the streamed text.
+                let tail = render_after_stream(a, &streamed);
+                writeln!(out, "{}", tail.trim_end())?;
+            }
+            _ if !reply.text.is_empty() => writeln!(out, "{}", reply.text.trim_end())?,
+            _ => {}
         }
         if reply.quit {
             break;

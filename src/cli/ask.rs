@@ -1,7 +1,8 @@
 //! `apimedic ask "question" [PATH...]`: one question answered from exported
-//! data (or the demo), offline unless `--llm` is given.
+//! data (or the demo), offline unless `--llm` is given. With a model and
+//! text output, the answer is printed as it is written (streamed).
 
-use crate::llm::Assistant;
+use crate::llm::{Assistant, render_after_stream};
 use crate::playbook;
 use crate::tools::Instance;
 use anyhow::Context;
@@ -50,19 +51,38 @@ pub fn instance(paths: &[PathBuf], playbooks: Option<&PathBuf>) -> anyhow::Resul
 pub fn run(args: AskArgs) -> anyhow::Result<ExitCode> {
     let inst = instance(&args.paths, args.playbooks.as_ref())?;
     let assistant = Assistant::from_options(&args.llm)?;
-    let answer = assistant.ask(&inst, &args.question, None);
-    let out = match args.format {
-        AskFormat::Text => answer.render(),
-        AskFormat::Json => {
+    let mut stdout = std::io::stdout().lock();
+    let written = match (args.format, &assistant) {
+        (AskFormat::Json, _) => {
+            let answer = assistant.ask(&inst, &args.question, None);
             let mut s = serde_json::to_string_pretty(&answer)?;
             s.push('\n');
-            s
+            stdout.write_all(s.as_bytes())
+        }
+        (AskFormat::Text, Assistant::Offline) => {
+            let answer = assistant.ask(&inst, &args.question, None);
+            stdout.write_all(answer.render().as_bytes())
+        }
+        (AskFormat::Text, Assistant::Remote(_)) => {
+            // The model's text is printed as it is written; a failed write
+            // (a closed pipe) stops the printing, not the answer.
+            let mut streamed = String::new();
+            let mut failed: Option<std::io::Error> = None;
+            let answer = assistant.ask_streaming(&inst, &args.question, None, &mut |t| {
+                streamed.push_str(t);
+                if failed.is_none()
+                    && let Err(e) = stdout.write_all(t.as_bytes()).and_then(|_| stdout.flush())
+                {
+                    failed = Some(e);
+                }
+            });
+            match failed {
+                Some(e) => Err(e),
+                None => stdout.write_all(render_after_stream(&answer, &streamed).as_bytes()),
+            }
         }
     };
-    let mut stdout = std::io::stdout().lock();
-    if let Err(e) = stdout
-        .write_all(out.as_bytes())
-        .and_then(|_| stdout.flush())
+    if let Err(e) = written.and_then(|_| stdout.flush())
         && e.kind() != std::io::ErrorKind::BrokenPipe
     {
         return Err(e).context("cannot write the answer");

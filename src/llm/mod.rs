@@ -7,7 +7,9 @@
 //! - `offline`: the keyword answerer (pure).
 //! - `prompt`: system prompt, prepared context, tool descriptions (pure).
 //! - `redact`: the one redaction step before anything leaves (pure).
-//! - `client`: one `/chat/completions` request (I/O).
+//! - `client`: one `/chat/completions` request through async-openai,
+//!   whole or streamed (I/O).
+//! - `stream`: streamed text restored and tidied as it arrives (pure).
 //! - `remote`: the tool-calling loop with its guards.
 
 pub mod client;
@@ -15,6 +17,7 @@ pub mod offline;
 pub mod prompt;
 pub mod redact;
 pub mod remote;
+pub mod stream;
 
 pub use client::RemoteConfig;
 pub use offline::{Answer, Entities, Intent};
@@ -38,8 +41,10 @@ impl Assistant {
     }
 
     /// Answers one question and hands the answer's text to `on_text` in
-    /// fragments as it arrives (offline: once, the whole text). The returned
-    /// answer is the complete one, as `ask` returns it.
+    /// pieces as it arrives (offline: once, the whole text; a model: its
+    /// streamed reply, masked names already restored). The returned answer
+    /// is the complete one, as `ask` returns it; the pieces add up to its
+    /// `text` unless the model failed part-way (see `render_after_stream`).
     pub fn ask_streaming(
         &self,
         inst: &Instance,
@@ -47,25 +52,24 @@ impl Assistant {
         previous: Option<&Entities>,
         on_text: &mut dyn FnMut(&str),
     ) -> Answer {
-        let answer = self.ask_whole(inst, question, previous);
-        on_text(&answer.text);
-        answer
-    }
-
-    fn ask_whole(&self, inst: &Instance, question: &str, previous: Option<&Entities>) -> Answer {
         match self {
-            Assistant::Offline => offline::answer_in_context(inst, question, previous),
+            Assistant::Offline => {
+                let answer = offline::answer_in_context(inst, question, previous);
+                on_text(&answer.text);
+                answer
+            }
             Assistant::Remote(cfg) => {
                 let rt = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build();
                 match rt {
-                    Ok(rt) => rt.block_on(remote::ask(cfg, inst, question, previous)),
+                    Ok(rt) => rt.block_on(remote::ask(cfg, inst, question, previous, on_text)),
                     Err(e) => {
                         let mut a = offline::answer_in_context(inst, question, previous);
                         a.note = Some(format!(
                             "cannot start the HTTP client ({e}); this is the offline answer"
                         ));
+                        on_text(&a.text);
                         a
                     }
                 }
@@ -85,13 +89,22 @@ impl Assistant {
             );
         };
         let mut cfg = RemoteConfig::new(base, opts.model.as_deref().unwrap_or("local"));
-        cfg.api_key = opts.api_key.clone().filter(|k| !k.is_empty());
-        cfg.timeout = std::time::Duration::from_secs_f64(opts.timeout_secs.max(0.1));
+        cfg.api_key = opts
+            .api_key
+            .as_deref()
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .map(str::to_string);
+        cfg.api_version = opts.api_version.clone().filter(|v| !v.trim().is_empty());
+        cfg.ca_file = opts.ca_file.clone();
+        cfg.timeout = std::time::Duration::from_secs_f64(opts.timeout_secs.clamp(0.1, 86_400.0));
         cfg.max_steps = opts.max_steps.clamp(1, 20);
         cfg.mask = opts.mask;
+        cfg.stream = !opts.no_stream;
         if opts.require_tools {
             cfg.tool_choice = "required".to_string();
         }
+        client::validate(&cfg).map_err(anyhow::Error::msg)?;
         Ok(Assistant::Remote(cfg))
     }
 }
@@ -126,4 +139,72 @@ pub struct LlmOptions {
     /// Make the model call a tool on its first step (for small local models).
     #[arg(long)]
     pub require_tools: bool,
+    /// Azure OpenAI deployment API version (e.g. 2024-10-21); the model is then the deployment name.
+    #[arg(long = "llm-api-version", env = "APIMEDIC_LLM_API_VERSION")]
+    pub api_version: Option<String>,
+    /// A PEM file of extra root certificates to trust (a corporate TLS proxy).
+    #[arg(long = "llm-ca-file", env = "APIMEDIC_LLM_CA_FILE")]
+    pub ca_file: Option<std::path::PathBuf>,
+    /// Wait for whole replies instead of streaming them.
+    #[arg(long = "llm-no-stream", env = "APIMEDIC_LLM_NO_STREAM")]
+    pub no_stream: bool,
+    /// Installs the TLS provider while the command line is read, so every
+    /// subcommand's HTTP clients can be built (see `client::install_tls`).
+    #[command(flatten)]
+    pub tls: TlsSetup,
+}
+
+/// No arguments: reading the command line installs rustls' ring provider
+/// (reqwest is built with `rustls-no-provider`, and building any client
+/// without a provider installed panics). `main` calling
+/// `llm::client::install_tls()` first would be the plainer home for this.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TlsSetup;
+
+impl clap::FromArgMatches for TlsSetup {
+    fn from_arg_matches(_: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        Ok(TlsSetup)
+    }
+    fn update_from_arg_matches(&mut self, _: &clap::ArgMatches) -> Result<(), clap::Error> {
+        Ok(())
+    }
+}
+
+impl clap::Args for TlsSetup {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        client::install_tls();
+        cmd
+    }
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        client::install_tls();
+        cmd
+    }
+}
+
+/// What to print after an answer's streamed text: its closing lines and
+/// note; or, when the pieces do not add up to the answer (the model failed
+/// part-way and this is the offline answer), a break and the whole answer.
+pub fn render_after_stream(answer: &Answer, streamed: &str) -> String {
+    if streamed.is_empty() {
+        return answer.render();
+    }
+    if streamed != answer.text {
+        return format!("\n\n{}", answer.render());
+    }
+    let bare = Answer {
+        note: None,
+        ..answer.clone()
+    };
+    let rendered = bare.render();
+    let mut tail = rendered
+        .strip_prefix(answer.text.trim_end())
+        .unwrap_or("\n")
+        .to_string();
+    if streamed.ends_with('\n') && tail.starts_with('\n') {
+        tail.remove(0);
+    }
+    if let Some(n) = &answer.note {
+        tail.push_str(&format!("\nNote: {n}\n"));
+    }
+    tail
 }

@@ -3,36 +3,85 @@
 //! Guards: a token budget, per-tool output caps, identical calls answered
 //! from memory, unknown tools (anything that would act) refused, and a
 //! final summary forced when a limit is hit. Every message passes through
-//! one `Redactor`. When the endpoint fails, the offline answer is returned
-//! with a note saying why.
+//! one `Redactor`. Replies are streamed when configured: their text goes to
+//! `on_text` as it is written, restored and shaped by `stream::Shaper`.
+//! When the endpoint fails, the offline answer is returned with a note
+//! saying why.
 
-use super::client::{self, ClientError, RemoteConfig};
+use super::client::{ClientError, Completion, ModelClient, RemoteConfig};
 use super::prompt;
 use super::redact::Redactor;
+use super::stream::Shaper;
 use super::{Answer, Entities, offline};
 use crate::tools::{Instance, Tool};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 
 /// Answers through the model, or offline with a note when it fails.
+/// `on_text` gets the answer's text in pieces; they add up to the returned
+/// answer's `text`, except when the model fails after it began to answer
+/// (then the returned answer is the offline one, and its note says so).
 pub async fn ask(
     cfg: &RemoteConfig,
     inst: &Instance,
     question: &str,
     previous: Option<&Entities>,
+    on_text: &mut dyn FnMut(&str),
 ) -> Answer {
     let fallback = offline::answer_in_context(inst, question, previous);
-    match converse(cfg, inst, question, &fallback).await {
+    let mut shown = false;
+    let mut emit = |t: &str| {
+        if !t.is_empty() {
+            shown = true;
+            on_text(t);
+        }
+    };
+    let result = converse(cfg, inst, question, &fallback, &mut emit).await;
+    match result {
         Ok(a) => a,
         Err(e) => {
             let mut a = fallback;
+            let when = if shown {
+                " part-way through its answer"
+            } else {
+                ""
+            };
             a.note = Some(format!(
-                "the model at {} failed ({e}); this is the offline answer",
+                "the model at {} failed{when} ({e}); this is the offline answer",
                 cfg.base_url
             ));
+            if shown {
+                on_text("\n\n");
+            }
+            on_text(&a.text);
             a
         }
     }
+}
+
+/// One request, streamed or whole; its text goes through the shaper.
+async fn request(
+    client: &ModelClient,
+    cfg: &RemoteConfig,
+    body: &Value,
+    shaper: &mut Shaper,
+    redactor: &Redactor,
+    emit: &mut dyn FnMut(&str),
+) -> Result<Completion, ClientError> {
+    let restore = |t: &str| redactor.restore(t);
+    let offers_tools = body.get("tools").is_some();
+    shaper.begin_step(offers_tools);
+    let reply = if cfg.stream {
+        let mut on_delta = |d: &str| emit(&shaper.push(d, &restore));
+        client.complete_streaming(body, &mut on_delta).await?
+    } else {
+        let reply = client.complete(body).await?;
+        emit(&shaper.push(reply.content.as_deref().unwrap_or(""), &restore));
+        reply
+    };
+    let answer = reply.tool_calls.is_empty() || !offers_tools;
+    emit(&shaper.end_step(answer, &restore));
+    Ok(reply)
 }
 
 async fn converse(
@@ -40,8 +89,11 @@ async fn converse(
     inst: &Instance,
     question: &str,
     offline_answer: &Answer,
+    emit: &mut dyn FnMut(&str),
 ) -> Result<Answer, ClientError> {
+    let client = ModelClient::new(cfg)?;
     let mut redactor = Redactor::new(cfg.mask);
+    let mut shaper = Shaper::default();
     let mut messages = vec![
         json!({"role": "system", "content": prompt::SYSTEM}),
         json!({"role": "user", "content": redactor.redact(&prompt::user_message(inst, offline_answer, question))}),
@@ -51,7 +103,7 @@ async fn converse(
     let mut used: Vec<String> = Vec::new();
     let mut refused: Vec<String> = Vec::new();
     let mut limit: Option<&str> = None;
-    let mut final_text: Option<String> = None;
+    let mut answered = false;
     let steps = cfg.max_steps.max(1);
     for step in 0..steps {
         if prompt::estimate_tokens(&messages) > cfg.token_budget {
@@ -71,10 +123,10 @@ async fn converse(
             });
             body["parallel_tool_calls"] = json!(false);
         }
-        let reply = client::complete(cfg, &body).await?;
+        let reply = request(&client, cfg, &body, &mut shaper, &redactor, emit).await?;
         if reply.tool_calls.is_empty() || last {
-            final_text = reply.content;
-            if final_text.is_none() && last {
+            answered = reply.content.is_some();
+            if !answered && last {
                 limit = Some("step limit");
             }
             break;
@@ -108,32 +160,27 @@ async fn converse(
             limit = Some("step limit");
         }
     }
-    let text = match final_text {
-        Some(t) => t,
-        None => {
-            // A limit was hit: ask once more for a summary without tools.
-            messages.push(json!({"role": "user", "content": format!(
-                "The {} is reached. Summarise what you found so far for the question, citing finding ids.",
-                limit.unwrap_or("step limit"))}));
-            let body = json!({"model": cfg.model, "messages": messages, "temperature": 0, "max_tokens": 800});
-            let reply = client::complete(cfg, &body).await?;
-            reply
-                .content
-                .ok_or_else(|| ClientError::Shape("empty summary".into()))?
+    if !answered || shaper.text().trim().is_empty() {
+        // A limit was hit: ask once more for a summary without tools.
+        messages.push(json!({"role": "user", "content": format!(
+            "The {} is reached. Summarise what you found so far for the question, citing finding ids.",
+            limit.unwrap_or("step limit"))}));
+        let body =
+            json!({"model": cfg.model, "messages": messages, "temperature": 0, "max_tokens": 800});
+        request(&client, cfg, &body, &mut shaper, &redactor, emit).await?;
+        if shaper.text().trim().is_empty() {
+            return Err(ClientError::Shape("empty summary".into()));
         }
-    };
-    Ok(finish(
-        inst,
-        offline_answer,
-        &redactor.restore(&text),
-        used,
-        refused,
-        limit,
-        cfg,
-    ))
+    }
+    let body = shaper.text().to_string();
+    let answer = finish(inst, offline_answer, &body, used, refused, limit, cfg);
+    // The additions (findings line, the no-change line) are shown too.
+    emit(answer.text.strip_prefix(body.as_str()).unwrap_or(""));
+    Ok(answer)
 }
 
-/// The model's text checked against the diagnosis and completed.
+/// The model's shaped text checked against the diagnosis and completed;
+/// the answer's text starts with `text` unchanged.
 fn finish(
     inst: &Instance,
     offline_answer: &Answer,
@@ -160,14 +207,8 @@ fn finish(
         .filter(|c| !known.contains(&c.as_str()))
         .cloned()
         .collect();
-    // Small models repeat themselves: keep each paragraph once.
-    let mut paragraphs = BTreeSet::new();
-    let kept: Vec<&str> = text
-        .trim()
-        .split("\n\n")
-        .filter(|p| paragraphs.insert(p.trim().to_string()))
-        .collect();
-    let mut body = kept.join("\n\n");
+    // `text` is already shaped (restored, repeats dropped): only added to.
+    let mut body = text.trim_end().to_string();
     if valid.is_empty() && !offline_answer.findings.is_empty() {
         let ids: Vec<String> = offline_answer
             .findings
@@ -236,15 +277,10 @@ mod tests {
         let inst = Instance::default();
         let offline = Answer::default();
         let cfg = RemoteConfig::new("http://127.0.0.1:1/v1", "m");
-        let a = finish(
-            &inst,
-            &offline,
-            "A.\n\nB [0123456789abcdef].\n\nA.",
-            vec![],
-            vec![],
-            None,
-            &cfg,
-        );
+        let text = super::super::stream::shape_whole("A.\n\nB [0123456789abcdef].\n\nA.", &|t| {
+            t.to_string()
+        });
+        let a = finish(&inst, &offline, &text, vec![], vec![], None, &cfg);
         assert_eq!(a.text.matches("A.").count(), 1, "{}", a.text);
         assert!(
             a.note

@@ -2,23 +2,36 @@
 //! 127.0.0.1:0 that replays `fixtures/llm/*.json` in order and records every
 //! request body: a tool-call round trip, HTTP errors, a timeout, capped tool
 //! output, a model that tries to act or obeys instructions planted in a log
-//! line, repeated calls up to the step limit, masking. Then, when a real
-//! local model is serving (APIMEDIC_TEST_LLM_URL, `.ci/run` starts one), a
-//! plumbing-only end-to-end check.
+//! line, repeated calls up to the step limit, masking. Replies are streamed
+//! (server-sent events cut from the fixture, or its scripted `chunks`) unless
+//! a test turns streaming off; one case runs over TLS with a throwaway root,
+//! one checks Azure's request shape. Then, when a real local model is
+//! serving (APIMEDIC_TEST_LLM_URL, `.ci/run` starts one), a plumbing-only
+//! end-to-end check that streams.
 
 use apimedic::llm::{Assistant, RemoteConfig};
 use apimedic::tools::Instance;
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// A server replaying one fixture; `requests` holds the bodies received.
+/// One request as the scripted server saw it.
+#[derive(Clone, Debug, Default)]
+struct Seen {
+    /// `POST /v1/chat/completions HTTP/1.1`
+    line: String,
+    /// Header names lower-cased.
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+/// A server replaying one fixture; `requests` holds what it received.
 struct Scripted {
     url: String,
-    requests: Arc<Mutex<Vec<String>>>,
+    requests: Arc<Mutex<Vec<Seen>>>,
 }
 
 fn fixture(name: &str) -> Vec<Value> {
@@ -32,52 +45,157 @@ fn fixture(name: &str) -> Vec<Value> {
 }
 
 fn serve(name: &str) -> Scripted {
+    serve_with(name, None)
+}
+
+/// Serves `name`'s replies in order, over TLS when `tls` is given.
+fn serve_with(name: &str, tls: Option<Arc<rustls::ServerConfig>>) -> Scripted {
     let replies = fixture(name);
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    let url = format!("http://{}/v1", listener.local_addr().expect("local addr"));
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let url = format!(
+        "{scheme}://{}/v1",
+        listener.local_addr().expect("local addr")
+    );
     let requests = Arc::new(Mutex::new(Vec::new()));
     let seen = Arc::clone(&requests);
     std::thread::spawn(move || {
         for reply in replies {
-            let Ok((mut stream, _)) = listener.accept() else {
+            let Ok((tcp, _)) = listener.accept() else {
                 return;
             };
-            let mut reader = BufReader::new(match stream.try_clone() {
-                Ok(s) => s,
-                Err(_) => return,
-            });
-            let mut length = 0usize;
-            let mut line = String::new();
-            loop {
-                line.clear();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                let lower = line.to_ascii_lowercase();
-                if let Some(v) = lower.strip_prefix("content-length:") {
-                    length = v.trim().parse().unwrap_or(0);
+            let _ = tcp.set_read_timeout(Some(Duration::from_secs(20)));
+            match &tls {
+                None => answer(tcp, &reply, &seen),
+                Some(cfg) => {
+                    let Ok(conn) = rustls::ServerConnection::new(Arc::clone(cfg)) else {
+                        return;
+                    };
+                    answer(rustls::StreamOwned::new(conn, tcp), &reply, &seen)
                 }
             }
-            let mut body = vec![0u8; length];
-            let _ = reader.read_exact(&mut body);
-            if let Ok(mut r) = seen.lock() {
-                r.push(String::from_utf8_lossy(&body).to_string());
-            }
-            if let Some(ms) = reply["delay_ms"].as_u64() {
-                std::thread::sleep(Duration::from_millis(ms));
-            }
-            let status = reply["status"].as_u64().unwrap_or(200);
-            let payload = reply["body"].to_string();
-            let head = format!(
-                "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-                payload.len()
-            );
-            let _ = stream.write_all(head.as_bytes());
-            let _ = stream.write_all(payload.as_bytes());
-            let _ = stream.flush();
         }
     });
     Scripted { url, requests }
+}
+
+/// Reads one request and writes the scripted reply: JSON, or server-sent
+/// events when the request asked for a stream (chunks from the reply's
+/// `chunks`, or cut from its `body`).
+fn answer(mut stream: impl Read + Write, reply: &Value, seen: &Mutex<Vec<Seen>>) {
+    let mut req = Seen::default();
+    {
+        let mut reader = BufReader::new(&mut stream);
+        let mut length = 0usize;
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                break;
+            }
+            if req.line.is_empty() {
+                req.line = line.trim().to_string();
+                continue;
+            }
+            if let Some((k, v)) = line.split_once(':') {
+                let k = k.trim().to_ascii_lowercase();
+                if k == "content-length" {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+                req.headers.push((k, v.trim().to_string()));
+            }
+        }
+        let mut body = vec![0u8; length];
+        let _ = reader.read_exact(&mut body);
+        req.body = String::from_utf8_lossy(&body).to_string();
+    }
+    let streamed = serde_json::from_str::<Value>(&req.body)
+        .map(|b| b["stream"] == true)
+        .unwrap_or(false);
+    if let Ok(mut r) = seen.lock() {
+        r.push(req);
+    }
+    if let Some(ms) = reply["delay_ms"].as_u64() {
+        std::thread::sleep(Duration::from_millis(ms));
+    }
+    let status = reply["status"].as_u64().unwrap_or(200);
+    if status != 200 || !streamed {
+        let payload = reply["body"].to_string();
+        let head = format!(
+            "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+            payload.len()
+        );
+        let _ = stream.write_all(head.as_bytes());
+        let _ = stream.write_all(payload.as_bytes());
+        let _ = stream.flush();
+        return;
+    }
+    let chunks = match reply["chunks"].as_array() {
+        Some(c) => c.clone(),
+        None => chunks_of(&reply["body"]),
+    };
+    let _ = stream.write_all(
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\nconnection: close\r\n\r\n",
+    );
+    let _ = stream.flush();
+    for (i, c) in chunks.iter().enumerate() {
+        if i > 0
+            && let Some(ms) = reply["chunk_delay_ms"].as_u64()
+        {
+            std::thread::sleep(Duration::from_millis(ms));
+        }
+        if stream
+            .write_all(format!("data: {c}\n\n").as_bytes())
+            .and_then(|_| stream.flush())
+            .is_err()
+        {
+            return;
+        }
+    }
+    let _ = stream.write_all(b"data: [DONE]\n\n");
+    let _ = stream.flush();
+}
+
+/// A whole completion cut into stream chunks the way servers send them:
+/// the text in pieces of a few characters, each tool call as a header
+/// chunk then its arguments in two halves, then the finish reason.
+fn chunks_of(body: &Value) -> Vec<Value> {
+    let message = &body["choices"][0]["message"];
+    let mut out =
+        vec![json!({"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]})];
+    let text: Vec<char> = message["content"].as_str().unwrap_or("").chars().collect();
+    for piece in text.chunks(7) {
+        let piece: String = piece.iter().collect();
+        out.push(json!({"choices": [{"index": 0, "delta": {"content": piece}}]}));
+    }
+    let calls = message["tool_calls"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    for (i, c) in calls.iter().enumerate() {
+        let args = c["function"]["arguments"]
+            .as_str()
+            .unwrap_or("{}")
+            .to_string();
+        let half = args.len() / 2;
+        let (a, b) = (
+            args.get(..half).unwrap_or(""),
+            args.get(half..).unwrap_or(""),
+        );
+        out.push(
+            json!({"choices": [{"index": 0, "delta": {"tool_calls": [{"index": i, "id": c["id"],
+            "type": "function", "function": {"name": c["function"]["name"], "arguments": ""}}]}}]}),
+        );
+        out.push(json!({"choices": [{"index": 0, "delta": {"tool_calls": [{"index": i, "function": {"arguments": a}}]}}]}));
+        out.push(json!({"choices": [{"index": 0, "delta": {"tool_calls": [{"index": i, "function": {"arguments": b}}]}}]}));
+    }
+    let reason = if calls.is_empty() {
+        "stop"
+    } else {
+        "tool_calls"
+    };
+    out.push(json!({"choices": [{"index": 0, "delta": {}, "finish_reason": reason}]}));
+    out
 }
 
 impl Scripted {
@@ -87,8 +205,22 @@ impl Scripted {
         c
     }
     fn bodies(&self) -> Vec<String> {
+        self.seen().into_iter().map(|r| r.body).collect()
+    }
+    fn seen(&self) -> Vec<Seen> {
         self.requests.lock().map(|r| r.clone()).unwrap_or_default()
     }
+}
+
+/// Asks through `assistant`, collecting the streamed pieces.
+fn ask_streamed(
+    assistant: &Assistant,
+    inst: &Instance,
+    question: &str,
+) -> (apimedic::llm::Answer, Vec<String>) {
+    let mut pieces = Vec::new();
+    let a = assistant.ask_streaming(inst, question, None, &mut |t| pieces.push(t.to_string()));
+    (a, pieces)
 }
 
 fn oom() -> Instance {
@@ -157,6 +289,242 @@ fn an_http_error_falls_back_to_the_offline_answer() {
         a.text
     );
     assert!(a.render().starts_with("Note: the model at"));
+    assert_eq!(server.bodies().len(), 2, "one retry, then the fallback");
+}
+
+#[test]
+fn a_rate_limited_request_is_retried_once() {
+    let server = serve("rate_limited.json");
+    let a = Assistant::Remote(server.config()).ask(&oom(), "what is wrong?", None);
+    assert!(
+        a.text.contains("out of memory [d825790140885894]"),
+        "{}",
+        a.text
+    );
+    assert_eq!(server.bodies().len(), 2);
+}
+
+#[test]
+fn a_streamed_answer_arrives_in_pieces_that_add_up_to_the_answer() {
+    let server = serve("tool_call_round_trip.json");
+    let inst = oom();
+    let (a, pieces) = ask_streamed(
+        &Assistant::Remote(server.config()),
+        &inst,
+        "why are we getting 503s?",
+    );
+    assert!(pieces.len() > 1, "{pieces:?}");
+    assert_eq!(pieces.concat(), a.text, "the pieces are the answer's text");
+    assert!(
+        a.text
+            .starts_with("Backend inventory-app ran out of memory"),
+        "{}",
+        a.text
+    );
+    assert_eq!(a.tools, vec!["findings".to_string()]);
+    for b in server.bodies() {
+        let v: Value = serde_json::from_str(&b).expect("JSON");
+        assert_eq!(v["stream"], true, "{b}");
+    }
+    // What `ask` prints after the stream: the closing lines, not the text again.
+    let tail = apimedic::llm::render_after_stream(&a, &pieces.concat());
+    assert!(!tail.contains("ran out of memory"), "{tail}");
+    assert!(tail.contains("Note: answered by scripted"), "{tail}");
+
+    // The same replies, not streamed, give the same answer.
+    let whole = serve("tool_call_round_trip.json");
+    let mut cfg = whole.config();
+    cfg.stream = false;
+    let (b, pieces) = ask_streamed(&Assistant::Remote(cfg), &inst, "why are we getting 503s?");
+    assert_eq!(b.text, a.text);
+    assert_eq!(pieces.concat(), b.text);
+    for body in whole.bodies() {
+        let v: Value = serde_json::from_str(&body).expect("JSON");
+        assert_eq!(v["stream"], false, "{body}");
+    }
+}
+
+#[test]
+fn masked_names_split_across_streamed_pieces_never_show_as_placeholders() {
+    let server = serve("masked_stream.json");
+    let mut cfg = server.config();
+    cfg.mask = true;
+    let (a, pieces) = ask_streamed(
+        &Assistant::Remote(cfg),
+        &oom(),
+        "What backends does my instance have?",
+    );
+    let sent = server.bodies().concat();
+    assert!(
+        sent.contains("[HOST-1]") && sent.contains("[IP-1]"),
+        "the data was masked"
+    );
+    assert!(!sent.contains("10.1.2.4"));
+    assert!(pieces.len() > 1, "{pieces:?}");
+    for p in &pieces {
+        assert!(
+            !p.contains("HOST-") && !p.contains("IP-") && !p.contains("[HO"),
+            "{p:?}"
+        );
+    }
+    assert_eq!(pieces.concat(), a.text);
+    assert!(a.text.contains("10.1.2.4"), "{}", a.text);
+    assert_eq!(
+        a.text.matches("The failing backend lives at").count(),
+        1,
+        "the repeated paragraph is dropped: {}",
+        a.text
+    );
+}
+
+#[test]
+fn a_stream_that_stalls_falls_back_after_what_was_shown() {
+    let server = serve("stream_stall.json");
+    let mut cfg = server.config();
+    cfg.timeout = Duration::from_millis(500);
+    let (a, pieces) = ask_streamed(&Assistant::Remote(cfg), &oom(), "Which backend is failing?");
+    let note = a.note.clone().unwrap_or_default();
+    assert!(
+        note.contains("part-way") && note.contains("did not answer within"),
+        "{note}"
+    );
+    let streamed = pieces.concat();
+    assert!(
+        streamed.starts_with("Backend inventory-app is failing."),
+        "{streamed}"
+    );
+    assert!(streamed.ends_with(&a.text), "the offline answer follows");
+    let after = apimedic::llm::render_after_stream(&a, &streamed);
+    assert!(after.contains("Note: the model at"), "{after}");
+}
+
+#[test]
+fn azure_deployments_get_their_path_query_and_api_key_header() {
+    let server = serve("azure_deployment.json");
+    let mut cfg = RemoteConfig::new(server.url.trim_end_matches("/v1"), "prod-4o");
+    cfg.api_version = Some("2024-10-21".into());
+    cfg.api_key = Some("azure-key-123".into());
+    let a = Assistant::Remote(cfg).ask(&oom(), "what is wrong?", None);
+    assert!(a.text.contains("out of memory"), "{} {:?}", a.text, a.note);
+    let seen = server.seen();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(
+        seen[0].line,
+        "POST /openai/deployments/prod-4o/chat/completions?api-version=2024-10-21 HTTP/1.1"
+    );
+    let header = |name: &str| {
+        seen[0]
+            .headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(header("api-key").as_deref(), Some("azure-key-123"));
+    assert_eq!(
+        header("authorization"),
+        None,
+        "Azure keys go in api-key only"
+    );
+
+    // The OpenAI shape: bearer token, `{base}/chat/completions`.
+    let server = serve("azure_deployment.json");
+    let mut cfg = server.config();
+    cfg.api_key = Some("sk-test-456".into());
+    Assistant::Remote(cfg).ask(&oom(), "what is wrong?", None);
+    let seen = server.seen();
+    assert_eq!(seen[0].line, "POST /v1/chat/completions HTTP/1.1");
+    assert!(
+        seen[0]
+            .headers
+            .iter()
+            .any(|(k, v)| k == "authorization" && v == "Bearer sk-test-456")
+    );
+    assert!(!seen[0].headers.iter().any(|(k, _)| k == "api-key"));
+}
+
+/// A self-signed certificate for 127.0.0.1 made with the `openssl` CLI.
+fn self_signed(dir: &Path) -> Option<(std::path::PathBuf, std::path::PathBuf)> {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let ok = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=apimedic-test",
+        ])
+        .args([
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-addext",
+            "basicConstraints=critical,CA:FALSE",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    ok.then_some((cert, key))
+}
+
+#[test]
+fn https_endpoints_work_with_an_extra_trusted_root_and_fail_safely_without() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some((cert, key)) = self_signed(dir.path()) else {
+        eprintln!("skipped: the openssl CLI cannot make a test certificate here");
+        return;
+    };
+    use rustls::pki_types::pem::PemObject;
+    let certs: Vec<_> = rustls::pki_types::CertificateDer::pem_file_iter(&cert)
+        .expect("cert.pem")
+        .filter_map(Result::ok)
+        .collect();
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_file(&key).expect("key.pem");
+    let tls = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("TLS versions")
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .expect("server certificate");
+    let tls = Arc::new(tls);
+
+    let server = serve_with("tool_call_round_trip.json", Some(Arc::clone(&tls)));
+    assert!(server.url.starts_with("https://"));
+    let mut cfg = server.config();
+    cfg.ca_file = Some(cert.clone());
+    let (a, pieces) = ask_streamed(&Assistant::Remote(cfg), &oom(), "why are we getting 503s?");
+    assert!(
+        a.note
+            .as_deref()
+            .is_some_and(|n| n.contains("answered by scripted")),
+        "{:?}",
+        a.note
+    );
+    assert!(pieces.len() > 1);
+    assert_eq!(server.bodies().len(), 2);
+
+    // Without the root the certificate is refused and nothing is sent.
+    let server = serve_with("tool_call_round_trip.json", Some(tls));
+    let a = Assistant::Remote(server.config()).ask(&oom(), "why are we getting 503s?", None);
+    let note = a.note.unwrap_or_default();
+    assert!(
+        note.contains("cannot reach") && note.contains("offline answer"),
+        "{note}"
+    );
+    assert!(
+        server.bodies().iter().all(|b| b.is_empty()),
+        "no request body crossed an untrusted connection"
+    );
 }
 
 #[test]
@@ -404,7 +772,14 @@ fn a_real_local_model_answers_end_to_end() {
     cfg.timeout = Duration::from_secs(120);
     cfg.max_steps = 2;
     cfg.tool_choice = "required".to_string();
-    let a = Assistant::Remote(cfg).ask(&oom(), "Which backend is failing?", None);
+    let started = std::time::Instant::now();
+    let mut first: Option<Duration> = None;
+    let mut pieces: Vec<String> = Vec::new();
+    let a =
+        Assistant::Remote(cfg).ask_streaming(&oom(), "Which backend is failing?", None, &mut |t| {
+            first.get_or_insert_with(|| started.elapsed());
+            pieces.push(t.to_string());
+        });
     let note = a.note.clone().unwrap_or_default();
     assert!(
         note.contains("answered by smollm2"),
@@ -412,4 +787,16 @@ fn a_real_local_model_answers_end_to_end() {
     );
     assert!(!a.text.trim().is_empty());
     assert!(a.text.contains("apimedic changed nothing"));
+    assert_eq!(
+        pieces.concat(),
+        a.text,
+        "the streamed pieces are the answer"
+    );
+    // Measured, not asserted: a timing depends on the machine.
+    eprintln!(
+        "local model: {} streamed pieces, first after {:?}, answer after {:?}",
+        pieces.len(),
+        first.unwrap_or_default(),
+        started.elapsed()
+    );
 }

@@ -1,0 +1,251 @@
+//! A model's reply made fit to show while it is still being written: masked
+//! names are restored only once their placeholder is complete (`[HOST-1]`
+//! split over two pieces never shows half-masked), a paragraph that repeats
+//! an earlier one is dropped (small models loop), blank runs become one
+//! blank line, and a step that ends in a tool call loses its unshown first
+//! line (a model's "let me check" is not part of the answer). A whole reply
+//! goes through the same code, so streamed and non-streamed answers read the
+//! same. Pure: the restore step comes in as a function.
+
+/// Shapes the text of one question's replies, step after step.
+#[derive(Debug, Default)]
+pub struct Shaper {
+    /// The current paragraph as the model wrote it (masked), without the
+    /// whitespace that follows it.
+    para: String,
+    /// Whitespace after `para` whose meaning (same paragraph or a break) is
+    /// not known yet.
+    ws: String,
+    /// The restored text of `para` already handed out.
+    shown: String,
+    /// Finished paragraphs, restored and trimmed.
+    seen: Vec<String>,
+    /// A paragraph was handed out: the next one starts with a blank line.
+    started: bool,
+    /// Hold this step's text until its first line is complete.
+    hold: bool,
+    /// Everything handed out.
+    out: String,
+}
+
+impl Shaper {
+    /// A new step: `hold` keeps its text back until the first line ends
+    /// (for steps where the model may still call a tool).
+    pub fn begin_step(&mut self, hold: bool) {
+        self.hold = hold;
+    }
+
+    /// Takes one piece of the reply; returns the text ready to show.
+    pub fn push(&mut self, delta: &str, restore: &dyn Fn(&str) -> String) -> String {
+        let mut shown = String::new();
+        for c in delta.chars() {
+            if c.is_whitespace() {
+                self.ws.push(c);
+                continue;
+            }
+            if self.para.is_empty() {
+                self.para = self.indent();
+                self.ws.clear();
+            } else if self.ws.matches('\n').count() >= 2 {
+                let indent = self.indent();
+                shown.push_str(&self.end_paragraph(restore));
+                self.para = indent;
+                self.ws.clear();
+            } else {
+                self.para.push_str(&self.ws);
+                self.ws.clear();
+            }
+            self.para.push(c);
+        }
+        shown.push_str(&self.progress(restore));
+        shown
+    }
+
+    /// The step is over: `answer` false means it ended in tool calls, so
+    /// text not shown yet is dropped. Returns what is left to show.
+    pub fn end_step(&mut self, answer: bool, restore: &dyn Fn(&str) -> String) -> String {
+        let rest = if answer || !self.shown.is_empty() {
+            self.end_paragraph(restore)
+        } else {
+            self.para.clear();
+            String::new()
+        };
+        self.ws.clear();
+        self.hold = false;
+        rest
+    }
+
+    /// Everything handed out so far.
+    pub fn text(&self) -> &str {
+        &self.out
+    }
+
+    /// Leading spaces of a new paragraph's first line (none for the first).
+    fn indent(&self) -> String {
+        if !self.started {
+            return String::new();
+        }
+        match self.ws.rfind('\n') {
+            Some(i) => self.ws.get(i + 1..).unwrap_or("").to_string(),
+            None => String::new(),
+        }
+    }
+
+    /// Hands out the current paragraph as far as it is safe to.
+    fn progress(&mut self, restore: &dyn Fn(&str) -> String) -> String {
+        if self.hold {
+            if self.para.contains('\n') || self.ws.contains('\n') {
+                self.hold = false;
+            } else {
+                return String::new();
+            }
+        }
+        let restored = restore(safe_prefix(&self.para));
+        let key = restored.trim();
+        if self.shown.is_empty() && self.seen.iter().any(|s| s.starts_with(key)) {
+            // So far a repeat of an earlier paragraph: wait and see.
+            return String::new();
+        }
+        let Some(piece) = restored.strip_prefix(self.shown.as_str()) else {
+            return String::new();
+        };
+        if piece.is_empty() {
+            return String::new();
+        }
+        let mut out = String::new();
+        if self.shown.is_empty() && self.started {
+            out.push_str("\n\n");
+        }
+        out.push_str(piece);
+        self.started = true;
+        self.shown = restored.clone();
+        self.out.push_str(&out);
+        out
+    }
+
+    /// The current paragraph is complete: hand out its rest, or drop it
+    /// when it repeats an earlier one.
+    fn end_paragraph(&mut self, restore: &dyn Fn(&str) -> String) -> String {
+        let full = restore(&self.para);
+        let key = full.trim().to_string();
+        let mut out = String::new();
+        if self.shown.is_empty() {
+            if !key.is_empty() && !self.seen.contains(&key) {
+                if self.started {
+                    out.push_str("\n\n");
+                }
+                out.push_str(full.trim_end());
+                self.started = true;
+            }
+        } else if let Some(rest) = full.strip_prefix(self.shown.as_str()) {
+            out.push_str(rest.trim_end());
+        }
+        if !key.is_empty() && !self.seen.contains(&key) {
+            self.seen.push(key);
+        }
+        self.para.clear();
+        self.shown.clear();
+        self.out.push_str(&out);
+        out
+    }
+}
+
+/// `text` up to an opening `[` that is not closed yet (a placeholder may be
+/// arriving).
+fn safe_prefix(text: &str) -> &str {
+    match text.rfind('[') {
+        Some(i) if !text[i..].contains(']') => &text[..i],
+        _ => text,
+    }
+}
+
+/// Shapes a whole reply at once (what a non-streamed answer goes through).
+pub fn shape_whole(text: &str, restore: &dyn Fn(&str) -> String) -> String {
+    let mut s = Shaper::default();
+    s.push(text, restore);
+    s.end_step(true, restore);
+    s.out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unmask(t: &str) -> String {
+        t.replace("[HOST-1]", "inv.azurecontainerapps.io")
+            .replace("[HOST-10]", "ten.example")
+    }
+
+    fn stream(pieces: &[&str]) -> (Vec<String>, String) {
+        let mut s = Shaper::default();
+        let mut shown = Vec::new();
+        for p in pieces {
+            let o = s.push(p, &unmask);
+            if !o.is_empty() {
+                shown.push(o);
+            }
+        }
+        let o = s.end_step(true, &unmask);
+        if !o.is_empty() {
+            shown.push(o);
+        }
+        assert_eq!(shown.concat(), s.text(), "pieces add up to the text");
+        (shown, s.text().to_string())
+    }
+
+    #[test]
+    fn a_placeholder_split_across_pieces_never_shows_masked() {
+        let (shown, text) = stream(&[
+            "The backend at [HO",
+            "ST-1",
+            "] is down; [HOST-10] is",
+            " fine.",
+        ]);
+        assert!(shown.len() > 1, "{shown:?}");
+        for s in &shown {
+            assert!(!s.contains("[HO") && !s.contains("HOST-"), "{s}");
+        }
+        assert_eq!(
+            text,
+            "The backend at inv.azurecontainerapps.io is down; ten.example is fine."
+        );
+    }
+
+    #[test]
+    fn repeated_paragraphs_are_dropped_while_streaming() {
+        let (_, text) = stream(&[
+            "A.\n",
+            "\nB [0123456789abcdef].",
+            "\n\nA",
+            ".\n\nA. but more",
+            "\n\n\n\nC.  \n",
+        ]);
+        assert_eq!(text, "A.\n\nB [0123456789abcdef].\n\nA. but more\n\nC.");
+        assert_eq!(
+            shape_whole("\n\n  A.\n\nB.\n\nA.\n", &unmask),
+            "A.\n\nB.",
+            "the whole reply shapes the same way"
+        );
+    }
+
+    #[test]
+    fn a_tool_step_drops_its_unshown_first_line_and_an_answer_step_keeps_it() {
+        let mut s = Shaper::default();
+        s.begin_step(true);
+        assert_eq!(s.push("Let me check the findings.", &unmask), "");
+        assert_eq!(s.end_step(false, &unmask), "");
+        s.begin_step(true);
+        assert_eq!(s.push("Inventory is down", &unmask), "");
+        assert_eq!(
+            s.push(" [HOST-1].\nMore", &unmask),
+            "Inventory is down inv.azurecontainerapps.io.\nMore"
+        );
+        assert_eq!(s.end_step(true, &unmask), "");
+        assert_eq!(
+            s.text(),
+            "Inventory is down inv.azurecontainerapps.io.\nMore"
+        );
+        // An unclosed bracket is text, shown when the step ends.
+        assert_eq!(shape_whole("see [1", &unmask), "see [1");
+    }
+}
