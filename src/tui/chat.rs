@@ -608,6 +608,22 @@ mod tests {
     }
 
     #[test]
+    fn readonly_still_chats() {
+        let books = Playbooks::built_in();
+        let (mut app, _) = App::new("t", Theme::PLAIN, true, books.clone());
+        app_update(
+            &mut app,
+            Msg::Loaded(Ok(Box::new(data::prepare(incident(), &books)))),
+        );
+        code(&mut app, KeyCode::Char('a'));
+        typed(&mut app, "/findings");
+        assert_eq!(
+            code(&mut app, KeyCode::Enter),
+            Some(Cmd::Chat("/findings".into()))
+        );
+    }
+
+    #[test]
     fn chat_waits_for_the_data() {
         let (mut app, _) = App::new("demo", Theme::COLOR, false, Playbooks::default());
         update(&mut app, ChatMsg::Open);

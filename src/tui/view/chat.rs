@@ -355,26 +355,34 @@ fn input_line(app: &App, area: Rect, buf: &mut Buffer) {
     if inner.width < 3 || inner.height == 0 {
         return;
     }
-    // Keep the cursor in view: show the characters that end at it.
+    // Keep the cursor in view: as much as fits before it, then after it.
     let chars: Vec<char> = chat.input.chars().collect();
-    let room = inner.width as usize - 3;
     let cursor = chat.cursor.min(chars.len());
-    let start = cursor.saturating_sub(room);
-    let before: String = chars.get(start..cursor).unwrap_or(&[]).iter().collect();
-    let at: String = chars
-        .get(cursor)
-        .map(|c| c.to_string())
-        .unwrap_or_else(|| " ".to_string());
-    let after: String = chars
-        .get(cursor + 1..)
-        .unwrap_or(&[])
-        .iter()
-        .take(room.saturating_sub(cursor - start))
-        .collect();
+    let width = |c: &char| {
+        let mut b = [0u8; 4];
+        cols(c.encode_utf8(&mut b)).max(1)
+    };
+    let room = inner.width as usize - 2;
+    let at = chars.get(cursor).copied().unwrap_or(' ');
+    let mut used = width(&at);
+    let mut start = cursor;
+    while start > 0 && used + width(&chars[start - 1]) <= room {
+        start -= 1;
+        used += width(&chars[start]);
+    }
+    let before: String = chars[start..cursor].iter().collect();
+    let mut after = String::new();
+    for c in chars.iter().skip(cursor + 1) {
+        used += width(c);
+        if used > room {
+            break;
+        }
+        after.push(*c);
+    }
     Line::from(vec![
         Span::styled("> ", t.cursor()),
         Span::raw(before),
-        Span::styled(at, t.selected()),
+        Span::styled(at.to_string(), t.selected()),
         Span::raw(after),
     ])
     .render(Rect::new(inner.x, inner.y, inner.width, 1), buf);

@@ -732,6 +732,50 @@ fn a_long_answer_is_read_from_its_question_down_and_scrolls() {
     );
 }
 
+#[test]
+fn the_chat_title_says_answers_ignore_the_time_window() {
+    let mut app = app_with(data::tests::incident(), Theme::COLOR);
+    keys(&mut app, "[a");
+    assert!(app.cursor.is_some());
+    let screen = text(&draw(&app, 120, 30));
+    assert!(
+        screen.contains("answers cover all data, not the time window"),
+        "{screen}"
+    );
+    keys(&mut app, "\u{1b}0a");
+    let screen = text(&draw(&app, 120, 30));
+    assert!(!screen.contains("not the time window"), "{screen}");
+}
+
+#[test]
+fn a_long_input_line_keeps_the_cursor_in_view() {
+    let mut app = app_with(data::tests::incident(), Theme::PLAIN);
+    keys(&mut app, "a");
+    keys(&mut app, &format!("START{}END", "x".repeat(200)));
+    let input_row = |screen: &str| {
+        screen
+            .lines()
+            .find(|l| l.starts_with("│> "))
+            .unwrap_or_default()
+            .to_string()
+    };
+    let row = input_row(&text(&draw(&app, 80, 24)));
+    assert!(row.contains("xEND │"), "{row}");
+    assert!(!row.contains("START"), "{row}");
+    app::update(
+        &mut app,
+        Msg::Key(KeyEvent::new(KeyCode::Home, KeyModifiers::NONE)),
+    );
+    let row = input_row(&text(&draw(&app, 80, 24)));
+    assert!(row.starts_with("│> START"), "{row}");
+    assert!(!row.contains("END"), "{row}");
+    keys(&mut app, "語");
+    let row = input_row(&text(&draw(&app, 80, 24)));
+    // A wide letter takes two cells (the second reads as blank here).
+    assert!(row.starts_with("│> 語") && row.contains("START"), "{row}");
+    assert_eq!(row.chars().last(), Some('│'), "the border is intact: {row}");
+}
+
 fn demo_app() -> App {
     let mut snapshot = crate::collect::collect_files(&crate::simulate::demo_files());
     snapshot.loaded.demo = Some(crate::simulate::DEMO.0.name().to_string());
