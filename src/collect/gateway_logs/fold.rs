@@ -149,7 +149,7 @@ impl Fold {
     pub(super) fn add(&mut self, r: &Request<'_>, origin: impl FnOnce() -> Origin) {
         let names = [r.api_id, r.operation_id, r.backend_key()];
         let series = self.series_of(names);
-        let cell = self.cell_of(series, r.time.minute());
+        let cell = self.cell_of(series, r.time.minute(), true);
         if let Some(cell) = self.cells.get_mut(cell as usize) {
             cell.stats.add(r, origin);
         }
@@ -213,8 +213,9 @@ impl Fold {
         }
     }
 
-    /// The index of a series-minute cell, created when new.
-    fn cell_of(&mut self, series: u32, minute: i64) -> u32 {
+    /// The index of a series-minute cell, created when new (`sized`: with
+    /// latency vectors sized like the series' previous minute).
+    fn cell_of(&mut self, series: u32, minute: i64, sized: bool) -> u32 {
         let Fold {
             series: all, cells, ..
         } = self;
@@ -229,7 +230,10 @@ impl Fold {
         // A new minute likely sees about as many rows as the one before:
         // sized up front, its latency vectors are not regrown (each regrowth
         // copies and leaves a hole in the heap; 10M rows made ~80 MB of them).
-        let previous = s.last.and_then(|(_, c)| cells.get(c as usize));
+        let previous = s
+            .last
+            .filter(|_| sized)
+            .and_then(|(_, c)| cells.get(c as usize));
         let hint = |len: usize| if len == 0 { 0 } else { len + len / 8 + 4 };
         let (totals, backends) = previous.map_or((0, 0), |p| {
             (
@@ -266,7 +270,8 @@ impl Fold {
                 continue;
             };
             let id = self.series_of([&names[0], &names[1], &names[2]]);
-            let c = self.cell_of(id, cell.minute);
+            // Not sized: a new cell here takes the other's vectors whole.
+            let c = self.cell_of(id, cell.minute, false);
             if let Some(mine) = self.cells.get_mut(c as usize) {
                 merge_in_file_order(&mut mine.stats, cell.stats);
             }
@@ -341,11 +346,16 @@ pub(super) fn finish(
     } = all;
     let names: Vec<[String; 3]> = series.into_iter().map(|s| s.names).collect();
     // New series appear in key order: deterministic whatever the threads did.
-    cells.sort_by(|a, b| {
-        let ka = names.get(a.series as usize);
-        let kb = names.get(b.series as usize);
-        ka.cmp(&kb).then(a.minute.cmp(&b.minute))
-    });
+    // Names are compared once per series, cells by rank and minute.
+    let mut order: Vec<usize> = (0..names.len()).collect();
+    order.sort_by(|&a, &b| names.get(a).cmp(&names.get(b)));
+    let mut rank = vec![0usize; names.len()];
+    for (r, &i) in order.iter().enumerate() {
+        if let Some(slot) = rank.get_mut(i) {
+            *slot = r;
+        }
+    }
+    cells.sort_unstable_by_key(|c| (rank.get(c.series as usize).copied(), c.minute));
     for mut cell in cells {
         for s in &mut cell.stats.samples {
             s.origin.line = Some(at(s.origin.record, s.origin.line));
