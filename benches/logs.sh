@@ -2,7 +2,7 @@
 # Gateway-log reading benchmark: 10 million generated NDJSON rows (~4.4 GB)
 # read and aggregated per (API, operation, minute), three ways, each RUNS
 # times with a warm page cache:
-#   reader    - collect::gateway_logs::read_ndjson alone (an #[ignore]d test
+#   reader    - collect::gateway_logs::parse_map alone (an #[ignore]d test
 #               that only reads, folds and prints its time)
 #   diagnose  - the whole `apimedic diagnose FILE --format json`
 #   duckdb    - DuckDB (PyPI, in a venv) doing the same aggregation:
