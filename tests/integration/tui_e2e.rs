@@ -351,6 +351,7 @@ fn a_silent_model_blocks_nothing() {
     assert!(screen.contains("> second"), "the line is kept:\n{screen}");
     t.keys(&["Escape"]);
     t.wait_gone("Chat · model silent");
+    t.wait_for("chat: thinking…");
     t.type_text(":ops");
     t.keys(&["Enter"]);
     let screen = t.wait_for("Operations (");

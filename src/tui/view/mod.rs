@@ -117,6 +117,9 @@ fn top_bar(app: &App, area: Rect, buf: &mut Buffer) {
     if app.busy {
         spans.push(Span::styled("│ diagnosing… ", t.bar()));
     }
+    if app.chat.pending.is_some() && *app.screen() != Screen::Chat {
+        spans.push(Span::styled("│ chat: thinking… ", t.bar()));
+    }
     if let Some(l) = app.loaded() {
         let (word, sev) = verdict(&l.scoped.diagnosis.findings);
         let style = match (sev, t.color) {
