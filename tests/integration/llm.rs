@@ -800,3 +800,79 @@ fn a_real_local_model_answers_end_to_end() {
         started.elapsed()
     );
 }
+
+#[test]
+fn the_chat_repl_prints_a_streamed_answer_once_with_its_closing_lines() {
+    let server = serve("tool_call_round_trip.json");
+    let inst = oom();
+    let mut out: Vec<u8> = Vec::new();
+    apimedic::chat::run(
+        &inst,
+        &Assistant::Remote(server.config()),
+        std::io::Cursor::new("why are we getting 503s?\n/quit\n"),
+        &mut out,
+        false,
+    )
+    .expect("chat runs");
+    let out = String::from_utf8_lossy(&out).to_string();
+    assert_eq!(out.matches("ran out of memory").count(), 1, "{out}");
+    let text_at = out
+        .find("Backend inventory-app ran out of memory")
+        .unwrap_or(usize::MAX);
+    let note_at = out.find("Note: answered by scripted").unwrap_or(0);
+    assert!(
+        text_at < note_at,
+        "the note follows the streamed text: {out}"
+    );
+    assert!(out.contains("\nChecked: "), "{out}");
+}
+
+#[test]
+fn apimedic_ask_streams_text_and_keeps_json_whole() {
+    let server = serve("tool_call_round_trip.json");
+    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/scenarios/backend-oom");
+    let run = |format: &str, url: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_apimedic"))
+            .args(["ask", "why are we getting 503s?", "--format", format])
+            .arg(&scenario)
+            .env("APIMEDIC_LLM_BASE_URL", url)
+            .env("APIMEDIC_LLM_MODEL", "scripted")
+            .env_remove("APIMEDIC_LLM_API_KEY")
+            .output()
+            .expect("apimedic runs")
+    };
+    let out = run("text", &server.url);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        text.starts_with("Backend inventory-app ran out of memory"),
+        "{text}"
+    );
+    assert_eq!(text.matches("ran out of memory").count(), 1, "{text}");
+    assert!(text.contains("\nNote: answered by scripted at "), "{text}");
+    assert!(
+        server
+            .bodies()
+            .iter()
+            .all(|b| b.contains("\"stream\":true"))
+    );
+
+    let server = serve("tool_call_round_trip.json");
+    let out = run("json", &server.url);
+    let v: Value = serde_json::from_slice(&out.stdout).expect("one JSON answer");
+    assert!(
+        v["text"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("Backend inventory-app ran out of memory")),
+        "{v}"
+    );
+    assert!(
+        v["note"]
+            .as_str()
+            .is_some_and(|n| n.contains("answered by scripted"))
+    );
+}
