@@ -369,3 +369,93 @@ fn a_silent_model_blocks_nothing() {
     t.keys(&["q"]);
     assert_eq!(t.wait_exit(), 0);
 }
+
+/// Serves one streamed chat completion on loopback: `first` at once, the
+/// rest once `release` fires. Returns the base URL.
+fn stream_server(first: &'static str, rest: &'static str) -> (String, std::sync::mpsc::Sender<()>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    let url = format!("http://{}/v1", listener.local_addr().expect("address"));
+    let (release, wait) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        let Ok((mut tcp, _)) = listener.accept() else {
+            return;
+        };
+        let mut reader = BufReader::new(&mut tcp);
+        let mut length = 0usize;
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                break;
+            }
+            if let Some((k, v)) = line.split_once(':')
+                && k.trim().eq_ignore_ascii_case("content-length")
+            {
+                length = v.trim().parse().unwrap_or(0);
+            }
+        }
+        let mut body = vec![0u8; length];
+        let _ = reader.read_exact(&mut body);
+        let chunk = |delta: serde_json::Value, finish: Option<&str>| {
+            let c = serde_json::json!({"id": "c", "object": "chat.completion.chunk", "created": 0,
+                "model": "streamer", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]});
+            format!("data: {c}\n\n")
+        };
+        let mut out = String::from(
+            "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\nconnection: close\r\n\r\n",
+        );
+        out.push_str(&chunk(
+            serde_json::json!({"role": "assistant", "content": ""}),
+            None,
+        ));
+        out.push_str(&chunk(serde_json::json!({"content": first}), None));
+        let _ = tcp.write_all(out.as_bytes()).and_then(|_| tcp.flush());
+        let _ = wait.recv();
+        let mut out = chunk(serde_json::json!({"content": rest}), None);
+        out.push_str(&chunk(serde_json::json!({}), Some("stop")));
+        out.push_str("data: [DONE]\n\n");
+        let _ = tcp.write_all(out.as_bytes()).and_then(|_| tcp.flush());
+    });
+    (url, release)
+}
+
+/// A model's answer shows in the pane as it is written: the first piece
+/// with "thinking…" under it, then the whole answer as a turn.
+#[test]
+fn a_streamed_answer_shows_as_it_is_written() {
+    let (url, release) = stream_server(
+        "Backend inventory-app runs out of memory.\n",
+        "Raise its memory limit, then restart it.",
+    );
+    let Some(t) = Tmux::start(
+        "tui_chat_stream",
+        &["tui", "--llm", "--llm-url", &url, "--llm-model", "streamer"],
+        100,
+        30,
+    ) else {
+        return;
+    };
+    t.wait_for("Top findings");
+    t.keys(&["a"]);
+    t.wait_for("Chat · model streamer · 0 questions");
+    t.type_text("why is inventory failing?");
+    t.keys(&["Enter"]);
+    let screen = t.wait_for("Backend inventory-app runs out of memory.");
+    assert!(
+        screen.contains("thinking… (model streamer)"),
+        "the first piece shows while the rest is written:\n{screen}"
+    );
+    assert!(!screen.contains("Raise its memory limit"), "{screen}");
+    release.send(()).expect("the server waits");
+    let screen = t.wait_for("Chat · model streamer · 1 question");
+    assert!(
+        screen.contains("Raise its memory limit, then restart it."),
+        "{screen}"
+    );
+    assert!(!screen.contains("thinking…"), "{screen}");
+    t.keys(&["Escape"]);
+    t.wait_gone("Chat · model streamer");
+    t.keys(&["q"]);
+    assert_eq!(t.wait_exit(), 0);
+}
