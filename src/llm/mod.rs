@@ -127,7 +127,7 @@ pub struct LlmOptions {
     /// Sent as a bearer token (from the environment only, so it stays out of shell history).
     #[arg(skip = std::env::var("APIMEDIC_LLM_API_KEY").ok())]
     pub api_key: Option<String>,
-    /// Seconds to wait for one model reply.
+    /// Seconds to wait for a model reply to start (streamed: also the longest pause between two pieces).
     #[arg(long = "llm-timeout", default_value_t = 60.0)]
     pub timeout_secs: f64,
     /// Model round trips per question.
@@ -207,4 +207,58 @@ pub fn render_after_stream(answer: &Answer, streamed: &str) -> String {
         tail.push_str(&format!("\nNote: {n}\n"));
     }
     tail
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn after_a_stream_only_the_closing_lines_and_note_are_left() {
+        let a = Answer {
+            text: "Backend X is down [d825790140885894].".into(),
+            checked: vec!["findings".into()],
+            confidence: "high".into(),
+            note: Some("answered by m at http://h/v1".into()),
+            ..Answer::default()
+        };
+        let tail = render_after_stream(&a, &a.text);
+        assert_eq!(
+            tail,
+            "\n\nChecked: findings\nCould not check: -\nConfidence: high\n\nNote: answered by m at http://h/v1\n"
+        );
+        // Nothing streamed: the whole answer; a stream that broke off: a break, then the whole answer.
+        assert_eq!(render_after_stream(&a, ""), a.render());
+        assert!(render_after_stream(&a, "Backend X is").starts_with("\n\nNote: answered by m"));
+    }
+
+    #[test]
+    fn options_are_checked_before_a_question_is_asked() {
+        let opts = LlmOptions {
+            llm: true,
+            base_url: Some("http://127.0.0.1:8090/v1".into()),
+            api_key: Some("  sk-1  ".into()),
+            api_version: Some(" ".into()),
+            timeout_secs: f64::INFINITY,
+            max_steps: 100,
+            no_stream: true,
+            ..LlmOptions::default()
+        };
+        let Ok(Assistant::Remote(cfg)) = Assistant::from_options(&opts) else {
+            panic!("a model is configured");
+        };
+        assert_eq!(cfg.api_key.as_deref(), Some("sk-1"));
+        assert_eq!(cfg.api_version, None);
+        assert_eq!(cfg.timeout, std::time::Duration::from_secs(86_400));
+        assert_eq!(cfg.max_steps, 20);
+        assert!(!cfg.stream);
+        let bad = LlmOptions {
+            ca_file: Some("/nonexistent/ca.pem".into()),
+            ..opts
+        };
+        assert!(
+            Assistant::from_options(&bad)
+                .is_err_and(|e| e.to_string().contains("APIMEDIC_LLM_CA_FILE"))
+        );
+    }
 }
