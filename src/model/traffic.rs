@@ -100,11 +100,8 @@ pub fn url_host(url: &str) -> &str {
     let Some(rest) = url.get(after..) else {
         return "";
     };
-    let end = rest
-        .bytes()
-        .position(|c| matches!(c, b'/' | b'?' | b'#'))
-        .unwrap_or(rest.len());
-    &rest[..end]
+    let end = memchr::memchr3(b'/', b'?', b'#', rest.as_bytes()).unwrap_or(rest.len());
+    rest.get(..end).unwrap_or(rest)
 }
 
 /// Whether `url_host(url) == host`, without finding the host's end first.
