@@ -1,6 +1,6 @@
 //! Keys, following k9s: what each key means in the current mode (typing a
-//! command or filter, help open, proposal dialog open, browsing), and the
-//! key list `?` shows. Pure. Deciding keys (approve, reject) need a capital
+//! command or filter, help open, proposal dialog open, the chat pane where
+//! letters are text, browsing), and the key list `?` shows. Pure. Deciding keys (approve, reject) need a capital
 //! letter and then `y`: nothing that acts sits on a key pressed by reflex.
 
 use super::app::{
