@@ -14,6 +14,8 @@ use async_openai::config::{AzureConfig, OpenAIConfig};
 use async_openai::error::{ApiError, ApiErrorResponse, OpenAIError};
 use async_openai::middleware::HttpRequestFactory;
 use futures_util::StreamExt;
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
 use serde_json::Value;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -190,19 +192,21 @@ pub fn validate(cfg: &RemoteConfig) -> Result<(), String> {
     Ok(())
 }
 
-fn extra_roots(path: &PathBuf) -> Result<Vec<reqwest::Certificate>, String> {
+fn extra_roots(path: &PathBuf) -> Result<Vec<CertificateDer<'static>>, String> {
     let pem = std::fs::read(path).map_err(|e| {
         format!(
             "cannot read the CA file {} ({e}); set APIMEDIC_LLM_CA_FILE to a PEM file of root certificates",
             path.display()
         )
     })?;
-    let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-        format!(
-            "{} is not a PEM certificate bundle ({e}); it should hold -----BEGIN CERTIFICATE----- blocks",
-            path.display()
-        )
-    })?;
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| {
+            format!(
+                "{} is not a PEM certificate bundle ({e:?}); it should hold -----BEGIN CERTIFICATE----- blocks",
+                path.display()
+            )
+        })?;
     if certs.is_empty() {
         return Err(format!(
             "{} holds no certificate; it should hold -----BEGIN CERTIFICATE----- blocks",
@@ -228,12 +232,9 @@ impl ModelClient {
     pub fn new(cfg: &RemoteConfig) -> Result<ModelClient, ClientError> {
         install_tls();
         validate(cfg).map_err(ClientError::Connect)?;
-        let mut http = reqwest::Client::builder()
+        let http = reqwest::Client::builder()
             .connect_timeout(cfg.timeout)
             .read_timeout(cfg.timeout);
-        if let Some(path) = &cfg.ca_file {
-            http = http.tls_certs_merge(extra_roots(path).map_err(ClientError::Connect)?);
-        }
         let http = http.build().map_err(|e| ClientError::Connect(chain(&e)))?;
         // The transport under async-openai: reqwest with a bounded retry, and
         // every non-2xx answer an error that keeps its status.
