@@ -3,8 +3,11 @@
 //! `api-version`), Ollama, vLLM, a llama.cpp server. Request bodies are
 //! built by the caller as JSON (so redaction and the guards stay in one
 //! place) and sent with async-openai's bring-your-own-types calls, either
-//! whole or streamed (server-sent events, assembled here). TLS is rustls with
-//! the ring provider; an extra root can be trusted for corporate proxies.
+//! whole or streamed (server-sent events, assembled here). Under async-openai
+//! our own transport (hyper + rustls with the ring provider, passed
+//! explicitly, so reqwest in the rest of the crate stays plain HTTP and
+//! needs no process-wide provider): system roots plus an optional CA file,
+//! and `HTTPS_PROXY` tunnelling.
 //! One bounded retry on 429/5xx/refused connections, every wait capped by the
 //! configured timeout; failures come back as `ClientError` so the caller can
 //! fall back to the offline answer.
@@ -18,6 +21,7 @@ use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use serde_json::Value;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Where the model is and how long to wait for it.
@@ -97,14 +101,6 @@ pub enum ClientError {
     Connect(String),
     #[error("the model's reply is not a chat completion: {0}")]
     Shape(String),
-}
-
-/// Installs rustls' ring provider as the process default (once; later calls
-/// do nothing). Every reqwest client in the process needs it before it is
-/// built, the daemon's webhook client included.
-pub fn install_tls() {
-    // Err only means a provider is already installed.
-    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 /// How requests are addressed, decided from the configuration alone.
@@ -230,17 +226,14 @@ pub struct ModelClient {
 
 impl ModelClient {
     pub fn new(cfg: &RemoteConfig) -> Result<ModelClient, ClientError> {
-        install_tls();
         validate(cfg).map_err(ClientError::Connect)?;
-        let http = reqwest::Client::builder()
-            .connect_timeout(cfg.timeout)
-            .read_timeout(cfg.timeout);
-        let http = http.build().map_err(|e| ClientError::Connect(chain(&e)))?;
-        // The transport under async-openai: reqwest with a bounded retry, and
-        // every non-2xx answer an error that keeps its status.
-        let (retries, timeout, inner) = (cfg.retries, cfg.timeout, http.clone());
+        // async-openai builds requests with a reqwest client (plain HTTP in
+        // this crate); `Transport` sends them, over rustls for https.
+        let http = reqwest::Client::new();
+        let transport = Transport::new(cfg)?;
         let service = tower::service_fn(move |req: HttpRequestFactory| {
-            send(inner.clone(), req, retries, timeout)
+            let t = transport.clone();
+            async move { t.send(req).await }
         });
         let key = cfg.api_key.clone().unwrap_or_default();
         let api = match endpoint(cfg) {
@@ -328,51 +321,145 @@ impl ModelClient {
     }
 }
 
-/// Sends one request, retrying a 429, a 5xx or a refused connection at most
-/// `retries` times when the wait fits in `timeout`.
-async fn send(
-    http: reqwest::Client,
-    req: HttpRequestFactory,
+/// The HTTP transport under async-openai: hyper with rustls (ring) for
+/// https, the system's roots plus `ca_file`; an `HTTPS_PROXY` from the
+/// environment is tunnelled through (CONNECT) unless `NO_PROXY` names the
+/// host. One bounded retry, and every non-2xx answer an error that keeps
+/// its status.
+#[derive(Clone)]
+struct Transport {
+    conn: Conn,
     retries: usize,
     timeout: Duration,
-) -> Result<reqwest::Response, OpenAIError> {
-    let mut attempt = 0;
-    loop {
-        let result = http.execute(req.build().await?).await;
-        let retry_after = match &result {
-            Ok(r) if r.status().as_u16() == 429 || r.status().is_server_error() => {
-                Some(retry_delay(r.headers(), attempt))
-            }
-            Err(e) if e.is_connect() => {
-                Some(retry_delay(&reqwest::header::HeaderMap::new(), attempt))
-            }
-            _ => None,
+}
+
+type Https<C> = hyper_rustls::HttpsConnector<C>;
+type Legacy<C> = hyper_util::client::legacy::Client<Https<C>, reqwest::Body>;
+type Tcp = hyper_util::client::legacy::connect::HttpConnector;
+type Tunnel = hyper_util::client::legacy::connect::proxy::Tunnel<Tcp>;
+
+/// Straight to the endpoint, or through a proxy's tunnel.
+#[derive(Clone)]
+enum Conn {
+    Direct(Legacy<Tcp>),
+    Proxied(Legacy<Tunnel>),
+}
+
+impl Transport {
+    fn new(cfg: &RemoteConfig) -> Result<Transport, ClientError> {
+        let https = cfg.base_url.starts_with("https://");
+        let tls = tls_config(https, cfg.ca_file.as_ref())?;
+        let mut tcp = Tcp::new();
+        tcp.set_connect_timeout(Some(cfg.timeout));
+        tcp.enforce_http(false);
+        let builder = || {
+            hyper_rustls::HttpsConnectorBuilder::new()
+                .with_tls_config(tls.clone())
+                .https_or_http()
+                .enable_http1()
         };
-        if let Some(delay) = retry_after
-            && attempt < retries
-            && delay < timeout
-        {
-            attempt += 1;
-            tokio::time::sleep(delay).await;
-            continue;
-        }
-        let resp = result.map_err(OpenAIError::Reqwest)?;
-        if resp.status().is_success() {
-            return Ok(resp);
-        }
-        let status = resp.status();
-        let message = resp.text().await.unwrap_or_default();
-        return Err(OpenAIError::ApiError(ApiErrorResponse {
-            status_code: status,
-            api_error: ApiError {
-                message,
-                r#type: None,
-                param: None,
-                code: None,
-                misalignment: None,
-            },
-        }));
+        let legacy =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new());
+        let proxy = https
+            .then(|| cfg.base_url.parse::<http::Uri>().ok())
+            .flatten()
+            .and_then(|uri| {
+                hyper_util::client::proxy::matcher::Matcher::from_env().intercept(&uri)
+            });
+        let conn = match proxy {
+            Some(p) => {
+                let mut tunnel = Tunnel::new(p.uri().clone(), tcp);
+                if let Some(auth) = p.basic_auth() {
+                    tunnel = tunnel.with_auth(auth.clone());
+                }
+                Conn::Proxied(legacy.build(builder().wrap_connector(tunnel)))
+            }
+            None => Conn::Direct(legacy.build(builder().wrap_connector(tcp))),
+        };
+        Ok(Transport {
+            conn,
+            retries: cfg.retries,
+            timeout: cfg.timeout,
+        })
     }
+
+    /// Sends one request, retrying a 429, a 5xx or a refused connection at
+    /// most `retries` times when the wait fits in `timeout`.
+    async fn send(&self, req: HttpRequestFactory) -> Result<reqwest::Response, OpenAIError> {
+        let mut attempt = 0;
+        loop {
+            let request: http::Request<reqwest::Body> = req
+                .build()
+                .await?
+                .try_into()
+                .map_err(OpenAIError::Reqwest)?;
+            let result = match &self.conn {
+                Conn::Direct(c) => c.request(request).await,
+                Conn::Proxied(c) => c.request(request).await,
+            };
+            let retry_after = match &result {
+                Ok(r) if r.status().as_u16() == 429 || r.status().is_server_error() => {
+                    Some(retry_delay(r.headers(), attempt))
+                }
+                Err(e) if e.is_connect() => Some(retry_delay(&http::HeaderMap::new(), attempt)),
+                _ => None,
+            };
+            if let Some(delay) = retry_after
+                && attempt < self.retries
+                && delay < self.timeout
+            {
+                attempt += 1;
+                tokio::time::sleep(delay).await;
+                continue;
+            }
+            let resp = result.map_err(|e| OpenAIError::Boxed(Box::new(e)))?;
+            let (parts, body) = resp.into_parts();
+            let resp = reqwest::Response::from(http::Response::from_parts(
+                parts,
+                reqwest::Body::wrap(body),
+            ));
+            if resp.status().is_success() {
+                return Ok(resp);
+            }
+            let status = resp.status();
+            let message = resp.text().await.unwrap_or_default();
+            return Err(OpenAIError::ApiError(ApiErrorResponse {
+                status_code: status,
+                api_error: ApiError {
+                    message,
+                    r#type: None,
+                    param: None,
+                    code: None,
+                    misalignment: None,
+                },
+            }));
+        }
+    }
+}
+
+/// rustls with the ring provider: the system's roots (for https) and the
+/// extra ones from `ca_file`.
+fn tls_config(https: bool, ca_file: Option<&PathBuf>) -> Result<rustls::ClientConfig, ClientError> {
+    let mut roots = rustls::RootCertStore::empty();
+    if https {
+        // Unreadable system certificates are skipped; a missing root then
+        // shows as "invalid peer certificate: UnknownIssuer".
+        roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+    }
+    if let Some(path) = ca_file {
+        for cert in extra_roots(path).map_err(ClientError::Connect)? {
+            roots.add(cert).map_err(|e| {
+                ClientError::Connect(format!(
+                    "{} holds a certificate rustls cannot use as a root ({e})",
+                    path.display()
+                ))
+            })?;
+        }
+    }
+    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map(|b| b.with_root_certificates(roots).with_no_client_auth())
+        .map_err(|e| ClientError::Connect(format!("cannot set up TLS: {e}")))
 }
 
 /// `Retry-After` seconds when given (at most 5 s), else 250 ms doubling.
@@ -399,6 +486,7 @@ fn classify(e: OpenAIError, timeout: Duration) -> ClientError {
             ClientError::Shape(format!("{e}: {}", crate::tools::head_tail(&body, 300)))
         }
         OpenAIError::StreamError(e) => ClientError::Connect(format!("the stream broke: {e}")),
+        OpenAIError::Boxed(e) => ClientError::Connect(chain(e.as_ref())),
         other => ClientError::Connect(other.to_string()),
     }
 }

@@ -44,7 +44,9 @@ impl Assistant {
     /// pieces as it arrives (offline: once, the whole text; a model: its
     /// streamed reply, masked names already restored). The returned answer
     /// is the complete one, as `ask` returns it; the pieces add up to its
-    /// `text` unless the model failed part-way (see `render_after_stream`).
+    /// `text`, except when the model fails: then the answer is the offline
+    /// one with a note, and the pieces are what the model wrote before it
+    /// failed, often none (`render_after_stream` prints either case).
     pub fn ask_streaming(
         &self,
         inst: &Instance,
@@ -148,37 +150,6 @@ pub struct LlmOptions {
     /// Wait for whole replies instead of streaming them.
     #[arg(long = "llm-no-stream", env = "APIMEDIC_LLM_NO_STREAM")]
     pub no_stream: bool,
-    /// Installs the TLS provider while the command line is read, so every
-    /// subcommand's HTTP clients can be built (see `client::install_tls`).
-    #[command(flatten)]
-    pub tls: TlsSetup,
-}
-
-/// No arguments: reading the command line installs rustls' ring provider
-/// (reqwest is built with `rustls-no-provider`, and building any client
-/// without a provider installed panics). `main` calling
-/// `llm::client::install_tls()` first would be the plainer home for this.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct TlsSetup;
-
-impl clap::FromArgMatches for TlsSetup {
-    fn from_arg_matches(_: &clap::ArgMatches) -> Result<Self, clap::Error> {
-        Ok(TlsSetup)
-    }
-    fn update_from_arg_matches(&mut self, _: &clap::ArgMatches) -> Result<(), clap::Error> {
-        Ok(())
-    }
-}
-
-impl clap::Args for TlsSetup {
-    fn augment_args(cmd: clap::Command) -> clap::Command {
-        client::install_tls();
-        cmd
-    }
-    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
-        client::install_tls();
-        cmd
-    }
 }
 
 /// What to print after an answer's streamed text: its closing lines and

@@ -18,9 +18,10 @@ use serde_json::{Value, json};
 use std::collections::BTreeSet;
 
 /// Answers through the model, or offline with a note when it fails.
-/// `on_text` gets the answer's text in pieces; they add up to the returned
-/// answer's `text`, except when the model fails after it began to answer
-/// (then the returned answer is the offline one, and its note says so).
+/// `on_text` gets the model's answer in pieces; they add up to the returned
+/// answer's `text`. When the model fails, the offline answer is returned
+/// (its note says why) and `on_text` has seen only what the model wrote
+/// before it failed, often nothing.
 pub async fn ask(
     cfg: &RemoteConfig,
     inst: &Instance,
@@ -50,10 +51,6 @@ pub async fn ask(
                 "the model at {} failed{when} ({e}); this is the offline answer",
                 cfg.base_url
             ));
-            if shown {
-                on_text("\n\n");
-            }
-            on_text(&a.text);
             a
         }
     }
