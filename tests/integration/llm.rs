@@ -486,19 +486,14 @@ fn self_signed(dir: &Path) -> Option<(std::path::PathBuf, std::path::PathBuf)> {
     ok.then_some((cert, key))
 }
 
-#[test]
-fn https_endpoints_work_with_an_extra_trusted_root_and_fail_safely_without() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let Some((cert, key)) = self_signed(dir.path()) else {
-        eprintln!("skipped: the openssl CLI cannot make a test certificate here");
-        return;
-    };
+/// A rustls server configuration for the scripted server.
+fn tls_server(cert: &Path, key: &Path) -> Arc<rustls::ServerConfig> {
     use rustls::pki_types::pem::PemObject;
-    let certs: Vec<_> = rustls::pki_types::CertificateDer::pem_file_iter(&cert)
+    let certs: Vec<_> = rustls::pki_types::CertificateDer::pem_file_iter(cert)
         .expect("cert.pem")
         .filter_map(Result::ok)
         .collect();
-    let key = rustls::pki_types::PrivateKeyDer::from_pem_file(&key).expect("key.pem");
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_file(key).expect("key.pem");
     let tls = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
@@ -507,7 +502,17 @@ fn https_endpoints_work_with_an_extra_trusted_root_and_fail_safely_without() {
     .with_no_client_auth()
     .with_single_cert(certs, key)
     .expect("server certificate");
-    let tls = Arc::new(tls);
+    Arc::new(tls)
+}
+
+#[test]
+fn https_endpoints_work_with_an_extra_trusted_root_and_fail_safely_without() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some((cert, key)) = self_signed(dir.path()) else {
+        eprintln!("skipped: the openssl CLI cannot make a test certificate here");
+        return;
+    };
+    let tls = tls_server(&cert, &key);
 
     let server = serve_with("tool_call_round_trip.json", Some(Arc::clone(&tls)));
     assert!(server.url.starts_with("https://"));
@@ -885,5 +890,91 @@ fn apimedic_ask_streams_text_and_keeps_json_whole() {
         v["note"]
             .as_str()
             .is_some_and(|n| n.contains("answered by scripted"))
+    );
+}
+
+/// A CONNECT proxy on loopback: records each CONNECT line, then pipes bytes
+/// both ways. Serves `n` tunnels, then stops.
+fn connect_proxy(n: usize) -> (String, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+    let url = format!("http://{}", listener.local_addr().expect("proxy addr"));
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&lines);
+    std::thread::spawn(move || {
+        for _ in 0..n {
+            let Ok((client, _)) = listener.accept() else {
+                return;
+            };
+            let mut reader = BufReader::new(match client.try_clone() {
+                Ok(c) => c,
+                Err(_) => return,
+            });
+            let mut first = String::new();
+            let _ = reader.read_line(&mut first);
+            let mut line = String::new();
+            while reader.read_line(&mut line).unwrap_or(0) > 0 && line != "\r\n" {
+                line.clear();
+            }
+            if let Ok(mut l) = seen.lock() {
+                l.push(first.trim().to_string());
+            }
+            let target = first.split_whitespace().nth(1).unwrap_or("").to_string();
+            let Ok(upstream) = std::net::TcpStream::connect(&target) else {
+                return;
+            };
+            let mut client = client;
+            let _ = client.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n");
+            let (mut c2, mut u2) = match (client.try_clone(), upstream.try_clone()) {
+                (Ok(c), Ok(u)) => (c, u),
+                _ => return,
+            };
+            let mut upstream = upstream;
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut u2, &mut c2);
+                let _ = c2.shutdown(std::net::Shutdown::Write);
+            });
+            let _ = std::io::copy(&mut reader, &mut upstream);
+            let _ = upstream.shutdown(std::net::Shutdown::Write);
+        }
+    });
+    (url, lines)
+}
+
+#[test]
+fn https_goes_through_the_https_proxy_from_the_environment() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some((cert, key)) = self_signed(dir.path()) else {
+        eprintln!("skipped: the openssl CLI cannot make a test certificate here");
+        return;
+    };
+    let server = serve_with("tool_call_round_trip.json", Some(tls_server(&cert, &key)));
+    let (proxy, lines) = connect_proxy(2);
+    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/scenarios/backend-oom");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_apimedic"))
+        .args(["ask", "why are we getting 503s?", "--format", "json"])
+        .arg(&scenario)
+        .env("APIMEDIC_LLM_BASE_URL", &server.url)
+        .env("APIMEDIC_LLM_MODEL", "scripted")
+        .env("APIMEDIC_LLM_CA_FILE", &cert)
+        .env("HTTPS_PROXY", &proxy)
+        .env_remove("NO_PROXY")
+        .env_remove("no_proxy")
+        .output()
+        .expect("apimedic runs");
+    let v: Value = serde_json::from_slice(&out.stdout).expect("one JSON answer");
+    assert!(
+        v["note"]
+            .as_str()
+            .is_some_and(|n| n.contains("answered by scripted")),
+        "{v}"
+    );
+    let port = server.url.trim_start_matches("https://127.0.0.1:");
+    let port = port.trim_end_matches("/v1");
+    let lines = lines.lock().map(|l| l.clone()).unwrap_or_default();
+    assert!(
+        lines
+            .first()
+            .is_some_and(|l| l == &format!("CONNECT 127.0.0.1:{port} HTTP/1.1")),
+        "{lines:?}"
     );
 }
