@@ -148,7 +148,11 @@ pub struct LlmOptions {
     #[arg(long = "llm-ca-file", env = "APIMEDIC_LLM_CA_FILE")]
     pub ca_file: Option<std::path::PathBuf>,
     /// Wait for whole replies instead of streaming them.
-    #[arg(long = "llm-no-stream", env = "APIMEDIC_LLM_NO_STREAM")]
+    #[arg(
+        long = "llm-no-stream",
+        env = "APIMEDIC_LLM_NO_STREAM",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
     pub no_stream: bool,
 }
 
