@@ -3,7 +3,7 @@
 //! split over two pieces never shows half-masked), a paragraph that repeats
 //! an earlier one is dropped (small models loop), blank runs become one
 //! blank line, and a step that ends in a tool call loses its unshown first
-//! line (a model's "let me check" is not part of the answer). A whole reply
+//! line (a model's "let me check:" before a call is not part of the answer). A whole reply
 //! goes through the same code, so streamed and non-streamed answers read the
 //! same. Pure: the restore step comes in as a function.
 
@@ -22,15 +22,16 @@ pub struct Shaper {
     seen: Vec<String>,
     /// A paragraph was handed out: the next one starts with a blank line.
     started: bool,
-    /// Hold this step's text until its first line is complete.
+    /// Hold this step's text until a second line begins.
     hold: bool,
     /// Everything handed out.
     out: String,
 }
 
 impl Shaper {
-    /// A new step: `hold` keeps its text back until the first line ends
-    /// (for steps where the model may still call a tool).
+    /// A new step: `hold` keeps its text back until a second line begins
+    /// (for steps where the model may still call a tool after a line of
+    /// preamble).
     pub fn begin_step(&mut self, hold: bool) {
         self.hold = hold;
     }
@@ -47,6 +48,8 @@ impl Shaper {
                 self.para = self.indent();
                 self.ws.clear();
             } else if self.ws.matches('\n').count() >= 2 {
+                // A second paragraph: this step is an answer, not a preamble.
+                self.hold = false;
                 let indent = self.indent();
                 shown.push_str(&self.end_paragraph(restore));
                 self.para = indent;
@@ -94,7 +97,9 @@ impl Shaper {
     /// Hands out the current paragraph as far as it is safe to.
     fn progress(&mut self, restore: &dyn Fn(&str) -> String) -> String {
         if self.hold {
-            if self.para.contains('\n') || self.ws.contains('\n') {
+            // Released once a second line has begun: "Let me check:\n"
+            // followed by a tool call is never shown.
+            if self.para.contains('\n') {
                 self.hold = false;
             } else {
                 return String::new();
@@ -233,6 +238,7 @@ mod tests {
         let mut s = Shaper::default();
         s.begin_step(true);
         assert_eq!(s.push("Let me check the findings.", &unmask), "");
+        assert_eq!(s.push(" The backend that is failing is:\n", &unmask), "");
         assert_eq!(s.end_step(false, &unmask), "");
         s.begin_step(true);
         assert_eq!(s.push("Inventory is down", &unmask), "");
