@@ -3,7 +3,8 @@
 //! split over two pieces never shows half-masked), a paragraph that repeats
 //! an earlier one is dropped (small models loop), blank runs become one
 //! blank line, and a step that ends in a tool call loses its unshown first
-//! line (a model's "let me check:" before a call is not part of the answer). A whole reply
+//! line (a model's "let me check:" before a call is not part of the answer;
+//! a line ending in ':' is held until the next line begins). A whole reply
 //! goes through the same code, so streamed and non-streamed answers read the
 //! same. Pure: the restore step comes in as a function.
 
@@ -22,16 +23,17 @@ pub struct Shaper {
     seen: Vec<String>,
     /// A paragraph was handed out: the next one starts with a blank line.
     started: bool,
-    /// Hold this step's text until a second line begins.
+    /// Hold this step's text until its first line is complete (a line
+    /// ending in ':' until a second line begins).
     hold: bool,
     /// Everything handed out.
     out: String,
 }
 
 impl Shaper {
-    /// A new step: `hold` keeps its text back until a second line begins
-    /// (for steps where the model may still call a tool after a line of
-    /// preamble).
+    /// A new step: `hold` keeps its text back until its first line is
+    /// complete (for steps where the model may still call a tool after a
+    /// line of preamble).
     pub fn begin_step(&mut self, hold: bool) {
         self.hold = hold;
     }
@@ -97,9 +99,11 @@ impl Shaper {
     /// Hands out the current paragraph as far as it is safe to.
     fn progress(&mut self, restore: &dyn Fn(&str) -> String) -> String {
         if self.hold {
-            // Released once a second line has begun: "Let me check:\n"
-            // followed by a tool call is never shown.
-            if self.para.contains('\n') {
+            // Released once the first line is complete, unless it announces
+            // something (ends with ':'): then once a second line begins, so
+            // "Let me check:\n" followed by a tool call is never shown.
+            let line_done = self.ws.contains('\n') && !self.para.trim_end().ends_with(':');
+            if line_done || self.para.contains('\n') {
                 self.hold = false;
             } else {
                 return String::new();
@@ -239,17 +243,30 @@ mod tests {
         s.begin_step(true);
         assert_eq!(s.push("Let me check the findings.", &unmask), "");
         assert_eq!(s.push(" The backend that is failing is:\n", &unmask), "");
-        assert_eq!(s.end_step(false, &unmask), "");
+        assert_eq!(s.end_step(false, &unmask), "", "a preamble before a call");
+        s.begin_step(true);
+        assert_eq!(s.push("Backend X runs out of memory.", &unmask), "");
+        assert_eq!(
+            s.push("\n", &unmask),
+            "Backend X runs out of memory.",
+            "a complete first line shows at once"
+        );
+        assert_eq!(s.end_step(true, &unmask), "");
         s.begin_step(true);
         assert_eq!(s.push("Inventory is down", &unmask), "");
         assert_eq!(
-            s.push(" [HOST-1].\nMore", &unmask),
-            "Inventory is down inv.azurecontainerapps.io.\nMore"
+            s.push(" [HOST-1]:\n", &unmask),
+            "",
+            "an announcing line waits"
+        );
+        assert_eq!(
+            s.push("More", &unmask),
+            "\n\nInventory is down inv.azurecontainerapps.io:\nMore"
         );
         assert_eq!(s.end_step(true, &unmask), "");
         assert_eq!(
             s.text(),
-            "Inventory is down inv.azurecontainerapps.io.\nMore"
+            "Backend X runs out of memory.\n\nInventory is down inv.azurecontainerapps.io:\nMore"
         );
         // An unclosed bracket is text, shown when the step ends.
         assert_eq!(shape_whole("see [1", &unmask), "see [1");
