@@ -222,6 +222,8 @@ enum Api {
 pub struct ModelClient {
     api: Api,
     timeout: Duration,
+    /// Learned during this question from the endpoint's 400s.
+    quirks: std::sync::Mutex<Quirks>,
 }
 
 impl ModelClient {
@@ -267,24 +269,22 @@ impl ModelClient {
         Ok(ModelClient {
             api,
             timeout: cfg.timeout,
+            quirks: std::sync::Mutex::new(Quirks::default()),
         })
     }
 
     /// Sends one request and waits for the whole reply.
     pub async fn complete(&self, body: &Value) -> Result<Completion, ClientError> {
-        let mut body = body.clone();
-        body["stream"] = Value::Bool(false);
-        let call = async {
-            match &self.api {
-                Api::OpenAi(c) => c.chat().create_byot::<_, Value>(&body).await,
-                Api::Azure(c) => c.chat().create_byot::<_, Value>(&body).await,
+        let mut tries = 0;
+        loop {
+            let request = self.prepare(body, false);
+            match self.complete_once(&request).await {
+                Err(ClientError::Http { status: 400, body }) if tries < 2 && self.learn(&body) => {
+                    tries += 1
+                }
+                other => return other,
             }
-        };
-        let value = tokio::time::timeout(self.timeout, call)
-            .await
-            .map_err(|_| ClientError::Timeout(self.timeout))?
-            .map_err(|e| classify(e, self.timeout))?;
-        parse_completion(&value)
+        }
     }
 
     /// Sends one request with `stream: true`; `on_delta` gets each piece of
@@ -294,12 +294,66 @@ impl ModelClient {
         body: &Value,
         on_delta: &mut dyn FnMut(&str),
     ) -> Result<Completion, ClientError> {
+        let mut tries = 0;
+        loop {
+            let request = self.prepare(body, true);
+            // A 400 comes before any piece, so a retry repeats nothing.
+            match self.stream_once(&request, on_delta).await {
+                Err(ClientError::Http { status: 400, body }) if tries < 2 && self.learn(&body) => {
+                    tries += 1
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// The body as this endpoint takes it.
+    fn prepare(&self, body: &Value, stream: bool) -> Value {
         let mut body = body.clone();
-        body["stream"] = Value::Bool(true);
+        body["stream"] = Value::Bool(stream);
+        let quirks = self.quirks.lock().map(|q| *q).unwrap_or_default();
+        quirks.apply(&mut body);
+        body
+    }
+
+    /// Learns from a 400 what this endpoint does not take; true when there
+    /// is something new to change (the request is then sent again).
+    fn learn(&self, error: &str) -> bool {
+        let Ok(mut q) = self.quirks.lock() else {
+            return false;
+        };
+        match q.learn(error) {
+            Some(n) => {
+                *q = n;
+                true
+            }
+            None => false,
+        }
+    }
+
+    async fn complete_once(&self, body: &Value) -> Result<Completion, ClientError> {
+        let call = async {
+            match &self.api {
+                Api::OpenAi(c) => c.chat().create_byot::<_, Value>(body).await,
+                Api::Azure(c) => c.chat().create_byot::<_, Value>(body).await,
+            }
+        };
+        let value = tokio::time::timeout(self.timeout, call)
+            .await
+            .map_err(|_| ClientError::Timeout(self.timeout))?
+            .map_err(|e| classify(e, self.timeout))?;
+        parse_completion(&value)
+    }
+
+    async fn stream_once(
+        &self,
+        body: &Value,
+        on_delta: &mut dyn FnMut(&str),
+    ) -> Result<Completion, ClientError> {
         let open = async {
             match &self.api {
-                Api::OpenAi(c) => c.chat().create_stream_byot::<_, Value>(&body).await,
-                Api::Azure(c) => c.chat().create_stream_byot::<_, Value>(&body).await,
+                Api::OpenAi(c) => c.chat().create_stream_byot::<_, Value>(body).await,
+                Api::Azure(c) => c.chat().create_stream_byot::<_, Value>(body).await,
             }
         };
         let mut stream = tokio::time::timeout(self.timeout, open)
@@ -318,6 +372,49 @@ impl ModelClient {
             }
         }
         asm.finish()
+    }
+}
+
+/// What an endpoint refuses in our request body, learned from its 400s
+/// (OpenAI's reasoning models: `max_tokens` → `max_completion_tokens`, and
+/// only the default temperature). Pure.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Quirks {
+    pub max_completion_tokens: bool,
+    pub default_temperature: bool,
+}
+
+impl Quirks {
+    /// The quirks after an error message, when it names a new one.
+    pub fn learn(&self, error: &str) -> Option<Quirks> {
+        let e = error.to_ascii_lowercase();
+        let mut next = *self;
+        if e.contains("max_tokens") && e.contains("max_completion_tokens") {
+            next.max_completion_tokens = true;
+        }
+        if e.contains("temperature")
+            && (e.contains("unsupported")
+                || e.contains("not support")
+                || e.contains("only the default"))
+        {
+            next.default_temperature = true;
+        }
+        (next != *self).then_some(next)
+    }
+
+    /// Changes a request body to fit.
+    pub fn apply(&self, body: &mut Value) {
+        let Some(map) = body.as_object_mut() else {
+            return;
+        };
+        if self.max_completion_tokens
+            && let Some(v) = map.remove("max_tokens")
+        {
+            map.insert("max_completion_tokens".into(), v);
+        }
+        if self.default_temperature {
+            map.remove("temperature");
+        }
     }
 }
 
@@ -788,6 +885,30 @@ mod tests {
     fn an_https_endpoint_builds_a_client() {
         let c = RemoteConfig::new("https://api.openai.com/v1", "m");
         assert!(ModelClient::new(&c).is_ok());
+    }
+
+    #[test]
+    fn reasoning_model_refusals_adapt_the_body_once_each() {
+        let q = Quirks::default();
+        let q = q
+            .learn("Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead.")
+            .unwrap();
+        assert!(q.max_completion_tokens && !q.default_temperature);
+        assert_eq!(
+            q.learn("max_tokens ... max_completion_tokens"),
+            None,
+            "nothing new"
+        );
+        let q = q
+            .learn("Unsupported value: 'temperature' does not support 0 with this model. Only the default (1) value is supported.")
+            .unwrap();
+        let mut body = serde_json::json!({"model": "o4-mini", "temperature": 0, "max_tokens": 800});
+        q.apply(&mut body);
+        assert_eq!(
+            body,
+            serde_json::json!({"model": "o4-mini", "max_completion_tokens": 800})
+        );
+        assert_eq!(Quirks::default().learn("model crashed"), None);
     }
 
     #[test]

@@ -1006,3 +1006,31 @@ fn https_goes_through_the_https_proxy_from_the_environment() {
         "{lines:?}"
     );
 }
+
+#[test]
+fn a_reasoning_model_that_refuses_max_tokens_and_temperature_still_answers() {
+    let server = serve("reasoning_model.json");
+    let a = Assistant::Remote(server.config()).ask(&oom(), "what is wrong?", None);
+    assert!(
+        a.text.contains("out of memory [d825790140885894]"),
+        "{} {:?}",
+        a.text,
+        a.note
+    );
+    let bodies: Vec<Value> = server
+        .bodies()
+        .iter()
+        .map(|b| serde_json::from_str(b).expect("JSON"))
+        .collect();
+    assert_eq!(bodies.len(), 4);
+    assert_eq!(bodies[0]["max_tokens"], 800);
+    assert!(bodies[1].get("max_tokens").is_none() && bodies[1]["max_completion_tokens"] == 800);
+    assert_eq!(bodies[1]["temperature"], 0);
+    for b in &bodies[2..] {
+        assert!(
+            b.get("max_tokens").is_none() && b.get("temperature").is_none(),
+            "{b}"
+        );
+        assert_eq!(b["max_completion_tokens"], 800);
+    }
+}
