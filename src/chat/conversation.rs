@@ -178,7 +178,8 @@ mod tests {
                     ..Api::default()
                 }],
                 ..Snapshot::default()
-            },
+            }
+            .into(),
             diagnosis: Diagnosis {
                 findings: vec![f],
                 ..Diagnosis::default()

@@ -1650,7 +1650,7 @@ mod tests {
     #[test]
     fn unanswerable_questions_say_so() {
         let inst = Instance {
-            snapshot: snap(),
+            snapshot: snap().into(),
             ..Instance::default()
         };
         let a = answer(&inst, "When does our TLS certificate expire?");
@@ -1673,7 +1673,7 @@ mod tests {
     #[test]
     fn follow_ups_reuse_the_previous_entities() {
         let inst = Instance {
-            snapshot: snap(),
+            snapshot: snap().into(),
             ..Instance::default()
         };
         let first = answer(&inst, "errors on orders-api");

@@ -13,22 +13,25 @@ use crate::model::{Diagnosis, Snapshot};
 use crate::playbook;
 use serde::Serialize;
 use serde_json::{Value, json};
+use std::sync::Arc;
 
 /// Most items a list in a tool's data holds; the rest is counted in `omitted`.
 pub const MAX_ITEMS: usize = 40;
 /// Most characters of a tool's text form.
 pub const MAX_TEXT: usize = 6000;
 
-/// The instance every tool reads: the snapshot and its diagnosis.
+/// The instance every tool reads: the snapshot and its diagnosis. The
+/// snapshot is shared (the TUI's chat thread reads the dashboard's own).
 #[derive(Clone, Debug, Default)]
 pub struct Instance {
-    pub snapshot: Snapshot,
+    pub snapshot: Arc<Snapshot>,
     pub diagnosis: Diagnosis,
 }
 
 impl Instance {
     /// Analyses a snapshot over all its data with the given playbooks.
-    pub fn new(snapshot: Snapshot, playbooks: &playbook::Playbooks) -> Instance {
+    pub fn new(snapshot: impl Into<Arc<Snapshot>>, playbooks: &playbook::Playbooks) -> Instance {
+        let snapshot = snapshot.into();
         let diagnosis = playbook::diagnose(&snapshot, &analyze::Options::default(), playbooks);
         Instance {
             snapshot,

@@ -17,7 +17,7 @@ fn inst() -> Instance {
         ..Snapshot::default()
     };
     Instance {
-        snapshot,
+        snapshot: snapshot.into(),
         diagnosis: Diagnosis::default(),
     }
 }

@@ -332,7 +332,7 @@ fn converse(assistant: &Assistant, rx: &Receiver<ChatJob>, out: &Sender<Msg>) {
         };
         if let Some((snapshot, diagnosis)) = fresh.take() {
             inst = Some(Instance {
-                snapshot: snapshot.as_ref().clone(),
+                snapshot,
                 diagnosis: *diagnosis,
             });
         }
