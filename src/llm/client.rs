@@ -3,14 +3,16 @@
 //! `api-version`), Ollama, vLLM, a llama.cpp server. Request bodies are
 //! built by the caller as JSON (so redaction and the guards stay in one
 //! place) and sent with async-openai's bring-your-own-types calls, either
-//! whole or streamed (server-sent events, assembled here). Under async-openai
-//! our own transport (hyper + rustls with the ring provider, passed
-//! explicitly, so reqwest in the rest of the crate stays plain HTTP and
-//! needs no process-wide provider): system roots plus an optional CA file,
-//! and `HTTPS_PROXY` tunnelling.
-//! One bounded retry on 429/5xx/refused connections, every wait capped by the
-//! configured timeout; failures come back as `ClientError` so the caller can
-//! fall back to the offline answer.
+//! whole or streamed (server-sent events, assembled here).
+//!
+//! Under async-openai runs our own transport: hyper + rustls with the ring
+//! provider passed explicitly (so reqwest elsewhere in the crate stays plain
+//! HTTP and no process-wide provider is needed), the system's roots plus an
+//! optional CA file, and `HTTPS_PROXY` tunnelling. One bounded retry on
+//! 429/5xx/refused connections, every wait capped by the configured
+//! timeout; a 400 refusing `max_tokens` or `temperature` adapts the body.
+//! Failures come back as `ClientError` so the caller can fall back to the
+//! offline answer.
 
 use async_openai::Client;
 use async_openai::config::{AzureConfig, OpenAIConfig};
