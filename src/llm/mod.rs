@@ -120,10 +120,10 @@ pub struct LlmOptions {
     /// Never call a model, even when APIMEDIC_LLM_BASE_URL is set.
     #[arg(long, conflicts_with = "llm")]
     pub offline: bool,
-    /// The endpoint's base URL, e.g. http://127.0.0.1:8090/v1.
+    /// The endpoint's base URL: http://127.0.0.1:8090/v1 (llama.cpp), http://127.0.0.1:11434/v1 (Ollama), https://api.openai.com/v1, https://RESOURCE.openai.azure.com (Azure OpenAI v1 API).
     #[arg(long = "llm-url", env = "APIMEDIC_LLM_BASE_URL")]
     pub base_url: Option<String>,
-    /// The model name the endpoint expects.
+    /// The model name the endpoint expects (Azure OpenAI: the deployment name).
     #[arg(long = "llm-model", env = "APIMEDIC_LLM_MODEL")]
     pub model: Option<String>,
     /// Sent as a bearer token (from the environment only, so it stays out of shell history).
