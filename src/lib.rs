@@ -15,6 +15,7 @@
 //! - [`playbook`]: findings to diagnosis steps and remediation proposals, from `playbooks/`.
 //! - [`report`]: a diagnosis rendered for people and machines.
 //! - [`simulate`]: a realistic instance with injected incidents, in the real formats.
+//! - [`http`]: every outbound HTTP client (model endpoints, alert sinks), over rustls.
 //! - [`cli`]: the command line; the only module that knows about all the others.
 
 pub mod analyze;
@@ -22,6 +23,7 @@ pub mod chat;
 pub mod cli;
 pub mod collect;
 pub mod daemon;
+pub mod http;
 pub mod llm;
 pub mod model;
 pub mod playbook;

@@ -145,7 +145,8 @@ pub async fn run_with(
         tracing::info!(addr = %l.local_addr().map(|a| a.to_string()).unwrap_or_default(), "Serving /metrics and /healthz.");
         tracker.spawn(metrics::serve(l, metrics.clone(), shutdown.child_token()));
     }
-    let client = reqwest::Client::builder()
+    let client = crate::http::client_builder(None)
+        .map_err(anyhow::Error::msg)?
         .timeout(cfg.delivery.timeout)
         .no_proxy()
         .build()

@@ -5,12 +5,12 @@
 //! place) and sent with async-openai's bring-your-own-types calls, either
 //! whole or streamed (server-sent events, assembled here).
 //!
-//! Under async-openai runs our own transport: hyper + rustls with the ring
-//! provider passed explicitly (so reqwest elsewhere in the crate stays plain
-//! HTTP and no process-wide provider is needed), the system's roots plus an
-//! optional CA file, and `HTTPS_PROXY` tunnelling. One bounded retry on
-//! 429/5xx/refused connections, every wait capped by the configured
-//! timeout; a 400 refusing `max_tokens` or `temperature` adapts the body.
+//! Under async-openai runs our own transport: a reqwest client from
+//! `crate::http` (rustls with the ring provider, the system's roots plus an
+//! optional CA file; `HTTPS_PROXY`/`NO_PROXY` honoured by reqwest). One
+//! bounded retry on 429/5xx/refused connections, every wait capped by the
+//! configured timeout; a 400 refusing `max_tokens` or `temperature` adapts
+//! the body.
 //! Failures come back as `ClientError` so the caller can fall back to the
 //! offline answer.
 
@@ -19,11 +19,8 @@ use async_openai::config::{AzureConfig, OpenAIConfig};
 use async_openai::error::{ApiError, ApiErrorResponse, OpenAIError};
 use async_openai::middleware::HttpRequestFactory;
 use futures_util::StreamExt;
-use rustls::pki_types::CertificateDer;
-use rustls::pki_types::pem::PemObject;
 use serde_json::Value;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// Where the model is and how long to wait for it.
@@ -185,33 +182,10 @@ pub fn validate(cfg: &RemoteConfig) -> Result<(), String> {
         ));
     }
     if let Some(path) = &cfg.ca_file {
-        extra_roots(path)?;
+        crate::http::extra_roots(path)
+            .map_err(|e| format!("{e} (from APIMEDIC_LLM_CA_FILE or --llm-ca-file)"))?;
     }
     Ok(())
-}
-
-fn extra_roots(path: &PathBuf) -> Result<Vec<CertificateDer<'static>>, String> {
-    let pem = std::fs::read(path).map_err(|e| {
-        format!(
-            "cannot read the CA file {} ({e}); set APIMEDIC_LLM_CA_FILE to a PEM file of root certificates",
-            path.display()
-        )
-    })?;
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
-        .collect::<Result<_, _>>()
-        .map_err(|e| {
-            format!(
-                "{} is not a PEM certificate bundle ({e:?}); it should hold -----BEGIN CERTIFICATE----- blocks",
-                path.display()
-            )
-        })?;
-    if certs.is_empty() {
-        return Err(format!(
-            "{} holds no certificate; it should hold -----BEGIN CERTIFICATE----- blocks",
-            path.display()
-        ));
-    }
-    Ok(certs)
 }
 
 /// async-openai's client for one of the two addressing schemes.
@@ -231,10 +205,10 @@ pub struct ModelClient {
 impl ModelClient {
     pub fn new(cfg: &RemoteConfig) -> Result<ModelClient, ClientError> {
         validate(cfg).map_err(ClientError::Connect)?;
-        // async-openai builds requests with a reqwest client (plain HTTP in
-        // this crate); `Transport` sends them, over rustls for https.
-        let http = reqwest::Client::new();
+        // async-openai builds requests with a reqwest client; `Transport`
+        // sends them (the same client, with our retry and error rules).
         let transport = Transport::new(cfg)?;
+        let http = transport.client.clone();
         let service = tower::service_fn(move |req: HttpRequestFactory| {
             let t = transport.clone();
             async move { t.send(req).await }
@@ -420,63 +394,26 @@ impl Quirks {
     }
 }
 
-/// The HTTP transport under async-openai: hyper with rustls (ring) for
-/// https, the system's roots plus `ca_file`; an `HTTPS_PROXY` from the
-/// environment is tunnelled through (CONNECT) unless `NO_PROXY` names the
-/// host. One bounded retry, and every non-2xx answer an error that keeps
-/// its status.
+/// The HTTP transport under async-openai: a `crate::http` client (rustls
+/// with the ring provider, the system's roots plus `ca_file`, proxies from
+/// the environment). One bounded retry, and every non-2xx answer an error
+/// that keeps its status.
 #[derive(Clone)]
 struct Transport {
-    conn: Conn,
+    client: reqwest::Client,
     retries: usize,
     timeout: Duration,
 }
 
-type Https<C> = hyper_rustls::HttpsConnector<C>;
-type Legacy<C> = hyper_util::client::legacy::Client<Https<C>, reqwest::Body>;
-type Tcp = hyper_util::client::legacy::connect::HttpConnector;
-type Tunnel = hyper_util::client::legacy::connect::proxy::Tunnel<Tcp>;
-
-/// Straight to the endpoint, or through a proxy's tunnel.
-#[derive(Clone)]
-enum Conn {
-    Direct(Legacy<Tcp>),
-    Proxied(Legacy<Tunnel>),
-}
-
 impl Transport {
     fn new(cfg: &RemoteConfig) -> Result<Transport, ClientError> {
-        let https = cfg.base_url.starts_with("https://");
-        let tls = tls_config(https, cfg.ca_file.as_ref())?;
-        let mut tcp = Tcp::new();
-        tcp.set_connect_timeout(Some(cfg.timeout));
-        tcp.enforce_http(false);
-        let builder = || {
-            hyper_rustls::HttpsConnectorBuilder::new()
-                .with_tls_config(tls.clone())
-                .https_or_http()
-                .enable_http1()
-        };
-        let legacy =
-            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new());
-        let proxy = https
-            .then(|| cfg.base_url.parse::<http::Uri>().ok())
-            .flatten()
-            .and_then(|uri| {
-                hyper_util::client::proxy::matcher::Matcher::from_env().intercept(&uri)
-            });
-        let conn = match proxy {
-            Some(p) => {
-                let mut tunnel = Tunnel::new(p.uri().clone(), tcp);
-                if let Some(auth) = p.basic_auth() {
-                    tunnel = tunnel.with_auth(auth.clone());
-                }
-                Conn::Proxied(legacy.build(builder().wrap_connector(tunnel)))
-            }
-            None => Conn::Direct(legacy.build(builder().wrap_connector(tcp))),
-        };
+        let client = crate::http::client_builder(cfg.ca_file.as_deref())
+            .map_err(ClientError::Connect)?
+            .connect_timeout(cfg.timeout)
+            .build()
+            .map_err(|e| ClientError::Connect(format!("cannot set up the HTTP client: {e}")))?;
         Ok(Transport {
-            conn,
+            client,
             retries: cfg.retries,
             timeout: cfg.timeout,
         })
@@ -487,20 +424,15 @@ impl Transport {
     async fn send(&self, req: HttpRequestFactory) -> Result<reqwest::Response, OpenAIError> {
         let mut attempt = 0;
         loop {
-            let request: http::Request<reqwest::Body> = req
-                .build()
-                .await?
-                .try_into()
-                .map_err(OpenAIError::Reqwest)?;
-            let result = match &self.conn {
-                Conn::Direct(c) => c.request(request).await,
-                Conn::Proxied(c) => c.request(request).await,
-            };
+            let request = req.build().await?;
+            let result = self.client.execute(request).await;
             let retry_after = match &result {
                 Ok(r) if r.status().as_u16() == 429 || r.status().is_server_error() => {
                     Some(retry_delay(r.headers(), attempt))
                 }
-                Err(e) if e.is_connect() => Some(retry_delay(&http::HeaderMap::new(), attempt)),
+                Err(e) if e.is_connect() => {
+                    Some(retry_delay(&reqwest::header::HeaderMap::new(), attempt))
+                }
                 _ => None,
             };
             if let Some(delay) = retry_after
@@ -511,12 +443,7 @@ impl Transport {
                 tokio::time::sleep(delay).await;
                 continue;
             }
-            let resp = result.map_err(|e| OpenAIError::Boxed(Box::new(e)))?;
-            let (parts, body) = resp.into_parts();
-            let resp = reqwest::Response::from(http::Response::from_parts(
-                parts,
-                reqwest::Body::wrap(body),
-            ));
+            let resp = result.map_err(OpenAIError::Reqwest)?;
             if resp.status().is_success() {
                 return Ok(resp);
             }
@@ -534,31 +461,6 @@ impl Transport {
             }));
         }
     }
-}
-
-/// rustls with the ring provider: the system's roots (for https) and the
-/// extra ones from `ca_file`.
-fn tls_config(https: bool, ca_file: Option<&PathBuf>) -> Result<rustls::ClientConfig, ClientError> {
-    let mut roots = rustls::RootCertStore::empty();
-    if https {
-        // Unreadable system certificates are skipped; a missing root then
-        // shows as "invalid peer certificate: UnknownIssuer".
-        roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
-    }
-    if let Some(path) = ca_file {
-        for cert in extra_roots(path).map_err(ClientError::Connect)? {
-            roots.add(cert).map_err(|e| {
-                ClientError::Connect(format!(
-                    "{} holds a certificate rustls cannot use as a root ({e})",
-                    path.display()
-                ))
-            })?;
-        }
-    }
-    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .map(|b| b.with_root_certificates(roots).with_no_client_auth())
-        .map_err(|e| ClientError::Connect(format!("cannot set up TLS: {e}")))
 }
 
 /// `Retry-After` seconds when given (at most 5 s), else 250 ms doubling.
