@@ -23,14 +23,17 @@ pub fn run(args: ChatArgs) -> anyhow::Result<ExitCode> {
     let inst = super::ask::instance(&args.paths, args.playbooks.as_ref())?;
     let assistant = Assistant::from_options(&args.llm)?;
     let stdin = std::io::stdin();
-    let prompt = stdin.is_terminal();
-    chat::run(
-        &inst,
-        &assistant,
-        stdin.lock(),
-        std::io::stdout().lock(),
-        prompt,
-    )
-    .context("chat stopped: cannot read stdin or write stdout")?;
+    let source = if stdin.is_terminal() && std::io::stdout().is_terminal() {
+        let history = chat::history_file(
+            std::env::var("XDG_STATE_HOME").ok().as_deref(),
+            std::env::var("HOME").ok().as_deref(),
+        );
+        chat::Source::editor(history).map_err(anyhow::Error::msg)?
+    } else {
+        chat::Source::Lines(stdin.lock())
+    };
+    // Unlocked stdout: the line editor writes its prompt to the terminal too.
+    chat::run(&inst, &assistant, source, std::io::stdout())
+        .context("chat stopped: cannot read stdin or write stdout")?;
     Ok(ExitCode::SUCCESS)
 }

@@ -831,9 +831,8 @@ fn the_chat_repl_prints_a_streamed_answer_once_with_its_closing_lines() {
     apimedic::chat::run(
         &inst,
         &Assistant::Remote(server.config()),
-        std::io::Cursor::new("why are we getting 503s?\n/quit\n"),
+        apimedic::chat::Source::Lines(std::io::Cursor::new("why are we getting 503s?\n/quit\n")),
         &mut out,
-        false,
     )
     .expect("chat runs");
     let out = String::from_utf8_lossy(&out).to_string();

@@ -20,6 +20,17 @@ impl Tmux {
     /// Starts `args` of the built binary in a `width`×`height` pane, from
     /// the crate root; `None` when tmux is missing.
     fn start(test: &str, args: &[&str], width: u16, height: u16) -> Option<Tmux> {
+        Tmux::start_env(test, &[], args, width, height)
+    }
+
+    /// As `start`, with `NAME=value` variables set for the app.
+    fn start_env(
+        test: &str,
+        env: &[(&str, &str)],
+        args: &[&str],
+        width: u16,
+        height: u16,
+    ) -> Option<Tmux> {
         if Command::new("tmux").arg("-V").output().is_err() {
             eprintln!("skipping {test}: tmux is not installed (apt-get install tmux)");
             return None;
@@ -44,7 +55,11 @@ impl Tmux {
             "sleep 600",
         ]);
         t.ok(&["set-option", "-t", "e2e", "remain-on-exit", "on"]);
-        let mut cmd = vec![env!("CARGO_BIN_EXE_apimedic").to_string()];
+        let mut cmd: Vec<String> = env.iter().map(|(k, v)| format!("{k}='{v}'")).collect();
+        if !cmd.is_empty() {
+            cmd.insert(0, "env".to_string());
+        }
+        cmd.push(env!("CARGO_BIN_EXE_apimedic").to_string());
         cmd.extend(args.iter().map(|a| a.to_string()));
         // tmux runs the line with sh, which records the exit status.
         let line = format!("{}; echo $? > '{}'", cmd.join(" "), t.status.display());
@@ -457,5 +472,64 @@ fn a_streamed_answer_shows_as_it_is_written() {
     t.keys(&["Escape"]);
     t.wait_gone("Chat · model streamer");
     t.keys(&["q"]);
+    assert_eq!(t.wait_exit(), 0);
+}
+
+/// `apimedic chat` on a terminal edits lines: Up recalls the last question,
+/// the history survives a restart (in $XDG_STATE_HOME), Ctrl-C drops the
+/// line being typed, Ctrl-D leaves with status 0.
+#[test]
+fn chat_repl_edits_lines_and_keeps_history() {
+    let state = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("chat_repl_state");
+    let _ = std::fs::remove_dir_all(&state);
+    let state_s = state.display().to_string();
+    let env = [("XDG_STATE_HOME", state_s.as_str())];
+    let args = ["chat", "--offline"];
+    let Some(t) = Tmux::start_env("chat_repl", &env, &args, 100, 30) else {
+        return;
+    };
+    t.wait_for("/help for commands");
+    t.type_text("what backends does my instance have");
+    t.keys(&["Enter"]);
+    t.wait_for("inventory-app");
+    let prompt_line = |want: &str| {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let screen = t.screen();
+            let last = screen.lines().rev().find(|l| !l.trim().is_empty());
+            if last.map(str::trim_end) == Some(want) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the prompt line is not {want:?}:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    t.type_text("half a line");
+    prompt_line("> half a line");
+    // Ctrl-C drops the line (left on screen, as in a shell) for a fresh prompt.
+    t.keys(&["C-c"]);
+    prompt_line(">");
+    t.keys(&["Up"]);
+    prompt_line("> what backends does my instance have");
+    t.keys(&["C-u", "C-d"]);
+    assert_eq!(t.wait_exit(), 0);
+    let saved = std::fs::read_to_string(state.join("apimedic/chat_history")).unwrap_or_default();
+    assert!(
+        saved.contains("what backends does my instance have"),
+        "{saved}"
+    );
+    drop(t);
+    // A new session finds the question in its history.
+    let Some(t) = Tmux::start_env("chat_repl2", &env, &args, 100, 30) else {
+        return;
+    };
+    t.wait_for("/help for commands");
+    t.keys(&["Up"]);
+    let screen = t.wait_for("> what backends does my instance have");
+    assert!(!screen.contains("inventory-app"), "{screen}");
+    t.keys(&["C-u", "C-d"]);
     assert_eq!(t.wait_exit(), 0);
 }
