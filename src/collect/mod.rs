@@ -220,6 +220,14 @@ fn read_path_inner(path: &Path, file: &str) -> io::Result<Snapshot> {
     } else {
         LogShape::None
     };
+    if shape == LogShape::None
+        && !gz
+        && logs::is_row_array(body)
+        && let Some(map) = map_big_file(path)
+    {
+        logs::parse_row_array(file, &map, &mut snap.traffic, &mut snap.loaded);
+        return Ok(snap);
+    }
     if shape == LogShape::None {
         let mut all = head;
         if let Err(e) = reader.read_to_end(&mut all) {
@@ -1070,8 +1078,9 @@ fn dedup_by<T>(items: &mut Vec<T>, key: impl Fn(&T) -> String) {
 /// The gateway-log reader's entry points, plus the CSV header sniff.
 mod logs {
     pub use super::gateway_logs::{
-        LineFormat, is_log_line, is_log_row, is_nginx_line, parse_csv, parse_json_rows, parse_map,
-        parse_ndjson, parse_nginx, parse_query_tables, read_csv, read_ndjson, read_nginx,
+        LineFormat, is_log_line, is_log_row, is_nginx_line, is_row_array, parse_csv,
+        parse_json_rows, parse_map, parse_ndjson, parse_nginx, parse_query_tables, parse_row_array,
+        read_csv, read_ndjson, read_nginx,
     };
 
     /// A CSV header with a timestamp and a response-code column (the log

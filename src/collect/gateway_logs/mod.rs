@@ -33,6 +33,7 @@
 //! BackendTime), ~30 MB kept samples, 16 MB of blocks, the rest allocator
 //! arenas of the worker threads.
 
+mod array;
 mod csv;
 mod fields;
 mod fold;
@@ -99,6 +100,35 @@ pub fn parse_map(
             }
         }
     }
+}
+
+/// True when `head` (the start of a file) opens a JSON array whose first
+/// element is a gateway log row: `az monitor log-analytics query` output.
+pub fn is_row_array(head: &[u8]) -> bool {
+    array::first_element(head)
+        .and_then(|e| serde_json::from_slice::<Map<String, Value>>(e).ok())
+        .is_some_and(|m| is_log_row(&m))
+}
+
+/// Folds a mapped JSON array of log rows one element at a time (memory:
+/// one row, not the ~6× of a whole-document parse), releasing the pages
+/// read as it goes. Problems name the line and record.
+pub fn parse_row_array(
+    file: &str,
+    map: &memmap2::Mmap,
+    traffic: &mut Traffic,
+    report: &mut LoadReport,
+) {
+    let bytes = map.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(map);
+    let offset = map.len() - bytes.len();
+    let mut released = 0usize;
+    array::fold_array(file, bytes, traffic, report, &mut |end| {
+        let end = end + offset;
+        if end - released >= 4 << 20 {
+            stream::release(map, map.get(released..end).unwrap_or_default());
+            released = end;
+        }
+    });
 }
 
 /// Same as [`read_ndjson`], over bytes in memory (tests, the embedded demo).

@@ -91,7 +91,7 @@ pub(super) fn parse_map<F: Format>(
 }
 
 /// Drops the page mappings wholly inside `data`, a slice of `map`.
-fn release(map: &memmap2::Mmap, data: &[u8]) {
+pub(super) fn release(map: &memmap2::Mmap, data: &[u8]) {
     const PAGE: usize = 4096;
     let base = map.as_ptr() as usize;
     let start = (data.as_ptr() as usize).saturating_sub(base);
