@@ -239,6 +239,54 @@ mod tests {
         assert!(r.problems[0].message.contains("not closed"));
     }
 
+    /// Random byte edits of a valid array: never a panic, every accepted
+    /// row counted, and where the edited text is still one JSON array the
+    /// element reader loads what the whole-document parse loads.
+    #[test]
+    fn mutated_arrays_never_panic_and_agree_with_the_whole_parse() {
+        let base = format!("[\n  {ROW},\n  {ROW},\n  [1, \"x\\\"]\"],\n  {ROW}\n]\n");
+        let alphabet = b"[]{},:\"\\ \n0a-";
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut rand = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut agreed = 0;
+        for _ in 0..3000 {
+            let mut b = base.clone().into_bytes();
+            for _ in 0..=(rand() % 3) {
+                let i = (rand() % b.len() as u64) as usize;
+                match rand() % 3 {
+                    0 => b[i] = alphabet[(rand() % alphabet.len() as u64) as usize],
+                    1 => {
+                        b.remove(i);
+                    }
+                    _ => b.insert(i, alphabet[(rand() % alphabet.len() as u64) as usize]),
+                }
+            }
+            let mut t = Traffic::default();
+            let mut r = LoadReport::default();
+            fold_array("m.json", &b, &mut t, &mut r, &mut |_| {});
+            let accepted = r.counts.get(&InputKind::GatewayLogs).copied().unwrap_or(0);
+            assert_eq!(accepted, t.rows);
+            if let Ok(Value::Array(rows)) = serde_json::from_slice::<Value>(&b) {
+                let mut t2 = Traffic::default();
+                let mut r2 = LoadReport::default();
+                super::super::parse_json_rows("m.json", &rows, &mut t2, &mut r2);
+                assert_eq!(
+                    (t.rows, r.rejected),
+                    (t2.rows, r2.rejected),
+                    "{}",
+                    String::from_utf8_lossy(&b)
+                );
+                agreed += 1;
+            }
+        }
+        assert!(agreed > 100, "too few valid mutants ({agreed}) to compare");
+    }
+
     #[test]
     fn matches_the_whole_document_parse() {
         let mut text = String::from("[");

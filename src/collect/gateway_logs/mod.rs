@@ -110,6 +110,13 @@ pub fn is_row_array(head: &[u8]) -> bool {
         .is_some_and(|m| is_log_row(&m))
 }
 
+/// Folds a JSON array of log rows in memory one element at a time, as
+/// [`parse_row_array`] does for a mapped file.
+pub fn fold_row_array(file: &str, bytes: &[u8], traffic: &mut Traffic, report: &mut LoadReport) {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    array::fold_array(file, bytes, traffic, report, &mut |_| {});
+}
+
 /// Folds a mapped JSON array of log rows one element at a time (memory:
 /// one row, not the ~6× of a whole-document parse), releasing the pages
 /// read as it goes. Problems name the line and record.
