@@ -6,12 +6,28 @@
 #![no_main]
 
 use apimedic::collect::gateway_logs::{
-    is_log_line, is_nginx_line, parse_csv, parse_ndjson, parse_nginx, read_ndjson,
+    fold_row_array, is_log_line, is_nginx_line, parse_csv, parse_json_rows, parse_ndjson,
+    parse_nginx, read_ndjson,
 };
 use apimedic::model::{InputKind, LoadReport, Traffic};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
+    // A JSON array read element by element loads what the whole-document
+    // parse loads when the document is valid.
+    if data.trim_ascii_start().starts_with(b"[") {
+        let mut t = Traffic::default();
+        let mut r = LoadReport::default();
+        fold_row_array("fuzz", data, &mut t, &mut r);
+        let accepted = r.counts.get(&InputKind::GatewayLogs).copied().unwrap_or(0);
+        assert_eq!(accepted, t.rows);
+        if let Ok(serde_json::Value::Array(rows)) = serde_json::from_slice(data) {
+            let mut t2 = Traffic::default();
+            let mut r2 = LoadReport::default();
+            parse_json_rows("fuzz", &rows, &mut t2, &mut r2);
+            assert_eq!((t.rows, r.rejected), (t2.rows, r2.rejected));
+        }
+    }
     let mut t = Traffic::default();
     let mut r = LoadReport::default();
     parse_ndjson("fuzz", data, &mut t, &mut r);
