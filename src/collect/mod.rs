@@ -194,6 +194,9 @@ fn read_path_inner(path: &Path, file: &str) -> io::Result<Snapshot> {
     let mut raw = std::fs::File::open(path)?;
     let gz = read_head(&mut raw, 2)? == [0x1f, 0x8b];
     raw.seek(io::SeekFrom::Start(0))?;
+    // The same open file, for mapping later (not the path again: it may
+    // name another file by then).
+    let handle = raw.try_clone()?;
     let mut reader: Box<dyn Read + Send> = if gz {
         Box::new(flate2::read::MultiGzDecoder::new(io::BufReader::new(raw)))
     } else {
@@ -223,7 +226,7 @@ fn read_path_inner(path: &Path, file: &str) -> io::Result<Snapshot> {
     if shape == LogShape::None
         && !gz
         && logs::is_row_array(body)
-        && let Some(map) = map_big_file(path)
+        && let Some(map) = map_big_file(&handle)
     {
         logs::parse_row_array(file, &map, &mut snap.traffic, &mut snap.loaded);
         return Ok(snap);
@@ -249,7 +252,7 @@ fn read_path_inner(path: &Path, file: &str) -> io::Result<Snapshot> {
     let Snapshot {
         traffic, loaded, ..
     } = &mut snap;
-    if !gz && let Some(map) = map_big_file(path) {
+    if !gz && let Some(map) = map_big_file(&handle) {
         let format = match shape {
             LogShape::Ndjson => logs::LineFormat::Ndjson,
             LogShape::Nginx => logs::LineFormat::Nginx,
@@ -288,11 +291,10 @@ const MAP_FROM_BYTES: u64 = 64 << 20;
 /// As with ripgrep's memory maps, a file truncated while it is being read
 /// can end the process with SIGBUS; set `APIMEDIC_MMAP=0` to read such
 /// files through buffers (the daemon's live follow always does).
-fn map_big_file(path: &Path) -> Option<memmap2::Mmap> {
+fn map_big_file(file: &std::fs::File) -> Option<memmap2::Mmap> {
     if std::env::var_os("APIMEDIC_MMAP").is_some_and(|v| v == "0") {
         return None;
     }
-    let file = std::fs::File::open(path).ok()?;
     let meta = file.metadata().ok()?;
     if !meta.is_file() || meta.len() < MAP_FROM_BYTES {
         return None;
@@ -300,7 +302,7 @@ fn map_big_file(path: &Path) -> Option<memmap2::Mmap> {
     // SAFETY: the map is only read. Another process changing the file while
     // it is read can change the bytes seen (they are parsed like any other
     // untrusted input) or, on truncation, raise SIGBUS; see above.
-    unsafe { memmap2::Mmap::map(&file) }.ok()
+    unsafe { memmap2::Mmap::map(file) }.ok()
 }
 
 // ---------------------------------------------------------------------------
