@@ -47,6 +47,11 @@ pub fn run(args: TuiArgs) -> anyhow::Result<ExitCode> {
     let assistant = crate::llm::Assistant::from_options(&args.llm)?;
     let engine = tui::chat::engine_label(&assistant, args.llm.model.as_deref());
     let paths = args.paths;
+    let rows = if paths.is_empty() {
+        crate::collect::rows::RowSource::Memory(std::sync::Arc::new(crate::simulate::demo_files()))
+    } else {
+        crate::collect::rows::RowSource::Paths(paths.clone())
+    };
     let options = tui::Options {
         source,
         readonly: args.readonly,
@@ -59,6 +64,11 @@ pub fn run(args: TuiArgs) -> anyhow::Result<ExitCode> {
         },
         assistant,
         engine,
+        rows: Some(rows),
+        state_dir: tui::state_dir(
+            std::env::var("XDG_STATE_HOME").ok().as_deref(),
+            std::env::var("HOME").ok().as_deref(),
+        ),
     };
     tui::run(Box::new(move || super::load(&paths)), options)?;
     Ok(ExitCode::SUCCESS)

@@ -20,6 +20,7 @@ pub mod json;
 pub mod metrics;
 pub mod openapi;
 pub mod policy_files;
+pub mod rows;
 
 #[cfg(test)]
 mod corpus_tests;

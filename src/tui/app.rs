@@ -7,8 +7,9 @@
 use super::chat::{self, ChatMsg, ChatPane, ChatReply};
 use super::data::{Loaded, OpRow, PolicyView, Scoped, concerns_op};
 use super::keys;
+use super::logs::{LogColumn, LogQuery, LogSort, LogsJob, LogsPage, LogsProgress};
 use super::theme::Theme;
-use crate::model::{Finding, Minute, Proposal, RouteEntry};
+use crate::model::{Finding, Minute, Proposal, RouteEntry, Timestamp, Window};
 use crate::playbook::Playbooks;
 use crossterm::event::KeyEvent;
 use regex::Regex;
@@ -32,6 +33,10 @@ pub enum Screen {
     /// The chat pane: questions in plain language, answered by the engine
     /// `apimedic chat` uses.
     Chat,
+    /// Request rows of a finding, an operation or a backend (`l`).
+    Logs {
+        title: String,
+    },
 }
 
 impl Screen {
@@ -46,6 +51,7 @@ impl Screen {
             Screen::Findings => "Findings".into(),
             Screen::Changes => "Changes".into(),
             Screen::Chat => "Chat".into(),
+            Screen::Logs { title } => format!("logs of {title}"),
         }
     }
 
@@ -54,7 +60,7 @@ impl Screen {
         match self {
             Screen::Overview | Screen::Operations | Screen::Backends | Screen::Chat => 1,
             Screen::Operation { .. } => 3,
-            Screen::Backend { .. } | Screen::Findings | Screen::Changes => 2,
+            Screen::Backend { .. } | Screen::Findings | Screen::Changes | Screen::Logs { .. } => 2,
         }
     }
 
@@ -62,7 +68,9 @@ impl Screen {
     pub fn is_list(&self, pane: usize) -> bool {
         match self {
             Screen::Operation { .. } => pane != 1,
-            Screen::Backend { .. } | Screen::Findings | Screen::Changes => pane == 0,
+            Screen::Backend { .. } | Screen::Findings | Screen::Changes | Screen::Logs { .. } => {
+                pane == 0
+            }
             Screen::Chat => false,
             _ => true,
         }
@@ -160,6 +168,18 @@ impl Decision {
             Decision::Rejected => "rejected",
         }
     }
+}
+
+/// An approval or rejection, as the state directory records it (the
+/// clock and the user are added where it is written).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DecisionRecord {
+    pub proposal: String,
+    pub finding: String,
+    pub title: String,
+    pub decision: Decision,
+    /// The data it was decided on (`demo` or the folder).
+    pub source: String,
 }
 
 /// The proposal dialog of one finding.
@@ -279,6 +299,43 @@ pub struct App {
     pub playbooks: Playbooks,
     /// The chat pane: transcript, input line, pending question.
     pub chat: ChatPane,
+    /// The rows of the logs view (the last one opened).
+    pub logs: Option<LogsView>,
+    /// Lines run on the `:` line, oldest first (Up and Down recall them).
+    pub history: Vec<String>,
+    /// Where Up/Down is in `history` while the `:` line is open.
+    pub history_at: Option<usize>,
+}
+
+/// The logs view: a query, how its scan stands, and the rows read back
+/// around the selection. The rows themselves stay in the files.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LogsView {
+    pub id: u64,
+    pub query: LogQuery,
+    pub sort: LogSort,
+    pub progress: LogsProgress,
+    /// Index of `page[0]` in the sorted rows.
+    pub page_start: usize,
+    pub page: Vec<Result<crate::model::RequestRecord, String>>,
+    /// The page start last asked for and not yet answered.
+    pub requested: Option<usize>,
+}
+
+impl LogsView {
+    /// Row `i` of the sorted rows, if it has been read.
+    pub fn row(&self, i: usize) -> Option<&Result<crate::model::RequestRecord, String>> {
+        i.checked_sub(self.page_start)
+            .and_then(|k| self.page.get(k))
+    }
+
+    pub fn len(&self) -> usize {
+        usize::try_from(self.progress.matched).unwrap_or(usize::MAX)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.progress.matched == 0
+    }
 }
 
 /// Everything that can happen.
@@ -313,6 +370,18 @@ pub enum Msg {
     ChatDelta(String),
     /// The chat thread answered the pending line.
     ChatAnswer(Box<ChatReply>),
+    /// `l`: open the request rows of what is selected.
+    OpenLogs,
+    /// How the logs thread's scan stands.
+    LogsProgress(LogsProgress),
+    /// Rows read back for the logs view.
+    LogsPage(Box<LogsPage>),
+    /// `y` (the id) or `Y` (the file:line) of what is selected.
+    Copy {
+        location: bool,
+    },
+    /// A file written by `:export` (what was written, or why not).
+    Written(Result<String, String>),
     Quit,
 }
 
@@ -356,7 +425,15 @@ pub enum PromptMsg {
     Backspace,
     Submit,
     Cancel,
+    /// Tab: complete the word (view names, sort columns, ids).
+    Complete,
+    /// Up / Down: earlier / later lines run.
+    Older,
+    Newer,
 }
+
+/// Lines kept in the `:` history.
+const HISTORY: usize = 100;
 
 /// The proposal dialog.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -387,6 +464,17 @@ pub enum Cmd {
     },
     /// Answer a chat line (a question or slash command) on the chat thread.
     Chat(String),
+    /// A job for the logs thread.
+    Logs(LogsJob),
+    /// Put text on the clipboard (OSC 52).
+    Copy(String),
+    /// Write a file (`:export`); the result comes back as `Msg::Written`.
+    Write {
+        path: String,
+        text: String,
+    },
+    /// Record an approval or rejection in the state directory.
+    Decide(DecisionRecord),
     Quit,
 }
 
@@ -428,6 +516,9 @@ impl App {
                 engine: "offline".into(),
                 ..ChatPane::default()
             },
+            logs: None,
+            history: Vec::new(),
+            history_at: None,
         };
         (app, Cmd::Load)
     }
@@ -512,6 +603,28 @@ impl App {
         rows
     }
 
+    /// One row per backend, filtered (`:backends`).
+    pub fn backend_rows(&self) -> Vec<&super::data::BackendRow> {
+        self.loaded()
+            .map(|l| {
+                l.scoped
+                    .backends
+                    .iter()
+                    .filter(|b| {
+                        self.keeps(&format!(
+                            "{} {} {} {} {:?}",
+                            b.id,
+                            b.url.as_deref().unwrap_or(""),
+                            b.seen_as.join(" "),
+                            b.operations.join(" "),
+                            b.health
+                        ))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// Rows of the backend map, filtered.
     pub fn route_rows(&self) -> Vec<&RouteEntry> {
         self.loaded()
@@ -526,12 +639,50 @@ impl App {
             .unwrap_or_default()
     }
 
-    /// Findings as the findings list (and the overview) show them, filtered.
+    /// Findings as the findings list (and the overview) show them,
+    /// filtered, grouped by story (the story's order, cause first), then
+    /// the findings no story explains, most urgent first.
     pub fn finding_rows(&self) -> Vec<&Finding> {
-        self.findings()
+        let mut rows: Vec<(usize, usize, &Finding)> = self
+            .findings()
             .iter()
-            .filter(|f| self.keeps(&finding_text(f)))
-            .collect()
+            .enumerate()
+            .filter(|(_, f)| self.keeps(&finding_text(f)))
+            .map(|(i, f)| {
+                let (story, at) = self.story_of(&f.id).unwrap_or((usize::MAX, i));
+                (story, at, f)
+            })
+            .collect();
+        rows.sort_by_key(|(story, at, _)| (*story, *at));
+        rows.into_iter().map(|(_, _, f)| f).collect()
+    }
+
+    /// The story explaining a finding, and its place in the story.
+    pub fn story_of(&self, id: &str) -> Option<(usize, usize)> {
+        let l = self.loaded()?;
+        l.scoped
+            .diagnosis
+            .stories
+            .iter()
+            .enumerate()
+            .find_map(|(s, story)| story.findings.iter().position(|f| f == id).map(|p| (s, p)))
+    }
+
+    /// Requests behind a finding of the current window.
+    pub fn request_count(&self, id: &str) -> Option<super::data::RequestCount> {
+        let l = self.loaded()?;
+        let i = l
+            .scoped
+            .diagnosis
+            .findings
+            .iter()
+            .position(|f| f.id == id)?;
+        l.scoped.counts.get(i).copied()
+    }
+
+    /// When a finding happened, as of the end of the analysed window.
+    pub fn finding_time(&self, f: &Finding) -> Option<super::data::FindingTime> {
+        super::data::finding_time(f, self.loaded().and_then(|l| l.scoped.as_of))
     }
 
     /// Changes and anomaly onsets in time order, filtered.
@@ -645,16 +796,58 @@ impl App {
             .unwrap_or_default()
     }
 
+    /// Every (API, operation) known: configured, or seen in traffic.
+    pub fn operation_ids(&self) -> Vec<(String, String)> {
+        let Some(l) = self.loaded() else {
+            return Vec::new();
+        };
+        let mut out: Vec<(String, String)> = l
+            .snapshot
+            .operations
+            .iter()
+            .map(|o| (o.api_id.clone(), o.id.clone()))
+            .chain(
+                l.scoped
+                    .ops
+                    .iter()
+                    .map(|o| (o.api.clone(), o.operation.clone())),
+            )
+            .filter(|(a, o)| !a.is_empty() && !o.is_empty())
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// Every backend id known: entities, and backends seen in traffic.
+    pub fn backend_ids(&self) -> Vec<String> {
+        let Some(l) = self.loaded() else {
+            return Vec::new();
+        };
+        let mut out: Vec<String> = l
+            .snapshot
+            .backends
+            .iter()
+            .map(|b| b.id.clone())
+            .chain(l.scoped.ops.iter().flat_map(|o| o.backends.iter().cloned()))
+            .filter(|b| !b.is_empty())
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
     /// Rows in a list pane of the current screen.
     pub fn list_len(&self, pane: usize) -> usize {
         match (self.screen(), pane) {
             (Screen::Overview | Screen::Findings, 0) => self.finding_rows().len(),
             (Screen::Operations, 0) => self.op_rows().len(),
-            (Screen::Backends, 0) => self.route_rows().len(),
+            (Screen::Backends, 0) => self.backend_rows().len(),
             (Screen::Changes, 0) => self.change_rows().len(),
             (Screen::Operation { api, op }, 0) => self.findings_of_op(api, op).len(),
             (Screen::Operation { api, op }, 2) => self.op_backends(api, op).len(),
             (Screen::Backend { id }, 0) => self.backend_ops(id).len(),
+            (Screen::Logs { .. }, 0) => self.logs.as_ref().map_or(0, LogsView::len),
             _ => 0,
         }
     }
@@ -810,20 +1003,41 @@ pub fn update(app: &mut App, msg: Msg) -> Option<Cmd> {
             app.overlay = None;
             None
         }
-        Msg::Nav(nav) => navigate(app, nav),
+        Msg::Nav(nav) => {
+            let cmd = navigate(app, nav);
+            cmd.or_else(|| logs_page_cmd(app))
+        }
         Msg::Time(t) => time(app, t),
-        Msg::Sort(s) => {
-            sort(app, s);
-            None
-        }
+        Msg::Sort(s) => sort(app, s),
         Msg::Prompt(p) => prompt(app, p),
-        Msg::Plan(p) => {
-            plan(app, p);
-            None
-        }
+        Msg::Plan(p) => plan(app, p),
         Msg::Chat(m) => chat::update(app, m),
         Msg::ChatDelta(text) => {
             app.chat.stream(&text);
+            None
+        }
+        Msg::OpenLogs => open_logs(app),
+        Msg::LogsProgress(p) => {
+            let v = app.logs.as_mut().filter(|v| v.id == p.id)?;
+            v.progress = p;
+            logs_page_cmd(app)
+        }
+        Msg::LogsPage(page) => {
+            let v = app.logs.as_mut().filter(|v| v.id == page.id)?;
+            if v.requested == Some(page.start) {
+                v.requested = None;
+            }
+            v.page_start = page.start;
+            v.page = page.rows;
+            logs_page_cmd(app)
+        }
+        Msg::Copy { location } => copy(app, location),
+        Msg::Written(Ok(text)) => {
+            app.say(text);
+            None
+        }
+        Msg::Written(Err(text)) => {
+            app.complain(text);
             None
         }
         Msg::ChatAnswer(reply) => {
@@ -891,7 +1105,7 @@ fn navigate(app: &mut App, nav: Nav) -> Option<Cmd> {
         Nav::Back => {
             if app.crumb().filter.is_some() {
                 app.crumb_mut().filter = None;
-                return None;
+                return logs_requery(app);
             }
             if app.stack.len() > 1 {
                 app.stack.pop();
@@ -926,13 +1140,9 @@ fn enter(app: &mut App) -> Option<Cmd> {
                 op: r.operation.clone(),
             }
         }
-        (Screen::Backends, 0) => {
-            let e = app.route_rows().get(sel).copied()?;
-            let b = e.observed.first().or(e.configured.first())?;
-            Screen::Backend {
-                id: b.backend.clone(),
-            }
-        }
+        (Screen::Backends, 0) => Screen::Backend {
+            id: app.backend_rows().get(sel)?.id.clone(),
+        },
         (Screen::Operation { api, op }, 0) => {
             let id = app.findings_of_op(api, op).get(sel).map(|f| f.id.clone())?;
             app.stack.push(Crumb::new(Screen::Findings));
@@ -965,7 +1175,7 @@ fn enter(app: &mut App) -> Option<Cmd> {
                 op: e.operation.clone(),
             }
         }
-        (Screen::Changes, 0) => {
+        (Screen::Changes, 0) | (Screen::Logs { .. }, 0) => {
             app.crumb_mut().focus = 1;
             return None;
         }
@@ -1006,7 +1216,29 @@ fn set_cursor(app: &mut App, cursor: Option<Minute>) -> Option<Cmd> {
     })
 }
 
-fn sort(app: &mut App, s: SortMsg) {
+fn sort(app: &mut App, s: SortMsg) -> Option<Cmd> {
+    if matches!(app.screen(), Screen::Logs { .. }) {
+        let v = app.logs.as_ref()?;
+        let LogSort { column, descending } = v.sort;
+        let sort = match s {
+            SortMsg::Reverse => LogSort {
+                column,
+                descending: !descending,
+            },
+            SortMsg::Next | SortMsg::By(_) => {
+                let i = LogColumn::ALL
+                    .iter()
+                    .position(|c| *c == column)
+                    .unwrap_or(0);
+                let next = LogColumn::ALL[(i + 1) % LogColumn::ALL.len()];
+                LogSort {
+                    column: next,
+                    descending: next != LogColumn::Time,
+                }
+            }
+        };
+        return logs_sort(app, sort);
+    }
     let Sort { column, descending } = app.sort;
     app.sort = match s {
         SortMsg::Reverse => Sort {
@@ -1034,6 +1266,246 @@ fn sort(app: &mut App, s: SortMsg) {
         app.sort.column.name(),
         if app.sort.descending { "↓" } else { "↑" }
     ));
+    None
+}
+
+/// Reorders the logs view's rows (in the logs thread: no new scan).
+fn logs_sort(app: &mut App, sort: LogSort) -> Option<Cmd> {
+    let v = app.logs.as_mut()?;
+    v.sort = sort;
+    v.page.clear();
+    v.requested = None;
+    let id = v.id;
+    app.crumb_mut().selected[0] = 0;
+    app.say(format!(
+        "rows sorted by {} {}",
+        sort.column.name(),
+        if sort.descending { "↓" } else { "↑" }
+    ));
+    Some(Cmd::Logs(LogsJob::Sort { id, sort }))
+}
+
+/// Rows around the selection the logs view shows.
+const LOGS_PAGE: usize = 300;
+
+/// Asks for the rows around the logs view's selection when they are not
+/// read yet (and not already asked for).
+pub(super) fn logs_page_cmd(app: &mut App) -> Option<Cmd> {
+    if !matches!(app.screen(), Screen::Logs { .. }) {
+        return None;
+    }
+    let sel = app.selected(0);
+    let v = app.logs.as_mut()?;
+    let len = v.len();
+    if len == 0 {
+        return None;
+    }
+    let lo = sel.saturating_sub(60);
+    let hi = (sel + 60).min(len);
+    let have_end = v.page_start + v.page.len();
+    if v.page_start <= lo && have_end >= hi {
+        return None;
+    }
+    let start = sel.saturating_sub(LOGS_PAGE / 3);
+    if v.requested == Some(start) {
+        return None;
+    }
+    v.requested = Some(start);
+    Some(Cmd::Logs(LogsJob::Page {
+        id: v.id,
+        start,
+        len: LOGS_PAGE,
+    }))
+}
+
+/// Starts a scan for `query` and shows the logs view.
+fn start_logs(app: &mut App, query: LogQuery) -> Option<Cmd> {
+    let id = app.logs.as_ref().map_or(0, |v| v.id) + 1;
+    let sort = app.logs.as_ref().map(|v| v.sort).unwrap_or_default();
+    let title = query.title.clone();
+    app.logs = Some(LogsView {
+        id,
+        query: query.clone(),
+        sort,
+        progress: LogsProgress {
+            id,
+            ..LogsProgress::default()
+        },
+        page_start: 0,
+        page: Vec::new(),
+        requested: Some(0),
+    });
+    let screen = Screen::Logs { title };
+    if matches!(app.screen(), Screen::Logs { .. }) {
+        let c = app.crumb_mut();
+        c.screen = screen;
+        c.selected = [0; 3];
+    } else {
+        app.stack.push(Crumb::new(screen));
+    }
+    Some(Cmd::Logs(LogsJob::Query { id, query, sort }))
+}
+
+/// The logs view's query again with the crumb's filter (after `/` or Esc).
+fn logs_requery(app: &mut App) -> Option<Cmd> {
+    if !matches!(app.screen(), Screen::Logs { .. }) {
+        return None;
+    }
+    let mut query = app.logs.as_ref()?.query.clone();
+    query.filter = app.crumb().filter.as_ref().map(|f| f.text.clone());
+    let sort = app.logs.as_ref()?.sort;
+    let cmd = start_logs(app, query);
+    if let Some(v) = app.logs.as_mut() {
+        v.sort = sort;
+    }
+    cmd
+}
+
+/// The window rows are listed for: a finding's window, else everything
+/// up to the time cursor (each clipped to the cursor).
+fn logs_window(app: &App, window: Option<Window>) -> Option<Window> {
+    let end = app.cursor.map(|c| Timestamp::from_minute(c + 1));
+    match (window, end) {
+        (Some(w), Some(e)) => Some(Window {
+            start: w.start,
+            end: w.end.min(e),
+        }),
+        (Some(w), None) => Some(w),
+        (None, Some(e)) => Some(Window {
+            start: Timestamp(i64::MIN / 2),
+            end: e,
+        }),
+        (None, None) => None,
+    }
+}
+
+/// A backend's query: its id, and the host of its entity's URL (and any
+/// other name traffic used for it).
+fn backend_query(app: &App, id: &str) -> LogQuery {
+    let mut hosts: Vec<String> = app
+        .loaded()
+        .and_then(|l| l.snapshot.backend(id).and_then(|b| b.url.clone()))
+        .map(|u| vec![crate::model::url_host(&u).to_string()])
+        .unwrap_or_default();
+    if let Some(row) = app.loaded().and_then(|l| {
+        l.scoped
+            .backends
+            .iter()
+            .find(|b| b.id.eq_ignore_ascii_case(id))
+    }) {
+        for h in &row.seen_as {
+            if !hosts.iter().any(|x| x.eq_ignore_ascii_case(h)) {
+                hosts.push(h.clone());
+            }
+        }
+    }
+    hosts.retain(|h| !h.is_empty());
+    LogQuery {
+        title: format!("backend {id}"),
+        backend: Some(id.to_string()),
+        hosts,
+        window: logs_window(app, None),
+        ..LogQuery::default()
+    }
+}
+
+/// `l`: the rows of the selected finding, operation or backend.
+fn open_logs(app: &mut App) -> Option<Cmd> {
+    app.loaded()?;
+    let focus = app.crumb().focus;
+    let query = match app.screen().clone() {
+        Screen::Overview | Screen::Findings if focus == 0 => {
+            let f = app.current_finding()?.clone();
+            let mut q = match (&f.subject.backend, &f.subject.operation) {
+                (Some(b), None) => backend_query(app, b),
+                _ => LogQuery::default(),
+            };
+            q.title = format!("finding {}", f.id);
+            if f.subject.operation.is_some() || f.subject.backend.is_none() {
+                q.api = f.subject.api.clone();
+                q.operation = f.subject.operation.clone();
+            }
+            q.window = logs_window(app, f.window);
+            q
+        }
+        Screen::Operation { api, op } => LogQuery {
+            title: format!("{api}/{op}"),
+            api: Some(api),
+            operation: Some(op),
+            window: logs_window(app, None),
+            ..LogQuery::default()
+        },
+        Screen::Operations => {
+            let r = app.op_rows().get(app.selected(0)).copied()?;
+            LogQuery {
+                title: r.label(),
+                api: Some(r.api.clone()),
+                operation: Some(r.operation.clone()),
+                window: logs_window(app, None),
+                ..LogQuery::default()
+            }
+        }
+        Screen::Backends => {
+            let id = app.backend_rows().get(app.selected(0))?.id.clone();
+            backend_query(app, &id)
+        }
+        Screen::Backend { id } => backend_query(app, &id),
+        _ => {
+            app.say("select a finding, an operation or a backend, then l lists its rows");
+            return None;
+        }
+    };
+    if query.api.is_none() && query.operation.is_none() && query.backend.is_none() {
+        app.say("this finding is about configuration, not requests: no rows to list");
+        return None;
+    }
+    start_logs(app, query)
+}
+
+/// `y` / `Y`: copies the selected thing's id or its file:line.
+fn copy(app: &mut App, location: bool) -> Option<Cmd> {
+    let text = match app.screen().clone() {
+        Screen::Logs { .. } => {
+            let v = app.logs.as_ref()?;
+            match v.row(app.selected(0)) {
+                Some(Ok(r)) if location => Some(r.origin.to_string()),
+                Some(Ok(r)) => r
+                    .correlation_id
+                    .clone()
+                    .or_else(|| Some(r.origin.to_string())),
+                _ => None,
+            }
+        }
+        Screen::Overview | Screen::Findings | Screen::Operation { .. } => {
+            app.current_finding().and_then(|f| {
+                if location {
+                    f.location.as_ref().map(|l| l.to_string()).or_else(|| {
+                        f.evidence
+                            .iter()
+                            .flat_map(|e| &e.records)
+                            .map(|r| r.origin.to_string())
+                            .next()
+                    })
+                } else {
+                    Some(f.id.clone())
+                }
+            })
+        }
+        Screen::Backend { id } if !location => Some(id),
+        _ => None,
+    };
+    let Some(text) = text else {
+        app.say(if location {
+            "nothing with a file:line is selected"
+        } else {
+            "nothing to copy here: select a finding or a row"
+        });
+        return None;
+    };
+    app.say(format!(
+        "copied {text} (OSC 52; if the terminal ignores it, select it here)"
+    ));
+    Some(Cmd::Copy(text))
 }
 
 fn prompt(app: &mut App, p: PromptMsg) -> Option<Cmd> {
@@ -1065,21 +1537,75 @@ fn prompt(app: &mut App, p: PromptMsg) -> Option<Cmd> {
             None
         }
         PromptMsg::Cancel => {
+            app.history_at = None;
+            app.message = None;
             if app.prompt.take()?.kind == PromptKind::Filter {
                 app.crumb_mut().filter = None;
+                let filtered = app.logs.as_ref().is_some_and(|v| v.query.filter.is_some());
+                if filtered {
+                    return logs_requery(app);
+                }
             }
-            app.message = None;
             None
         }
         PromptMsg::Submit => {
             let p = app.prompt.take()?;
+            app.history_at = None;
             match p.kind {
                 PromptKind::Filter => {
                     live_filter_text(app, &p.text);
-                    None
+                    logs_requery(app)
                 }
-                PromptKind::Command => command(app, p.text.trim()),
+                PromptKind::Command => {
+                    let line = p.text.trim().to_string();
+                    if !line.is_empty() && app.history.last() != Some(&line) {
+                        app.history.push(line.clone());
+                        if app.history.len() > HISTORY {
+                            app.history.remove(0);
+                        }
+                    }
+                    command(app, &line)
+                }
             }
+        }
+        PromptMsg::Complete => {
+            let p = app
+                .prompt
+                .as_ref()
+                .filter(|p| p.kind == PromptKind::Command)?;
+            let (text, options) = complete(app, &p.text);
+            if let Some(p) = app.prompt.as_mut() {
+                p.text = text;
+            }
+            match options.len() {
+                0 => app.complain("no completion"),
+                1 => app.message = None,
+                _ => app.say(options.join("  ")),
+            }
+            None
+        }
+        PromptMsg::Older | PromptMsg::Newer => {
+            app.prompt
+                .as_ref()
+                .filter(|p| p.kind == PromptKind::Command)?;
+            let n = app.history.len();
+            if n == 0 {
+                return None;
+            }
+            let at = match (p == PromptMsg::Older, app.history_at) {
+                (true, None) => Some(n - 1),
+                (true, Some(i)) => Some(i.saturating_sub(1)),
+                (false, Some(i)) if i + 1 < n => Some(i + 1),
+                (false, _) => None,
+            };
+            app.history_at = at;
+            let text = at
+                .and_then(|i| app.history.get(i).cloned())
+                .unwrap_or_default();
+            if let Some(p) = app.prompt.as_mut() {
+                p.text = text;
+            }
+            None
         }
     }
 }
@@ -1121,33 +1647,209 @@ fn command(app: &mut App, line: &str) -> Option<Cmd> {
         "" => None,
         "q" | "q!" | "quit" | "exit" => Some(Cmd::Quit),
         "ov" | "overview" | "home" | "health" => app.go(Screen::Overview),
+        "ops" | "op" | "operations" | "operation" if !arg.is_empty() => {
+            let (api, op) = find_operation(app, &arg)?;
+            app.go(Screen::Operations);
+            app.push(Screen::Operation { api, op })
+        }
         "ops" | "op" | "operations" | "operation" => app.go(Screen::Operations),
+        "be" | "backends" | "backend" | "map" if !arg.is_empty() => {
+            let Some(id) = app
+                .backend_ids()
+                .into_iter()
+                .find(|b| b.eq_ignore_ascii_case(&arg))
+            else {
+                app.complain(format!("no backend `{arg}` (Tab completes backend ids)"));
+                return None;
+            };
+            app.go(Screen::Backends);
+            app.push(Screen::Backend { id })
+        }
         "be" | "backends" | "backend" | "map" => app.go(Screen::Backends),
         "fi" | "findings" | "finding" => app.go(Screen::Findings),
         "ch" | "changes" | "change" | "history" => app.go(Screen::Changes),
+        "logs" | "log" | "l" if !arg.is_empty() => {
+            let (api, op) = find_operation(app, &arg)?;
+            let query = LogQuery {
+                title: format!("{api}/{op}"),
+                api: Some(api),
+                operation: Some(op),
+                window: logs_window(app, None),
+                ..LogQuery::default()
+            };
+            start_logs(app, query)
+        }
+        "logs" | "log" | "l" => update(app, Msg::OpenLogs),
         "help" | "h" => update(app, Msg::Help),
         "chat" | "ask" | "a" => chat::update(app, ChatMsg::Open),
-        "sort" => {
-            match SortColumn::parse(&arg) {
-                Some(c) => sort(app, SortMsg::By(c)),
-                None => {
-                    let names: Vec<&str> = SortColumn::ALL.iter().map(|c| c.name()).collect();
-                    app.complain(format!(
-                        "unknown sort column `{arg}`; use one of {}",
-                        names.join(", ")
-                    ));
-                }
+        "sort" if matches!(app.screen(), Screen::Logs { .. }) => match LogColumn::parse(&arg) {
+            Some(column) => logs_sort(
+                app,
+                LogSort {
+                    column,
+                    descending: column != LogColumn::Time,
+                },
+            ),
+            None => {
+                let names: Vec<&str> = LogColumn::ALL.iter().map(|c| c.name()).collect();
+                app.complain(format!(
+                    "unknown sort column `{arg}` for rows; use one of {}",
+                    names.join(", ")
+                ));
+                None
             }
-            None
-        }
+        },
+        "sort" => match SortColumn::parse(&arg) {
+            Some(c) => sort(app, SortMsg::By(c)),
+            None => {
+                let names: Vec<&str> = SortColumn::ALL.iter().map(|c| c.name()).collect();
+                app.complain(format!(
+                    "unknown sort column `{arg}`; use one of {}",
+                    names.join(", ")
+                ));
+                None
+            }
+        },
         "time" | "t" => time_command(app, &arg),
+        "export" | "w" | "write" => export_command(app, &arg),
         other => {
             app.complain(format!(
-                "unknown command `{other}`; try :ops :backends :findings :changes :chat :time :sort :q (? lists every key)"
+                "unknown command `{other}`; try :ops :backends :findings :changes :logs :chat :time :sort :export :q (Tab completes, ? lists every key)"
             ));
             None
         }
     }
+}
+
+/// `:export md|json FILE`: the logs view's rows (all of them, written by
+/// the logs thread), else the current view or, from the findings and the
+/// overview, the incident ticket.
+fn export_command(app: &mut App, arg: &str) -> Option<Cmd> {
+    let mut parts = arg.splitn(2, char::is_whitespace);
+    let format = parts.next().unwrap_or("").to_ascii_lowercase();
+    let path = parts.next().unwrap_or("").trim().to_string();
+    let markdown = match format.as_str() {
+        "md" | "markdown" => true,
+        "json" => false,
+        _ => {
+            app.complain("use :export md FILE or :export json FILE");
+            return None;
+        }
+    };
+    if path.is_empty() {
+        app.complain(format!("name the file: :export {format} FILE"));
+        return None;
+    }
+    if matches!(app.screen(), Screen::Logs { .. }) {
+        let id = app.logs.as_ref()?.id;
+        app.say(format!("writing the rows to {path} …"));
+        return Some(Cmd::Logs(LogsJob::Export { id, path, markdown }));
+    }
+    let text = super::export::view(app, markdown);
+    Some(Cmd::Write { path, text })
+}
+
+/// An operation named `api/op` (or a unique `op`), case-insensitively.
+fn find_operation(app: &mut App, arg: &str) -> Option<(String, String)> {
+    let ops = app.operation_ids();
+    let want = arg.trim();
+    let found: Vec<&(String, String)> = ops
+        .iter()
+        .filter(|(a, o)| {
+            format!("{a}/{o}").eq_ignore_ascii_case(want) || o.eq_ignore_ascii_case(want)
+        })
+        .collect();
+    match found.as_slice() {
+        [one] => Some((*one).clone()),
+        [] => {
+            app.complain(format!(
+                "no operation `{want}` (Tab completes API/operation ids)"
+            ));
+            None
+        }
+        _ => {
+            app.complain(format!(
+                "`{want}` names several operations; give API/operation"
+            ));
+            None
+        }
+    }
+}
+
+/// Every command word, for completion.
+const COMMANDS: &[&str] = &[
+    "overview", "ops", "backends", "findings", "changes", "logs", "chat", "sort", "time", "export",
+    "help", "quit",
+];
+
+/// Tab on the `:` line: the text completed as far as it is unambiguous,
+/// and the candidates (empty: nothing fits).
+pub fn complete(app: &App, text: &str) -> (String, Vec<String>) {
+    let (head, word) = match text.rfind(' ') {
+        Some(i) => (&text[..=i], &text[i + 1..]),
+        None => ("", text),
+    };
+    let first = head
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let candidates: Vec<String> = if head.is_empty() {
+        COMMANDS.iter().map(|c| c.to_string()).collect()
+    } else {
+        match first.as_str() {
+            "sort" if matches!(app.screen(), Screen::Logs { .. }) => LogColumn::ALL
+                .iter()
+                .map(|c| c.name().to_string())
+                .collect(),
+            "sort" => SortColumn::ALL
+                .iter()
+                .map(|c| c.name().to_string())
+                .collect(),
+            "export" | "w" | "write" if head.split_whitespace().count() == 1 => {
+                vec!["md".into(), "json".into()]
+            }
+            "time" | "t" => ["all", "-1h", "-30m", "yesterday", "today"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            "ops" | "op" | "operation" | "operations" | "logs" | "log" | "l" => app
+                .operation_ids()
+                .into_iter()
+                .map(|(a, o)| format!("{a}/{o}"))
+                .collect(),
+            "be" | "backend" | "backends" | "map" => app.backend_ids(),
+            _ => Vec::new(),
+        }
+    };
+    let lower = word.to_ascii_lowercase();
+    let mut fits: Vec<String> = candidates
+        .into_iter()
+        .filter(|c| c.to_ascii_lowercase().starts_with(&lower))
+        .collect();
+    fits.sort();
+    fits.dedup();
+    let completed = match fits.as_slice() {
+        [] => word.to_string(),
+        [one] => format!("{one} "),
+        many => {
+            let mut prefix = many[0].clone();
+            for c in &many[1..] {
+                while !c
+                    .to_ascii_lowercase()
+                    .starts_with(&prefix.to_ascii_lowercase())
+                {
+                    prefix.pop();
+                }
+            }
+            if prefix.len() < word.len() {
+                word.to_string()
+            } else {
+                prefix
+            }
+        }
+    };
+    (format!("{head}{completed}"), fits)
 }
 
 /// `:time HH:MM` puts the cursor on that minute; `:time all` resets.
@@ -1156,6 +1858,7 @@ fn time_command(app: &mut App, arg: &str) -> Option<Cmd> {
         app.complain("no time-stamped data to step through");
         return None;
     };
+    let arg = arg.trim();
     if arg.is_empty() || arg == "all" || arg == "reset" {
         return if app.cursor.is_some() {
             set_cursor(app, None)
@@ -1163,45 +1866,149 @@ fn time_command(app: &mut App, arg: &str) -> Option<Cmd> {
             None
         };
     }
-    let parsed = arg.split_once(':').and_then(|(h, m)| {
-        let (h, m) = (h.trim().parse::<i64>().ok()?, m.trim().parse::<i64>().ok()?);
-        ((0..24).contains(&h) && (0..60).contains(&m)).then_some(h * 60 + m)
-    });
-    let Some(minute_of_day) = parsed else {
-        app.complain(format!("`{arg}` is not a time; use HH:MM (UTC) or `all`"));
-        return None;
-    };
-    let found = (first..=last).find(|m| m.rem_euclid(1440) == minute_of_day);
-    match found {
-        Some(m) if m >= last => {
+    match parse_time(arg, first, last, app.cursor) {
+        Ok(m) if m >= last => {
             if app.cursor.is_some() {
                 set_cursor(app, None)
             } else {
                 None
             }
         }
-        Some(m) => set_cursor(app, Some(m)),
-        None => {
-            app.complain(format!("{arg} UTC is outside the data"));
+        Ok(m) => set_cursor(app, Some(m)),
+        Err(e) => {
+            app.complain(e);
             None
         }
     }
 }
 
-fn plan(app: &mut App, p: PlanMsg) {
+/// `HH:MM[:SS]` → minute of the day.
+fn clock_minute(s: &str) -> Option<i64> {
+    let mut parts = s.trim().split(':');
+    let h: i64 = parts.next()?.trim().parse().ok()?;
+    let m: i64 = parts.next()?.trim().parse().ok()?;
+    if let Some(sec) = parts.next() {
+        let sec: i64 = sec.trim().parse().ok()?;
+        if !(0..60).contains(&sec) {
+            return None;
+        }
+    }
+    if parts.next().is_some() || !(0..24).contains(&h) || !(0..60).contains(&m) {
+        return None;
+    }
+    Some(h * 60 + m)
+}
+
+/// `-2h`, `+30m`, `-1d`, `-90s` → minutes (rounded toward the past).
+fn relative_minutes(s: &str) -> Option<i64> {
+    let (sign, rest) = match s.as_bytes().first()? {
+        b'-' => (-1, &s[1..]),
+        b'+' => (1, &s[1..]),
+        _ => return None,
+    };
+    let split = rest.find(|c: char| !c.is_ascii_digit())?;
+    let (num, unit) = rest.split_at(split);
+    let n: i64 = num.parse().ok()?;
+    let minutes = match unit.trim() {
+        "s" | "sec" => n.div_euclid(60),
+        "m" | "min" => n,
+        "h" | "hr" => n.checked_mul(60)?,
+        "d" | "day" | "days" => n.checked_mul(1440)?,
+        "w" => n.checked_mul(7 * 1440)?,
+        _ => return None,
+    };
+    Some(sign * minutes)
+}
+
+/// The minute `:time ARG` means, in data running `first..=last` (UTC):
+/// a full timestamp (`2024-05-18T06:40:00Z`), a date and time
+/// (`2024-05-18 06:40`), a time on the cursor's day (`06:40`; the day
+/// before when that is past the data), `today`/`yesterday` with or
+/// without a time (days of the data's end), or a step from the cursor
+/// (`-2h`, `+30m`, `-1d`). Outside the data is an error saying its range.
+pub fn parse_time(
+    arg: &str,
+    first: Minute,
+    last: Minute,
+    cursor: Option<Minute>,
+) -> Result<Minute, String> {
+    let anchor = cursor.unwrap_or(last);
+    let text = arg.trim();
+    let lower = text.to_ascii_lowercase();
+    let day_of = |m: Minute| m.div_euclid(1440) * 1440;
+    let minute = if let Some(d) = relative_minutes(&lower) {
+        Some(anchor.saturating_add(d))
+    } else if lower == "now" || lower == "end" {
+        Some(last)
+    } else if lower == "start" {
+        Some(first)
+    } else if let Some(t) = crate::model::parse_timestamp(text) {
+        Some(t.minute())
+    } else if let Some(t) = crate::model::parse_timestamp(&format!("{text}:00")) {
+        Some(t.minute())
+    } else if let Some(t) =
+        crate::model::parse_timestamp(&format!("{text}T00:00:00Z")).filter(|_| text.len() == 10)
+    {
+        Some(t.minute())
+    } else if let Some(rest) = lower
+        .strip_prefix("yesterday")
+        .or_else(|| lower.strip_prefix("today"))
+    {
+        let back = if lower.starts_with("yesterday") {
+            1440
+        } else {
+            0
+        };
+        let day = day_of(last) - back;
+        match rest.trim() {
+            "" if back > 0 => Some(anchor - 1440),
+            "" => Some(day),
+            clock => clock_minute(clock).map(|c| day + c),
+        }
+    } else if let Some(c) = clock_minute(&lower) {
+        let on_day = day_of(anchor) + c;
+        Some(if on_day > last { on_day - 1440 } else { on_day })
+    } else {
+        None
+    };
+    let Some(m) = minute else {
+        return Err(format!(
+            "`{arg}` is not a time; use HH:MM, 2024-05-18 06:40, a full timestamp, -2h, +30m, yesterday 15:30 (UTC) or all"
+        ));
+    };
+    if m < first || m > last {
+        let show = |m: Minute| {
+            let t = Timestamp::from_minute(m).to_rfc3339();
+            format!(
+                "{} {}",
+                t.get(..10).unwrap_or(""),
+                t.get(11..16).unwrap_or("")
+            )
+        };
+        return Err(format!(
+            "{} UTC is outside the data ({} – {} UTC)",
+            show(m.clamp(first - 100_000_000, last + 100_000_000)),
+            show(first),
+            show(last)
+        ));
+    }
+    Ok(m)
+}
+
+fn plan(app: &mut App, p: PlanMsg) -> Option<Cmd> {
     if p == PlanMsg::Open {
         if app.readonly {
             app.say("read-only: actions are hidden");
-            return;
+            return None;
         }
         let Some(f) = app.current_finding() else {
             app.say("select a finding first (:findings)");
-            return;
+            return None;
         };
         let id = f.id.clone();
         if app.proposals_of(&id).is_empty() {
             app.say("no remediation is proposed for this finding");
-            return;
+            return None;
         }
         app.overlay = Some(Overlay::Plan(PlanDialog {
             finding: id,
@@ -1209,10 +2016,10 @@ fn plan(app: &mut App, p: PlanMsg) {
             confirm: None,
             scroll: 0,
         }));
-        return;
+        return None;
     }
     let Some(Overlay::Plan(dialog)) = app.overlay.clone() else {
-        return;
+        return None;
     };
     let proposals: Vec<String> = app
         .proposals_of(&dialog.finding)
@@ -1220,6 +2027,7 @@ fn plan(app: &mut App, p: PlanMsg) {
         .map(|p| p.id.clone())
         .collect();
     let mut d = dialog;
+    let mut cmd = None;
     match p {
         PlanMsg::Open => {}
         PlanMsg::Select(delta) => {
@@ -1235,17 +2043,30 @@ fn plan(app: &mut App, p: PlanMsg) {
         PlanMsg::Confirm => {
             if let (Some(decision), Some(id)) = (d.confirm.take(), proposals.get(d.selected)) {
                 app.decisions.insert(id.clone(), decision);
-                app.say(format!("{id}: {}", decision.label()));
+                app.say(format!("{id}: {} (recording…)", decision.label()));
+                let title = app
+                    .proposals_of(&d.finding)
+                    .get(d.selected)
+                    .map(|p| p.title.clone())
+                    .unwrap_or_default();
+                cmd = Some(Cmd::Decide(DecisionRecord {
+                    proposal: id.clone(),
+                    finding: d.finding.clone(),
+                    title,
+                    decision,
+                    source: app.source.clone(),
+                }));
             }
         }
         PlanMsg::Cancel => {
             if d.confirm.take().is_none() {
                 app.overlay = None;
-                return;
+                return None;
             }
         }
     }
     app.overlay = Some(Overlay::Plan(d));
+    cmd
 }
 
 #[cfg(test)]
@@ -1640,7 +2461,7 @@ mod tests {
     #[test]
     fn overview_enter_opens_the_finding_and_findings_enter_its_subject() {
         let mut app = ready();
-        let top = app.findings()[0].id.clone();
+        let top = app.finding_rows()[0].id.clone();
         code(&mut app, KeyCode::Enter);
         assert_eq!(app.screen(), &Screen::Findings);
         assert_eq!(app.current_finding().unwrap().id, top);
@@ -1763,5 +2584,356 @@ mod tests {
             ),
             "{cmd:?}"
         );
+    }
+
+    fn rows_page(id: u64, start: usize, n: usize) -> Msg {
+        let rows = (start..start + n)
+            .map(|i| {
+                Ok(crate::model::RequestRecord {
+                    response_code: 503,
+                    correlation_id: Some(format!("corr-{i}")),
+                    origin: crate::model::Origin::at_line("logs/a.ndjson", i as u32 + 1),
+                    ..Default::default()
+                })
+            })
+            .collect();
+        Msg::LogsPage(Box::new(LogsPage { id, start, rows }))
+    }
+
+    fn progress(id: u64, matched: u64, done: bool) -> Msg {
+        Msg::LogsProgress(LogsProgress {
+            id,
+            matched,
+            done,
+            ..LogsProgress::default()
+        })
+    }
+
+    #[test]
+    fn l_on_a_finding_lists_its_rows_in_its_window_and_pages_follow_the_selection() {
+        let mut app = ready();
+        key(&mut app, ':');
+        typed(&mut app, "findings");
+        code(&mut app, KeyCode::Enter);
+        let pos = app
+            .finding_rows()
+            .iter()
+            .position(|f| f.subject.operation.as_deref() == Some("get-order") && f.window.is_some())
+            .expect("a get-order finding with a window");
+        app.crumb_mut().selected[0] = pos;
+        let f = app.finding_rows()[pos].clone();
+        let Some(Cmd::Logs(LogsJob::Query { id, query, sort })) = key(&mut app, 'l') else {
+            panic!("no query");
+        };
+        assert_eq!(id, 1);
+        assert_eq!(sort, LogSort::default());
+        assert_eq!(query.api.as_deref(), Some("orders-api"));
+        assert_eq!(query.operation.as_deref(), Some("get-order"));
+        assert_eq!(query.window, f.window);
+        assert_eq!(query.title, format!("finding {}", f.id));
+        assert!(matches!(app.screen(), Screen::Logs { .. }));
+        // Progress, then the first page: nothing more is asked while the
+        // selection is inside the page.
+        assert_eq!(update(&mut app, progress(1, 1000, false)), None);
+        assert_eq!(update(&mut app, rows_page(1, 0, 300)), None);
+        assert_eq!(app.list_len(0), 1000);
+        assert_eq!(key(&mut app, 'j'), None);
+        // Far down: the rows around the selection are asked for, once.
+        let cmd = key(&mut app, 'G');
+        assert_eq!(
+            cmd,
+            Some(Cmd::Logs(LogsJob::Page {
+                id: 1,
+                start: 999 - LOGS_PAGE / 3,
+                len: LOGS_PAGE
+            }))
+        );
+        assert_eq!(code(&mut app, KeyCode::End), None, "already asked");
+        // A stale page of another query is ignored.
+        update(&mut app, rows_page(0, 0, 10));
+        assert_eq!(app.logs.as_ref().unwrap().page_start, 0);
+        update(&mut app, rows_page(1, 899, 101));
+        assert_eq!(app.logs.as_ref().unwrap().requested, None);
+        // y copies the correlation id, Y the file:line.
+        assert_eq!(key(&mut app, 'y'), Some(Cmd::Copy("corr-999".into())));
+        assert!(app.message.as_ref().unwrap().text.contains("corr-999"));
+        assert_eq!(
+            key(&mut app, 'Y'),
+            Some(Cmd::Copy("logs/a.ndjson:1000".into()))
+        );
+        // Esc goes back to the findings, the selection kept.
+        code(&mut app, KeyCode::Esc);
+        assert_eq!(app.screen(), &Screen::Findings);
+        assert_eq!(app.selected(0), pos);
+    }
+
+    #[test]
+    fn the_filter_and_sort_of_the_logs_view_go_to_the_logs_thread() {
+        let mut app = ready();
+        key(&mut app, ':');
+        typed(&mut app, "ops");
+        code(&mut app, KeyCode::Enter);
+        let Some(Cmd::Logs(LogsJob::Query { query, .. })) = key(&mut app, 'l') else {
+            panic!("no query");
+        };
+        assert_eq!(query.window, None, "all data");
+        assert!(query.operation.is_some());
+        update(&mut app, progress(1, 50, true));
+        key(&mut app, '/');
+        assert_eq!(typed(&mut app, "503"), None, "no scan per key");
+        let Some(Cmd::Logs(LogsJob::Query { id, query, .. })) = code(&mut app, KeyCode::Enter)
+        else {
+            panic!("no requery");
+        };
+        assert_eq!((id, query.filter.as_deref()), (2, Some("503")));
+        let crumbs: Vec<String> = app.stack.iter().map(|c| c.screen.title()).collect();
+        assert_eq!(
+            crumbs.join(" › "),
+            format!("Overview › Operations › logs of {}", query.title)
+        );
+        let cmd = key(&mut app, 's');
+        assert!(
+            matches!(cmd, Some(Cmd::Logs(LogsJob::Sort { id: 2, sort })) if sort.column == LogColumn::Status && sort.descending),
+            "{cmd:?}"
+        );
+        key(&mut app, ':');
+        typed(&mut app, "sort total");
+        let cmd = code(&mut app, KeyCode::Enter);
+        assert!(
+            matches!(cmd, Some(Cmd::Logs(LogsJob::Sort { sort, .. })) if sort.column == LogColumn::Total),
+            "{cmd:?}"
+        );
+        // Esc clears the filter first: a new scan without it.
+        let cmd = code(&mut app, KeyCode::Esc);
+        assert!(
+            matches!(&cmd, Some(Cmd::Logs(LogsJob::Query { id: 3, query, .. })) if query.filter.is_none()),
+            "{cmd:?}"
+        );
+        assert!(matches!(app.screen(), Screen::Logs { .. }));
+        key(&mut app, ':');
+        typed(&mut app, "export json /tmp/x.json");
+        assert_eq!(
+            code(&mut app, KeyCode::Enter),
+            Some(Cmd::Logs(LogsJob::Export {
+                id: 3,
+                path: "/tmp/x.json".into(),
+                markdown: false
+            }))
+        );
+        code(&mut app, KeyCode::Esc);
+        assert_eq!(app.screen(), &Screen::Operations);
+    }
+
+    #[test]
+    fn logs_of_a_backend_match_its_url_host_and_of_config_findings_say_why_not() {
+        let mut app = ready();
+        key(&mut app, ':');
+        typed(&mut app, "be orders-app");
+        code(&mut app, KeyCode::Enter);
+        assert_eq!(
+            app.screen(),
+            &Screen::Backend {
+                id: "orders-app".into()
+            }
+        );
+        let Some(Cmd::Logs(LogsJob::Query { query, .. })) = key(&mut app, 'l') else {
+            panic!("no query");
+        };
+        assert_eq!(query.backend.as_deref(), Some("orders-app"));
+        assert_eq!(query.hosts, vec!["orders-app.internal".to_string()]);
+        key(&mut app, ':');
+        typed(&mut app, "findings");
+        code(&mut app, KeyCode::Enter);
+        let policy = app.finding_rows().iter().position(|f| {
+            f.subject.api.is_none() && f.subject.operation.is_none() && f.subject.backend.is_none()
+        });
+        if let Some(p) = policy {
+            app.crumb_mut().selected[0] = p;
+            assert_eq!(key(&mut app, 'l'), None);
+            assert!(app.message.as_ref().unwrap().text.contains("no rows"));
+        }
+        key(&mut app, ':');
+        typed(&mut app, "ch");
+        code(&mut app, KeyCode::Enter);
+        assert_eq!(key(&mut app, 'l'), None);
+        assert!(
+            app.message
+                .as_ref()
+                .unwrap()
+                .text
+                .contains("select a finding")
+        );
+    }
+
+    #[test]
+    fn y_copies_the_finding_id_and_export_writes_the_ticket() {
+        let mut app = ready();
+        let id = app.finding_rows()[0].id.clone();
+        assert_eq!(key(&mut app, 'y'), Some(Cmd::Copy(id.clone())));
+        key(&mut app, ':');
+        typed(&mut app, "export md /tmp/t.md");
+        let Some(Cmd::Write { path, text }) = code(&mut app, KeyCode::Enter) else {
+            panic!("no write");
+        };
+        assert_eq!(path, "/tmp/t.md");
+        assert!(text.starts_with("# Incident: UNHEALTHY"), "{text}");
+        assert!(text.contains(&format!("`{id}`")), "{text}");
+        assert!(text.contains("| severity | story | state |"), "{text}");
+        key(&mut app, ':');
+        typed(&mut app, "export json /tmp/t.json");
+        let Some(Cmd::Write { text, .. }) = code(&mut app, KeyCode::Enter) else {
+            panic!("no write");
+        };
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["verdict"], "UNHEALTHY");
+        assert_eq!(v["findings"][0]["id"], id);
+        key(&mut app, ':');
+        typed(&mut app, "export csv x");
+        code(&mut app, KeyCode::Enter);
+        assert!(app.message.as_ref().unwrap().error);
+        update(&mut app, Msg::Written(Err("cannot write x: denied".into())));
+        assert!(app.message.as_ref().unwrap().error);
+    }
+
+    #[test]
+    fn findings_are_grouped_by_story_with_counts_and_state() {
+        let app = ready();
+        let rows = app.finding_rows();
+        let stories: Vec<usize> = rows
+            .iter()
+            .map(|f| app.story_of(&f.id).map_or(usize::MAX, |(s, _)| s))
+            .collect();
+        assert!(stories.windows(2).all(|w| w[0] <= w[1]), "{stories:?}");
+        let spike = rows
+            .iter()
+            .find(|f| f.kind.is_anomaly() && f.subject.operation.as_deref() == Some("get-order"))
+            .expect("the get-order anomaly");
+        let c = app.request_count(&spike.id).unwrap();
+        assert!(
+            c.requests > 0 && c.failing > 0 && c.failing <= c.requests,
+            "{c:?}"
+        );
+        let t = app.finding_time(spike).unwrap();
+        assert_eq!(t.ended, None, "the incident runs to the end of the data");
+        assert!(t.age_minutes >= 20, "{t:?}");
+    }
+
+    #[test]
+    fn time_forms_resolve_inside_the_data() {
+        // 2024-05-18 23:30 .. 2024-05-19 01:29
+        let first = crate::model::parse_timestamp("2024-05-18T23:30:00Z")
+            .unwrap()
+            .minute();
+        let last = first + 119;
+        let at = |s: &str| crate::model::parse_timestamp(s).unwrap().minute();
+        let ok = |arg: &str, cursor: Option<Minute>| parse_time(arg, first, last, cursor);
+        assert_eq!(
+            ok("2024-05-18T23:45:00Z", None),
+            Ok(at("2024-05-18T23:45:00Z"))
+        );
+        assert_eq!(ok("2024-05-18 23:45", None), Ok(at("2024-05-18T23:45:00Z")));
+        assert_eq!(ok("2024-05-19T00:10", None), Ok(at("2024-05-19T00:10:00Z")));
+        assert_eq!(
+            ok("00:10", None),
+            Ok(at("2024-05-19T00:10:00Z")),
+            "the end's day"
+        );
+        assert_eq!(
+            ok("23:40", None),
+            Ok(at("2024-05-18T23:40:00Z")),
+            "the day before: past the data otherwise"
+        );
+        assert_eq!(ok("-1h", None), Ok(last - 60));
+        assert_eq!(
+            ok("-30m", Some(first + 40)),
+            Ok(first + 10),
+            "from the cursor"
+        );
+        assert_eq!(ok("+10m", Some(first)), Ok(first + 10));
+        assert_eq!(ok("yesterday 23:50", None), Ok(at("2024-05-18T23:50:00Z")));
+        assert_eq!(ok("today 01:00", None), Ok(at("2024-05-19T01:00:00Z")));
+        assert_eq!(ok("start", None), Ok(first));
+        let e = ok("-3h", None).unwrap_err();
+        assert!(
+            e.contains("outside the data (2024-05-18 23:30 – 2024-05-19 01:29 UTC)"),
+            "{e}"
+        );
+        assert!(ok("25:00", None).is_err());
+        assert!(ok("soon", None).unwrap_err().contains("not a time"));
+        assert!(ok("-99999999999999d", None).is_err(), "no overflow");
+    }
+
+    #[test]
+    fn the_command_line_completes_and_remembers() {
+        let mut app = ready();
+        key(&mut app, ':');
+        typed(&mut app, "fi");
+        code(&mut app, KeyCode::Tab);
+        assert_eq!(app.prompt.as_ref().unwrap().text, "findings ");
+        code(&mut app, KeyCode::Enter);
+        assert_eq!(app.screen(), &Screen::Findings);
+        key(&mut app, ':');
+        typed(&mut app, "op orders-api/g");
+        code(&mut app, KeyCode::Tab);
+        assert_eq!(
+            app.prompt.as_ref().unwrap().text,
+            "op orders-api/get-order "
+        );
+        code(&mut app, KeyCode::Enter);
+        assert_eq!(
+            app.screen(),
+            &Screen::Operation {
+                api: "orders-api".into(),
+                op: "get-order".into()
+            }
+        );
+        key(&mut app, ':');
+        typed(&mut app, "sort ");
+        code(&mut app, KeyCode::Tab);
+        assert!(
+            app.message.as_ref().unwrap().text.contains("requests"),
+            "{:?}",
+            app.message
+        );
+        typed(&mut app, "p");
+        code(&mut app, KeyCode::Tab);
+        assert_eq!(app.prompt.as_ref().unwrap().text, "sort p95 ");
+        code(&mut app, KeyCode::Esc);
+        key(&mut app, ':');
+        code(&mut app, KeyCode::Up);
+        assert_eq!(app.prompt.as_ref().unwrap().text, "op orders-api/get-order");
+        code(&mut app, KeyCode::Up);
+        assert_eq!(app.prompt.as_ref().unwrap().text, "findings");
+        code(&mut app, KeyCode::Up);
+        assert_eq!(
+            app.prompt.as_ref().unwrap().text,
+            "findings",
+            "the oldest stays"
+        );
+        code(&mut app, KeyCode::Down);
+        code(&mut app, KeyCode::Down);
+        assert_eq!(
+            app.prompt.as_ref().unwrap().text,
+            "",
+            "past the newest: empty"
+        );
+        typed(&mut app, "zz");
+        code(&mut app, KeyCode::Tab);
+        assert!(app.message.as_ref().unwrap().error);
+    }
+
+    #[test]
+    fn a_confirmed_decision_is_recorded() {
+        let mut app = ready();
+        open_plan(&mut app);
+        key(&mut app, 'A');
+        let cmd = key(&mut app, 'y');
+        let Some(Cmd::Decide(d)) = cmd else {
+            panic!("{cmd:?}");
+        };
+        assert_eq!(d.decision, Decision::Approved);
+        assert_eq!(d.source, "test");
+        assert!(app.decisions.contains_key(&d.proposal));
+        assert!(!d.finding.is_empty() && !d.title.is_empty());
     }
 }

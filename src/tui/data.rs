@@ -37,6 +37,9 @@ pub struct OpRow {
     pub operation: String,
     pub requests: u64,
     pub errors: u64,
+    /// Client errors (4xx), and of those the throttled ones (429).
+    pub client_errors: u64,
+    pub throttled: u64,
     pub p95_ms: Option<u32>,
     /// Backends its traffic went to, busiest first; else the configured ones.
     pub backends: Vec<String>,
@@ -75,6 +78,234 @@ pub struct Scoped {
     pub cursor: Option<Minute>,
     pub diagnosis: Diagnosis,
     pub ops: Vec<OpRow>,
+    /// Requests behind each finding (same index as the diagnosis'
+    /// findings): all requests of its subject in its window, and the
+    /// failing ones (5xx and 429) among them.
+    pub counts: Vec<RequestCount>,
+    /// One row per backend (`:backends`).
+    pub backends: Vec<BackendRow>,
+    /// The end of the analysed data (the minute after the cursor, or
+    /// after the last minute): what "ongoing" and ages are judged at.
+    pub as_of: Option<Timestamp>,
+}
+
+/// One backend over the selected window: the entity (or the host traffic
+/// used, when no entity's URL has it), its traffic and the operations
+/// behind it with the health of each route (a backend is unhealthy only
+/// for the routes that fail).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct BackendRow {
+    /// The backend entity id, else the host seen in traffic.
+    pub id: String,
+    /// The entity's URL.
+    pub url: Option<String>,
+    /// Other names traffic used for it (the host of its URL).
+    pub seen_as: Vec<String>,
+    pub requests: u64,
+    pub errors: u64,
+    pub client_errors: u64,
+    pub throttled: u64,
+    /// `api/op` of every operation routed to it, busiest first.
+    pub operations: Vec<String>,
+    /// Those whose route to it is unhealthy or degraded.
+    pub failing: Vec<String>,
+    /// The worst route's health (`Unknown` without traffic).
+    pub health: Health,
+}
+
+/// One row per backend: entities first matched by id, then by the host of
+/// their URL; a host no entity claims is a row of its own.
+pub fn backend_rows(
+    s: &Snapshot,
+    rollup: &Rollup,
+    d: &Diagnosis,
+    op_rows: &[OpRow],
+) -> Vec<BackendRow> {
+    let mut rows: Vec<BackendRow> = s
+        .backends
+        .iter()
+        .map(|b| BackendRow {
+            id: b.id.clone(),
+            url: b.url.clone(),
+            ..BackendRow::default()
+        })
+        .collect();
+    rows.sort_by_key(|r| r.id.to_ascii_lowercase());
+    rows.dedup_by(|a, b| a.id.eq_ignore_ascii_case(&b.id));
+    let host_of = |r: &BackendRow| {
+        r.url
+            .as_deref()
+            .map(|u| crate::model::url_host(u).to_ascii_lowercase())
+            .unwrap_or_default()
+    };
+    let find = |rows: &[BackendRow], name: &str| {
+        rows.iter()
+            .position(|r| r.id.eq_ignore_ascii_case(name))
+            .or_else(|| {
+                rows.iter().position(|r| {
+                    let h = host_of(r);
+                    !h.is_empty() && h == name.to_ascii_lowercase()
+                })
+            })
+    };
+    let mut ops: Vec<Vec<(String, u64)>> = vec![Vec::new(); rows.len()];
+    for b in &rollup.backends {
+        if b.backend.is_empty() {
+            continue;
+        }
+        let i = match find(&rows, &b.backend) {
+            Some(i) => i,
+            None => {
+                rows.push(BackendRow {
+                    id: b.backend.clone(),
+                    ..BackendRow::default()
+                });
+                ops.push(Vec::new());
+                rows.len() - 1
+            }
+        };
+        let (Some(r), Some(o)) = (rows.get_mut(i), ops.get_mut(i)) else {
+            continue;
+        };
+        if !r.id.eq_ignore_ascii_case(&b.backend) && !r.seen_as.contains(&b.backend) {
+            r.seen_as.push(b.backend.clone());
+        }
+        r.requests += b.totals.requests;
+        r.errors += b.totals.status_5xx;
+        r.client_errors += b.totals.status_4xx;
+        r.throttled += b.totals.status_429;
+        for (api, op, n) in &b.operations {
+            o.push((format!("{api}/{op}"), *n));
+        }
+    }
+    for e in &d.backend_map {
+        let label = format!("{}/{}", e.api, e.operation);
+        for route in e.configured.iter().chain(&e.observed) {
+            let Some(i) = find(&rows, &route.backend) else {
+                continue;
+            };
+            if let Some(o) = ops.get_mut(i)
+                && !o.iter().any(|(l, _)| *l == label)
+            {
+                o.push((label.clone(), 0));
+            }
+            // The route's health is its operation's: a sick backend makes
+            // unhealthy only the routes whose own traffic fails.
+            let health = op_rows
+                .iter()
+                .find(|o| o.api == e.api && o.operation == e.operation)
+                .map_or(Health::Unknown, |o| o.health);
+            if let Some(r) = rows.get_mut(i) {
+                if matches!(health, Health::Unhealthy | Health::Degraded)
+                    && !r.failing.contains(&label)
+                {
+                    r.failing.push(label.clone());
+                }
+                r.health = worse(r.health, health);
+            }
+        }
+    }
+    for (r, mut o) in rows.iter_mut().zip(ops) {
+        o.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        r.operations = o.into_iter().map(|(l, _)| l).collect();
+        // No traffic of its own: nothing to judge it by.
+        if r.requests == 0 && r.failing.is_empty() {
+            r.health = Health::Unknown;
+        }
+    }
+    rows
+}
+
+/// The worse of two healths (unknown counts as the best: no evidence).
+fn worse(a: Health, b: Health) -> Health {
+    let rank = |h: Health| match h {
+        Health::Unknown => 0,
+        Health::Healthy => 1,
+        Health::Degraded => 2,
+        Health::Unhealthy => 3,
+    };
+    if rank(b) > rank(a) { b } else { a }
+}
+
+/// Requests behind a finding.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RequestCount {
+    pub requests: u64,
+    pub failing: u64,
+}
+
+/// When a finding happened, judged at the end of the analysed data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FindingTime {
+    pub start: Timestamp,
+    /// `None` while it goes on.
+    pub ended: Option<Timestamp>,
+    /// Minutes from its start to the end of the data.
+    pub age_minutes: i64,
+}
+
+/// A window that reaches the last two minutes of the data is ongoing.
+pub fn finding_time(f: &Finding, as_of: Option<Timestamp>) -> Option<FindingTime> {
+    let w = f.window?;
+    let as_of = as_of.unwrap_or(w.end);
+    let ongoing = w.end.plus_minutes(2) >= as_of;
+    Some(FindingTime {
+        start: w.start,
+        ended: (!ongoing).then_some(w.end),
+        age_minutes: ((as_of.0 - w.start.0) / 60_000).max(0),
+    })
+}
+
+/// `45m`, `2h13m`, `3d4h`.
+pub fn age_text(minutes: i64) -> String {
+    match minutes {
+        m if m < 60 => format!("{m}m"),
+        m if m < 24 * 60 => format!("{}h{:02}m", m / 60, m % 60),
+        m => format!("{}d{}h", m / 1440, (m % 1440) / 60),
+    }
+}
+
+/// Requests of a finding's subject in its window (up to `until`).
+fn request_count(s: &Snapshot, f: &Finding, until: Option<Timestamp>) -> RequestCount {
+    let mut out = RequestCount::default();
+    let sub = &f.subject;
+    if sub.api.is_none() && sub.operation.is_none() && sub.backend.is_none() {
+        return out;
+    }
+    let (lo, hi) = match f.window {
+        Some(w) => (w.start.minute(), w.end.minute()),
+        None => (Minute::MIN, Minute::MAX),
+    };
+    let hi = until.map_or(hi, |u| hi.min(u.minute()));
+    let hosts: Vec<String> = sub
+        .backend
+        .as_deref()
+        .and_then(|b| s.backend(b))
+        .and_then(|b| b.url.as_deref())
+        .map(|u| vec![crate::model::url_host(u).to_ascii_lowercase()])
+        .unwrap_or_default();
+    let same = |a: &Option<String>, b: &str| a.as_deref().is_none_or(|a| a.eq_ignore_ascii_case(b));
+    for series in &s.traffic.series {
+        let k = &series.key;
+        if !same(&sub.api, &k.api_id) || !same(&sub.operation, &k.operation_id) {
+            continue;
+        }
+        if let Some(b) = &sub.backend
+            && sub.operation.is_none()
+            && !(k.backend.eq_ignore_ascii_case(b)
+                || hosts.contains(&k.backend.to_ascii_lowercase()))
+        {
+            continue;
+        }
+        if lo >= hi {
+            continue;
+        }
+        for (_, st) in series.minutes.range(lo..hi) {
+            out.requests += u64::from(st.requests);
+            out.failing += u64::from(st.status_5xx) + u64::from(st.status_429);
+        }
+    }
+    out
 }
 
 /// Gateway metrics the overview shows as gauges.
@@ -180,6 +411,8 @@ pub fn scope(
             operation: o.operation.clone(),
             requests: o.totals.requests,
             errors: o.totals.status_5xx,
+            client_errors: o.totals.status_4xx,
+            throttled: o.totals.status_429,
             p95_ms: o.totals.total_time.p95,
             backends: o.backends.iter().map(|(b, _)| b.clone()).collect(),
             health: Health::Unknown,
@@ -202,11 +435,28 @@ pub fn scope(
     for row in &mut ops {
         row.health = op_health(row, &diagnosis);
     }
+    let backends = backend_rows(snapshot, &rollup, &diagnosis, &ops);
+    let until = options.until;
+    let counts = diagnosis
+        .findings
+        .iter()
+        .map(|f| request_count(snapshot, f, until))
+        .collect();
+    let as_of = until.or_else(|| {
+        snapshot
+            .traffic
+            .minute_range()
+            .map(|(_, last)| Timestamp::from_minute(last + 1))
+            .or_else(|| snapshot.loaded.time_range.map(|w| w.end))
+    });
     Scoped {
         generation,
         cursor,
         diagnosis,
         ops,
+        counts,
+        backends,
+        as_of,
     }
 }
 

@@ -46,14 +46,26 @@ pub const HELP: &[(&str, &[KeyHelp])] = &[
                 "switch view (aliases :op :be :fi :ch)",
             ),
             k(":overview", "back to the overview (alias :ov)"),
+            k(
+                ":ops API/OP  :be ID  :logs API/OP",
+                "open an operation, a backend, an operation's rows",
+            ),
+            k(
+                ":export md|json FILE",
+                "write the view (rows: all of them; findings: the incident ticket)",
+            ),
+            k(
+                "Tab  ↑ ↓ (on the : line)",
+                "complete the word / earlier lines",
+            ),
             k(":chat  a", "ask about the instance in plain language"),
             k(
                 ":sort COLUMN",
                 "sort operations: name requests errors p95 backend health",
             ),
             k(
-                ":time HH:MM  :time all",
-                "put the time cursor on a minute (UTC), or reset",
+                ":time HH:MM | DATE HH:MM | -2h | yesterday 15:30",
+                "put the time cursor on a minute (UTC); :time all resets",
             ),
             k(":q", "quit (also :quit)"),
             k("?", "this help (Esc or ? closes)"),
@@ -69,6 +81,14 @@ pub const HELP: &[(&str, &[KeyHelp])] = &[
             k("g G  Home End", "first / last row"),
             k("PgDn PgUp  Ctrl-d Ctrl-u", "ten rows down / up"),
             k("Enter", "drill down: operation, backend, finding"),
+            k(
+                "l",
+                "request rows of the selected finding, operation or backend",
+            ),
+            k(
+                "y  Y",
+                "copy the id (finding, correlation id) / the file:line",
+            ),
             k("Esc", "clear the filter, else back along the breadcrumbs"),
             k("Tab  Shift-Tab", "next / previous pane"),
             k(
@@ -87,10 +107,14 @@ pub const HELP: &[(&str, &[KeyHelp])] = &[
         ],
     ),
     (
-        "Operations",
+        "Operations and rows",
         &[
             k("s", "sort by the next column"),
             k("S", "reverse the order"),
+            k(
+                ":sort time|status|total|backend",
+                "sort the rows of the logs view",
+            ),
         ],
     ),
     (
@@ -155,6 +179,9 @@ pub fn translate(app: &App, key: KeyEvent) -> Option<Msg> {
             KeyCode::Enter => PromptMsg::Submit,
             KeyCode::Esc => PromptMsg::Cancel,
             KeyCode::Backspace => PromptMsg::Backspace,
+            KeyCode::Tab => PromptMsg::Complete,
+            KeyCode::Up => PromptMsg::Older,
+            KeyCode::Down => PromptMsg::Newer,
             KeyCode::Char(c) if !ctrl => PromptMsg::Input(c),
             _ => return None,
         }));
@@ -209,6 +236,9 @@ pub fn translate(app: &App, key: KeyEvent) -> Option<Msg> {
         KeyCode::Char('S') => Some(Msg::Sort(SortMsg::Reverse)),
         KeyCode::Char('p') => Some(Msg::Plan(PlanMsg::Open)),
         KeyCode::Char('a') => Some(Msg::Chat(ChatMsg::Open)),
+        KeyCode::Char('l') => Some(Msg::OpenLogs),
+        KeyCode::Char('y') => Some(Msg::Copy { location: false }),
+        KeyCode::Char('Y') => Some(Msg::Copy { location: true }),
         _ => None,
     }
 }

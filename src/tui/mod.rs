@@ -13,6 +13,11 @@
 //!   effective policy) ── each load's data ──────────▶ Assistant, one line at a time)
 //! ```
 //!
+//! A logs thread finds the request rows of the logs view (`Cmd::Logs`,
+//! answered with `Msg::LogsProgress` / `LogsPage`); the UI loop itself
+//! writes `:export` files, OSC 52 copies and approval records (small
+//! writes at the edge) and reports them as `Msg::Written`.
+//!
 //! The chat thread is separate so a slow model never holds up a
 //! re-diagnosis; it builds its `tools::Instance` from the worker's latest
 //! load (all data, as `apimedic chat` sees it) when a line first needs it.
@@ -25,6 +30,9 @@
 //! - [`app`]: state, messages, `update`.
 //! - [`chat`]: the chat pane's state and keys; the chat thread's `reply`.
 //! - [`keys`]: what a key means in each mode; the help table.
+//! - [`logs`]: the logs view's queries and the logs thread (rows found by
+//!   scanning the source again, read back a page at a time).
+//! - [`export`]: `:export` of the current view as Markdown or JSON.
 //! - [`data`]: what the worker computes for the views.
 //! - [`view`]: `impl Widget for &App`, one file per pane.
 //! - [`theme`]: every colour; `NO_COLOR` honoured.
@@ -32,11 +40,14 @@
 pub mod app;
 pub mod chat;
 pub mod data;
+pub mod export;
 pub mod keys;
+pub mod logs;
 pub mod theme;
 pub mod view;
 
 use crate::chat::Conversation;
+use crate::collect::rows::RowSource;
 use crate::llm::Assistant;
 use crate::model::{Diagnosis, Snapshot};
 use crate::playbook::Playbooks;
@@ -46,6 +57,9 @@ use app::{App, Cmd, Load, Msg};
 use crossterm::event::{self, Event};
 use ratatui::Terminal;
 use ratatui::backend::Backend;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
@@ -70,6 +84,85 @@ pub struct Options {
     pub assistant: Assistant,
     /// The chat pane's name for it: `offline` or `model NAME`.
     pub engine: String,
+    /// Where the logs view reads request rows (`None`: it says there are
+    /// no files to read rows from).
+    pub rows: Option<RowSource>,
+    /// Where approvals and rejections are recorded (`None`: nowhere to
+    /// write, and the dialog says so).
+    pub state_dir: Option<PathBuf>,
+}
+
+/// The state directory: `$XDG_STATE_HOME/apimedic`, else
+/// `~/.local/state/apimedic`; `None` without either.
+pub fn state_dir(xdg_state_home: Option<&str>, home: Option<&str>) -> Option<PathBuf> {
+    let base = match (xdg_state_home.filter(|s| !s.is_empty()), home) {
+        (Some(x), _) => PathBuf::from(x),
+        (None, Some(h)) if !h.is_empty() => PathBuf::from(h).join(".local/state"),
+        _ => return None,
+    };
+    Some(base.join("apimedic"))
+}
+
+/// File of the dashboard's approvals and rejections in the state directory
+/// (one JSON object a line, appended).
+pub const DECISIONS_FILE: &str = "decisions.jsonl";
+
+/// Appends a decision with the time and the OS user.
+fn record_decision(dir: &Path, d: &app::DecisionRecord) -> std::io::Result<PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join(DECISIONS_FILE);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("USERNAME"))
+        .unwrap_or_default();
+    let line = serde_json::json!({
+        "time": crate::model::Timestamp(now),
+        "user": user,
+        "surface": "tui",
+        "decision": match d.decision {
+            app::Decision::Approved => "approved",
+            app::Decision::Rejected => "rejected",
+        },
+        "proposal": d.proposal,
+        "finding": d.finding,
+        "title": d.title,
+        "source": d.source,
+    });
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)?;
+    writeln!(f, "{line}")?;
+    f.sync_data()?;
+    Ok(path)
+}
+
+/// The decisions recorded earlier for this source: the latest per proposal.
+pub fn load_decisions(dir: &Path, source: &str) -> BTreeMap<String, app::Decision> {
+    let mut out = BTreeMap::new();
+    let Ok(text) = std::fs::read_to_string(dir.join(DECISIONS_FILE)) else {
+        return out;
+    };
+    for line in text.lines() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        if v["source"].as_str() != Some(source) {
+            continue;
+        }
+        let (Some(p), Some(d)) = (v["proposal"].as_str(), v["decision"].as_str()) else {
+            continue;
+        };
+        let d = match d {
+            "approved" => app::Decision::Approved,
+            "rejected" => app::Decision::Rejected,
+            _ => continue,
+        };
+        out.insert(p.to_string(), d);
+    }
+    out
 }
 
 /// Runs the dashboard until the user quits. Errors when the terminal cannot
@@ -84,8 +177,14 @@ pub fn run(loader: Loader, options: Options) -> anyhow::Result<()> {
         options.playbooks.clone(),
     );
     app.chat.engine = options.engine.clone();
+    if let Some(dir) = &options.state_dir {
+        app.decisions = load_decisions(dir, &options.source);
+    }
     let chat = ChatThread::spawn(options.assistant, tx.clone());
     let worker = Worker::spawn(loader, options.playbooks, tx.clone(), chat.jobs.clone());
+    let logs = LogsThread::spawn(options.rows, tx.clone());
+    let done = tx.clone();
+    let state = options.state_dir.clone();
     let mut terminal = ratatui::try_init()
         .context("cannot start the terminal UI; `apimedic tui` needs an interactive terminal")?;
     let stop = Arc::new(AtomicBool::new(false));
@@ -95,6 +194,45 @@ pub fn run(loader: Loader, options: Options) -> anyhow::Result<()> {
     spawn_input(tx, stop.clone());
     let result = run_loop(&mut terminal, app, first, &rx, |cmd| match cmd {
         Cmd::Chat(line) => chat.send(ChatJob::Line(line)),
+        Cmd::Logs(job) => logs.send(job),
+        Cmd::Copy(text) => {
+            // OSC 52 goes to the terminal between frames; the status line
+            // already shows the text for terminals that ignore it.
+            let mut out = std::io::stdout();
+            let _ = write!(out, "{}", logs::osc52(&text));
+            let _ = out.flush();
+        }
+        Cmd::Write { path, text } => {
+            let msg = match std::fs::write(&path, text) {
+                Ok(()) => Ok(format!("wrote {path}")),
+                Err(e) => Err(format!("cannot write {path}: {e}")),
+            };
+            let _ = done.send(Msg::Written(msg));
+        }
+        Cmd::Decide(d) => {
+            let msg = match &state {
+                Some(dir) => match record_decision(dir, &d) {
+                    Ok(path) => Ok(format!(
+                        "{}: {} — recorded in {}",
+                        d.proposal,
+                        d.decision.label(),
+                        path.display()
+                    )),
+                    Err(e) => Err(format!(
+                        "{}: {} in this session only — cannot record it in {}: {e}",
+                        d.proposal,
+                        d.decision.label(),
+                        dir.display()
+                    )),
+                },
+                None => Err(format!(
+                    "{}: {} in this session only — no state directory (set XDG_STATE_HOME or HOME)",
+                    d.proposal,
+                    d.decision.label()
+                )),
+            };
+            let _ = done.send(Msg::Written(msg));
+        }
         other => worker.send(other),
     });
     stop.store(true, Ordering::Relaxed);
@@ -271,12 +409,44 @@ fn jobs(
                     let Some(s) = &snapshot else { continue };
                     Msg::Inspected(Box::new(data::policy_view(s, &api, &op)))
                 }
-                Cmd::Diagnose { .. } | Cmd::Chat(_) | Cmd::Quit => continue,
+                Cmd::Diagnose { .. }
+                | Cmd::Chat(_)
+                | Cmd::Logs(_)
+                | Cmd::Copy(_)
+                | Cmd::Write { .. }
+                | Cmd::Decide(_)
+                | Cmd::Quit => continue,
             };
             if out.send(msg).is_err() {
                 return;
             }
         }
+    }
+}
+
+/// The thread that finds request rows for the logs view, so a scan over
+/// a big log holds up neither drawing nor re-diagnosis.
+struct LogsThread {
+    jobs: Sender<logs::LogsJob>,
+}
+
+impl LogsThread {
+    fn spawn(source: Option<RowSource>, out: Sender<Msg>) -> LogsThread {
+        let (jobs, rx) = channel::<logs::LogsJob>();
+        std::thread::spawn(move || {
+            let run = std::panic::AssertUnwindSafe(|| logs::serve(source, &rx, &out));
+            if let Err(panic) = std::panic::catch_unwind(run) {
+                let _ = out.send(Msg::Written(Err(format!(
+                    "internal error while listing rows: {}; the logs view is unavailable",
+                    panic_text(panic.as_ref())
+                ))));
+            }
+        });
+        LogsThread { jobs }
+    }
+
+    fn send(&self, job: logs::LogsJob) {
+        let _ = self.jobs.send(job);
     }
 }
 

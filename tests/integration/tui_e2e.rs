@@ -533,3 +533,96 @@ fn chat_repl_edits_lines_and_keeps_history() {
     t.keys(&["C-u", "C-d"]);
     assert_eq!(t.wait_exit(), 0);
 }
+
+/// The on-call flow: a finding → its request rows → a filter → copy the
+/// row's correlation id (OSC 52, which tmux with `set-clipboard on` puts
+/// in its paste buffer) → `:export` the rows → back.
+#[test]
+fn finding_to_its_rows_filter_and_copy() {
+    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("tui_rows_export.json");
+    let _ = std::fs::remove_file(&out);
+    let Some(t) = Tmux::start(
+        "tui_rows",
+        &["tui", "fixtures/scenarios/backend-oom"],
+        120,
+        40,
+    ) else {
+        return;
+    };
+    t.ok(&["set-option", "-g", "set-clipboard", "on"]);
+    t.wait_for("Top findings");
+    t.type_text(":findings");
+    t.keys(&["Enter"]);
+    let screen = t.wait_for("by story, cause first");
+    // The first error spike in the list.
+    let rows: Vec<&str> = screen
+        .lines()
+        .skip_while(|l| !l.contains("SEV  STORY"))
+        .skip(1)
+        .collect();
+    let at = rows
+        .iter()
+        .position(|l| l.contains("error_spike"))
+        .expect("an error spike in the list");
+    for _ in 0..at {
+        t.keys(&["j"]);
+    }
+    t.keys(&["l"]);
+    let screen = t.wait_for("rows · by time");
+    assert!(screen.contains("logs of finding"), "{screen}");
+    t.wait_for(".ndjson:");
+    t.keys(&["/"]);
+    t.type_text("BackendConnectionFailure");
+    t.keys(&["Enter"]);
+    t.wait_for("Findings › logs of finding");
+    t.wait_gone("scanning");
+    let screen = t.wait_for("BackendConnecti");
+    assert!(screen.contains("  /BackendConnectionFailure"), "{screen}");
+    let time = regex::Regex::new(r"^│\d\d:\d\d:\d\d\.\d{3} ").expect("regex");
+    let listed: Vec<&str> = screen.lines().filter(|l| time.is_match(l)).collect();
+    assert!(!listed.is_empty(), "{screen}");
+    assert!(
+        listed.iter().all(|l| l.contains(" 502 ")),
+        "only connection failures: {screen}"
+    );
+    t.keys(&["y"]);
+    let screen = t.wait_for("copied ");
+    let copied = screen
+        .lines()
+        .find_map(|l| l.split("copied ").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("the copied text")
+        .to_string();
+    assert_eq!(copied.len(), 36, "a correlation id: {copied}");
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let buffer = String::from_utf8_lossy(&t.tm(&["show-buffer"]).stdout).into_owned();
+        if buffer.trim() == copied {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "tmux got no OSC 52 copy: {buffer:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    t.type_text(&format!(":export json {}", out.display()));
+    t.keys(&["Enter"]);
+    t.wait_for("rows to");
+    let rows: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(&out).expect("written")).expect("JSON");
+    assert!(!rows.is_empty());
+    assert!(
+        rows.iter()
+            .all(|r| r["last_error_reason"] == "BackendConnectionFailure"),
+        "{rows:?}"
+    );
+    assert!(rows.iter().any(|r| r["correlation_id"] == copied.as_str()));
+    t.keys(&["Escape"]);
+    t.wait_gone("/BackendConnectionFailure");
+    t.keys(&["Escape"]);
+    t.wait_for("by story, cause first");
+    t.keys(&["q"]);
+    assert_eq!(t.wait_exit(), 0);
+    let _ = std::fs::remove_file(&out);
+}

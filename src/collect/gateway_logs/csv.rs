@@ -18,7 +18,10 @@ pub(super) struct Csv {
 /// Splits the record starting at `data[0]` into `out` (cleared first);
 /// returns why it is broken if it is, the bytes after it, and the number
 /// of lines it spans.
-fn record<'a>(data: &'a [u8], out: &mut Vec<Cow<'a, str>>) -> (Result<(), String>, &'a [u8], u32) {
+pub(super) fn record<'a>(
+    data: &'a [u8],
+    out: &mut Vec<Cow<'a, str>>,
+) -> (Result<(), String>, &'a [u8], u32) {
     out.clear();
     // Find the record's end first: the first newline outside quotes.
     let mut in_quotes = false;

@@ -39,8 +39,11 @@ mod fields;
 mod fold;
 mod ndjson;
 mod nginx;
+mod records;
 mod scan;
 mod stream;
+
+pub use records::{At, Records};
 
 use crate::model::{InputKind, LoadReport, Origin, Problem, Traffic};
 use fields::{Context, Field, Fields, Raw, classify_row, collect_map, fields_of_object};

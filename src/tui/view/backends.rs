@@ -1,5 +1,7 @@
-//! The backend map: each operation, where its configuration routes it,
-//! where its traffic actually went, and that backend's health.
+//! The backends: one row per backend (the entity, or a host traffic used
+//! that no entity's URL has), its requests, 5xx, 4xx and 429, its health
+//! and the operations routed to it (`✗`: a route that fails: a backend is
+//! unhealthy only for those). `routes` formats routes for other views.
 
 use super::operations::health_word;
 use super::{count, pane};
@@ -31,55 +33,95 @@ pub fn routes(rs: &[Route]) -> String {
 
 pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     let t = app.theme;
-    let rows = app.route_rows();
-    let title = format!("Backend map ({}) · Enter opens the backend", rows.len());
+    let rows = app.backend_rows();
+    let title = format!(
+        "Backends ({}) · one row each, its operations · Enter opens · l rows",
+        rows.len()
+    );
     if rows.is_empty() {
         let block = pane(title, true, t);
         let inner = block.inner(area);
         block.render(area, buf);
-        Line::styled("no routes (or none match the filter)", t.dim()).render(inner, buf);
+        Line::styled("no backends (or none match the filter)", t.dim()).render(inner, buf);
         return;
     }
     let header = Row::new([
-        "OPERATION",
-        "CONFIGURED",
-        "OBSERVED",
+        "BACKEND",
+        "HOST",
         "HEALTH",
         "REQUESTS",
-        "5XX %",
+        "5XX",
+        "4XX",
+        "429",
+        "OPERATIONS (✗ failing)",
     ])
     .style(t.header());
     let body: Vec<Row> = rows
         .iter()
-        .map(|e| {
-            let observed = if e.mismatch {
-                format!("≠ {}", routes(&e.observed))
+        .map(|b| {
+            let host = b
+                .url
+                .as_deref()
+                .map(crate::model::url_host)
+                .filter(|h| !h.is_empty())
+                .map(str::to_string)
+                .or_else(|| b.seen_as.first().cloned())
+                .unwrap_or_else(|| "–".into());
+            let health = if b.failing.is_empty() || b.operations.len() <= 1 {
+                health_word(b.health).to_string()
             } else {
-                routes(&e.observed)
+                format!(
+                    "{} {}/{}",
+                    health_word(b.health),
+                    b.failing.len(),
+                    b.operations.len()
+                )
+            };
+            let ops = if b.operations.is_empty() {
+                "no operations route here".to_string()
+            } else {
+                b.operations
+                    .iter()
+                    .map(|o| {
+                        if b.failing.contains(o) {
+                            format!("{o}✗")
+                        } else {
+                            o.clone()
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let n = |v: u64| {
+                Cell::from(Line::from(count(v)).right_aligned()).style(if v > 0 {
+                    t.health(crate::model::Health::Degraded)
+                } else {
+                    t.dim()
+                })
             };
             Row::new([
-                Cell::from(format!("{}/{}", e.api, e.operation)),
-                Cell::from(routes(&e.configured)),
-                Cell::from(observed).style(if e.mismatch {
-                    t.error()
-                } else {
-                    ratatui::style::Style::new()
-                }),
-                Cell::from(health_word(e.health)).style(t.health(e.health)),
-                Cell::from(Line::from(count(e.requests)).right_aligned()),
-                Cell::from(Line::from(format!("{:.1}", 100.0 * e.error_rate)).right_aligned()),
+                Cell::from(b.id.clone()),
+                Cell::from(host).style(t.dim()),
+                Cell::from(health).style(t.health(b.health)),
+                Cell::from(Line::from(count(b.requests)).right_aligned()),
+                n(b.errors),
+                n(b.client_errors),
+                n(b.throttled),
+                Cell::from(ops),
             ])
         })
         .collect();
     let table = Table::new(
         body,
         [
+            Constraint::Fill(2),
             Constraint::Fill(3),
-            Constraint::Fill(3),
-            Constraint::Fill(3),
-            Constraint::Length(9),
-            Constraint::Length(9),
+            Constraint::Length(14),
+            Constraint::Length(8),
             Constraint::Length(6),
+            Constraint::Length(6),
+            Constraint::Length(6),
+            Constraint::Fill(4),
         ],
     )
     .header(header)

@@ -136,16 +136,27 @@ impl Widget for Chart<'_> {
             }
         }
         if let Some(y) = axis_row {
-            let first = Timestamp::from_minute(self.start).hhmm();
-            let last = Timestamp::from_minute(self.start + n as i64 - 1).hhmm();
+            // Data over several days: the ends and the cursor carry the date.
+            let end = self.start + n as i64 - 1;
+            let days = self.start.div_euclid(1440) != end.div_euclid(1440);
+            let label = |m: Minute| {
+                let ts = Timestamp::from_minute(m);
+                if days {
+                    format!("{} {}", ts.to_rfc3339().get(5..10).unwrap_or(""), ts.hhmm())
+                } else {
+                    ts.hhmm()
+                }
+            };
+            let first = label(self.start);
+            let last = label(end);
             buf.set_string(inner.x, y, &first, t.dim());
             if w > first.len() + last.len() {
                 buf.set_string(inner.x + (w - last.len()) as u16, y, &last, t.dim());
             }
             // The cursor's time under its column, where it does not hide the ends.
             if let (Some(c), Some(col)) = (self.cursor, cursor_col) {
-                let label = Timestamp::from_minute(self.start + c as i64).hhmm();
-                let at = col.saturating_sub(2);
+                let label = label(self.start + c as i64);
+                let at = col.saturating_sub(label.len() / 2);
                 if at > first.len() && at + label.len() < w.saturating_sub(last.len()) {
                     buf.set_string(inner.x + at as u16, y, &label, t.cursor());
                 }

@@ -2,22 +2,88 @@
 //! excerpts, raw records with file:line), the playbook's steps and the
 //! proposed remediations with any decision taken.
 
-use super::{finding_line, list_rows, pane, scrolled_text, tag};
+use super::{count, list_rows, pane, scrolled_text, subject_short, tag};
 use crate::model::{Finding, Timestamp};
 use crate::tui::app::App;
+use crate::tui::data::age_text;
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Widget;
 
+/// `10:42`, or `03-05 10:42` on data spanning several days.
+pub fn when(t: Timestamp, with_date: bool) -> String {
+    if with_date {
+        let d = t.to_rfc3339();
+        format!("{} {}", d.get(5..10).unwrap_or(""), t.hhmm())
+    } else {
+        t.hhmm()
+    }
+}
+
+/// Whether the data spans more than one UTC day.
+pub fn multi_day(app: &App) -> bool {
+    app.range()
+        .is_some_and(|(a, b)| a.div_euclid(1440) != b.div_euclid(1440))
+}
+
+/// A finding as a row of the findings list: severity, story, ongoing or
+/// ended, start, age, requests and failing ones behind it, kind, subject, id.
+pub fn finding_row<'a>(app: &App, f: &Finding) -> Line<'a> {
+    let t = app.theme;
+    let days = multi_day(app);
+    let story = app
+        .story_of(&f.id)
+        .map(|(s, _)| format!("S{}", s + 1))
+        .unwrap_or_else(|| "–".into());
+    let time = app.finding_time(f);
+    let (state, state_style) = match time {
+        Some(ft) => match ft.ended {
+            None => ("● ongoing".to_string(), t.severity(f.severity)),
+            Some(e) => (format!("○ ended {}", e.hhmm()), t.dim()),
+        },
+        None => ("  config".to_string(), t.dim()),
+    };
+    let start = time.map(|ft| when(ft.start, days)).unwrap_or_default();
+    let age = time.map(|ft| age_text(ft.age_minutes)).unwrap_or_default();
+    let (reqs, fail) = match app.request_count(&f.id) {
+        Some(c) if c.requests > 0 => (count(c.requests), count(c.failing)),
+        _ => ("–".into(), "–".into()),
+    };
+    let sw = if days { 11 } else { 5 };
+    Line::from(vec![
+        Span::styled(tag(f.severity), t.severity(f.severity)),
+        Span::raw(format!(" {story:<3} ")),
+        Span::styled(format!("{state:<13} "), state_style),
+        Span::raw(format!("{start:<sw$} {age:>6} {reqs:>6} ")),
+        Span::styled(
+            format!("{fail:>6} "),
+            if fail == "–" || fail == "0" {
+                t.dim()
+            } else {
+                t.severity(f.severity)
+            },
+        ),
+        Span::raw(format!("{} ", f.kind)),
+        Span::styled(format!("{}  ", subject_short(&f.subject)), t.title()),
+        Span::styled(f.id.clone(), t.dim()),
+    ])
+}
+
 pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     let t = app.theme;
     let focus = app.crumb().focus;
-    let [left, right] =
-        Layout::horizontal([Constraint::Percentage(40), Constraint::Percentage(60)]).areas(area);
+    let [left, right] = if area.width >= 160 {
+        Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(area)
+    } else {
+        Layout::vertical([Constraint::Percentage(45), Constraint::Percentage(55)]).areas(area)
+    };
     let rows = app.finding_rows();
     let block = pane(
-        format!("Findings ({}) · most urgent first", rows.len()),
+        format!(
+            "Findings ({}) · by story, cause first · l rows · y id · p plan",
+            rows.len()
+        ),
         focus == 0,
         t,
     );
@@ -26,8 +92,19 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     if rows.is_empty() {
         Line::styled("nothing found in this window", t.dim()).render(inner, buf);
     } else {
-        let lines: Vec<Line> = rows.iter().map(|f| finding_line(f, t)).collect();
-        list_rows(lines, Some(app.selected(0)), focus == 0, t, inner, buf);
+        let [head, list] =
+            Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(inner);
+        let sw = if multi_day(app) { 11 } else { 5 };
+        Line::styled(
+            format!(
+                "SEV  STORY STATE         {:<sw$}    AGE   REQS   FAIL KIND SUBJECT ID",
+                "START"
+            ),
+            t.header(),
+        )
+        .render(head, buf);
+        let lines: Vec<Line> = rows.iter().map(|f| finding_row(app, f)).collect();
+        list_rows(lines, Some(app.selected(0)), focus == 0, t, list, buf);
     }
     let detail = match rows.get(app.selected(0)) {
         Some(f) => detail_lines(app, f),
@@ -42,12 +119,19 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     );
 }
 
-fn window_text(f: &Finding) -> Option<String> {
+fn window_text(app: &App, f: &Finding) -> Option<String> {
     let w = f.window?;
+    let state = match app.finding_time(f) {
+        Some(ft) if ft.ended.is_none() => {
+            format!(" · ongoing, started {} ago", age_text(ft.age_minutes))
+        }
+        Some(_) => " · ended".to_string(),
+        None => String::new(),
+    };
     Some(format!(
-        "{}–{} UTC ({} min)",
-        w.start.hhmm(),
-        w.end.hhmm(),
+        "{} – {} UTC ({} min){state}",
+        w.start.to_rfc3339(),
+        w.end.to_rfc3339(),
         w.duration_minutes()
     ))
 }
@@ -88,9 +172,16 @@ pub fn detail_lines<'a>(app: &App, f: &Finding) -> Vec<Line<'a>> {
             t.dim(),
         ),
         Line::from(format!("subject: {}", f.subject)),
+        Line::styled(format!("id:      {} (y copies)", f.id), t.dim()),
     ];
-    if let Some(w) = window_text(f) {
+    if let Some(w) = window_text(app, f) {
         out.push(Line::from(format!("window:  {w}")));
+    }
+    if let Some(c) = app.request_count(&f.id).filter(|c| c.requests > 0) {
+        out.push(Line::from(format!(
+            "requests: {} in the window, {} failing (5xx or 429) · l lists them",
+            c.requests, c.failing
+        )));
     }
     if let Some(l) = &f.location {
         out.push(Line::from(format!("at:      {l}")));

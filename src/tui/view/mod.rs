@@ -12,6 +12,7 @@ pub mod chat;
 pub mod dialog;
 pub mod findings;
 pub mod help;
+pub mod logs;
 pub mod operation;
 pub mod operations;
 pub mod overview;
@@ -67,6 +68,7 @@ impl Widget for &App {
                 Screen::Findings => findings::render(self, body, buf),
                 Screen::Changes => changes::render(self, body, buf),
                 Screen::Chat => chat::render(self, body, buf),
+                Screen::Logs { .. } => logs::render(self, body, buf),
             },
         }
         footer_line(self, footer, buf);
@@ -96,56 +98,90 @@ pub fn verdict(findings: &[Finding]) -> (&'static str, Option<Severity>) {
     }
 }
 
+/// The top bar: source, window, activity, and the verdict, which is drawn
+/// whole at the right end; the rest is shortened to fit (the source path
+/// first, to its last folders), never the verdict.
 fn top_bar(app: &App, area: Rect, buf: &mut Buffer) {
     let t = app.theme;
     buf.set_style(area, t.bar());
-    let mut spans = vec![Span::styled(
-        " apimedic ",
-        t.bar().add_modifier(ratatui::style::Modifier::BOLD),
-    )];
-    let source = match app.loaded().and_then(|l| l.snapshot.loaded.demo.clone()) {
-        Some(name) => format!("demo: {name}"),
-        None => app.source.clone(),
-    };
-    spans.push(Span::styled(format!("│ {source} "), t.bar()));
-    if let Some((first, last)) = app.range() {
-        spans.push(Span::styled(
-            format!("│ {} ", window_label(first, last, app.cursor)),
-            t.bar(),
-        ));
-    }
-    if app.busy {
-        spans.push(Span::styled("│ diagnosing… ", t.bar()));
-    }
-    if app.chat.pending.is_some() && *app.screen() != Screen::Chat {
-        spans.push(Span::styled("│ chat: thinking… ", t.bar()));
-    }
-    if let Some(l) = app.loaded() {
+    let verdict_span = app.loaded().map(|l| {
         let (word, sev) = verdict(&l.scoped.diagnosis.findings);
         let style = match (sev, t.color) {
             (Some(s), true) => t.severity(s).bg(ratatui::style::Color::Black),
             _ => t.bar().add_modifier(ratatui::style::Modifier::BOLD),
         };
-        spans.push(Span::styled(format!(" ● {word} "), style));
+        Span::styled(format!(" ● {word} "), style)
+    });
+    let verdict_w = verdict_span.as_ref().map_or(0, |s| s.width()) as u16;
+    let mut tail: Vec<String> = Vec::new();
+    if let Some((first, last)) = app.range() {
+        tail.push(format!("│ {} ", window_label(first, last, app.cursor)));
     }
-    Line::from(spans).render(area, buf);
+    if app.busy {
+        tail.push("│ diagnosing… ".into());
+    }
+    if app.chat.pending.is_some() && *app.screen() != Screen::Chat {
+        tail.push("│ chat: thinking… ".into());
+    }
+    let source = match app.loaded().and_then(|l| l.snapshot.loaded.demo.clone()) {
+        Some(name) => format!("demo: {name}"),
+        None => app.source.clone(),
+    };
+    let room = area.width.saturating_sub(verdict_w) as usize;
+    let fixed = " apimedic ".len() + tail.iter().map(|s| s.chars().count()).sum::<usize>();
+    let source = shorten_path(&source, room.saturating_sub(fixed + 3).max(8));
+    let mut spans = vec![
+        Span::styled(
+            " apimedic ",
+            t.bar().add_modifier(ratatui::style::Modifier::BOLD),
+        ),
+        Span::styled(format!("│ {source} "), t.bar()),
+    ];
+    spans.extend(tail.into_iter().map(|s| Span::styled(s, t.bar())));
+    let left = Rect::new(area.x, area.y, area.width.saturating_sub(verdict_w), 1);
+    Line::from(spans).render(left, buf);
+    if let Some(v) = verdict_span {
+        let x = area.x + area.width.saturating_sub(verdict_w);
+        Line::from(v).render(Rect::new(x, area.y, verdict_w.min(area.width), 1), buf);
+    }
 }
 
-/// `2024-05-18 06:40–07:39 UTC`, or up to the cursor when one is set.
+/// A path cut to `max` characters from the left, keeping its last folders:
+/// `/very/long/path/to/export` → `…/to/export`.
+pub fn shorten_path(path: &str, max: usize) -> String {
+    if path.chars().count() <= max {
+        return path.to_string();
+    }
+    let chars: Vec<char> = path.chars().collect();
+    let keep = max.saturating_sub(1);
+    let tail: String = chars[chars.len() - keep..].iter().collect();
+    // Start at a folder boundary when one is inside the kept part.
+    match tail.find('/') {
+        Some(i) if i + 1 < tail.len() => format!("…{}", &tail[i..]),
+        _ => format!("…{tail}"),
+    }
+}
+
+/// `2024-05-18 06:40–07:39 UTC`, or up to the cursor when one is set; the
+/// end carries its date too when it falls on another day.
 pub fn window_label(first: Minute, last: Minute, cursor: Option<Minute>) -> String {
     let start = Timestamp::from_minute(first);
     let date = start.to_rfc3339().get(..10).unwrap_or("").to_string();
+    let at = |m: Minute| {
+        let ts = Timestamp::from_minute(m);
+        if m.div_euclid(1440) == first.div_euclid(1440) {
+            ts.hhmm()
+        } else {
+            format!("{} {}", ts.to_rfc3339().get(..10).unwrap_or(""), ts.hhmm())
+        }
+    };
     match cursor {
-        None => format!(
-            "{date} {}–{} UTC",
-            start.hhmm(),
-            Timestamp::from_minute(last).hhmm()
-        ),
+        None => format!("{date} {}–{} UTC", start.hhmm(), at(last)),
         Some(c) => format!(
             "{date} {}–{} UTC of –{} ([ ] step, 0 all)",
             start.hhmm(),
-            Timestamp::from_minute(c).hhmm(),
-            Timestamp::from_minute(last).hhmm()
+            at(c),
+            at(last)
         ),
     }
 }
@@ -168,7 +204,7 @@ fn breadcrumbs(app: &App, area: Rect, buf: &mut Buffer) {
 }
 
 const HINTS: &str =
-    "?:help  ::command  /:filter  ↵:open  esc:back  tab:pane  [ ]:time  a:ask  q:quit";
+    "?:help  :cmd  /:filter  ↵:open  l:logs  y:copy  esc:back  []:time  a:ask  q:quit";
 const CHAT_HINTS: &str =
     "↵:send  esc:back  ↑↓:earlier  PgUp PgDn:scroll  /help:commands  ctrl-c:quit";
 

@@ -1,4 +1,4 @@
-//! The operations table: requests, 5xx %, p95, backend and health over the
+//! The operations table: requests, 5xx %, 4xx and 429, p95, backend and health over the
 //! selected window, sorted by the chosen column (`s`, `S`, `:sort`).
 
 use super::{count, millis, pane};
@@ -33,6 +33,8 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
         head("OPERATION", SortColumn::Name),
         head("REQUESTS", SortColumn::Requests),
         head("5XX %", SortColumn::Errors),
+        Cell::from("4XX"),
+        Cell::from("429"),
         head("P95 MS", SortColumn::P95),
         head("BACKEND", SortColumn::Backend),
         head("HEALTH", SortColumn::Health),
@@ -53,6 +55,20 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
                 Cell::from(r.label()),
                 Cell::from(Line::from(count(r.requests)).right_aligned()),
                 Cell::from(Line::from(format!("{err:.1}")).right_aligned()).style(err_style),
+                Cell::from(Line::from(count(r.client_errors)).right_aligned()).style(
+                    if r.client_errors > 0 {
+                        t.health(Health::Degraded)
+                    } else {
+                        t.dim()
+                    },
+                ),
+                Cell::from(Line::from(count(r.throttled)).right_aligned()).style(
+                    if r.throttled > 0 {
+                        t.health(Health::Degraded)
+                    } else {
+                        t.dim()
+                    },
+                ),
                 Cell::from(Line::from(millis(r.p95_ms)).right_aligned()),
                 Cell::from(r.backends.first().cloned().unwrap_or_else(|| "–".into())),
                 Cell::from(health_word(r.health)).style(t.health(r.health)),
@@ -77,6 +93,8 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
             Constraint::Fill(3),
             Constraint::Length(9),
             Constraint::Length(7),
+            Constraint::Length(6),
+            Constraint::Length(6),
             Constraint::Length(8),
             Constraint::Fill(2),
             Constraint::Length(9),

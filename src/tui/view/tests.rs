@@ -59,6 +59,31 @@ fn send(app: &mut App, msg: Msg) {
             Some(Cmd::Diagnose { generation, cursor }) => queue.push(Msg::Scoped(Box::new(
                 data::scope(&snapshot, &app.playbooks, generation, cursor),
             ))),
+            // As the logs thread would: the scenario's files (else none).
+            Some(Cmd::Logs(job)) => {
+                let source = (app.source == SCENARIO).then(|| {
+                    crate::collect::rows::RowSource::Paths(vec![Path::new(SCENARIO).to_path_buf()])
+                });
+                let (jobs, rx) = std::sync::mpsc::channel();
+                let (out, msgs) = std::sync::mpsc::channel();
+                if let crate::tui::logs::LogsJob::Query { id, .. } = &job {
+                    let id = *id;
+                    jobs.send(job).expect("queued");
+                    jobs.send(crate::tui::logs::LogsJob::Page {
+                        id,
+                        start: 0,
+                        len: 300,
+                    })
+                    .expect("queued");
+                } else {
+                    continue;
+                }
+                drop(jobs);
+                crate::tui::logs::serve(source, &rx, &out);
+                let mut got: Vec<Msg> = msgs.try_iter().collect();
+                got.reverse();
+                queue.extend(got);
+            }
             // As the chat thread would: all data, offline.
             Some(Cmd::Chat(line)) => {
                 let inst = crate::tools::Instance::new(snapshot.as_ref().clone(), &app.playbooks);
@@ -123,7 +148,10 @@ fn row_text(app: &App) -> String {
     let i = app.selected(app.crumb().focus);
     match app.screen() {
         Screen::Operations => app.op_rows().get(i).map(|r| app::op_text(r)),
-        Screen::Backends => app.route_rows().get(i).map(|r| app::route_text(r)),
+        Screen::Backends => app
+            .backend_rows()
+            .get(i)
+            .map(|b| format!("{} {}", b.id, b.operations.join(" "))),
         Screen::Findings | Screen::Overview => {
             app.finding_rows().get(i).map(|f| app::finding_text(f))
         }
@@ -552,6 +580,137 @@ fn snapshots_of_every_view_on_backend_oom() {
 }
 
 #[test]
+fn snapshots_of_the_logs_view_from_the_failing_finding() {
+    let Some(mut app) = scenario_app(Theme::COLOR) else {
+        return;
+    };
+    keys(&mut app, ":findings\ng");
+    let at = app
+        .finding_rows()
+        .iter()
+        .position(|f| f.kind == FindingKind::ErrorSpike)
+        .expect("the spike");
+    keys(&mut app, &"j".repeat(at));
+    let f = app.current_finding().expect("the spike").clone();
+    assert_eq!(f.kind, FindingKind::ErrorSpike);
+    keys(&mut app, "l");
+    assert!(matches!(app.screen(), Screen::Logs { .. }));
+    let v = app.logs.clone().expect("the logs view");
+    assert!(v.progress.done, "{:?}", v.progress);
+    let c = app.request_count(&f.id);
+    assert!(v.progress.matched > 0);
+    assert_eq!(
+        Some(v.progress.matched),
+        c.map(|c| c.requests),
+        "every request behind the finding is listed"
+    );
+    let first = v.row(0).expect("a row").as_ref().expect("readable");
+    assert!(
+        first.origin.to_string().contains(".ndjson:"),
+        "{:?}",
+        first.origin
+    );
+    snap(&app, "backend_oom_logs");
+    insta::assert_snapshot!("backend_oom_logs_80x24", draw(&app, 80, 24).backend());
+    // The filter narrows to the failing rows, in a new scan.
+    keys(&mut app, "/ 5\\d\\d \n");
+    let v = app.logs.clone().expect("the logs view");
+    assert!(v.progress.matched > 0 && v.progress.matched < c.map_or(0, |c| c.requests));
+    let screen = text(&draw(&app, 120, 40));
+    assert!(screen.contains("/ 5\\d\\d "), "{screen}");
+    for i in 0..v.page.len().min(20) {
+        let r = v.row(i).unwrap().as_ref().unwrap();
+        assert!((500..600).contains(&r.response_code), "{r:?}");
+    }
+    // Esc clears the filter (all rows again), then goes back.
+    keys(&mut app, "\u{1b}");
+    assert_eq!(
+        app.logs.as_ref().unwrap().progress.matched,
+        c.map_or(0, |c| c.requests)
+    );
+    keys(&mut app, "\u{1b}");
+    assert_eq!(app.screen(), &Screen::Findings);
+}
+
+#[test]
+fn logs_without_files_say_so() {
+    let mut app = app_with(data::tests::incident(), Theme::PLAIN);
+    keys(&mut app, ":ops\nl");
+    let screen = text(&draw(&app, 80, 24));
+    assert!(screen.contains("no files to read rows from"), "{screen}");
+    assert!(screen.contains("logs of orders-api/"), "{screen}");
+}
+
+#[test]
+fn the_verdict_stays_whole_at_80_columns_and_the_path_is_shortened() {
+    let mut s = data::tests::incident();
+    s.loaded.demo = None;
+    let app = app_named(
+        "/srv/exports/2026-03-06/contoso-prod-westeurope/apim/very-long-folder-name",
+        s,
+        Theme::PLAIN,
+    );
+    let screen = text(&draw(&app, 80, 24));
+    let top = screen.lines().next().unwrap();
+    assert!(top.contains("● UNHEALTHY"), "{top}");
+    assert!(top.contains("…/"), "{top}");
+    assert!(top.contains("UTC"), "{top}");
+}
+
+#[test]
+fn multi_day_data_shows_dates_on_the_axis_and_in_the_findings() {
+    let mut s = data::tests::incident();
+    // Shift the traffic so it crosses midnight: 23:40 → 00:39.
+    let shift = {
+        let (first, _) = s.traffic.minute_range().unwrap();
+        (first.div_euclid(1440) * 1440 + 1440 - 20) - first
+    };
+    for series in &mut s.traffic.series {
+        series.minutes = std::mem::take(&mut series.minutes)
+            .into_iter()
+            .map(|(m, st)| (m + shift, st))
+            .collect();
+    }
+    s.loaded.time_range = None;
+    let mut app = app_with(s, Theme::PLAIN);
+    let screen = text(&draw(&app, 120, 40));
+    let (first, last) = app.range().unwrap();
+    let d0 = crate::model::Timestamp::from_minute(first).to_rfc3339();
+    let d1 = crate::model::Timestamp::from_minute(last).to_rfc3339();
+    assert!(
+        screen.contains(&format!("{} 23:40", &d0[5..10])),
+        "{screen}"
+    );
+    assert!(
+        screen.contains(&format!("{} 00:39", &d1[5..10])),
+        "{screen}"
+    );
+    assert!(
+        screen.contains(&format!("{} 00:39 UTC", &d1[..10])),
+        "{screen}"
+    );
+    keys(&mut app, ":findings\n");
+    let screen = text(&draw(&app, 120, 40));
+    assert!(screen.contains(&d1[5..10]), "{screen}");
+}
+
+#[test]
+fn operations_show_4xx_and_429_beside_5xx() {
+    let mut app = app_with(data::tests::incident(), Theme::PLAIN);
+    keys(&mut app, ":ops\n");
+    let screen = text(&draw(&app, 120, 40));
+    assert!(screen.contains("4XX") && screen.contains("429"), "{screen}");
+    keys(&mut app, ":backends\n");
+    let screen = text(&draw(&app, 120, 40));
+    assert!(screen.contains("orders-app.internal"), "{screen}");
+    assert!(screen.contains("orders-api/get-order✗"), "{screen}");
+    assert!(
+        screen.contains("unhealthy 1/2") && !screen.contains("list-orders✗"),
+        "only the failing route is unhealthy: {screen}"
+    );
+}
+
+#[test]
 fn snapshot_of_the_overview_at_80x24() {
     let Some(app) = scenario_app(Theme::COLOR) else {
         return;
@@ -565,7 +724,12 @@ fn scenario_evidence_names_raw_records_with_file_and_line() {
         return;
     };
     keys(&mut app, ":findings\n");
-    let f = app.current_finding().expect("a finding").clone();
+    let f = app
+        .finding_rows()
+        .into_iter()
+        .find(|f| f.kind == FindingKind::ErrorSpike)
+        .expect("a finding")
+        .clone();
     let lines = findings::detail_lines(&app, &f);
     let all: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
     assert!(all.iter().any(|l| l == "Evidence"), "{all:#?}");
