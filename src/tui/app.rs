@@ -1286,7 +1286,7 @@ fn logs_sort(app: &mut App, sort: LogSort) -> Option<Cmd> {
 }
 
 /// Rows around the selection the logs view shows.
-const LOGS_PAGE: usize = 300;
+const LOGS_PAGE: usize = super::logs::FIRST_PAGE;
 
 /// Asks for the rows around the logs view's selection when they are not
 /// read yet (and not already asked for).

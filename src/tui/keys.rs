@@ -42,10 +42,9 @@ pub const HELP: &[(&str, &[KeyHelp])] = &[
         &[
             k(":", "command line (Enter runs, Esc cancels)"),
             k(
-                ":ops :backends :findings :changes",
-                "switch view (aliases :op :be :fi :ch)",
+                ":ops :backends :findings :changes :ov",
+                "switch view (aliases :op :be :fi :ch; :ov the overview)",
             ),
-            k(":overview", "back to the overview (alias :ov)"),
             k(
                 ":ops API/OP  :be ID  :logs API/OP",
                 "open an operation, a backend, an operation's rows",
@@ -60,14 +59,13 @@ pub const HELP: &[(&str, &[KeyHelp])] = &[
             ),
             k(":chat  a", "ask about the instance in plain language"),
             k(
-                ":sort COLUMN",
-                "sort operations: name requests errors p95 backend health",
+                ":sort COLUMN   s  S",
+                "sort by a column (Tab lists them) / by the next one / reverse",
             ),
             k(
-                ":time HH:MM | DATE HH:MM | -2h | yesterday 15:30",
-                "put the time cursor on a minute (UTC); :time all resets",
+                ":time HH:MM  DATE HH:MM  -2h  yesterday",
+                "time cursor to a minute, UTC (also +30m, timestamps); all resets",
             ),
-            k(":q", "quit (also :quit)"),
             k("?", "this help (Esc or ? closes)"),
         ],
     ),
@@ -95,7 +93,7 @@ pub const HELP: &[(&str, &[KeyHelp])] = &[
                 "/",
                 "filter rows by regex (!regex keeps rows that do not match)",
             ),
-            k("q  Ctrl-c", "quit"),
+            k("q  Ctrl-c  :q", "quit"),
         ],
     ),
     (
@@ -104,17 +102,6 @@ pub const HELP: &[(&str, &[KeyHelp])] = &[
             k("[  ]", "window ends one minute earlier / later"),
             k("{  }", "ten minutes earlier / later"),
             k("0", "all data again"),
-        ],
-    ),
-    (
-        "Operations and rows",
-        &[
-            k("s", "sort by the next column"),
-            k("S", "reverse the order"),
-            k(
-                ":sort time|status|total|backend",
-                "sort the rows of the logs view",
-            ),
         ],
     ),
     (

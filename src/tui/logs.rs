@@ -183,6 +183,10 @@ pub struct LogsPage {
     pub rows: Vec<Result<RequestRecord, String>>,
 }
 
+/// Rows sent with a query's results before any page is asked for (the
+/// screen counts the page at row 0 as asked for when it opens).
+pub const FIRST_PAGE: usize = 300;
+
 /// One row found: its sort keys and its place (40 bytes).
 #[derive(Clone, Copy, Debug)]
 struct Entry {
@@ -226,9 +230,11 @@ pub fn serve(source: Option<RowSource>, rx: &Receiver<LogsJob>, out: &Sender<Msg
         };
         let go = match job {
             LogsJob::Query { id, query, sort } => {
+                // The first page goes out with the rows, unasked.
                 state = State {
                     id,
                     sort,
+                    want: (0, FIRST_PAGE),
                     ..State::default()
                 };
                 match &source {
@@ -694,10 +700,17 @@ mod tests {
         ]);
         let p = done(&msgs);
         assert_eq!((p.id, p.matched), (2, 61));
+        let last_done = msgs
+            .iter()
+            .rposition(|m| matches!(m, Msg::LogsProgress(p) if p.done))
+            .unwrap();
         assert!(
-            msgs.iter()
-                .all(|m| !matches!(m, Msg::LogsPage(p) if p.id == 1))
+            msgs[last_done..]
+                .iter()
+                .all(|m| !matches!(m, Msg::LogsPage(p) if p.id == 1)),
+            "the page asked for the replaced query is not read"
         );
+        assert_eq!(last_page(&msgs).id, 2, "the new query's first page");
     }
 
     #[test]

@@ -570,7 +570,7 @@ fn finding_to_its_rows_filter_and_copy() {
     t.keys(&["l"]);
     let screen = t.wait_for("rows · by time");
     assert!(screen.contains("logs of finding"), "{screen}");
-    t.wait_for(".ndjson:");
+    t.wait_for("json:");
     t.keys(&["/"]);
     t.type_text("BackendConnectionFailure");
     t.keys(&["Enter"]);

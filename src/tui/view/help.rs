@@ -18,7 +18,7 @@ pub fn lines<'a>(app: &App) -> Vec<Line<'a>> {
         out.push(Line::styled(section, t.header()));
         for k in keys {
             out.push(Line::from(vec![
-                Span::styled(format!("  {:<34}", k.keys), t.title()),
+                Span::styled(format!("  {:<38} ", k.keys), t.title()),
                 Span::raw(k.what),
             ]));
         }
