@@ -17,6 +17,26 @@ pub fn client_builder(extra_roots: Option<&Path>) -> Result<reqwest::ClientBuild
     Ok(reqwest::Client::builder().tls_backend_preconfigured(tls))
 }
 
+/// Redirects followed only within the first request's origin (scheme,
+/// host and port), at most 5: a credential header or a request body is
+/// never sent to another origin (reqwest drops `Authorization` across
+/// origins, but not `api-key` or the body of a 307). A redirect elsewhere is
+/// returned to the caller as the 3xx response it is.
+pub fn same_origin_redirects() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let same = attempt.previous().first().is_some_and(|first| {
+            first.scheme() == attempt.url().scheme()
+                && first.host_str() == attempt.url().host_str()
+                && first.port_or_known_default() == attempt.url().port_or_known_default()
+        });
+        if same && attempt.previous().len() <= 5 {
+            attempt.follow()
+        } else {
+            attempt.stop()
+        }
+    })
+}
+
 /// rustls with the ring provider and the roots above.
 pub fn tls_config(extra: Option<&Path>) -> Result<rustls::ClientConfig, String> {
     let mut roots = rustls::RootCertStore::empty();

@@ -97,14 +97,19 @@ pub fn run(args: LintArgs) -> anyhow::Result<ExitCode> {
             for p in snapshot.loaded.problems.iter().take(20) {
                 eprintln!("apimedic: skipped {p}");
             }
-            text(&findings, snapshot.policies.len(), color)
+            // Secrets a policy holds (a key in a header) are never printed.
+            crate::model::redact::scrub(&text(&findings, snapshot.policies.len(), color))
         }
-        LintFormat::Json => pretty(&serde_json::json!({ "findings": findings }))?,
-        LintFormat::Sarif => pretty(&sarif::render(
-            &findings,
-            policy::rules(),
-            env!("CARGO_PKG_VERSION"),
-        ))?,
+        LintFormat::Json => {
+            let mut v = serde_json::json!({ "findings": findings });
+            crate::model::redact::scrub_value(&mut v);
+            pretty(&v)?
+        }
+        LintFormat::Sarif => {
+            let mut v = sarif::render(&findings, policy::rules(), env!("CARGO_PKG_VERSION"));
+            crate::model::redact::scrub_value(&mut v);
+            pretty(&v)?
+        }
     };
     write_stdout(&out)?;
     Ok(if failing(&findings) {

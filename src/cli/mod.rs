@@ -11,7 +11,7 @@ pub mod net;
 pub mod simulate;
 pub mod tui;
 
-use crate::model::{Severity, Snapshot, Timestamp, parse_iso_duration, parse_timestamp};
+use crate::model::{Severity, Snapshot, Timestamp, parse_iso_duration, parse_timestamp, redact};
 use crate::{analyze, collect, playbook, report};
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -206,11 +206,13 @@ fn diagnose(args: DiagnoseArgs) -> anyhow::Result<ExitCode> {
                 records: args.records,
                 problems: 20,
             };
-            report::text(&diagnosis, &opts)
+            redact::scrub(&report::text(&diagnosis, &opts))
         }
-        Format::Markdown => report::markdown(&diagnosis),
+        Format::Markdown => redact::scrub(&report::markdown(&diagnosis)),
         Format::Json => {
-            let mut s = serde_json::to_string_pretty(&report::json(&diagnosis))?;
+            let mut v = report::json(&diagnosis);
+            redact::scrub_value(&mut v);
+            let mut s = serde_json::to_string_pretty(&v)?;
             s.push('\n');
             s
         }

@@ -1,24 +1,24 @@
-//! The I/O edge to an OpenAI-compatible `/chat/completions` endpoint through
-//! async-openai: OpenAI, Azure OpenAI (its v1 API, or a deployment with an
-//! `api-version`), Ollama, vLLM, a llama.cpp server. Request bodies are
-//! built by the caller as JSON (so redaction and the guards stay in one
-//! place) and sent with async-openai's bring-your-own-types calls, either
-//! whole or streamed (server-sent events, assembled here).
+//! The I/O edge to an OpenAI-compatible `/chat/completions` endpoint:
+//! OpenAI, Azure OpenAI (its v1 API, or a deployment with an `api-version`),
+//! Ollama, vLLM, a llama.cpp server. async-openai's configurations decide
+//! the address and the credential headers; request bodies are built by the
+//! caller as JSON (so redaction and the guards stay in one place) and sent
+//! here, whole or streamed (server-sent events, decoded and assembled here).
 //!
-//! Under async-openai runs our own transport: a reqwest client from
-//! `crate::http` (rustls with the ring provider, the system's roots plus an
-//! optional CA file; `HTTPS_PROXY`/`NO_PROXY` honoured by reqwest). One
+//! The transport is a reqwest client from `crate::http` (rustls with the
+//! ring provider, the system's roots plus an optional CA file;
+//! `HTTPS_PROXY`/`NO_PROXY` honoured). A redirect is followed only within
+//! the endpoint's origin: the key and the prompt never go anywhere else. One
 //! bounded retry on 429/5xx/refused connections, every wait capped by the
 //! configured timeout; a 400 refusing `max_tokens` or `temperature` adapts
-//! the body.
+//! the body. What arrives is bounded: a whole reply by size, a stream by
+//! line length and by the reply's token budget (the reply is cut there), and
+//! decoding is linear in the bytes received (eventsource-stream, which
+//! async-openai streams with, re-parses its buffer on every read).
 //! Failures come back as `ClientError` so the caller can fall back to the
 //! offline answer.
 
-use async_openai::Client;
-use async_openai::config::{AzureConfig, OpenAIConfig};
-use async_openai::error::{ApiError, ApiErrorResponse, OpenAIError};
-use async_openai::middleware::HttpRequestFactory;
-use futures_util::StreamExt;
+use async_openai::config::{AzureConfig, Config, OpenAIConfig};
 use serde_json::Value;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -52,6 +52,11 @@ pub struct RemoteConfig {
     pub stream: bool,
     /// Retries after a 429, a 5xx or a refused connection (each within `timeout`).
     pub retries: usize,
+    /// Estimated tokens one reply may bring before it is cut (what is asked
+    /// for as `max_tokens`; a model that ignores it is cut here).
+    pub reply_tokens: usize,
+    /// The longest a whole question may take, all round trips included.
+    pub deadline: Duration,
 }
 
 impl RemoteConfig {
@@ -69,6 +74,8 @@ impl RemoteConfig {
             tool_choice: "auto".to_string(),
             stream: true,
             retries: 1,
+            reply_tokens: 800,
+            deadline: Duration::from_secs(300),
         }
     }
 }
@@ -88,6 +95,33 @@ pub struct Completion {
     pub content: Option<String>,
     pub tool_calls: Vec<ToolCall>,
     pub total_tokens: Option<u64>,
+    /// The reply reached its token budget and was cut there.
+    pub cut: bool,
+}
+
+/// Characters per token when estimating: generous, so a reply within its
+/// `max_tokens` is never cut (most text runs 3 to 4 characters a token).
+pub const CHARS_PER_TOKEN: usize = 6;
+
+impl Completion {
+    /// Cuts the text at `tokens` (estimated); tool calls of a cut reply are dropped.
+    pub fn cut_to(&mut self, tokens: usize) {
+        let max = tokens.saturating_mul(CHARS_PER_TOKEN);
+        let args: usize = self.tool_calls.iter().map(|c| c.arguments.len()).sum();
+        let text = self.content.as_ref().map_or(0, String::len);
+        if text + args <= max {
+            return;
+        }
+        self.cut = true;
+        self.tool_calls.clear();
+        if let Some(c) = self.content.as_mut() {
+            let mut end = max.min(c.len());
+            while !c.is_char_boundary(end) {
+                end -= 1;
+            }
+            c.truncate(end);
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -100,6 +134,14 @@ pub enum ClientError {
     Connect(String),
     #[error("the model's reply is not a chat completion: {0}")]
     Shape(String),
+    #[error(
+        "the model endpoint redirected (HTTP {status}) to {to}; not followed: the key and the prompt go only to the configured origin (set the final URL with --llm-url)"
+    )]
+    Redirect { status: u16, to: String },
+    #[error("the model gave no answer: {0}")]
+    NoAnswer(String),
+    #[error("the model did not finish within the {0:?} deadline for one question")]
+    Deadline(Duration),
 }
 
 /// How requests are addressed, decided from the configuration alone.
@@ -188,16 +230,15 @@ pub fn validate(cfg: &RemoteConfig) -> Result<(), String> {
     Ok(())
 }
 
-/// async-openai's client for one of the two addressing schemes.
-enum Api {
-    OpenAi(Client<OpenAIConfig>),
-    Azure(Client<AzureConfig>),
-}
-
-/// A client for one question's round trips.
+/// A client for one question's round trips. async-openai's configurations
+/// decide the address and the credential headers; our transport sends the
+/// request and reads the reply with bounds (see `read_stream`).
 pub struct ModelClient {
-    api: Api,
+    config: Box<dyn Config>,
+    transport: Transport,
     timeout: Duration,
+    /// Most estimated tokens one reply may bring before it is cut.
+    reply_tokens: usize,
     /// Learned during this question from the endpoint's 400s.
     quirks: std::sync::Mutex<Quirks>,
 }
@@ -205,16 +246,9 @@ pub struct ModelClient {
 impl ModelClient {
     pub fn new(cfg: &RemoteConfig) -> Result<ModelClient, ClientError> {
         validate(cfg).map_err(ClientError::Connect)?;
-        // async-openai builds requests with a reqwest client; `Transport`
-        // sends them (the same client, with our retry and error rules).
         let transport = Transport::new(cfg)?;
-        let http = transport.client.clone();
-        let service = tower::service_fn(move |req: HttpRequestFactory| {
-            let t = transport.clone();
-            async move { t.send(req).await }
-        });
         let key = cfg.api_key.clone().unwrap_or_default();
-        let api = match endpoint(cfg) {
+        let config: Box<dyn Config> = match endpoint(cfg) {
             Endpoint::OpenAi { base, azure_key } => {
                 // Explicit values, so OPENAI_* variables never reach this endpoint.
                 let mut config = OpenAIConfig::new()
@@ -227,24 +261,25 @@ impl ModelClient {
                         .with_header("api-key", key.as_str())
                         .map_err(|e| ClientError::Connect(e.to_string()))?;
                 }
-                Api::OpenAi(Client::build(http, config).with_http_service(service))
+                Box::new(config)
             }
             Endpoint::AzureDeployment {
                 resource,
                 deployment,
                 api_version,
-            } => {
-                let config = AzureConfig::new()
+            } => Box::new(
+                AzureConfig::new()
                     .with_api_base(resource)
                     .with_deployment_id(deployment)
                     .with_api_version(api_version)
-                    .with_api_key(key);
-                Api::Azure(Client::build(http, config).with_http_service(service))
-            }
+                    .with_api_key(key),
+            ),
         };
         Ok(ModelClient {
-            api,
+            config,
+            transport,
             timeout: cfg.timeout,
+            reply_tokens: cfg.reply_tokens,
             quirks: std::sync::Mutex::new(Quirks::default()),
         })
     }
@@ -307,18 +342,58 @@ impl ModelClient {
         }
     }
 
-    async fn complete_once(&self, body: &Value) -> Result<Completion, ClientError> {
-        let call = async {
-            match &self.api {
-                Api::OpenAi(c) => c.chat().create_byot::<_, Value>(body).await,
-                Api::Azure(c) => c.chat().create_byot::<_, Value>(body).await,
-            }
+    /// Sends the body to `/chat/completions` (retrying as `Transport` does)
+    /// and returns the 2xx response.
+    async fn send(&self, body: &Value) -> Result<reqwest::Response, ClientError> {
+        let bytes = serde_json::to_vec(body).map_err(|e| ClientError::Shape(e.to_string()))?;
+        let url = self.config.url("/chat/completions");
+        let query: Vec<(String, String)> = self
+            .config
+            .query()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let headers = self.config.headers();
+        let build = || {
+            self.transport
+                .client
+                .post(url.as_str())
+                .query(&query)
+                .headers(headers.clone())
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(bytes.clone())
         };
-        let value = tokio::time::timeout(self.timeout, call)
+        tokio::time::timeout(self.timeout, self.transport.send(build))
             .await
             .map_err(|_| ClientError::Timeout(self.timeout))?
-            .map_err(|e| classify(e, self.timeout))?;
-        parse_completion(&value)
+    }
+
+    async fn complete_once(&self, body: &Value) -> Result<Completion, ClientError> {
+        let mut resp = self.send(body).await?;
+        let mut bytes = Vec::new();
+        loop {
+            let next = tokio::time::timeout(self.timeout, resp.chunk())
+                .await
+                .map_err(|_| ClientError::Timeout(self.timeout))?
+                .map_err(|e| ClientError::Connect(chain(&e)))?;
+            let Some(piece) = next else { break };
+            if bytes.len() + piece.len() > MAX_BODY {
+                return Err(ClientError::Shape(format!(
+                    "the reply is larger than {} MiB",
+                    MAX_BODY >> 20
+                )));
+            }
+            bytes.extend_from_slice(&piece);
+        }
+        let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
+            ClientError::Shape(format!(
+                "{e}: {}",
+                crate::tools::head_tail(&String::from_utf8_lossy(&bytes), 300)
+            ))
+        })?;
+        let mut c = parse_completion(&value)?;
+        c.cut_to(self.reply_tokens);
+        Ok(c)
     }
 
     async fn stream_once(
@@ -326,28 +401,157 @@ impl ModelClient {
         body: &Value,
         on_delta: &mut dyn FnMut(&str),
     ) -> Result<Completion, ClientError> {
-        let open = async {
-            match &self.api {
-                Api::OpenAi(c) => c.chat().create_stream_byot::<_, Value>(body).await,
-                Api::Azure(c) => c.chat().create_stream_byot::<_, Value>(body).await,
-            }
-        };
-        let mut stream = tokio::time::timeout(self.timeout, open)
-            .await
-            .map_err(|_| ClientError::Timeout(self.timeout))?
-            .map_err(|e| classify(e, self.timeout))?;
-        let mut asm = StreamAssembler::default();
+        let mut resp = self.send(body).await?;
+        let mut sse = SseDecoder::default();
+        let mut asm = StreamAssembler::with_budget(self.reply_tokens);
+        let mut events = Vec::new();
         loop {
-            let next = tokio::time::timeout(self.timeout, stream.next())
+            let next = tokio::time::timeout(self.timeout, resp.chunk())
                 .await
-                .map_err(|_| ClientError::Timeout(self.timeout))?;
-            let Some(item) = next else { break };
-            let chunk = item.map_err(|e| classify(e, self.timeout))?;
-            if let Some(d) = asm.push(&chunk)? {
-                on_delta(&d);
+                .map_err(|_| ClientError::Timeout(self.timeout))?
+                .map_err(|e| ClientError::Connect(format!("the stream broke: {}", chain(&e))))?;
+            let Some(piece) = next else {
+                sse.finish(&mut events);
+                feed_events(&mut asm, &mut events, on_delta)?;
+                break;
+            };
+            sse.feed(&piece, &mut events).map_err(ClientError::Shape)?;
+            if feed_events(&mut asm, &mut events, on_delta)? {
+                break;
             }
         }
         asm.finish()
+    }
+}
+
+/// Hands decoded events to the assembler; true when the stream is over
+/// (`[DONE]`, or the reply reached its token budget and was cut).
+fn feed_events(
+    asm: &mut StreamAssembler,
+    events: &mut Vec<String>,
+    on_delta: &mut dyn FnMut(&str),
+) -> Result<bool, ClientError> {
+    for data in events.drain(..) {
+        let data = data.trim();
+        if data == "[DONE]" {
+            return Ok(true);
+        }
+        if data.is_empty() {
+            continue;
+        }
+        let chunk: Value = serde_json::from_str(data).map_err(|e| {
+            ClientError::Shape(format!(
+                "a streamed event is not JSON ({e}): {}",
+                crate::tools::head_tail(data, 200)
+            ))
+        })?;
+        if let Some(d) = asm.push(&chunk)? {
+            on_delta(&d);
+        }
+        if asm.is_cut() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Most bytes of a whole (non-streamed) reply.
+const MAX_BODY: usize = 16 << 20;
+
+/// Most bytes of one server-sent-event line or event.
+pub const MAX_EVENT: usize = 16 << 20;
+
+/// Server-sent events decoded from bytes as they arrive: each byte is
+/// looked at once (no re-scan of what is buffered), and a line or event
+/// longer than `MAX_EVENT` is an error rather than a growing buffer. Only
+/// `data:` fields matter here; comments and other fields are skipped. Pure.
+#[derive(Debug, Default)]
+pub struct SseDecoder {
+    line: Vec<u8>,
+    data: Vec<u8>,
+    has_data: bool,
+    started: bool,
+}
+
+impl SseDecoder {
+    /// Feeds bytes; the data of each complete event goes to `out`.
+    pub fn feed(&mut self, bytes: &[u8], out: &mut Vec<String>) -> Result<(), String> {
+        let mut rest = bytes;
+        if !self.started && !rest.is_empty() {
+            self.started = true;
+            rest = rest.strip_prefix("\u{feff}".as_bytes()).unwrap_or(rest);
+        }
+        while !rest.is_empty() {
+            let (part, done) = match memchr::memchr(b'\n', rest) {
+                Some(i) => (&rest[..i], Some(i + 1)),
+                None => (rest, None),
+            };
+            if self.line.len() + part.len() > MAX_EVENT {
+                return Err(format!(
+                    "a streamed event line is longer than {} MiB",
+                    MAX_EVENT >> 20
+                ));
+            }
+            self.line.extend_from_slice(part);
+            let Some(next) = done else { break };
+            rest = &rest[next..];
+            let mut line = std::mem::take(&mut self.line);
+            if line.last() == Some(&b'\r') {
+                line.pop();
+            }
+            self.line_done(&line, out)?;
+            line.clear();
+            self.line = line;
+        }
+        Ok(())
+    }
+
+    fn line_done(&mut self, line: &[u8], out: &mut Vec<String>) -> Result<(), String> {
+        if line.is_empty() {
+            self.dispatch(out);
+            return Ok(());
+        }
+        if line.first() == Some(&b':') {
+            return Ok(());
+        }
+        let (field, value) = match memchr::memchr(b':', line) {
+            Some(i) => (&line[..i], &line[i + 1..]),
+            None => (line, &line[line.len()..]),
+        };
+        if field != b"data" {
+            return Ok(());
+        }
+        let value = value.strip_prefix(b" ").unwrap_or(value);
+        if self.data.len() + value.len() + 1 > MAX_EVENT {
+            return Err(format!(
+                "a streamed event is longer than {} MiB",
+                MAX_EVENT >> 20
+            ));
+        }
+        if self.has_data {
+            self.data.push(b'\n');
+        }
+        self.data.extend_from_slice(value);
+        self.has_data = true;
+        Ok(())
+    }
+
+    fn dispatch(&mut self, out: &mut Vec<String>) {
+        if self.has_data {
+            out.push(String::from_utf8_lossy(&self.data).into_owned());
+        }
+        self.data.clear();
+        self.has_data = false;
+    }
+
+    /// The stream ended: a last event without its blank line still counts.
+    pub fn finish(&mut self, out: &mut Vec<String>) {
+        if !self.line.is_empty() {
+            let line = std::mem::take(&mut self.line);
+            let line = line.strip_suffix(b"\r").unwrap_or(&line).to_vec();
+            let _ = self.line_done(&line, out);
+        }
+        self.dispatch(out);
     }
 }
 
@@ -394,10 +598,11 @@ impl Quirks {
     }
 }
 
-/// The HTTP transport under async-openai: a `crate::http` client (rustls
-/// with the ring provider, the system's roots plus `ca_file`, proxies from
-/// the environment). One bounded retry, and every non-2xx answer an error
-/// that keeps its status.
+/// The HTTP transport: a `crate::http` client (rustls with the ring
+/// provider, the system's roots plus `ca_file`, proxies from the
+/// environment) that follows a redirect only within the endpoint's own
+/// origin, so neither the key nor the prompt ever goes anywhere else. One
+/// bounded retry, and every non-2xx answer an error that keeps its status.
 #[derive(Clone)]
 struct Transport {
     client: reqwest::Client,
@@ -410,6 +615,7 @@ impl Transport {
         let client = crate::http::client_builder(cfg.ca_file.as_deref())
             .map_err(ClientError::Connect)?
             .connect_timeout(cfg.timeout)
+            .redirect(crate::http::same_origin_redirects())
             .build()
             .map_err(|e| ClientError::Connect(format!("cannot set up the HTTP client: {e}")))?;
         Ok(Transport {
@@ -421,11 +627,13 @@ impl Transport {
 
     /// Sends one request, retrying a 429, a 5xx or a refused connection at
     /// most `retries` times when the wait fits in `timeout`.
-    async fn send(&self, req: HttpRequestFactory) -> Result<reqwest::Response, OpenAIError> {
+    async fn send(
+        &self,
+        build: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, ClientError> {
         let mut attempt = 0;
         loop {
-            let request = req.build().await?;
-            let result = self.client.execute(request).await;
+            let result = build().send().await;
             let retry_after = match &result {
                 Ok(r) if r.status().as_u16() == 429 || r.status().is_server_error() => {
                     Some(retry_delay(r.headers(), attempt))
@@ -443,24 +651,61 @@ impl Transport {
                 tokio::time::sleep(delay).await;
                 continue;
             }
-            let resp = result.map_err(OpenAIError::Reqwest)?;
-            if resp.status().is_success() {
+            let resp = result.map_err(|e| {
+                if e.is_timeout() {
+                    ClientError::Timeout(self.timeout)
+                } else {
+                    ClientError::Connect(chain(&e))
+                }
+            })?;
+            let status = resp.status();
+            if status.is_success() {
                 return Ok(resp);
             }
-            let status = resp.status();
-            let message = resp.text().await.unwrap_or_default();
-            return Err(OpenAIError::ApiError(ApiErrorResponse {
-                status_code: status,
-                api_error: ApiError {
-                    message,
-                    r#type: None,
-                    param: None,
-                    code: None,
-                    misalignment: None,
-                },
-            }));
+            if status.is_redirection() {
+                let to = resp
+                    .headers()
+                    .get(reqwest::header::LOCATION)
+                    .and_then(|v| v.to_str().ok())
+                    .map(|l| crate::model::redact::scrub(&crate::tools::head_tail(l, 200)))
+                    .unwrap_or_else(|| "nowhere".into());
+                return Err(ClientError::Redirect {
+                    status: status.as_u16(),
+                    to,
+                });
+            }
+            let body = read_capped(resp, 64 << 10, self.timeout).await;
+            return Err(ClientError::Http {
+                status: status.as_u16(),
+                body: crate::tools::head_tail(&api_message(&body), 300),
+            });
         }
     }
+}
+
+/// At most `cap` bytes of an error body (the rest is not read).
+async fn read_capped(mut resp: reqwest::Response, cap: usize, timeout: Duration) -> String {
+    let mut bytes = Vec::new();
+    while bytes.len() < cap {
+        match tokio::time::timeout(timeout, resp.chunk()).await {
+            Ok(Ok(Some(c))) => bytes.extend_from_slice(&c),
+            _ => break,
+        }
+    }
+    bytes.truncate(cap);
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// An error body's `error.message` when it is OpenAI's JSON shape, else the text.
+fn api_message(body: &str) -> String {
+    serde_json::from_str::<Value>(body)
+        .ok()
+        .and_then(|v| {
+            v.get("error")
+                .and_then(|e| e.get("message").or(Some(e)))
+                .map(|m| m.as_str().map_or_else(|| m.to_string(), str::to_string))
+        })
+        .unwrap_or_else(|| body.to_string())
 }
 
 /// `Retry-After` seconds when given (at most 5 s), else 250 ms doubling.
@@ -471,25 +716,6 @@ fn retry_delay(headers: &reqwest::header::HeaderMap, attempt: usize) -> Duration
         .and_then(|v| v.trim().parse::<u64>().ok())
         .map(|s| Duration::from_secs(s.min(5)))
         .unwrap_or_else(|| Duration::from_millis(250 << attempt.min(4)))
-}
-
-/// An async-openai error as one of ours; the key is never in these texts
-/// (it travels in headers, and reqwest's messages name only the URL).
-fn classify(e: OpenAIError, timeout: Duration) -> ClientError {
-    match e {
-        OpenAIError::Reqwest(e) if e.is_timeout() => ClientError::Timeout(timeout),
-        OpenAIError::Reqwest(e) => ClientError::Connect(chain(&e)),
-        OpenAIError::ApiError(r) => ClientError::Http {
-            status: r.status_code.as_u16(),
-            body: crate::tools::head_tail(&r.api_error.message, 300),
-        },
-        OpenAIError::JSONDeserialize(e, body) => {
-            ClientError::Shape(format!("{e}: {}", crate::tools::head_tail(&body, 300)))
-        }
-        OpenAIError::StreamError(e) => ClientError::Connect(format!("the stream broke: {e}")),
-        OpenAIError::Boxed(e) => ClientError::Connect(chain(e.as_ref())),
-        other => ClientError::Connect(other.to_string()),
-    }
 }
 
 /// An error with its causes (`error sending request: … invalid peer certificate: UnknownIssuer`).
@@ -553,6 +779,7 @@ pub fn parse_completion(body: &Value) -> Result<Completion, ClientError> {
             .get("usage")
             .and_then(|u| u.get("total_tokens"))
             .and_then(Value::as_u64),
+        cut: false,
     })
 }
 
@@ -567,9 +794,47 @@ pub struct StreamAssembler {
     calls: Vec<ToolCall>,
     chunks: usize,
     total_tokens: Option<u64>,
+    /// Bytes of text and tool arguments taken so far, and the most allowed
+    /// (0: no limit).
+    taken: usize,
+    budget: usize,
+    cut: bool,
 }
 
 impl StreamAssembler {
+    /// An assembler that cuts the reply at `tokens` estimated tokens.
+    pub fn with_budget(tokens: usize) -> StreamAssembler {
+        StreamAssembler {
+            budget: tokens.saturating_mul(CHARS_PER_TOKEN),
+            ..StreamAssembler::default()
+        }
+    }
+
+    /// True once the reply reached its budget: stop reading.
+    pub fn is_cut(&self) -> bool {
+        self.cut
+    }
+
+    /// How much of `piece` fits in the budget (all of it without one); the
+    /// reply is marked cut when not all does.
+    fn allow<'a>(&mut self, piece: &'a str) -> &'a str {
+        if self.budget == 0 {
+            return piece;
+        }
+        let room = self.budget.saturating_sub(self.taken);
+        if piece.len() <= room {
+            self.taken += piece.len();
+            return piece;
+        }
+        self.cut = true;
+        let mut end = room;
+        while !piece.is_char_boundary(end) {
+            end -= 1;
+        }
+        self.taken += end;
+        &piece[..end]
+    }
+
     /// Takes one chunk; returns its text delta, if any.
     pub fn push(&mut self, chunk: &Value) -> Result<Option<String>, ClientError> {
         if let Some(err) = chunk.get("error") {
@@ -629,18 +894,32 @@ impl StreamAssembler {
                     {
                         call.name = n.to_string();
                     }
-                    match f.get("arguments") {
-                        Some(Value::String(s)) => call.arguments.push_str(s),
-                        Some(Value::Null) | None => {}
-                        Some(v) => call.arguments.push_str(&v.to_string()),
+                    let owned;
+                    let piece = match f.get("arguments") {
+                        Some(Value::String(s)) => s.as_str(),
+                        Some(Value::Null) | None => "",
+                        Some(v) => {
+                            owned = v.to_string();
+                            owned.as_str()
+                        }
+                    };
+                    if !self.cut {
+                        let room = self.budget.saturating_sub(self.taken);
+                        if self.budget > 0 && piece.len() > room {
+                            self.cut = true;
+                        } else {
+                            self.taken += piece.len();
+                            call.arguments.push_str(piece);
+                        }
                     }
                 }
             }
         }
         match delta.get("content").and_then(Value::as_str) {
-            Some(t) if !t.is_empty() => {
+            Some(t) if !t.is_empty() && !self.cut => {
+                let t = self.allow(t);
                 self.content.push_str(t);
-                Ok(Some(t.to_string()))
+                Ok(Some(t.to_string()).filter(|t| !t.is_empty()))
             }
             _ => Ok(None),
         }
@@ -654,8 +933,9 @@ impl StreamAssembler {
                 "the streamed reply had no events (set APIMEDIC_LLM_NO_STREAM=1 for endpoints that cannot stream)".into(),
             ));
         }
-        let tool_calls = self
-            .calls
+        // A cut reply's tool calls may be cut too: they are not made.
+        let calls = if self.cut { Vec::new() } else { self.calls };
+        let tool_calls = calls
             .into_iter()
             .enumerate()
             .filter(|(_, c)| !c.name.is_empty())
@@ -673,6 +953,7 @@ impl StreamAssembler {
             content: Some(self.content).filter(|s| !s.trim().is_empty()),
             tool_calls,
             total_tokens: self.total_tokens,
+            cut: self.cut,
         })
     }
 }

@@ -6,7 +6,8 @@
 //!
 //! - `offline`: the keyword answerer (pure).
 //! - `prompt`: system prompt, prepared context, tool descriptions (pure).
-//! - `redact`: the one redaction step before anything leaves (pure).
+//! - redaction: `model::redact`, the one step every output and prompt
+//!   passes through (pure).
 //! - `client`: one `/chat/completions` request through async-openai,
 //!   whole or streamed (I/O).
 //! - `stream`: streamed text restored and tidied as it arrives (pure).
@@ -15,7 +16,6 @@
 pub mod client;
 pub mod offline;
 pub mod prompt;
-pub mod redact;
 pub mod remote;
 pub mod stream;
 
@@ -24,8 +24,10 @@ pub use offline::{Answer, Entities, Intent};
 
 use crate::tools::Instance;
 
-/// Who answers. A closed set, so an enum.
+/// Who answers. A closed set, so an enum (one per process: its size does
+/// not matter).
 #[derive(Clone, Debug, Default)]
+#[allow(clippy::large_enum_variant)]
 pub enum Assistant {
     /// The keyword answerer: no model, no network.
     #[default]
@@ -56,7 +58,7 @@ impl Assistant {
     ) -> Answer {
         match self {
             Assistant::Offline => {
-                let answer = offline::answer_in_context(inst, question, previous);
+                let answer = scrub_answer(offline::answer_in_context(inst, question, previous));
                 on_text(&answer.text);
                 answer
             }
@@ -67,7 +69,8 @@ impl Assistant {
                 match rt {
                     Ok(rt) => rt.block_on(remote::ask(cfg, inst, question, previous, on_text)),
                     Err(e) => {
-                        let mut a = offline::answer_in_context(inst, question, previous);
+                        let mut a =
+                            scrub_answer(offline::answer_in_context(inst, question, previous));
                         a.note = Some(format!(
                             "cannot start the HTTP client ({e}); this is the offline answer"
                         ));
@@ -101,6 +104,10 @@ impl Assistant {
         cfg.ca_file = opts.ca_file.clone();
         cfg.timeout = std::time::Duration::from_secs_f64(opts.timeout_secs.clamp(0.1, 86_400.0));
         cfg.max_steps = opts.max_steps.clamp(1, 20);
+        if opts.deadline_secs > 0.0 {
+            cfg.deadline =
+                std::time::Duration::from_secs_f64(opts.deadline_secs.clamp(1.0, 86_400.0));
+        }
         cfg.mask = opts.mask;
         cfg.stream = !opts.no_stream;
         if opts.require_tools {
@@ -135,6 +142,9 @@ pub struct LlmOptions {
     /// Model round trips per question.
     #[arg(long = "llm-steps", default_value_t = 6)]
     pub max_steps: usize,
+    /// Seconds a whole question may take with the model, all round trips included; then the offline answer.
+    #[arg(long = "llm-deadline", default_value_t = 300.0)]
+    pub deadline_secs: f64,
     /// Mask hostnames and IP addresses before they leave (restored in the answer).
     #[arg(long)]
     pub mask: bool,
@@ -154,6 +164,20 @@ pub struct LlmOptions {
         value_parser = clap::builder::BoolishValueParser::new()
     )]
     pub no_stream: bool,
+}
+
+/// An answer with secrets replaced in everything it prints (the question
+/// echoed, the text, the note, the checked lines), numbered across it. The
+/// offline answerer quotes tool output, which quotes log rows and policy.
+pub fn scrub_answer(mut a: Answer) -> Answer {
+    let mut r = crate::model::redact::Redactor::new(false);
+    a.question = r.redact(&a.question);
+    a.text = r.redact(&a.text);
+    a.note = a.note.map(|n| r.redact(&n));
+    for x in a.checked.iter_mut().chain(a.unchecked.iter_mut()) {
+        *x = r.redact(x);
+    }
+    a
 }
 
 /// What to print after an answer's streamed text: its closing lines and

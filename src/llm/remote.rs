@@ -1,18 +1,20 @@
 //! The tool-calling loop with a model: prepared context first, then at most
 //! `max_steps` round trips in which the model may call the read-only tools.
-//! Guards: a token budget, per-tool output caps, identical calls answered
-//! from memory, unknown tools (anything that would act) refused, and a
-//! final summary forced when a limit is hit. Every message passes through
-//! one `Redactor`. Replies are streamed when configured: their text goes to
+//! Guards: a token budget on what is sent and on each reply, an overall
+//! deadline, per-tool output caps, identical calls answered from memory,
+//! malformed arguments answered with the parse error, unknown tools
+//! (anything that would act) refused, and a final summary forced when a
+//! limit is hit. Every message passes through one `Redactor`, then
+//! `prompt::defang` (chat-template tokens in data are escaped). Replies are streamed when configured: their text goes to
 //! `on_text` as it is written, restored and shaped by `stream::Shaper`.
 //! When the endpoint fails, the offline answer is returned with a note
 //! saying why.
 
 use super::client::{ClientError, Completion, ModelClient, RemoteConfig};
 use super::prompt;
-use super::redact::Redactor;
 use super::stream::Shaper;
 use super::{Answer, Entities, offline};
+use crate::model::redact::Redactor;
 use crate::tools::{Instance, Tool};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
@@ -29,7 +31,7 @@ pub async fn ask(
     previous: Option<&Entities>,
     on_text: &mut dyn FnMut(&str),
 ) -> Answer {
-    let fallback = offline::answer_in_context(inst, question, previous);
+    let fallback = super::scrub_answer(offline::answer_in_context(inst, question, previous));
     let mut shown = false;
     let mut emit = |t: &str| {
         if !t.is_empty() {
@@ -37,7 +39,15 @@ pub async fn ask(
             on_text(t);
         }
     };
-    let result = converse(cfg, inst, question, &fallback, &mut emit).await;
+    let result = match tokio::time::timeout(
+        cfg.deadline,
+        converse(cfg, inst, question, &fallback, &mut emit),
+    )
+    .await
+    {
+        Ok(r) => r,
+        Err(_) => Err(ClientError::Deadline(cfg.deadline)),
+    };
     match result {
         Ok(a) => a,
         Err(e) => {
@@ -93,14 +103,16 @@ async fn converse(
     let mut shaper = Shaper::default();
     let mut messages = vec![
         json!({"role": "system", "content": prompt::SYSTEM}),
-        json!({"role": "user", "content": redactor.redact(&prompt::user_message(inst, offline_answer, question))}),
+        json!({"role": "user", "content": prompt::defang(&redactor.redact(&prompt::user_message(inst, offline_answer, question)))}),
     ];
     let tools = prompt::tools_json();
     let mut seen: BTreeSet<(String, String)> = BTreeSet::new();
     let mut used: Vec<String> = Vec::new();
     let mut refused: Vec<String> = Vec::new();
+    let mut malformed: Vec<String> = Vec::new();
     let mut limit: Option<&str> = None;
     let mut answered = false;
+    let mut cut = false;
     let steps = cfg.max_steps.max(1);
     for step in 0..steps {
         if prompt::estimate_tokens(&messages) > cfg.token_budget {
@@ -121,6 +133,7 @@ async fn converse(
             body["parallel_tool_calls"] = json!(false);
         }
         let reply = request(&client, cfg, &body, &mut shaper, &redactor, emit).await?;
+        cut |= reply.cut;
         if reply.tool_calls.is_empty() || last {
             answered = reply.content.is_some();
             if !answered && last {
@@ -134,7 +147,15 @@ async fn converse(
                 "function": {"name": c.name, "arguments": c.arguments}})).collect::<Vec<_>>()}),
         );
         for call in &reply.tool_calls {
-            let args: Value = serde_json::from_str(&call.arguments).unwrap_or(json!({}));
+            let args = match tool_arguments(&call.arguments) {
+                Ok(a) => a,
+                Err(e) => {
+                    malformed.push(call.name.clone());
+                    messages.push(json!({"role": "tool", "tool_call_id": call.id,
+                        "content": format!("error: the arguments of this {} call are not usable ({e}); nothing was run. Call it again with a JSON object as its arguments.", prompt::defang(&redactor.redact(&crate::tools::head_tail(&call.name, 80))))}));
+                    continue;
+                }
+            };
             let key = (call.name.clone(), args.to_string());
             let result = if !seen.insert(key) {
                 "already called with these arguments: use the earlier result".to_string()
@@ -164,13 +185,42 @@ async fn converse(
             limit.unwrap_or("step limit"))}));
         let body =
             json!({"model": cfg.model, "messages": messages, "temperature": 0, "max_tokens": 800});
-        request(&client, cfg, &body, &mut shaper, &redactor, emit).await?;
+        let reply = request(&client, cfg, &body, &mut shaper, &redactor, emit).await?;
+        cut |= reply.cut;
         if shaper.text().trim().is_empty() {
-            return Err(ClientError::Shape("empty summary".into()));
+            return Err(ClientError::NoAnswer(format!(
+                "the {} was reached ({} round trips) and the summary asked for then was empty",
+                limit.unwrap_or("step limit"),
+                steps
+            )));
         }
     }
     let body = shaper.text().to_string();
-    let answer = finish(inst, offline_answer, &body, used, refused, limit, cfg);
+    let mut answer = finish(inst, offline_answer, &body, used, refused, limit, cfg);
+    let mut extra = Vec::new();
+    if cut {
+        extra.push(format!(
+            "a reply reached its budget of {} tokens and was cut there",
+            cfg.reply_tokens
+        ));
+    }
+    if !malformed.is_empty() {
+        malformed.dedup();
+        extra.push(format!(
+            "tool calls with malformed arguments (answered with the error): {}",
+            malformed.join(", ")
+        ));
+    }
+    if !extra.is_empty() {
+        let note = answer.note.take().unwrap_or_default();
+        answer.note = Some(
+            std::iter::once(note)
+                .chain(extra)
+                .filter(|n| !n.is_empty())
+                .collect::<Vec<_>>()
+                .join("; "),
+        );
+    }
     // The additions (findings line, the no-change line) are shown too.
     emit(answer.text.strip_prefix(body.as_str()).unwrap_or(""));
     Ok(answer)
@@ -251,6 +301,23 @@ fn finish(
         answered: true,
         note: Some(notes.join("; ")),
         refused,
+    }
+}
+
+/// A tool call's arguments as a JSON object: empty text means no
+/// arguments; anything else that is not a JSON object is an error the
+/// model is told about (never silently `{}`).
+fn tool_arguments(text: &str) -> Result<Value, String> {
+    if text.trim().is_empty() {
+        return Ok(json!({}));
+    }
+    match serde_json::from_str::<Value>(text) {
+        Ok(v @ Value::Object(_)) => Ok(v),
+        Ok(other) => Err(format!(
+            "expected a JSON object, got {}",
+            crate::tools::head_tail(&other.to_string(), 60)
+        )),
+        Err(e) => Err(format!("not JSON: {e}")),
     }
 }
 

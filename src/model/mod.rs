@@ -8,6 +8,7 @@
 
 pub mod config;
 pub mod finding;
+pub mod redact;
 pub mod time;
 pub mod traffic;
 

@@ -777,9 +777,13 @@ fn policies(snap: &Snapshot, api: Option<&str>, operation: Option<&str>) -> (Val
             let limits: Vec<String> = scaling::quota::limits_for(snap, a, op)
                 .iter()
                 .map(|l| {
+                    let or_unknown = |v: Option<String>| v.unwrap_or_else(|| "unknown".to_string());
                     format!(
-                        "{} @{} calls={:?} renewal={:?}s",
-                        l.policy, l.scope, l.calls, l.renewal_secs
+                        "{} @{} calls={} renewal={}",
+                        l.policy,
+                        l.scope,
+                        or_unknown(l.calls.map(|c| c.to_string())),
+                        or_unknown(l.renewal_secs.map(|s| format!("{s}s")))
                     )
                 })
                 .collect();

@@ -401,7 +401,9 @@ pub fn scope(
     cursor: Option<Minute>,
 ) -> Scoped {
     let options = options_for(cursor);
-    let diagnosis = playbook::diagnose(snapshot, &options, playbooks);
+    let mut diagnosis = playbook::diagnose(snapshot, &options, playbooks);
+    // Every view draws from this diagnosis: its secrets are replaced once.
+    crate::model::redact::Scrub::scrub(&mut diagnosis);
     let rollup = analyze::rollup(snapshot, &options);
     let mut ops: Vec<OpRow> = rollup
         .operations
@@ -670,7 +672,10 @@ pub fn policy_view(s: &Snapshot, api: &str, op: &str) -> PolicyView {
                 scope,
                 file: doc.origin.file.clone(),
                 first_line: doc.origin.line.unwrap_or(1),
-                lines: doc.xml.lines().map(str::to_string).collect(),
+                lines: crate::model::redact::scrub(&doc.xml)
+                    .lines()
+                    .map(str::to_string)
+                    .collect(),
             });
         }
     }

@@ -16,4 +16,5 @@ mod daemon;
 mod eval;
 mod llm;
 mod scenarios;
+mod secrets;
 mod tui_e2e;

@@ -32,7 +32,9 @@ pub fn render(app: &App, id: &str, area: Rect, buf: &mut Buffer) {
                     } else {
                         "single"
                     },
-                    b.url.as_deref().unwrap_or("no url")
+                    b.url
+                        .as_deref()
+                        .map_or_else(|| "no url".into(), crate::model::redact::scrub)
                 ),
                 None => "  (seen in traffic only; no backend entity loaded)".into(),
             },
