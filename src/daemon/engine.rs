@@ -6,7 +6,12 @@
 //! minutes are compacted into a fixed-size `Cell` (counters, an 8-point
 //! latency sketch per latency, the two most common error reasons) and
 //! dropped after `retention`. Time is data time: the watermark is the
-//! latest row seen, so late or replayed logs age correctly.
+//! latest row seen, so late or replayed logs age correctly. It never jumps
+//! past the wall clock (when the caller sets that limit): a row stamped
+//! more than `FUTURE_TOLERANCE_MS` after both the clock and the data before
+//! it is rejected and counted (`future`), so one bad timestamp cannot make
+//! every later row "too old". Data that runs ahead of the clock minute by
+//! minute (a feed replayed faster than real time) is followed.
 //!
 //! `evaluate` builds a `Snapshot` from the last `lookback` of aggregates
 //! plus the static configuration and calls `analyze::analyze`; findings
@@ -18,6 +23,10 @@ use crate::analyze;
 use crate::model::{
     Finding, LoadReport, Minute, MinuteStats, Origin, Problem, Snapshot, Timestamp, Traffic,
 };
+
+/// How far ahead of the wall clock a row may be stamped (clock skew
+/// between the gateway and this host); later rows are rejected.
+pub const FUTURE_TOLERANCE_MS: i64 = 5 * 60_000;
 
 /// Latency points kept per compacted minute.
 const SKETCH: usize = 8;
@@ -148,10 +157,14 @@ pub struct Store {
     watermark: Option<Timestamp>,
     /// Minute of the last compaction.
     compacted_at: Option<Minute>,
-    /// Rows accepted and rejected, rows too old to keep.
+    /// Rows stamped after this instant are rejected (None: no limit).
+    future_limit: Option<Timestamp>,
+    /// Rows accepted and rejected, rows too old to keep, rows rejected for
+    /// a time after `future_limit` (also counted in `rejected`).
     pub rows: u64,
     pub rejected: u64,
     pub too_old: u64,
+    pub future: u64,
     /// The latest rejected records (at most a few), for logs.
     pub problems: Vec<Problem>,
 }
@@ -172,6 +185,12 @@ impl Store {
         self.watermark
     }
 
+    /// Rows stamped after `limit` are rejected from now on (the daemon
+    /// sets the wall clock plus `FUTURE_TOLERANCE_MS` before each chunk).
+    pub fn set_future_limit(&mut self, limit: Option<Timestamp>) {
+        self.future_limit = limit;
+    }
+
     /// Number of series and retained series-minutes (both tiers).
     pub fn size(&self) -> (usize, usize) {
         let exact: usize = self.exact.series.iter().map(|s| s.minutes.len()).sum();
@@ -187,7 +206,7 @@ impl Store {
         let mut report = LoadReport::default();
         crate::collect::gateway_logs::parse_ndjson(file, bytes, &mut tmp, &mut report);
         let shift = u32::try_from(first_line.saturating_sub(1)).unwrap_or(u32::MAX);
-        for mut p in report.problems {
+        for mut p in std::mem::take(&mut report.problems) {
             if let Some(l) = p.origin.line.as_mut() {
                 *l = l.saturating_add(shift);
             }
@@ -196,11 +215,25 @@ impl Store {
             }
             self.problems.push(p);
         }
-        self.rejected += report.rejected;
+        let future = self.reject_future(file, bytes, first_line, &mut tmp, &mut report);
+        self.rejected += report.rejected + future;
         let accepted = tmp.rows;
         self.rows += accepted;
-        if let Some(w) = report.time_range {
-            self.watermark = Some(self.watermark.map_or(w.end, |x| x.max(w.end)));
+        if let Some(w) = report.time_range
+            && accepted > 0
+        {
+            // Rejected future rows do not move the watermark.
+            let end = match self.future_limit {
+                Some(limit) if w.end > limit && future > 0 => tmp
+                    .series
+                    .iter()
+                    .filter_map(|s| s.minutes.keys().next_back())
+                    .max()
+                    .map(|m| Timestamp(Timestamp::from_minute(*m + 1).0 - 1).min(w.end))
+                    .unwrap_or(limit),
+                _ => w.end,
+            };
+            self.watermark = Some(self.watermark.map_or(end, |x| x.max(end)));
         }
         for s in &mut tmp.series {
             for st in s.minutes.values_mut() {
@@ -213,7 +246,81 @@ impl Store {
         }
         self.absorb(tmp);
         self.compact_if_due();
-        (accepted, report.rejected)
+        (accepted, report.rejected + future)
+    }
+
+    /// Removes the minutes after the future limit from freshly parsed
+    /// traffic; returns how many rows they held. The first such row is
+    /// kept as a problem with its file and line.
+    fn reject_future(
+        &mut self,
+        file: &str,
+        bytes: &[u8],
+        first_line: u64,
+        tmp: &mut Traffic,
+        report: &mut LoadReport,
+    ) -> u64 {
+        let Some(limit) = self.future_limit else {
+            return 0;
+        };
+        if report.time_range.is_none_or(|w| w.end <= limit) {
+            return 0;
+        }
+        // Minutes past the limit are kept only while they continue the data
+        // already seen without a jump of more than the tolerance (a feed
+        // replayed faster than real time); the first jump and all after it
+        // are rejected (one row stamped 9999 cannot move the watermark).
+        let tolerance = FUTURE_TOLERANCE_MS / 60_000;
+        let mut reach = limit
+            .minute()
+            .max(self.watermark.map_or(i64::MIN, Timestamp::minute));
+        let mut ahead: Vec<Minute> = tmp
+            .series
+            .iter()
+            .flat_map(|s| s.minutes.range(reach + 1..).map(|(m, _)| *m))
+            .collect();
+        ahead.sort_unstable();
+        ahead.dedup();
+        for m in ahead {
+            if m > reach.saturating_add(tolerance) {
+                break;
+            }
+            reach = m;
+        }
+        let last_ok = reach;
+        let mut n = 0u64;
+        for s in &mut tmp.series {
+            let late = s.minutes.split_off(&(last_ok + 1));
+            n += late.values().map(|st| u64::from(st.requests)).sum::<u64>();
+        }
+        tmp.rows = tmp.rows.saturating_sub(n);
+        if n > 0 {
+            self.future += n;
+            // Find the first offending line (rare: only when there is one).
+            for (line_no, line) in (first_line..).zip(bytes.split(|b| *b == b'\n')) {
+                let mut t1 = Traffic::default();
+                let mut r1 = LoadReport::default();
+                crate::collect::gateway_logs::parse_ndjson(file, line, &mut t1, &mut r1);
+                if let Some(w) = r1.time_range
+                    && w.end.minute() > last_ok
+                {
+                    if self.problems.len() >= 20 {
+                        self.problems.remove(0);
+                    }
+                    self.problems.push(Problem {
+                        origin: line_origin(file, line_no),
+                        message: format!(
+                            "timestamp {} is more than {} minutes after this host's clock ({}) and after the data before it; the row is rejected ({n} such rows in this read)",
+                            w.end.to_rfc3339(),
+                            FUTURE_TOLERANCE_MS / 60_000,
+                            Timestamp(limit.0 - FUTURE_TOLERANCE_MS).to_rfc3339()
+                        ),
+                    });
+                    break;
+                }
+            }
+        }
+        n
     }
 
     /// Merges parsed traffic into the tiers by the age of each minute.
@@ -525,6 +632,50 @@ mod tests {
         let (ok, bad) = s.ingest_ndjson("gw", text.as_bytes(), 101);
         assert_eq!((ok, bad), (1, 1));
         assert_eq!(s.problems[0].origin.line, Some(102));
+    }
+
+    #[test]
+    fn a_future_row_is_rejected_counted_and_never_moves_the_watermark() {
+        let mut s = Store::new(cfg());
+        let now = Timestamp::from_minute(T0 + 40);
+        s.set_future_limit(Some(Timestamp(now.0 + FUTURE_TOLERANCE_MS)));
+        feed(&mut s, 0..30, |_, _| false);
+        let wm = s.watermark();
+        // Three hours ahead: plausible as a timestamp, impossible as "now".
+        let far = line(T0 + 220, 0, "get-order", 200, 5);
+        let text = format!(
+            "{}{far}{}",
+            line(T0 + 30, 0, "get-order", 200, 5),
+            line(T0 + 30, 1, "get-order", 200, 5)
+        );
+        let (ok, bad) = s.ingest_ndjson("gw.ndjson", text.as_bytes(), 1801);
+        assert_eq!((ok, bad, s.future), (2, 1, 1));
+        assert!(
+            s.watermark() > wm && s.watermark() <= Some(now),
+            "{:?}",
+            s.watermark()
+        );
+        let p = s.problems.last().unwrap();
+        assert_eq!(p.origin.line, Some(1802));
+        assert!(
+            p.message
+                .contains(&Timestamp::from_minute(T0 + 220).to_rfc3339()),
+            "{}",
+            p.message
+        );
+        // Later rows are not "too old": the daemon is not blind.
+        feed(&mut s, 31..35, |_, _| false);
+        assert_eq!(s.too_old, 0);
+        assert_eq!(s.rows, 30 * 60 + 2 + 4 * 60);
+        // A chunk of only future rows leaves the watermark alone.
+        let before = s.watermark();
+        s.ingest_ndjson("gw.ndjson", far.as_bytes(), 9000);
+        assert_eq!(s.watermark(), before);
+        assert_eq!(s.future, 2);
+        // Data replayed faster than real time runs ahead minute by minute: kept.
+        feed(&mut s, 35..60, |_, _| false);
+        assert_eq!(s.future, 2);
+        assert_eq!(s.watermark().map(Timestamp::minute), Some(T0 + 59));
     }
 
     #[test]

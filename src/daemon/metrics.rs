@@ -1,7 +1,13 @@
 //! Operations: the daemon's own counters in Prometheus text format on
 //! `/metrics`, `/healthz`, and host/self sampling with sysinfo. The HTTP
 //! server is a few lines on a tokio `TcpListener` (GET only, one request
-//! per connection); `render` is pure.
+//! per connection) that cannot be starved: at most `MAX_CONNECTIONS` at
+//! once (more are answered 503 and closed), and a connection that has not
+//! sent its request within `REQUEST_TIMEOUT`, or not taken the answer
+//! within `WRITE_TIMEOUT`, is closed. `render` and `respond` are pure.
+//! `/healthz` is 503 while the baseline is read and while the state
+//! directory cannot be written (a restart would then repeat or lose
+//! notifications).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -17,6 +23,20 @@ pub struct Metrics {
     pub lines_ingested: AtomicU64,
     pub records_rejected: AtomicU64,
     pub rows_too_old: AtomicU64,
+    /// Rows stamped too far ahead of this host's clock (also rejected).
+    pub rows_future: AtomicU64,
+    /// Lines of `tail::MAX_LINE` bytes or more, skipped.
+    pub lines_too_long: AtomicU64,
+    /// NUL bytes skipped in followed files.
+    pub nul_bytes: AtomicU64,
+    /// Saves of the state directory that failed.
+    pub state_save_failures: AtomicU64,
+    /// Why the state directory cannot be written now (None: it can).
+    pub persist_error: Mutex<Option<String>>,
+    /// Open connections to this listener.
+    pub http_connections: AtomicU64,
+    /// Connections refused (over the cap) or closed for being too slow.
+    pub http_rejected: AtomicU64,
     pub static_files_read: AtomicU64,
     pub ticks: AtomicU64,
     /// Sum and last of tick durations, in microseconds.
@@ -85,6 +105,54 @@ impl Metrics {
             "counter",
             "Rows older than the retention window, dropped.",
             g(&self.rows_too_old).to_string(),
+        );
+        one(
+            "apimedic_rows_future_total",
+            "counter",
+            "Rows stamped more than the tolerance after this host's clock, rejected.",
+            g(&self.rows_future).to_string(),
+        );
+        one(
+            "apimedic_lines_too_long_total",
+            "counter",
+            "Lines of 4 MiB or more in followed files, skipped.",
+            g(&self.lines_too_long).to_string(),
+        );
+        one(
+            "apimedic_nul_bytes_skipped_total",
+            "counter",
+            "NUL bytes in followed files (crash holes), skipped.",
+            g(&self.nul_bytes).to_string(),
+        );
+        one(
+            "apimedic_state_save_failures_total",
+            "counter",
+            "Failed writes to the state directory (checkpoints, alert state, outbox).",
+            g(&self.state_save_failures).to_string(),
+        );
+        one(
+            "apimedic_state_persisted",
+            "gauge",
+            "1 when the last write to the state directory succeeded.",
+            u8::from(
+                self.persist_error
+                    .lock()
+                    .map(|e| e.is_none())
+                    .unwrap_or(false),
+            )
+            .to_string(),
+        );
+        one(
+            "apimedic_http_connections",
+            "gauge",
+            "Open connections to /metrics and /healthz.",
+            g(&self.http_connections).to_string(),
+        );
+        one(
+            "apimedic_http_rejected_total",
+            "counter",
+            "Connections refused over the cap or closed for being too slow.",
+            g(&self.http_rejected).to_string(),
         );
         one(
             "apimedic_static_files_read_total",
@@ -257,7 +325,16 @@ pub fn respond(request_line: &str, metrics: &Metrics) -> (&'static str, &'static
             metrics.render(),
         ),
         ("GET", "/healthz") => {
-            if metrics.ready.load(Ordering::Relaxed) > 0 {
+            let persist = metrics.persist_error.lock().ok().and_then(|e| e.clone());
+            if let Some(e) = persist {
+                (
+                    "503 Service Unavailable",
+                    "text/plain",
+                    format!(
+                        "state directory not writable: {e}\nalerts are still evaluated and delivered, but a restart would lose or repeat notifications\n"
+                    ),
+                )
+            } else if metrics.ready.load(Ordering::Relaxed) > 0 {
                 ("200 OK", "text/plain", "ok\n".into())
             } else {
                 (
@@ -280,49 +357,107 @@ pub fn respond(request_line: &str, metrics: &Metrics) -> (&'static str, &'static
     }
 }
 
+/// Most connections served at once.
+pub const MAX_CONNECTIONS: usize = 64;
+/// The longest a client may take to send its request (all of it).
+pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// The longest a client may take to read the answer.
+pub const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Serves `/metrics` and `/healthz` until `shutdown`.
 pub async fn serve(
     listener: TcpListener,
     metrics: std::sync::Arc<Metrics>,
     shutdown: CancellationToken,
 ) {
+    serve_with(
+        listener,
+        metrics,
+        shutdown,
+        MAX_CONNECTIONS,
+        REQUEST_TIMEOUT,
+    )
+    .await
+}
+
+/// `serve` with its limits given (tests use small ones).
+pub async fn serve_with(
+    listener: TcpListener,
+    metrics: std::sync::Arc<Metrics>,
+    shutdown: CancellationToken,
+    max_connections: usize,
+    request_timeout: std::time::Duration,
+) {
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(max_connections));
     loop {
         let accepted = tokio::select! {
             _ = shutdown.cancelled() => return,
             a = listener.accept() => a,
         };
-        let Ok((mut sock, _)) = accepted else {
+        let mut sock = match accepted {
+            Ok((sock, _)) => sock,
+            Err(_) => {
+                // Out of file descriptors (or a reset): wait, never spin.
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(std::time::Duration::from_millis(100)) => continue,
+                }
+            }
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            Metrics::add(&metrics.http_rejected, 1);
+            let _ = sock.try_write(
+                b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+            drop(sock);
             continue;
         };
         let metrics = metrics.clone();
+        Metrics::add(&metrics.http_connections, 1);
         tokio::spawn(async move {
-            let mut buf = vec![0u8; 8192];
-            let mut n = 0;
-            while n < buf.len() {
-                let read = tokio::time::timeout(
-                    std::time::Duration::from_secs(5),
-                    sock.read(&mut buf[n..]),
-                )
-                .await;
-                match read {
-                    Ok(Ok(0)) | Err(_) | Ok(Err(_)) => break,
-                    Ok(Ok(k)) => n += k,
+            let _slot = permit;
+            let head = tokio::time::timeout(request_timeout, read_head(&mut sock)).await;
+            match head {
+                Ok(Some(head)) => {
+                    let line = head.lines().next().unwrap_or("");
+                    let (status, ctype, body) = respond(line, &metrics);
+                    let resp = format!(
+                        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let write = async {
+                        sock.write_all(resp.as_bytes()).await?;
+                        sock.shutdown().await
+                    };
+                    if tokio::time::timeout(WRITE_TIMEOUT, write).await.is_err() {
+                        Metrics::add(&metrics.http_rejected, 1);
+                    }
                 }
-                if buf[..n].windows(4).any(|w| w == b"\r\n\r\n") {
-                    break;
-                }
+                Ok(None) => {}
+                Err(_) => Metrics::add(&metrics.http_rejected, 1),
             }
-            let head = String::from_utf8_lossy(&buf[..n]);
-            let line = head.lines().next().unwrap_or("");
-            let (status, ctype, body) = respond(line, &metrics);
-            let resp = format!(
-                "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = sock.write_all(resp.as_bytes()).await;
-            let _ = sock.shutdown().await;
+            metrics.http_connections.fetch_sub(1, Ordering::Relaxed);
         });
     }
+}
+
+/// The request head (up to 8 KiB, through its blank line); None when the
+/// client closed first.
+async fn read_head(sock: &mut tokio::net::TcpStream) -> Option<String> {
+    let mut buf = vec![0u8; 8192];
+    let mut n = 0;
+    while n < buf.len() {
+        match sock.read(&mut buf[n..]).await {
+            Ok(0) | Err(_) => break,
+            Ok(k) => n += k,
+        }
+        if buf[..n].windows(4).any(|w| w == b"\r\n\r\n")
+            || buf[..n].windows(2).any(|w| w == b"\n\n")
+        {
+            break;
+        }
+    }
+    (n > 0).then(|| String::from_utf8_lossy(&buf[..n]).into_owned())
 }
 
 #[cfg(test)]
@@ -367,5 +502,60 @@ mod tests {
             "405 Method Not Allowed"
         );
         assert_eq!(respond("GET /nope HTTP/1.1", &m).0, "404 Not Found");
+        // A state directory that cannot be written is not healthy.
+        *m.persist_error.lock().unwrap() =
+            Some("cannot write /s/alerts.tmp: No space left on device".into());
+        let (status, _, body) = respond("GET /healthz HTTP/1.1", &m);
+        assert_eq!(status, "503 Service Unavailable");
+        assert!(body.contains("No space left"), "{body}");
+        assert!(m.render().contains("apimedic_state_persisted 0\n"));
+    }
+
+    #[tokio::test]
+    async fn idle_and_half_sent_connections_are_closed_and_capped() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let m = std::sync::Arc::new(Metrics::default());
+        Metrics::set(&m.ready, 1);
+        let stop = CancellationToken::new();
+        tokio::spawn(serve_with(
+            l,
+            m.clone(),
+            stop.clone(),
+            4,
+            std::time::Duration::from_millis(300),
+        ));
+        // Four slow clients fill the cap; a fifth is answered 503 at once.
+        let mut idle = Vec::new();
+        for _ in 0..4 {
+            let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+            s.write_all(b"GET /metr").await.unwrap();
+            idle.push(s);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let mut extra = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut text = String::new();
+        let _ = extra.read_to_string(&mut text).await;
+        assert!(text.starts_with("HTTP/1.1 503"), "{text:?}");
+        // The slow ones are closed after the request timeout.
+        for s in &mut idle {
+            let mut b = Vec::new();
+            let r = tokio::time::timeout(std::time::Duration::from_secs(3), s.read_to_end(&mut b))
+                .await;
+            assert!(r.is_ok(), "closed by the server");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert_eq!(m.http_connections.load(Ordering::Relaxed), 0);
+        // And a normal client is served again.
+        let mut ok = tokio::net::TcpStream::connect(addr).await.unwrap();
+        ok.write_all(b"GET /healthz HTTP/1.1\r\n\r\n")
+            .await
+            .unwrap();
+        let mut text = String::new();
+        ok.read_to_string(&mut text).await.unwrap();
+        assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+        assert!(m.http_rejected.load(Ordering::Relaxed) >= 5);
+        stop.cancel();
     }
 }

@@ -87,14 +87,60 @@ struct Shared {
     state_dir: PathBuf,
     metrics: Arc<Metrics>,
     clock: Clock,
+    /// Deliveries recorded as they happen (see `sink::Acks`).
+    acks: Mutex<sink::Acks>,
+    /// What cannot be saved now, by state file.
+    failing: Mutex<BTreeMap<&'static str, String>>,
 }
 
 impl Shared {
-    fn save(&self, d: &Durable) {
-        if let Err(e) = d.save(&self.state_dir) {
-            tracing::error!(error = %format!("{e:#}"), "Cannot save the alert state and outbox.");
+    /// Saves the alert book and outbox; true when it was written. After a
+    /// save the delivery journal is no longer needed.
+    fn save(&self, d: &Durable) -> bool {
+        let result = d.save(&self.state_dir);
+        let ok = result.is_ok();
+        self.persisted("alerts", result);
+        if ok && let Ok(mut a) = self.acks.lock() {
+            a.keep_only(&d.outbox);
         }
         Metrics::set(&self.metrics.outbox_size, d.outbox.len() as u64);
+        ok
+    }
+
+    /// Records the outcome of a write to the state directory: a failure is
+    /// said once (and again when it changes), health turns 503, and a
+    /// recovery is said too.
+    fn persisted(&self, what: &'static str, result: anyhow::Result<()>) {
+        let Ok(mut failing) = self.failing.lock() else {
+            return;
+        };
+        match result {
+            Ok(()) => {
+                if failing.remove(what).is_some() {
+                    tracing::info!(state = what, dir = %self.state_dir.display(), "State saved again.");
+                }
+            }
+            Err(e) => {
+                Metrics::add(&self.metrics.state_save_failures, 1);
+                let msg = format!("{e:#}");
+                if failing.get(what) != Some(&msg) {
+                    tracing::error!(state = what, error = %msg, "Cannot save to the state directory; /healthz reports it until a save succeeds. A restart now would lose or repeat notifications.");
+                    failing.insert(what, msg);
+                }
+            }
+        }
+        if let Ok(mut p) = self.metrics.persist_error.lock() {
+            *p = failing.iter().next().map(|(w, e)| format!("{w}: {e}"));
+        }
+    }
+
+    /// The first failure to save, if any.
+    fn persist_failure(&self) -> Option<String> {
+        self.metrics
+            .persist_error
+            .lock()
+            .ok()
+            .and_then(|p| p.clone())
     }
 }
 
@@ -117,7 +163,15 @@ pub async fn run_with(
             cfg.state_dir.display()
         )
     })?;
-    let durable = Durable::load(&cfg.state_dir)?;
+    let (acks, delivered) = sink::Acks::open(&cfg.state_dir)?;
+    let mut durable = Durable::load(&cfg.state_dir)?;
+    let resent = durable.forget_delivered(&delivered);
+    if resent > 0 {
+        tracing::info!(
+            entries = resent,
+            "Outbox entries delivered before the last stop (journalled, not yet saved) are not sent again."
+        );
+    }
     let metrics = Arc::new(Metrics::default());
     Metrics::set(&metrics.outbox_size, durable.outbox.len() as u64);
     if !durable.outbox.is_empty() {
@@ -131,6 +185,8 @@ pub async fn run_with(
         state_dir: cfg.state_dir.clone(),
         metrics: metrics.clone(),
         clock: Clock::new(),
+        acks: Mutex::new(acks),
+        failing: Mutex::new(BTreeMap::new()),
     });
     let listener = match &cfg.listen {
         Some(addr) => Some(
@@ -188,10 +244,22 @@ pub async fn run_with(
     if let Ok(d) = shared.durable.lock() {
         shared.save(&d);
     }
-    tracing::info!("Stopped; checkpoints and outbox saved.");
-    match result {
+    let result = match result {
         Ok(r) => r,
         Err(e) => Err(anyhow::anyhow!("the engine task failed: {e}")),
+    };
+    match shared.persist_failure() {
+        None => {
+            tracing::info!("Stopped; checkpoints and outbox saved.");
+            result
+        }
+        Some(e) => {
+            tracing::error!(error = %e, "Stopped, but the state was NOT saved.");
+            result.and(Err(anyhow::anyhow!(
+                "stopped without saving the state in {}: {e}; on the next start, offsets and the outbox are those of the last successful save (delivered notifications are journalled when the journal could be written)",
+                cfg.state_dir.display()
+            )))
+        }
     }
 }
 
@@ -202,80 +270,48 @@ async fn watch(
     shared: Arc<Shared>,
     shutdown: CancellationToken,
 ) {
-    let saved = tail::Checkpoints::load(&cfg.state_dir);
-    let mut followers: BTreeMap<PathBuf, tail::Follower> = BTreeMap::new();
-    let mut statics: BTreeMap<PathBuf, Option<(u64, i64, i64)>> = BTreeMap::new();
+    let mut tailer = tail::Tailer::new(
+        tail::Checkpoints::load(&cfg.state_dir),
+        cfg.config_file.clone(),
+    );
     let mut config_stamp = cfg.config_file.as_deref().and_then(tail::stamp);
     let mut first = true;
     let mut last_save = tokio::time::Instant::now();
     let mut ticker = tokio::time::interval(cfg.poll);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let m = &shared.metrics;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = ticker.tick() => {}
         }
-        let mut statics_changed = false;
-        for path in tail::files_under(&cfg.paths) {
-            if followers.contains_key(&path) || Some(path.as_path()) == cfg.config_file.as_deref() {
-                continue;
-            }
-            if let Some(old) = statics.get(&path) {
-                let now = tail::stamp(&path);
-                if *old != now {
-                    statics.insert(path.clone(), now);
-                    statics_changed = true;
-                }
-                continue;
-            }
-            match tail::classify(&path) {
-                tail::FileKind::Follow => {
-                    let resume = if cfg.replay && first {
-                        None
-                    } else {
-                        saved.files.get(&path).copied()
-                    };
-                    tracing::info!(file = %path.display(), "Following gateway log.");
-                    followers.insert(path.clone(), tail::Follower::new(path, resume));
-                }
-                tail::FileKind::Static => {
-                    statics.insert(path.clone(), tail::stamp(&path));
-                    statics_changed = true;
-                }
-                tail::FileKind::Undecided => {}
-            }
-        }
-        // Files that disappeared stop counting as configuration.
-        let before = statics.len();
-        statics.retain(|p, _| p.exists());
-        statics_changed |= statics.len() != before;
+        let (statics_changed, notes) = tailer.scan(&cfg.paths, !(cfg.replay && first));
+        log_notes(&notes);
         if statics_changed {
-            let paths: Vec<PathBuf> = statics.keys().cloned().collect();
+            let paths = tailer.statics();
+            let n = paths.len() as u64;
             let snap = tokio::task::spawn_blocking(move || read_statics(&paths))
                 .await
                 .unwrap_or_default();
-            Metrics::add(&shared.metrics.static_files_read, statics.len() as u64);
+            Metrics::add(&m.static_files_read, n);
             if tx.send(Input::Statics(Box::new(snap))).await.is_err() {
                 break;
             }
         }
-        for f in followers.values_mut() {
-            loop {
-                let mut chunks = Vec::new();
-                if let Err(e) = f.poll(&mut chunks) {
-                    tracing::warn!(file = %f.path.display(), error = %e, "Cannot read the log; retrying.");
+        loop {
+            let mut chunks = Vec::new();
+            log_notes(&tailer.poll(&mut chunks));
+            if chunks.is_empty() {
+                break;
+            }
+            for c in chunks {
+                report_skips(&c, m);
+                if tx.send(Input::Lines(c)).await.is_err() {
+                    return;
                 }
-                if chunks.is_empty() {
-                    break;
-                }
-                for c in chunks {
-                    if tx.send(Input::Lines(c)).await.is_err() {
-                        return;
-                    }
-                }
-                if shutdown.is_cancelled() {
-                    break;
-                }
+            }
+            if shutdown.is_cancelled() {
+                break;
             }
         }
         if let Some(cf) = cfg.config_file.as_deref() {
@@ -303,19 +339,63 @@ async fn watch(
         }
         if last_save.elapsed() >= Duration::from_secs(2) {
             last_save = tokio::time::Instant::now();
-            save_offsets(&cfg.state_dir, &followers);
+            save_offsets(&cfg.state_dir, &tailer, &shared);
         }
     }
-    save_offsets(&cfg.state_dir, &followers);
+    save_offsets(&cfg.state_dir, &tailer, &shared);
 }
 
-fn save_offsets(dir: &Path, followers: &BTreeMap<PathBuf, tail::Follower>) {
-    let cp = tail::Checkpoints {
-        files: followers.iter().map(|(p, f)| (p.clone(), f.at)).collect(),
-    };
-    if let Err(e) = cp.save(dir) {
-        tracing::error!(error = %format!("{e:#}"), "Cannot save offsets.");
+/// What a scan or a poll noticed, in the log: each thing once.
+fn log_notes(notes: &[tail::Note]) {
+    for n in notes {
+        match n {
+            tail::Note::Following { path, offset } => {
+                tracing::info!(file = %path.display(), offset, "Following gateway log.")
+            }
+            tail::Note::Renamed { from, to } => {
+                tracing::info!(from = %from.display(), to = %to.display(), "Followed log renamed (rotation); finishing it under its new name.")
+            }
+            tail::Note::Compressed {
+                path,
+                followed: true,
+            } => {
+                tracing::info!(file = %path.display(), "Compressed rotated log not read: its rows were read from the live file.")
+            }
+            tail::Note::Compressed {
+                path,
+                followed: false,
+            } => {
+                tracing::warn!(file = %path.display(), "Compressed gateway log not followed (the daemon follows live NDJSON files); read it with `apimedic diagnose`.")
+            }
+            tail::Note::Gone { path } => {
+                tracing::info!(file = %path.display(), "Followed log gone after being read to its end.")
+            }
+            tail::Note::Error { path, error } => {
+                tracing::warn!(file = %path.display(), error = %error, "Cannot read the log; retrying.")
+            }
+        }
     }
+}
+
+/// Skipped long lines and NUL bytes: counted and said with file and line.
+fn report_skips(c: &tail::Chunk, m: &Metrics) {
+    for s in &c.skipped {
+        match s.kind {
+            tail::SkipKind::TooLong => {
+                Metrics::add(&m.lines_too_long, 1);
+                tracing::warn!(file = %c.file, line = s.line, "Skipped a line of {} MiB or more (bounded memory); reading on after its end.", tail::MAX_LINE >> 20);
+            }
+            tail::SkipKind::Nul => {
+                Metrics::add(&m.nul_bytes, s.bytes);
+                tracing::warn!(file = %c.file, line = s.line, bytes = s.bytes, "Skipped NUL bytes (a crash leaves them in a preallocated log); reading on.");
+            }
+        }
+    }
+}
+
+fn save_offsets(dir: &Path, tailer: &tail::Tailer, shared: &Shared) {
+    let result = tailer.checkpoints().save(dir);
+    shared.persisted("offsets", result);
 }
 
 /// The static files as one snapshot, without traffic (logs are followed).
@@ -364,13 +444,15 @@ async fn engine_task(
             _ = shutdown.cancelled() => break,
             input = rx.recv() => match input {
                 Some(Input::Lines(c)) => {
+                    store.set_future_limit(Some(Timestamp(shared.clock.now().0 + engine::FUTURE_TOLERANCE_MS)));
                     let (ok, bad) = store.ingest_ndjson(&c.file, &c.bytes, c.first_line);
+                    Metrics::set(&m.rows_future, store.future);
                     Metrics::add(&m.lines_ingested, ok);
                     Metrics::add(&m.records_rejected, bad);
                     if bad > 0
                         && let Some(p) = store.problems.last()
                     {
-                        tracing::warn!(rejected = bad, example = %p, "Rejected log lines.");
+                        tracing::warn!(rejected = bad, example = %crate::model::redact::scrub(&p.to_string()), "Rejected log lines.");
                     }
                 }
                 Some(Input::Statics(s)) => statics = *s,
@@ -400,6 +482,12 @@ async fn engine_task(
                     s.metrics.extend(host_series.iter().cloned());
                     store.evaluate(&s)
                 };
+                // Secrets in findings (a key in a request URL, a password in a
+                // backend URL) never reach the alert book, the outbox or a sink.
+                let mut findings = findings;
+                for f in &mut findings {
+                    crate::model::redact::Scrub::scrub(f);
+                }
                 let now = shared.clock.now();
                 let evs = book.observe(&findings, now);
                 let mut dropped = 0;
@@ -565,8 +653,10 @@ async fn sink_task(
     }
 }
 
-/// Delivers every queued entry of one sink, one request per group, in
-/// order; stops at the first failure.
+/// Delivers every queued entry of one sink in queue order, one request
+/// per run of entries of the same group (so an alert's lifecycle is never
+/// reordered); stops at the first failure. Each delivery is journalled
+/// before it leaves the outbox, so a restart never sends it again.
 async fn flush(
     spec: &config::SinkSpec,
     delivery: &config::Delivery,
@@ -585,15 +675,14 @@ async fn flush(
     if mine.is_empty() {
         return Ok(());
     }
-    // Groups in order of their first entry.
-    let mut groups: Vec<(String, Vec<sink::Entry>)> = Vec::new();
+    let mut runs: Vec<(String, Vec<sink::Entry>)> = Vec::new();
     for e in mine {
-        match groups.iter_mut().find(|(g, _)| *g == e.event.group) {
-            Some((_, v)) => v.push(e),
-            None => groups.push((e.event.group.clone(), vec![e])),
+        match runs.last_mut() {
+            Some((g, v)) if *g == e.event.group => v.push(e),
+            _ => runs.push((e.event.group.clone(), vec![e])),
         }
     }
-    for (group, entries) in groups {
+    for (group, entries) in runs {
         let events: Vec<AlertEvent> = entries.iter().map(|e| e.event.clone()).collect();
         sink::deliver(
             client,
@@ -606,6 +695,11 @@ async fn flush(
         .await?;
         shared.metrics.sink(&spec.name, entries.len() as u64, 0);
         let ids: Vec<u64> = entries.iter().map(|e| e.id).collect();
+        let journalled = match shared.acks.lock() {
+            Ok(mut a) => a.record(&ids),
+            Err(_) => Err(anyhow::anyhow!("the delivery journal lock is poisoned")),
+        };
+        shared.persisted("delivery journal", journalled);
         if let Ok(mut d) = shared.durable.lock() {
             d.outbox.retain(|e| !ids.contains(&e.id));
             shared.save(&d);
@@ -619,38 +713,41 @@ async fn flush(
 pub fn once(cfg: &DaemonConfig) -> anyhow::Result<serde_json::Value> {
     let started = std::time::Instant::now();
     let mut store = engine::Store::new(cfg.engine);
-    let mut statics = Vec::new();
-    for path in tail::files_under(&cfg.paths) {
-        match tail::classify(&path) {
-            tail::FileKind::Follow => {
-                let mut f = tail::Follower::new(path, None);
-                loop {
-                    let mut chunks = Vec::new();
-                    f.poll(&mut chunks)
-                        .with_context(|| format!("cannot read {}", f.path.display()))?;
-                    if chunks.is_empty() {
-                        break;
-                    }
-                    for c in chunks {
-                        store.ingest_ndjson(&c.file, &c.bytes, c.first_line);
-                    }
-                }
-            }
-            tail::FileKind::Static => statics.push(path),
-            tail::FileKind::Undecided => {}
+    store.set_future_limit(Some(Timestamp(
+        Clock::new().now().0 + engine::FUTURE_TOLERANCE_MS,
+    )));
+    let mut tailer = tail::Tailer::new(tail::Checkpoints::default(), cfg.config_file.clone());
+    let (_, notes) = tailer.scan(&cfg.paths, false);
+    log_notes(&notes);
+    loop {
+        let mut chunks = Vec::new();
+        let notes = tailer.poll(&mut chunks);
+        if let Some(tail::Note::Error { path, error }) = notes.first() {
+            anyhow::bail!("cannot read {}: {error}", path.display());
+        }
+        if chunks.is_empty() {
+            break;
+        }
+        for c in chunks {
+            store.ingest_ndjson(&c.file, &c.bytes, c.first_line);
         }
     }
+    let statics = tailer.statics();
     let read = started.elapsed();
     let snap = read_statics(&statics);
     store.compact();
     let tick0 = std::time::Instant::now();
-    let findings = store.evaluate(&snap);
+    let mut findings = store.evaluate(&snap);
+    for f in &mut findings {
+        crate::model::redact::Scrub::scrub(f);
+    }
     let tick = tick0.elapsed();
     let (series, minutes) = store.size();
     Ok(serde_json::json!({
         "rows": store.rows,
         "rejected": store.rejected,
         "too_old": store.too_old,
+        "future": store.future,
         "series": series,
         "series_minutes": minutes,
         "read_seconds": read.as_secs_f64(),

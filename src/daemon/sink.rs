@@ -8,7 +8,11 @@
 //! exponential backoff meanwhile. A restart reloads the outbox, so neither
 //! a receiver that is down nor a SIGKILL loses an alert, and since the book
 //! is saved with the outbox, a restarted daemon does not announce an alert
-//! that was already firing.
+//! that was already firing. Each delivery is also appended to a journal
+//! (`Acks`) before it leaves the outbox: when `alerts.json` cannot be
+//! replaced (a full or read-only state directory), a restart still knows
+//! what was delivered and never sends it again, and so never replays a
+//! "firing" after its "resolved".
 
 use super::alerts::{Alert, AlertEvent, Status};
 use super::config::{SinkSpec, Target};
@@ -65,6 +69,17 @@ impl Durable {
         write_atomic(&Self::path(dir), &serde_json::to_vec(self)?)
     }
 
+    /// Drops outbox entries a journal says were delivered; ids are never
+    /// reused after them. Returns how many were dropped.
+    pub fn forget_delivered(&mut self, delivered: &[u64]) -> usize {
+        if let Some(max) = delivered.iter().max() {
+            self.next_id = self.next_id.max(*max);
+        }
+        let before = self.outbox.len();
+        self.outbox.retain(|e| !delivered.contains(&e.id));
+        before - self.outbox.len()
+    }
+
     /// Queues an event for every sink whose route takes it. Returns how
     /// many entries were dropped because a sink's queue was full.
     pub fn enqueue(&mut self, event: &AlertEvent, sinks: &[SinkSpec]) -> usize {
@@ -86,6 +101,91 @@ impl Durable {
             });
         }
         dropped
+    }
+}
+
+/// The delivery journal (`delivered.log`): ids of delivered outbox
+/// entries, appended and synced as each delivery succeeds, to a file
+/// opened at start and kept open. Appending to an open file still works
+/// where replacing `alerts.json` does not (a directory made read-only, a
+/// disk with a block to spare). After a save it keeps only ids still in
+/// the saved outbox.
+#[derive(Debug)]
+pub struct Acks {
+    path: PathBuf,
+    file: Option<std::fs::File>,
+    ids: Vec<u64>,
+}
+
+impl Acks {
+    pub fn path(dir: &Path) -> PathBuf {
+        dir.join("delivered.log")
+    }
+
+    /// Opens the journal; returns it and the ids it already holds.
+    pub fn open(dir: &Path) -> anyhow::Result<(Acks, Vec<u64>)> {
+        let path = Self::path(dir);
+        let ids: Vec<u64> = match std::fs::read_to_string(&path) {
+            Ok(text) => text.lines().filter_map(|l| l.trim().parse().ok()).collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => anyhow::bail!("cannot read {}: {e}", path.display()),
+        };
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .ok();
+        Ok((
+            Acks {
+                path,
+                file,
+                ids: ids.clone(),
+            },
+            ids,
+        ))
+    }
+
+    /// Journals delivered ids (synced before returning).
+    pub fn record(&mut self, ids: &[u64]) -> anyhow::Result<()> {
+        use std::io::Write;
+        let Some(f) = self.file.as_mut() else {
+            anyhow::bail!("cannot open {} for writing", self.path.display());
+        };
+        let mut text = String::new();
+        for id in ids {
+            text.push_str(&format!("{id}\n"));
+        }
+        f.write_all(text.as_bytes())
+            .and_then(|_| f.sync_data())
+            .map_err(|e| anyhow::anyhow!("cannot append to {}: {e}", self.path.display()))?;
+        self.ids.extend_from_slice(ids);
+        Ok(())
+    }
+
+    /// After a successful save: keeps only ids still in the saved outbox
+    /// (another sink's delivery may be journalled but not yet saved).
+    pub fn keep_only(&mut self, outbox: &[Entry]) {
+        use std::io::Write;
+        let keep: Vec<u64> = self
+            .ids
+            .iter()
+            .copied()
+            .filter(|id| outbox.iter().any(|e| e.id == *id))
+            .collect();
+        if keep.len() == self.ids.len() {
+            return;
+        }
+        let Some(f) = self.file.as_mut() else {
+            return;
+        };
+        let text: String = keep.iter().map(|id| format!("{id}\n")).collect();
+        if f.set_len(0)
+            .and_then(|_| f.write_all(text.as_bytes()))
+            .and_then(|_| f.sync_data())
+            .is_ok()
+        {
+            self.ids = keep;
+        }
     }
 }
 
@@ -414,6 +514,40 @@ mod tests {
         std::fs::write(Durable::path(dir.path()), "{").unwrap();
         let err = Durable::load(dir.path()).unwrap_err().to_string();
         assert!(err.contains("move it aside"), "{err}");
+    }
+
+    #[test]
+    fn journalled_deliveries_are_never_sent_again_after_a_failed_save() {
+        let ev = events();
+        let sinks = vec![SinkSpec {
+            name: "am".into(),
+            target: Target::Stdout,
+            min_severity: Severity::Info,
+            kinds: vec![],
+        }];
+        let dir = tempfile::tempdir().unwrap();
+        let mut d = Durable::default();
+        d.enqueue(&ev[0], &sinks); // firing, id 1
+        d.save(dir.path()).unwrap();
+        let (mut acks, old) = Acks::open(dir.path()).unwrap();
+        assert!(old.is_empty());
+        // Delivered; then the save that would drop it fails (as on a full
+        // disk): alerts.json still holds the firing.
+        acks.record(&[1]).unwrap();
+        d.enqueue(&ev[1], &sinks); // resolved, id 2, delivered too
+        acks.record(&[2]).unwrap();
+        drop(acks);
+        // Restart: the stale outbox is reconciled with the journal.
+        let mut back = Durable::load(dir.path()).unwrap();
+        assert_eq!(back.outbox.len(), 1, "the stale file still has the firing");
+        let (mut acks, delivered) = Acks::open(dir.path()).unwrap();
+        assert_eq!(back.forget_delivered(&delivered), 1);
+        assert!(back.outbox.is_empty(), "no firing after its resolved");
+        assert!(back.next_id >= 2, "ids are never reused");
+        // After a successful save the journal keeps only what is still queued.
+        back.save(dir.path()).unwrap();
+        acks.keep_only(&back.outbox);
+        assert_eq!(std::fs::read_to_string(Acks::path(dir.path())).unwrap(), "");
     }
 
     #[test]
