@@ -15,10 +15,12 @@
 //! - [`playbook`]: findings to diagnosis steps and remediation proposals, from `playbooks/`.
 //! - [`report`]: a diagnosis rendered for people and machines.
 //! - [`simulate`]: a realistic instance with injected incidents, in the real formats.
+//! - [`azure`]: live Azure: sign-in (a token for a scope) and the read-only ARM client.
 //! - [`http`]: every outbound HTTP client (model endpoints, alert sinks), over rustls.
 //! - [`cli`]: the command line; the only module that knows about all the others.
 
 pub mod analyze;
+pub mod azure;
 pub mod chat;
 pub mod cli;
 pub mod collect;

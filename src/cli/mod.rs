@@ -3,6 +3,7 @@
 //! Each larger subcommand lives in its own file beside this one.
 
 pub mod ask;
+pub mod azure;
 pub mod chat;
 pub mod daemon;
 pub mod detect;
@@ -95,6 +96,8 @@ pub struct DiagnoseArgs {
     /// Print how long loading, analysis and rendering took (to stderr).
     #[arg(long)]
     pub timings: bool,
+    #[command(flatten)]
+    pub azure: azure::AzureArgs,
 }
 
 fn parse_severity(s: &str) -> Result<Severity, String> {
@@ -178,8 +181,32 @@ fn parse_relative(text: &str) -> Option<f64> {
 
 fn diagnose(args: DiagnoseArgs) -> anyhow::Result<ExitCode> {
     let started = std::time::Instant::now();
+    if args.azure.is_live() {
+        if !args.paths.is_empty() {
+            anyhow::bail!(
+                "give exported files or a live target (--azure, --subscription, --all), not both"
+            );
+        }
+        // The time range chose what was read; analysis takes all of it.
+        let live = args
+            .azure
+            .load(args.since.as_deref(), args.until.as_deref())?
+            .unwrap_or_default();
+        let several = live.len() > 1;
+        let mut code = ExitCode::SUCCESS;
+        for (id, snapshot) in live {
+            if several {
+                println!("== {id}");
+            }
+            if diagnose_snapshot(snapshot, &args, analyze::Options::default(), started)?
+                != ExitCode::SUCCESS
+            {
+                code = ExitCode::from(1);
+            }
+        }
+        return Ok(code);
+    }
     let snapshot = load(&args.paths)?;
-    let loaded = started.elapsed();
     let end = snapshot.loaded.time_range.map(|w| w.end);
     let options = analyze::Options {
         since: args
@@ -193,6 +220,17 @@ fn diagnose(args: DiagnoseArgs) -> anyhow::Result<ExitCode> {
             .map(|s| parse_bound(s, end))
             .transpose()?,
     };
+    diagnose_snapshot(snapshot, &args, options, started)
+}
+
+/// Analyses one snapshot and prints its report; exit 1 at or above `--fail-on`.
+fn diagnose_snapshot(
+    snapshot: Snapshot,
+    args: &DiagnoseArgs,
+    options: analyze::Options,
+    started: std::time::Instant,
+) -> anyhow::Result<ExitCode> {
+    let loaded = started.elapsed();
     let playbooks = match &args.playbooks {
         Some(dir) => playbook::Playbooks::load_dir(dir)?,
         None => playbook::Playbooks::built_in(),

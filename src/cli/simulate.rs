@@ -11,10 +11,10 @@ use std::process::ExitCode;
 #[derive(Debug, clap::Args)]
 pub struct SimulateArgs {
     /// Scenario to generate (see --list).
-    #[arg(long, value_name = "NAME", required_unless_present_any = ["list", "fixtures", "live"])]
+    #[arg(long, value_name = "NAME", required_unless_present_any = ["list", "fixtures", "live", "serve_azure"])]
     pub scenario: Option<String>,
     /// Output folder (created; must be empty unless --force).
-    #[arg(long, value_name = "DIR", required_unless_present_any = ["list", "fixtures"])]
+    #[arg(long, value_name = "DIR", required_unless_present_any = ["list", "fixtures", "serve_azure"])]
     pub out: Option<PathBuf>,
     /// Random seed; the same seed gives the same bytes. Also picks the day
     /// the data ends on (13:00 UTC, 2026-03-02 plus seed mod 7 days).
@@ -45,11 +45,125 @@ pub struct SimulateArgs {
     /// committed parameters (fixtures/scenarios).
     #[arg(long, value_name = "DIR", conflicts_with_all = ["scenario", "out"])]
     pub fixtures: Option<PathBuf>,
+    /// Serve the simulated instance as a stand-in for Azure on
+    /// 127.0.0.1:PORT (0: any free port) until interrupted: point
+    /// `apimedic diagnose --azure ...` at it with the variables it prints.
+    /// For trying live mode, tests and benchmarks; loopback only.
+    #[arg(long, value_name = "PORT", conflicts_with_all = ["out", "fixtures", "live", "list"])]
+    pub serve_azure: Option<u16>,
+    /// With --serve-azure: this many instances (copies renamed fleet-apim-NN).
+    #[arg(long, default_value_t = 1, requires = "serve_azure")]
+    pub instances: usize,
+    /// With --serve-azure: add this many APIs to every instance...
+    #[arg(long, default_value_t = 0, requires = "serve_azure")]
+    pub bulk_apis: usize,
+    /// ...each with this many operations (and a policy on each).
+    #[arg(long, default_value_t = 10, requires = "serve_azure")]
+    pub bulk_ops: usize,
+    /// With --serve-azure: items per list page (0: one page).
+    #[arg(long, default_value_t = 0, requires = "serve_azure")]
+    pub page_size: usize,
 }
+
+/// The stand-in's test service principal (loopback only, never a real one).
+pub const STANDIN_TENANT: &str = "00000000-0000-0000-0000-00000000a2d0";
+pub const STANDIN_CLIENT: &str = "00000000-0000-0000-0000-00000000c11e";
+pub const STANDIN_SECRET: &str = "standin-only-secret";
+
+/// Serves a simulated fleet on loopback (see `SimulateArgs::serve_azure`).
+fn serve_azure(args: &SimulateArgs, port: u16) -> anyhow::Result<ExitCode> {
+    use crate::simulate::standin::{Config, StandIn, Store, bulk_apis, rename_instance};
+    let scenario = match &args.scenario {
+        Some(n) => Scenario::parse(n).with_context(|| format!("unknown scenario `{n}`"))?,
+        None => Scenario::BackendOom,
+    };
+    if args.instances == 0 || args.instances > 500 {
+        bail!("--instances: give 1 to 500");
+    }
+    let files = simulate::generate(
+        scenario,
+        args.seed,
+        args.scale,
+        args.minutes.max(simulate::MIN_MINUTES),
+    );
+    let mut store = Store::default();
+    let mut fleet = vec![files.clone()];
+    for i in 1..args.instances {
+        fleet.push(rename_instance(
+            &files,
+            "6f1d2c3b-4a5e-4f60-8b7c-9d0e1f2a3b4c",
+            &format!("fleet-apim-{i:02}"),
+        ));
+    }
+    for docs in &fleet {
+        for (_, b) in docs {
+            store.add_document(b);
+        }
+    }
+    if args.bulk_apis > 0 {
+        for id in store.service_ids() {
+            for d in bulk_apis(&id, args.bulk_apis, args.bulk_ops) {
+                store.add_document(&d);
+            }
+        }
+    }
+    drop(fleet);
+    let ids = store.service_ids();
+    let standin = StandIn::start(
+        store,
+        Config {
+            page_size: args.page_size,
+            tenant: STANDIN_TENANT.into(),
+            client_id: STANDIN_CLIENT.into(),
+            client_secret: Some(STANDIN_SECRET.into()),
+            token_lifetime: 3600,
+            ..Config::default()
+        },
+        (STANDIN_CERT, STANDIN_KEY),
+        port,
+    )
+    .map_err(anyhow::Error::msg)?;
+    let ca = std::env::temp_dir().join(format!("apimedic-standin-ca-{}.pem", std::process::id()));
+    std::fs::write(&ca, STANDIN_CA).with_context(|| format!("cannot write {}", ca.display()))?;
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "# Azure stand-in for {} instance(s) of `{}`; set these, then run e.g.",
+        ids.len(),
+        scenario.name()
+    )?;
+    writeln!(
+        out,
+        "#   apimedic diagnose --azure {} --since 2026-03-01T00:00:00Z --until 2026-03-09T00:00:00Z",
+        ids.first().map(String::as_str).unwrap_or("")
+    )?;
+    writeln!(out, "export APIMEDIC_ARM_URL={}", standin.arm_url)?;
+    writeln!(out, "export AZURE_AUTHORITY_HOST={}", standin.login_url)?;
+    writeln!(out, "export APIMEDIC_AZURE_CA_FILE={}", ca.display())?;
+    writeln!(out, "export AZURE_TENANT_ID={STANDIN_TENANT}")?;
+    writeln!(out, "export AZURE_CLIENT_ID={STANDIN_CLIENT}")?;
+    writeln!(out, "export AZURE_CLIENT_SECRET={STANDIN_SECRET}")?;
+    for id in &ids {
+        writeln!(out, "# {id}")?;
+    }
+    out.flush()?;
+    drop(out);
+    loop {
+        std::thread::sleep(std::time::Duration::from_secs(3600));
+    }
+}
+
+/// Test-only TLS material of the stand-in's sign-in endpoint (fixtures/azure/tls).
+const STANDIN_CERT: &[u8] = include_bytes!("../../fixtures/azure/tls/server.crt");
+const STANDIN_KEY: &[u8] = include_bytes!("../../fixtures/azure/tls/server.key");
+const STANDIN_CA: &[u8] = include_bytes!("../../fixtures/azure/tls/ca.crt");
 
 pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
+    if let Some(port) = args.serve_azure {
+        return serve_azure(&args, port);
+    }
     if args.list {
         for s in Scenario::ALL {
             writeln!(out, "{:<15} {}", s.name(), s.summary())?;

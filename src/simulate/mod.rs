@@ -16,6 +16,7 @@ mod logs;
 mod metrics;
 mod plan;
 mod rng;
+pub mod standin;
 mod traffic;
 
 pub use logs::LogShape;

@@ -11,6 +11,7 @@
 //! - `llm`: the model path against a scripted OpenAI-compatible server (`fixtures/llm/`),
 //!   and a real local model when one is serving.
 
+mod azure;
 mod cli;
 mod daemon;
 mod eval;
