@@ -291,9 +291,10 @@ fn timeouts(
         }
     };
     let ops = ops_in_window(ctx, b, window, |s| s.timeouts);
+    let name = ctx.backend_label(&b.backend);
     let summary = format!(
         "backend {} timed out on {:.0}% of requests {}–{} UTC ({} of {}, peak {:.0}% at {}): requests hit {limit_text}",
-        b.backend,
+        name,
         rate * 100.0,
         window.start.hhmm(),
         window.end.hhmm(),
@@ -324,7 +325,7 @@ fn timeouts(
     let mut f = Finding::new(
         FindingKind::BackendTimeout,
         severity,
-        Subject::backend(&b.backend),
+        Subject::backend(&name),
         summary,
     )
     .window(window)
@@ -541,9 +542,10 @@ fn failures(
     if other > 0 {
         kinds.push(format!("{other} other gateway 5xx"));
     }
+    let name = ctx.backend_label(&b.backend);
     let mut summary = format!(
         "backend {} failed {:.0}% of requests {when}",
-        b.backend,
+        name,
         rate * 100.0
     );
     if !matching.is_empty() {
@@ -604,7 +606,7 @@ fn failures(
         Finding::new(
             FindingKind::BackendFailure,
             severity,
-            Subject::backend(&b.backend),
+            Subject::backend(&name),
             summary,
         )
         .window(window)
@@ -629,6 +631,15 @@ pub struct AppHealth {
     pub deployed_before: Option<Timestamp>,
     pub deployed_after: Option<Timestamp>,
     pub first_restart: Option<Timestamp>,
+    /// Lowest `HealthCheckStatus` (App Service, Functions: percent of
+    /// instances passing the health check) and since when it failed.
+    pub health_check_min: Option<f64>,
+    pub health_check_failing_since: Option<Timestamp>,
+    /// The working set fell to under half its usual level (a recycled or
+    /// crashed process): when, usual bytes, lowest bytes.
+    pub working_set_drop: Option<(Timestamp, f64, f64)>,
+    /// 5xx the app counted itself (`Http5xx`, `Requests` by status class).
+    pub app_5xx: f64,
     pub sources: Vec<Origin>,
 }
 
@@ -638,6 +649,7 @@ impl AppHealth {
         self.out_of_memory
             || self.restarts >= 2.0
             || self.max_memory_percent.is_some_and(|m| m >= 95.0)
+            || self.health_check_failing_since.is_some()
     }
 
     /// The app's symptoms in a few words ("out-of-memory restarts").
@@ -656,6 +668,23 @@ impl AppHealth {
         if let Some(c) = self.max_cpu_percent.filter(|c| *c >= 90.0) {
             parts.push(format!("CPU at {c:.0}%"));
         }
+        if let (Some(t), Some(m)) = (self.health_check_failing_since, self.health_check_min) {
+            parts.push(format!(
+                "its health check failing from {} UTC (HealthCheckStatus down to {m:.0}%)",
+                t.hhmm()
+            ));
+        }
+        if let Some((t, usual, low)) = self.working_set_drop {
+            parts.push(format!(
+                "its working set falling from {:.0} MB to {:.0} MB at {} UTC",
+                usual / 1_048_576.0,
+                low / 1_048_576.0,
+                t.hhmm()
+            ));
+        }
+        if self.app_5xx > 0.0 && !parts.is_empty() {
+            parts.push(format!("{:.0} 5xx counted by the app itself", self.app_5xx));
+        }
         if let Some(t) = self.deployed_before {
             parts.push(format!("after a deployment at {} UTC", t.hhmm()));
         }
@@ -667,7 +696,10 @@ impl AppHealth {
 }
 
 /// Does metric series / change resource `name` (short name or full id)
-/// belong to `backend`? By the backend entity's `resource_id`, or by the
+/// belong to `backend`? The resource id is read as the app it is under
+/// (`…/sites/NAME/deployments/ID` and `…/sites/NAME/slots/S` are site NAME
+/// and its slot, `…/containerApps/NAME/revisions/R` is container app NAME),
+/// then matched against the backend entity's `resourceId`, or against the
 /// backend URL's host naming the app.
 pub fn app_matches(
     ctx: &Ctx,
@@ -675,12 +707,27 @@ pub fn app_matches(
     resource_id: Option<&str>,
     name: Option<&str>,
 ) -> bool {
+    let app = resource_id.and_then(crate::model::app_of_resource);
     let short = name
         .map(str::to_string)
+        .or_else(|| app.as_ref().map(|a| a.host_label()))
         .or_else(|| resource_id.and_then(|r| r.rsplit('/').next().map(str::to_string)))
         .unwrap_or_default()
         .to_ascii_lowercase();
+    // App Service host names are exactly NAME or NAME-SLOT: no prefix match
+    // (site `catalog-web` is not slot `catalog-web-staging`).
+    let exact_host = app
+        .as_ref()
+        .is_some_and(|a| a.provider == crate::model::AppProvider::AppService);
     if let Some(entity) = ctx.snapshot.backend(backend) {
+        let want_app = entity
+            .resource_id
+            .as_deref()
+            .and_then(crate::model::app_of_resource);
+        if let (Some(want), Some(have)) = (&want_app, &app) {
+            // Both ids name an app: that settles it.
+            return want.same_app(have);
+        }
         if let (Some(want), Some(have)) = (entity.resource_id.as_deref(), resource_id) {
             let want = want.trim_start_matches("https://management.azure.com");
             if want.eq_ignore_ascii_case(have) {
@@ -696,7 +743,7 @@ pub fn app_matches(
             return true;
         }
         if let Some(url) = entity.url.as_deref()
-            && host_names(url_host(url), &short)
+            && host_names(url_host(url), &short, exact_host)
         {
             return true;
         }
@@ -704,18 +751,19 @@ pub fn app_matches(
             return true;
         }
     }
-    host_names(backend, &short)
+    host_names(backend, &short, exact_host)
 }
 
 /// A host (or backend key) whose first label is the app's name, or starts
-/// with it (`inventory-app.azurecontainerapps.io`, `inventory-app-prod…`).
-fn host_names(host: &str, app: &str) -> bool {
+/// with it (`inventory-app.azurecontainerapps.io`, `inventory-app-prod…`)
+/// unless `exact`.
+fn host_names(host: &str, app: &str, exact: bool) -> bool {
     if app.len() < 3 {
         return false;
     }
     let host = host.to_ascii_lowercase();
     let first = host.split(['.', ':']).next().unwrap_or("");
-    first == app || (app.len() >= 5 && first.starts_with(app))
+    first == app || (!exact && app.len() >= 5 && first.starts_with(app))
 }
 
 /// The app metrics of a backend, over the scope (or around `window`).
@@ -778,7 +826,13 @@ pub fn app_health(ctx: &Ctx, backend: &str, window: Option<Window>) -> Option<Ap
         deployed_after,
         resource: series
             .first()
-            .and_then(|s| s.resource.clone())
+            .and_then(|s| {
+                s.resource_id
+                    .as_deref()
+                    .and_then(crate::model::app_of_resource)
+                    .map(|a| a.host_label())
+                    .or_else(|| s.resource.clone())
+            })
             .unwrap_or_else(|| backend.to_string()),
         deployments,
         ..AppHealth::default()
@@ -802,8 +856,56 @@ pub fn app_health(ctx: &Ctx, backend: &str, window: Option<Window>) -> Option<Ap
             .as_deref()
             .is_some_and(|u| u.eq_ignore_ascii_case("Percent"))
             || name.contains("percent");
+        let agg = s.aggregation.to_ascii_lowercase();
+        if name.contains("healthcheck") {
+            // Percent of instances passing: 100 healthy, 0 none.
+            let min = pts.iter().map(|p| p.1).fold(f64::MAX, f64::min);
+            let low: Vec<Timestamp> = pts.iter().filter(|p| p.1 < 99.5).map(|p| p.0).collect();
+            h.health_check_min = Some(h.health_check_min.unwrap_or(100.0).min(min));
+            if min <= 50.0 || low.len() >= 2 {
+                let first = low.first().copied();
+                h.health_check_failing_since = match (h.health_check_failing_since, first) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+            }
+            continue;
+        }
+        if (name.contains("workingset") || (name.contains("memory") && !percent))
+            && (agg == "average" || agg == "minimum")
+        {
+            // Usual level: the points before the span, else the whole series.
+            let before: Vec<f64> = s
+                .points
+                .iter()
+                .filter(|(t, v)| {
+                    v.is_finite() && ctx.in_scope(*t) && span.is_some_and(|w| *t < w.start)
+                })
+                .map(|p| p.1)
+                .collect();
+            let all: Vec<f64> = pts.iter().map(|p| p.1).collect();
+            let usual = super::stats::median(if before.len() >= 3 { &before } else { &all });
+            if let Some(usual) = usual.filter(|u| *u > 0.0)
+                && let Some(low) = pts.iter().find(|p| p.1 < usual * 0.5)
+            {
+                let lowest = pts.iter().map(|p| p.1).fold(f64::MAX, f64::min);
+                if h.working_set_drop.is_none_or(|d| low.0 < d.0) {
+                    h.working_set_drop = Some((low.0, usual, lowest));
+                }
+            }
+            continue;
+        }
+        let five_xx = s
+            .dimensions
+            .get("statuscodecategory")
+            .is_some_and(|c| c.starts_with('5'));
+        if (name == "http5xx" || (name == "requests" && five_xx))
+            && (agg == "total" || agg == "count")
+        {
+            h.app_5xx += pts.iter().map(|p| p.1.max(0.0)).sum::<f64>();
+            continue;
+        }
         if name.contains("restart") {
-            let agg = s.aggregation.to_ascii_lowercase();
             let n = if agg == "total" || agg == "count" {
                 pts.iter().map(|p| p.1.max(0.0)).sum::<f64>()
             } else {
@@ -846,6 +948,17 @@ fn app_evidence(app: &AppHealth) -> Evidence {
     if let Some(c) = app.max_cpu_percent {
         e = e.value("max_cpu_percent", c);
     }
+    if let Some(m) = app.health_check_min {
+        e = e.value("min_health_check_percent", m);
+    }
+    if let Some((_, usual, low)) = app.working_set_drop {
+        e = e
+            .value("working_set_usual_bytes", usual)
+            .value("working_set_low_bytes", low);
+    }
+    if app.app_5xx > 0.0 {
+        e = e.value("app_5xx", app.app_5xx);
+    }
     e.values
         .insert("deployments".into(), app.deployments.len() as f64);
     e.sources = app.sources.clone();
@@ -874,15 +987,17 @@ fn unhealthy(
     failing: Option<Window>,
 ) -> Option<Finding> {
     let deployed_while_failing = failing.is_some() && !app.deployments.is_empty();
-    let restart_while_failing = failing.is_some() && app.restarts > 0.0;
+    let restart_while_failing =
+        failing.is_some() && (app.restarts > 0.0 || app.working_set_drop.is_some());
     if !(app.is_unhealthy() || deployed_while_failing || restart_while_failing) {
         return None;
     }
     let phrase = app.phrase().unwrap_or_else(|| "trouble".into());
+    let name = ctx.backend_label(&b.backend);
     let summary = format!(
         "app {} behind backend {} shows {phrase}{}",
         app.resource,
-        b.backend,
+        name,
         if failing.is_some() {
             " while the backend fails requests"
         } else {
@@ -895,15 +1010,17 @@ fn unhealthy(
         Severity::Medium
     };
     let window = failing.or_else(|| {
-        app.first_restart.map(|t| Window {
-            start: t,
-            end: t.plus_minutes(1),
-        })
+        app.first_restart
+            .or(app.health_check_failing_since)
+            .map(|t| Window {
+                start: t,
+                end: t.plus_minutes(1),
+            })
     });
     let mut f = Finding::new(
         FindingKind::BackendUnhealthy,
         severity,
-        Subject::backend(&b.backend),
+        Subject::backend(&name),
         summary,
     )
     .evidence(app_evidence(app))

@@ -285,8 +285,16 @@ pub fn change_subject(ctx: &Ctx, c: &Change) -> Subject {
             .iter()
             .find(|b| app_matches(ctx, &b.backend, c.resource_id.as_deref(), None))
             .map(|b| b.backend.clone());
+        // A deployment id is not a backend: name the app it deploys.
+        let app = c
+            .resource_id
+            .as_deref()
+            .and_then(crate::model::app_of_resource)
+            .map(|a| a.host_label());
         return Subject {
-            backend: backend.or_else(|| segs.last().map(|s| s.to_string())),
+            backend: backend
+                .or(app)
+                .or_else(|| segs.last().map(|s| s.to_string())),
             ..Subject::default()
         };
     }
@@ -346,10 +354,7 @@ pub fn findings(ctx: &Ctx, findings: &[Finding]) -> Vec<Finding> {
             (Some(s), _) => format!("policy at scope {s}"),
             (None, ChangeKind::Deployment) => format!(
                 "deployment of {}",
-                c.resource_id
-                    .as_deref()
-                    .and_then(|r| r.rsplit('/').next())
-                    .unwrap_or("an app")
+                deployment_target(c.resource_id.as_deref())
             ),
             _ => format!(
                 "{} on {}",
@@ -425,8 +430,9 @@ pub fn findings(ctx: &Ctx, findings: &[Finding]) -> Vec<Finding> {
     by_subject.into_values().collect()
 }
 
-/// "forward-request timeout 120 s → 5 s" when a policy change moved it.
-fn timeout_detail(snapshot: &Snapshot, c: &Change) -> Option<String> {
+/// "forward-request timeout 120 s → 5 s" when a policy change moved it
+/// (or "set to 5 s" where the earlier version is unknown).
+pub fn timeout_detail(snapshot: &Snapshot, c: &Change) -> Option<String> {
     let before = super::backends::timeout_in_xml(&policy_before(snapshot, c)?);
     let after = super::backends::timeout_in_xml(&policy_after(snapshot, c)?);
     match (before, after) {
@@ -445,5 +451,23 @@ fn short_resource(rid: &str) -> String {
         segs[n - 4..].join("/")
     } else {
         rid.to_string()
+    }
+}
+
+/// What a deployment deployed, in words: `site catalog-web (deployment
+/// 4f2a9c1b)`, `container app orders-app (revision orders-app--v7)`.
+pub fn deployment_target(resource_id: Option<&str>) -> String {
+    let Some(rid) = resource_id else {
+        return "an app".into();
+    };
+    match crate::model::app_of_resource(rid) {
+        Some(app) => match &app.child {
+            Some((kind, id)) if !id.is_empty() => {
+                let kind = kind.trim_end_matches('s');
+                format!("{} ({kind} {id})", app.label())
+            }
+            _ => app.label(),
+        },
+        None => rid.rsplit('/').next().unwrap_or("an app").to_string(),
     }
 }

@@ -239,12 +239,40 @@ impl<'a> Ctx<'a> {
         self.options.contains(t)
     }
 
-    /// Backends (series keys) an operation's traffic went to.
+    /// Backends an operation's traffic went to, by `backend_label`.
     pub fn backends_of(&self, api: &str, op: &str) -> Vec<String> {
-        self.rollup
+        let mut out: Vec<String> = Vec::new();
+        for (b, _) in self
+            .rollup
             .operation(api, op)
-            .map(|o| o.backends.iter().map(|(b, _)| b.clone()).collect())
-            .unwrap_or_default()
+            .map_or(&[][..], |o| &o.backends[..])
+        {
+            let label = self.backend_label(b);
+            if !out.iter().any(|x| x.eq_ignore_ascii_case(&label)) {
+                out.push(label);
+            }
+        }
+        out
+    }
+
+    /// The name findings use for a backend series key: the key itself when
+    /// a backend entity has that id, else the one entity whose URL has that
+    /// host (traffic sent through an API's serviceUrl logs no BackendId,
+    /// only the host), else the key.
+    pub fn backend_label(&self, key: &str) -> String {
+        if self.snapshot.backend(key).is_some() {
+            return key.to_string();
+        }
+        let mut hits = self.snapshot.backends.iter().filter(|e| {
+            e.pool.is_empty()
+                && e.url
+                    .as_deref()
+                    .is_some_and(|u| crate::model::url_host(u).eq_ignore_ascii_case(key))
+        });
+        match (hits.next(), hits.next()) {
+            (Some(e), None) => e.id.clone(),
+            _ => key.to_string(),
+        }
     }
 }
 

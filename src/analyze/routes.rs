@@ -407,17 +407,21 @@ fn backend_health(ctx: &Ctx, findings: &[Finding]) -> BTreeMap<String, Health> {
                 FindingKind::BackendFailure
                     | FindingKind::BackendTimeout
                     | FindingKind::BackendUnhealthy
-            ) && f
-                .subject
-                .backend
-                .as_deref()
-                .is_some_and(|x| x.eq_ignore_ascii_case(&b.backend))
+            ) && f.subject.backend.as_deref().is_some_and(|x| {
+                x.eq_ignore_ascii_case(&b.backend)
+                    || x.eq_ignore_ascii_case(&ctx.backend_label(&b.backend))
+            })
         });
         if incident && h < Health::Degraded {
             h = Health::Degraded;
         }
         if app_health(ctx, &b.backend, None).is_some_and(|a| a.is_unhealthy()) {
             h = Health::Unhealthy;
+        }
+        let label = ctx.backend_label(&b.backend).to_ascii_lowercase();
+        if label != b.backend.to_ascii_lowercase() {
+            let e = out.entry(label).or_insert(h);
+            *e = (*e).max(h);
         }
         out.insert(b.backend.to_ascii_lowercase(), h);
     }

@@ -346,3 +346,158 @@ pub struct Change {
     pub description: Option<String>,
     pub origin: Origin,
 }
+
+/// Which Azure service hosts an app behind a backend.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AppProvider {
+    /// `Microsoft.Web/sites`: App Service web apps and Function apps.
+    AppService,
+    /// `Microsoft.App/containerApps`.
+    ContainerApp,
+}
+
+/// The app an Azure resource id belongs to. Ids below an app name that app:
+/// a site's deployments, slots, functions and config
+/// (`…/Microsoft.Web/sites/NAME/deployments/ID` is a deployment of NAME, not
+/// an app called ID), a container app's revisions, and metric ids
+/// (`…/sites/NAME/providers/Microsoft.Insights/metrics/X`). A deployment
+/// slot is an app of its own (`slot`), as Azure runs it apart.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct AppRef {
+    pub provider: AppProvider,
+    /// The site or container app name.
+    pub name: String,
+    /// The deployment slot (App Service), if the id is in one.
+    pub slot: Option<String>,
+    /// What happened below the app: `deployments/ID`, `revisions/REV`,
+    /// `functions/FN`, … (empty for the app itself).
+    pub child: Option<(String, String)>,
+}
+
+impl AppRef {
+    /// The first label of the app's default host name: `NAME`, or
+    /// `NAME-SLOT` for a slot (`NAME-SLOT.azurewebsites.net`).
+    pub fn host_label(&self) -> String {
+        match &self.slot {
+            Some(s) => format!("{}-{s}", self.name),
+            None => self.name.clone(),
+        }
+    }
+
+    /// The same app (provider, name and slot, ignoring case): a deployment
+    /// of a site ties to the backend whose resourceId names that site.
+    pub fn same_app(&self, other: &AppRef) -> bool {
+        self.provider == other.provider
+            && self.name.eq_ignore_ascii_case(&other.name)
+            && match (&self.slot, &other.slot) {
+                (None, None) => true,
+                (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
+                _ => false,
+            }
+    }
+
+    /// How people name it: `site catalog-web`, `site catalog-web slot
+    /// staging`, `container app orders-app`.
+    pub fn label(&self) -> String {
+        let kind = match self.provider {
+            AppProvider::AppService => "site",
+            AppProvider::ContainerApp => "container app",
+        };
+        match &self.slot {
+            Some(s) => format!("{kind} {} slot {s}", self.name),
+            None => format!("{kind} {}", self.name),
+        }
+    }
+}
+
+/// The app a resource id (full id, or a management URL) is about; `None`
+/// when the id is not under an App Service site or a container app.
+pub fn app_of_resource(id: &str) -> Option<AppRef> {
+    let segs: Vec<&str> = id
+        .split(['/', '?'])
+        .filter(|s| !s.is_empty())
+        .take(64)
+        .collect();
+    let eq = |i: usize, want: &str| segs.get(i).is_some_and(|s| s.eq_ignore_ascii_case(want));
+    // The first provider section that names an app; a metric id carries a
+    // second `providers/Microsoft.Insights` below it.
+    let at = (0..segs.len()).find(|&i| {
+        eq(i, "providers")
+            && ((eq(i + 1, "Microsoft.Web") && eq(i + 2, "sites"))
+                || (eq(i + 1, "Microsoft.App") && eq(i + 2, "containerApps")))
+    })?;
+    let provider = if eq(at + 1, "Microsoft.Web") {
+        AppProvider::AppService
+    } else {
+        AppProvider::ContainerApp
+    };
+    let name = segs.get(at + 3)?.to_string();
+    let mut rest = at + 4;
+    let mut slot = None;
+    if provider == AppProvider::AppService && eq(rest, "slots") {
+        slot = segs.get(rest + 1).map(|s| s.to_string());
+        rest += 2;
+    }
+    let child = match (segs.get(rest), segs.get(rest + 1)) {
+        (Some(kind), _) if kind.eq_ignore_ascii_case("providers") => None,
+        (Some(kind), Some(n)) => Some((kind.to_ascii_lowercase(), n.to_string())),
+        (Some(kind), None) => Some((kind.to_ascii_lowercase(), String::new())),
+        _ => None,
+    };
+    Some(AppRef {
+        provider,
+        name,
+        slot,
+        child,
+    })
+}
+
+#[cfg(test)]
+mod app_tests {
+    use super::*;
+
+    const SITE: &str =
+        "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Web/sites/catalog-web";
+
+    #[test]
+    fn deployments_slots_revisions_and_metric_ids_name_their_app() {
+        let d = app_of_resource(&format!("{SITE}/deployments/4f2a9c1be8d7")).unwrap();
+        assert_eq!(d.name, "catalog-web");
+        assert_eq!(d.provider, AppProvider::AppService);
+        assert_eq!(d.slot, None);
+        assert_eq!(d.child, Some(("deployments".into(), "4f2a9c1be8d7".into())));
+        assert!(d.same_app(&app_of_resource(SITE).unwrap()));
+
+        let slot = app_of_resource(&format!("{SITE}/slots/staging/deployments/9")).unwrap();
+        assert_eq!(slot.slot.as_deref(), Some("staging"));
+        assert_eq!(slot.host_label(), "catalog-web-staging");
+        assert!(!slot.same_app(&d), "a slot is not the production site");
+
+        let m = app_of_resource(&format!(
+            "{SITE}/providers/Microsoft.Insights/metrics/HealthCheckStatus"
+        ))
+        .unwrap();
+        assert!(m.same_app(&d) && m.child.is_none());
+
+        let f = app_of_resource(&format!("{SITE}/functions/ingest")).unwrap();
+        assert!(f.same_app(&d));
+
+        let rev = app_of_resource(
+            "https://management.azure.com/subscriptions/s/resourceGroups/rg/providers/Microsoft.App/containerApps/orders-app/revisions/orders-app--v7?api-version=2024-03-01",
+        )
+        .unwrap();
+        assert_eq!(rev.provider, AppProvider::ContainerApp);
+        assert_eq!(rev.name, "orders-app");
+        assert_eq!(rev.label(), "container app orders-app");
+
+        assert_eq!(
+            app_of_resource(
+                "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ApiManagement/service/x/backends/catalog-web"
+            ),
+            None
+        );
+        assert_eq!(app_of_resource("/providers/Microsoft.Web/sites"), None);
+        assert_eq!(app_of_resource(""), None);
+    }
+}

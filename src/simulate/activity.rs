@@ -292,6 +292,18 @@ fn changes(plan: &Plan) -> Vec<Change> {
                 status: "Succeeded",
             });
         }
+        Scenario::AppServiceDeploy => {
+            // A zip deployment of the site: the activity log names the
+            // deployment below the site (…/sites/catalog-web/deployments/ID).
+            out.push(Change {
+                t_ms: c,
+                operation: "Microsoft.Web/sites/deployments/write",
+                resource_id: format!("{}/deployments/9c03e7d1a45b", app_id(B_CATALOG)),
+                caller: Caller::Pipeline,
+                body: None,
+                status: "Succeeded",
+            });
+        }
         Scenario::PolicyTimeout => {
             out.push(policy_write(
                 earlier,

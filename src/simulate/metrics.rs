@@ -7,7 +7,7 @@
 //! at any `--scale`.
 
 use super::catalog::{
-    AppKind, B_INVENTORY, BACKENDS, CONTAINER_MEMORY_LIMIT, LOCATION, service_id,
+    AppKind, B_CATALOG, B_INVENTORY, BACKENDS, CONTAINER_MEMORY_LIMIT, LOCATION, service_id,
 };
 use super::json::compact;
 use super::plan::{Plan, diurnal};
@@ -231,6 +231,10 @@ fn working_set(plan: &Plan, b: usize, minute: i64, rng: &mut Rng) -> f64 {
     };
     let load = diurnal(minute) * plan.surge(minute);
     let normal = (base + 80.0 * load + 6.0 * rng.normal()) * MB;
+    if b == B_CATALOG && plan.broken_build(minute) {
+        // The broken build's workers crash and come back small.
+        return normal * (0.25 + 0.05 * rng.normal().abs());
+    }
     if b != B_INVENTORY || plan.scenario != super::Scenario::BackendOom {
         return normal;
     }
@@ -469,6 +473,22 @@ fn apps(plan: &Plan, reqs: &[Req]) -> Vec<(String, Vec<u8>)> {
                             .collect()),
                     ),
                 ];
+                let mut main = main;
+                if b == B_CATALOG && plan.scenario == super::Scenario::AppServiceDeploy {
+                    // This site has a health check path configured: Azure
+                    // reports the percent of instances passing it.
+                    main.push(metric(
+                        &rid,
+                        "HealthCheckStatus",
+                        "Percent",
+                        one((0..nb)
+                            .map(|i| {
+                                let ok = (at(i)..at(i) + 5).all(|m| !plan.broken_build(m));
+                                point(at(i), &[("average", Some(if ok { 100.0 } else { 0.0 }))])
+                            })
+                            .collect()),
+                    ));
+                }
                 out.push((
                     format!("metrics/apps/{}.json", def.id),
                     response(plan, "PT5M", "Microsoft.Web/sites", main),

@@ -40,10 +40,11 @@ pub enum Scenario {
     RateLimit,
     Healthy,
     Misconfig,
+    AppServiceDeploy,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 8] = [
+    pub const ALL: [Scenario; 9] = [
         Scenario::BackendOom,
         Scenario::PolicyTimeout,
         Scenario::WrongRoute,
@@ -52,6 +53,7 @@ impl Scenario {
         Scenario::RateLimit,
         Scenario::Healthy,
         Scenario::Misconfig,
+        Scenario::AppServiceDeploy,
     ];
 
     /// The `--scenario` name.
@@ -65,6 +67,7 @@ impl Scenario {
             Scenario::RateLimit => "rate-limit",
             Scenario::Healthy => "healthy",
             Scenario::Misconfig => "misconfig",
+            Scenario::AppServiceDeploy => "app-service-deploy",
         }
     }
 
@@ -102,6 +105,9 @@ impl Scenario {
             Scenario::Misconfig => {
                 "healthy traffic, broken configuration: API policy without <base/> in inbound, plain-text secret, malformed operation policy file, NSG deny blocking certificate validation"
             }
+            Scenario::AppServiceDeploy => {
+                "a deployment of App Service site catalog-web breaks one endpoint: 503 on catalog-api/get-price, HealthCheckStatus falls to 0 and the working set drops; still going on"
+            }
         }
     }
 
@@ -116,6 +122,7 @@ impl Scenario {
             Scenario::RateLimit => 6,
             Scenario::Healthy => 7,
             Scenario::Misconfig => 8,
+            Scenario::AppServiceDeploy => 9,
         }
     }
 
@@ -124,7 +131,7 @@ impl Scenario {
     pub fn log_shape(self) -> LogShape {
         match self {
             Scenario::BackendOom => LogShape::LogAnalyticsNdjson,
-            Scenario::NsgBlock => LogShape::LogAnalyticsNdjsonGzip,
+            Scenario::NsgBlock | Scenario::AppServiceDeploy => LogShape::LogAnalyticsNdjsonGzip,
             Scenario::RateLimit => LogShape::QueryTables,
             Scenario::PolicyTimeout
             | Scenario::Capacity
@@ -146,6 +153,7 @@ impl Scenario {
             Scenario::RateLimit => (16, 0.025, 240),
             Scenario::Healthy => (17, 0.1, 360),
             Scenario::Misconfig => (18, 0.08, 240),
+            Scenario::AppServiceDeploy => (19, 0.05, 240),
         }
     }
 }
@@ -200,8 +208,23 @@ pub struct Expected {
     pub findings: Vec<ExpectedFinding>,
     /// No finding whose kind `is_anomaly()` may be reported.
     pub forbid_anomalies: bool,
+    /// Root-cause stories a correct diagnosis must tell.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stories: Vec<ExpectedStory>,
     #[serde(default)]
     pub incidents: Vec<Incident>,
+}
+
+/// A root-cause story a correct analysis must tell: one story holds a
+/// finding with these subject keys and names a suspect change whose
+/// resource id contains `suspect`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExpectedStory {
+    pub subject: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspect: Option<String>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub why: String,
 }
 
 impl Expected {
@@ -323,6 +346,7 @@ fn ground_truth(p: &plan::Plan, reqs: &[Req], minutes: u32, scale: f64) -> Expec
         })
     };
     let mut findings = Vec::new();
+    let mut stories = Vec::new();
     let mut incidents = Vec::new();
     let mut incident = |what: String, start: Timestamp, end: Timestamp| {
         incidents.push(Incident { what, start, end });
@@ -558,6 +582,48 @@ fn ground_truth(p: &plan::Plan, reqs: &[Req], minutes: u32, scale: f64) -> Expec
                 change_at,
             );
         }
+        Scenario::AppServiceDeploy => {
+            let failing = injected(&|r| r.op == catalog::O_GET_PRICE && r.code == 503);
+            findings.push(expect(
+                K::ErrorSpike,
+                &[("api", "catalog-api"), ("operation", "get-price")],
+                failing,
+                5,
+                "the new build of catalog-web answers 503 on most get-price calls",
+            ));
+            findings.push(expect(
+                K::BackendFailure,
+                &[("backend", "catalog-web")],
+                failing,
+                10,
+                "503 answered by the backend itself (BackendResponseCode 503) while its health check fails",
+            ));
+            findings.push(expect(
+                K::BackendUnhealthy,
+                &[("backend", "catalog-web")],
+                failing,
+                10,
+                "HealthCheckStatus of site catalog-web falls to 0 and its MemoryWorkingSet drops after the deployment",
+            ));
+            stories.push(ExpectedStory {
+                subject: subject(&[("backend", "catalog-web")]),
+                suspect: Some("/sites/catalog-web/deployments/".into()),
+                why: "the activity log's Microsoft.Web/sites/catalog-web/deployments/ID is a deployment of site catalog-web, the app behind backend catalog-web".into(),
+            });
+            incident(
+                "deployment 9c03e7d1a45b of App Service site catalog-web".into(),
+                change_at,
+                change_at,
+            );
+            if let Some(w) = failing {
+                incident(
+                    "get-price answers 503; HealthCheckStatus 0; working set down (still going on)"
+                        .into(),
+                    w.start,
+                    w.end,
+                );
+            }
+        }
         Scenario::Healthy => {
             incident(
                 "harmless inventory-api policy change (adds a Cache-Control header)".into(),
@@ -582,6 +648,7 @@ fn ground_truth(p: &plan::Plan, reqs: &[Req], minutes: u32, scale: f64) -> Expec
         data_window: Window::minutes(p.start, p.end),
         forbid_anomalies: matches!(p.scenario, Scenario::Healthy | Scenario::Misconfig),
         findings,
+        stories,
         incidents,
     }
 }

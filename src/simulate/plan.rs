@@ -64,6 +64,7 @@ pub fn shape(scenario: Scenario) -> Shape {
         Scenario::RateLimit => s("StandardV2", 1, "None", None, 40.0),
         Scenario::Healthy => s("Premium", 2, "External", Some((2, 4)), 22.0),
         Scenario::Misconfig => s("Premium", 1, "External", None, 42.0),
+        Scenario::AppServiceDeploy => s("Standard", 1, "None", None, 40.0),
     }
 }
 
@@ -156,6 +157,8 @@ impl Plan {
                 plan.calls_before = (plan.calls_after * 10).max(1000);
             }
             Scenario::Healthy | Scenario::Misconfig => plan.change_ms = at(incident - 10),
+            // The new build starts serving a few minutes after the deployment.
+            Scenario::AppServiceDeploy => plan.change_ms = at(incident - 4),
         }
         if plan.calls_before == 0 {
             let per_window = PARTNER_WINDOW_CALLS * scale;
@@ -199,6 +202,13 @@ impl Plan {
     /// backend-oom: the leaking revision serves this minute.
     pub fn oom_phase(&self, minute: i64) -> bool {
         self.scenario == Scenario::BackendOom && minute >= self.incident && minute < self.recover
+    }
+
+    /// app-service-deploy: the broken build of catalog-web serves this minute.
+    pub fn broken_build(&self, minute: i64) -> bool {
+        self.scenario == Scenario::AppServiceDeploy
+            && minute >= self.incident
+            && minute < self.recover
     }
 }
 

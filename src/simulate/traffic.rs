@@ -6,9 +6,9 @@
 
 use super::Scenario;
 use super::catalog::{
-    A_CATALOG, A_INVENTORY, A_ORDERS, A_PAYMENTS, A_USERS, APIS, B_CATALOG_LEGACY, BACKENDS,
-    O_CHECK_STOCK, O_CREATE_SHIPMENT, O_GET_PRODUCT, OPS, PARTNER_OPS, PARTNER_RATE, Route,
-    S_PARTNER_ACME, SUBSCRIPTIONS,
+    A_CATALOG, A_INVENTORY, A_ORDERS, A_PAYMENTS, A_USERS, APIS, B_CATALOG, B_CATALOG_LEGACY,
+    BACKENDS, O_CHECK_STOCK, O_CREATE_SHIPMENT, O_GET_PRICE, O_GET_PRODUCT, OPS, PARTNER_OPS,
+    PARTNER_RATE, Route, S_PARTNER_ACME, SUBSCRIPTIONS,
 };
 use super::plan::{Plan, diurnal};
 use super::rng::Rng;
@@ -377,6 +377,22 @@ fn incident(
                 r.resp_size = 240;
             }
             true
+        }
+        Scenario::AppServiceDeploy
+            if r.op == O_GET_PRICE
+                && r.served_by == Some(B_CATALOG)
+                && plan.broken_build(minute) =>
+        {
+            // The new build's pricing endpoint fails fast: the app answers
+            // 503 Service Unavailable on most calls.
+            if rng.chance(0.7) {
+                *bt = rng.lognormal(12.0, 0.3);
+                r.code = 503;
+                r.backend_code = Some(503);
+                r.resp_size = 220;
+                return true;
+            }
+            false
         }
         Scenario::NsgBlock if api == A_PAYMENTS && minute >= plan.incident => {
             // SYNs are dropped: the connect attempt gives up after ~21 s.

@@ -129,6 +129,54 @@ fn check_snapshot(exp: &Expected, snapshot: &apimedic::model::Snapshot) -> Vec<S
             }
         ));
     }
+    if !exp.stories.is_empty() {
+        let stories = apimedic::analyze::stories(snapshot, &findings);
+        for want in &exp.stories {
+            let told = stories.iter().any(|s| {
+                let holds = s.findings.iter().any(|id| {
+                    findings.iter().any(|f| {
+                        &f.id == id && {
+                            let pairs: BTreeMap<&str, String> =
+                                f.subject.pairs().into_iter().collect();
+                            want.subject.iter().all(|(k, v)| {
+                                pairs
+                                    .get(k.as_str())
+                                    .is_some_and(|g| g.eq_ignore_ascii_case(v))
+                            })
+                        }
+                    })
+                });
+                let names = want.suspect.as_deref().is_none_or(|sus| {
+                    s.suspects.iter().any(|x| {
+                        x.resource_id.as_deref().is_some_and(|r| {
+                            r.to_ascii_lowercase().contains(&sus.to_ascii_lowercase())
+                        })
+                    })
+                });
+                holds && names
+            });
+            if !told {
+                let have: Vec<String> = stories
+                    .iter()
+                    .map(|s| {
+                        let sus: Vec<&str> = s
+                            .suspects
+                            .iter()
+                            .filter_map(|x| x.resource_id.as_deref())
+                            .collect();
+                        format!("  - {} (suspects: {})", s.title, sus.join(", "))
+                    })
+                    .collect();
+                problems.push(format!(
+                    "missing story on {:?} with suspect {:?}\n    because: {}\n    stories:\n{}",
+                    want.subject,
+                    want.suspect,
+                    want.why,
+                    have.join("\n")
+                ));
+            }
+        }
+    }
     if exp.forbid_anomalies {
         for f in findings.iter().filter(|f| f.kind.is_anomaly()) {
             problems.push(format!(
