@@ -7,6 +7,16 @@
 //! left out. A bucket is slow when it is 6 robust sigmas and 1.5x above the
 //! median; a regression needs several slow buckets in a row covering at
 //! least five minutes. Daily swings widen the MAD, so they do not alarm.
+//!
+//! A slow creep (p95 climbing over hours) lifts the median and widens the
+//! MAD of the whole span, so it hides from that test. Where it finds
+//! nothing, the p95 buckets are judged again against the calmer half of the
+//! span (the four of eight time blocks with the lowest level), and a run of
+//! at least 30 minutes counts only when the requests themselves support it:
+//! the share of its requests slower than the calm half's p95 must beat the
+//! 5% expected by a binomial tail test. Every operation is judged on its
+//! own traffic alone, so another incident cannot hide it; buckets grow to
+//! four hours so a low-traffic operation is judged too.
 
 use super::Ctx;
 use super::rollup::OpRollup;
@@ -45,7 +55,7 @@ pub fn findings(ctx: &Ctx) -> Vec<Finding> {
 fn bucket_size(op: &OpRollup, len: usize, target: f64) -> Option<usize> {
     // Requests per minute over the whole span, quiet minutes included.
     let per_minute = op.totals.requests as f64 / len.max(1) as f64;
-    [1usize, 2, 3, 5, 10, 15, 30, 60]
+    [1usize, 2, 3, 5, 10, 15, 30, 60, 120, 240]
         .into_iter()
         .find(|b| per_minute * *b as f64 >= target)
 }
@@ -193,9 +203,151 @@ fn flag(values: &[Option<f64>], baseline: &[f64], size: usize) -> Vec<Run> {
     out
 }
 
+/// Blocks a span is cut into to find its calmer half.
+const BLOCKS: usize = 8;
+/// A creep must stay above the calm baseline this long.
+const CREEP_MINUTES: usize = 30;
+/// Share of requests slower than the calm p95 a creep must reach (three
+/// times the 5% expected), and the binomial tail it must beat.
+const CREEP_SHARE: f64 = 0.15;
+const CREEP_P: f64 = 1e-4;
+
+/// The bucket values of the calmer half of the span, and which buckets
+/// they are: the half of `BLOCKS` time blocks with the lowest median.
+fn calm_half(values: &[Option<f64>]) -> (Vec<f64>, Vec<bool>) {
+    let n = values.len();
+    let per = n.div_ceil(BLOCKS).max(1);
+    let mut blocks: Vec<(f64, usize)> = (0..n.div_ceil(per))
+        .filter_map(|b| {
+            let v: Vec<f64> = values[b * per..((b + 1) * per).min(n)]
+                .iter()
+                .flatten()
+                .copied()
+                .collect();
+            median(&v).map(|m| (m, b))
+        })
+        .collect();
+    blocks.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let keep = blocks.len().div_ceil(2);
+    let mut mask = vec![false; n];
+    for &(_, b) in blocks.iter().take(keep) {
+        for slot in mask.iter_mut().take(((b + 1) * per).min(n)).skip(b * per) {
+            *slot = true;
+        }
+    }
+    let calm = values
+        .iter()
+        .zip(&mask)
+        .filter(|(_, m)| **m)
+        .filter_map(|(v, _)| *v)
+        .collect();
+    (calm, mask)
+}
+
+/// Every request latency of an operation per bucket of `size` minutes.
+fn bucket_latencies(ctx: &Ctx, op: &OpRollup, size: usize) -> Vec<Vec<u32>> {
+    let mut out: Vec<Vec<u32>> = vec![Vec::new(); ctx.len.div_ceil(size)];
+    for s in ctx
+        .snapshot
+        .traffic
+        .series
+        .iter()
+        .filter(|s| s.key.api_id == op.api && s.key.operation_id == op.operation)
+    {
+        for (m, st) in &s.minutes {
+            if !super::rollup::in_scope(ctx.options, *m) || *m < ctx.start {
+                continue;
+            }
+            if let Some(v) = out.get_mut((m - ctx.start) as usize / size) {
+                v.extend_from_slice(&st.total_times);
+            }
+        }
+    }
+    out
+}
+
+/// A sustained regression's onset: a creep crosses the strict limit hours
+/// after it began, so the start moves back over the buckets that are
+/// already clearly above the calm half (3 robust sigmas and 1.25x its
+/// median; one missing bucket is stepped over).
+fn extend_onset(values: &[Option<f64>], run: &mut Run, size: usize) {
+    if (run.end - run.start) * size < CREEP_MINUTES {
+        return;
+    }
+    let (calm, _) = calm_half(values);
+    let Some((med, mad)) = median_mad(&calm) else {
+        return;
+    };
+    let sigma = (1.4826 * mad).max(0.05 * med).max(1.0);
+    let entry = (med + 3.0 * sigma).max(1.25 * med);
+    let mut start = run.start;
+    while start > 0 {
+        match values[start - 1] {
+            Some(v) if v >= entry => start -= 1,
+            None if start >= 2 && values[start - 2].is_some_and(|v| v >= entry) => start -= 2,
+            _ => break,
+        }
+    }
+    run.start = start;
+}
+
+/// A slow creep against the calmer half of the span, backed by the
+/// requests: the run, and the sentence saying what supports it.
+fn creep(ctx: &Ctx, op: &OpRollup, size: usize, values: &[Option<f64>]) -> Option<(Run, String)> {
+    let (calm, mask) = calm_half(values);
+    if calm.len() < MIN_BUCKETS / 2 {
+        return None;
+    }
+    let candidates: Vec<Run> = flag(values, &calm, size)
+        .into_iter()
+        .filter(|r| r.slow >= 3 && (r.end - r.start) * size >= CREEP_MINUTES)
+        .collect();
+    if candidates.is_empty() {
+        return None;
+    }
+    let lat = bucket_latencies(ctx, op, size);
+    let mut base: Vec<u32> = lat
+        .iter()
+        .zip(&mask)
+        .filter(|(_, m)| **m)
+        .flat_map(|(v, _)| v.iter().copied())
+        .collect();
+    let [calm_p95] = select_percentiles(&mut base, [95.0]);
+    let calm_p95 = calm_p95?;
+    let above_base = base.iter().filter(|&&x| x > calm_p95).count() as f64;
+    // What the calm half itself shows (about 5%), never below 5%.
+    let q0 = (above_base / base.len().max(1) as f64).max(0.05);
+    let mut best: Option<(Run, String, f64)> = None;
+    for r in candidates {
+        let inside: Vec<u32> = lat[r.start..r.end.min(lat.len())]
+            .iter()
+            .flatten()
+            .copied()
+            .collect();
+        let n = inside.len() as u64;
+        let k = inside.iter().filter(|&&x| x > calm_p95).count() as u64;
+        let share = k as f64 / n.max(1) as f64;
+        let p = super::stats::binom_tail(k, n, q0);
+        if share < CREEP_SHARE || p >= CREEP_P {
+            continue;
+        }
+        if best.as_ref().is_none_or(|b| p < b.2) {
+            let note = format!(
+                "judged against the calmer half of the span (a creep lifts the whole span's median); {k} of {n} requests in the window took longer than the calm p95 of {calm_p95} ms ({:.0}%, {:.0}% expected; binomial tail p {})",
+                share * 100.0,
+                q0 * 100.0,
+                super::fmt_p(p)
+            );
+            best = Some((r, note, p));
+        }
+    }
+    best.map(|(r, note, _)| (r, note))
+}
+
 fn regression(ctx: &Ctx, op: &OpRollup) -> Option<Finding> {
-    // p95 first; p99 only where p95 shows nothing.
+    // p95 first; p99 only where p95 shows nothing; then a slow creep of p95.
     let mut found = None;
+    let mut note = None;
     for (metric, target) in [("p95", P95_REQUESTS), ("p99", P99_REQUESTS)] {
         let Some(size) = bucket_size(op, ctx.len, target) else {
             continue;
@@ -211,7 +363,19 @@ fn regression(ctx: &Ctx, op: &OpRollup) -> Option<Finding> {
             break;
         }
     }
-    let (metric, size, bs, values, run, min) = found?;
+    if found.is_none()
+        && let Some(size) = bucket_size(op, ctx.len, P95_REQUESTS)
+    {
+        let bs = buckets(ctx, op, size);
+        let min = (P95_REQUESTS * 2.0 / 3.0) as u64;
+        let values = percentile_series(&bs, min, |b| b.p95);
+        if let Some((run, why)) = creep(ctx, op, size, &values) {
+            note = Some(why);
+            found = Some(("p95", size, bs, values, run, min));
+        }
+    }
+    let (metric, size, bs, values, mut run, min) = found?;
+    extend_onset(&values, &mut run, size);
     let window = crate::model::Window::minutes(
         ctx.start + (run.start * size) as i64,
         (ctx.start + (run.end * size) as i64).min(ctx.start + ctx.len as i64),
@@ -273,6 +437,9 @@ fn regression(ctx: &Ctx, op: &OpRollup) -> Option<Finding> {
     .value("duration_minutes", minutes as f64)
     .value("bucket_minutes", size as f64)
     .value("requests", requests as f64);
+    if let Some(n) = &note {
+        ev.text = format!("{}; {n}", ev.text);
+    }
     if let (Some(bb), Some(ib)) = (base_backend, in_backend) {
         ev = ev
             .value("backend_p95_baseline_ms", bb)

@@ -417,6 +417,69 @@ fn sustained_latency_regression_is_found_against_its_own_baseline() {
     assert!(a[0].evidence[0].values["ratio"] > 2.0);
 }
 
+/// A p95 that climbs over hours on a low-traffic operation (about one
+/// request a minute) is found on its own traffic, while a loud error spike
+/// happens on another API the same day.
+#[test]
+fn slow_latency_creep_on_a_quiet_operation_is_found_beside_a_loud_incident() {
+    let mut ops = shop();
+    ops.push(Op {
+        api: "reports",
+        op: "export",
+        host: "reports.internal",
+        peak: 1.6,
+        median_ms: 120.0,
+        error_rate: 0.0,
+    });
+    // export: latency ramps from 1x at 13:00 to 3x at 17:00, then stays;
+    // check-stock: half its requests fail 14:00-14:30.
+    let inject = |op: &str, m: i64| match op {
+        "export" if m >= 780 => (None, 1.0 + 2.0 * ((m - 780) as f64 / 240.0).min(1.0), 0.0),
+        "check-stock" if (840..870).contains(&m) => (Some(0.5), 1.0, 0.0),
+        _ => (None, 1.0, 0.0),
+    };
+    for seed in [5, 6, 7] {
+        let s = simulate(&ops, 1440, seed, &inject);
+        let f = analyze(&s, &Options::default());
+        assert!(
+            f.iter().any(|f| f.kind == FindingKind::ErrorSpike
+                && f.subject.operation.as_deref() == Some("check-stock")),
+            "seed {seed}: the loud incident is found"
+        );
+        let creep: Vec<&Finding> = f
+            .iter()
+            .filter(|f| {
+                f.kind == FindingKind::LatencyRegression
+                    && f.subject.operation.as_deref() == Some("export")
+            })
+            .collect();
+        assert_eq!(creep.len(), 1, "seed {seed}: {:#?}", anomalies(&f));
+        let w = creep[0].window.unwrap();
+        assert!(
+            w.start.minute() >= DAY + 780 && w.start.minute() <= DAY + 1020,
+            "seed {seed}: {w:?}"
+        );
+        // Nothing else is slow.
+        assert!(
+            f.iter()
+                .filter(|f| f.kind == FindingKind::LatencyRegression)
+                .all(|f| f.subject.operation.as_deref() == Some("export")),
+            "seed {seed}: {:#?}",
+            anomalies(&f)
+        );
+    }
+    // The same quiet operation without the creep stays quiet.
+    for seed in [5, 6, 7] {
+        let s = simulate(&ops, 1440, seed, &none);
+        let f = analyze(&s, &Options::default());
+        assert!(
+            anomalies(&f).is_empty(),
+            "seed {seed}: {:#?}",
+            anomalies(&f)
+        );
+    }
+}
+
 #[test]
 fn traffic_to_an_unconfigured_backend_is_a_route_mismatch() {
     let mut ops = shop();
