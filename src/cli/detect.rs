@@ -28,6 +28,14 @@ pub struct DetectArgs {
     /// --format json).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Change one detector setting, NAME=VALUE (repeatable), for
+    /// experiments and cross-validation (`benches/nab_cv.py`); the defaults
+    /// are what `diagnose` and the daemon use. Names: baseline_rows,
+    /// holdout_rows, smooth_rows, mute_rows, min_rows, history_days, point_z,
+    /// shift_z, range_margin, rel_floor, season_ratio, seasonality,
+    /// persist_rows, follow_trend, young_holdout.
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    pub set: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -52,7 +60,13 @@ pub struct Row {
 }
 
 pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
-    let cfg = DetectorConfig::default();
+    let mut cfg = DetectorConfig::default();
+    for s in &args.set {
+        let Some((k, v)) = s.split_once('=') else {
+            anyhow::bail!("--set {s:?}: expected NAME=VALUE");
+        };
+        cfg.set(k, v).map_err(|e| anyhow::anyhow!("--set: {e}"))?;
+    }
     if args.input.is_dir() {
         let Some(out) = args.out.as_deref() else {
             anyhow::bail!(

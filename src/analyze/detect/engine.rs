@@ -98,6 +98,78 @@ impl Default for DetectorConfig {
     }
 }
 
+impl DetectorConfig {
+    /// The setting names `set` accepts, as `detect --set NAME=VALUE` takes them.
+    pub const KEYS: [&'static str; 15] = [
+        "baseline_rows",
+        "holdout_rows",
+        "smooth_rows",
+        "mute_rows",
+        "min_rows",
+        "history_days",
+        "point_z",
+        "shift_z",
+        "range_margin",
+        "rel_floor",
+        "season_ratio",
+        "seasonality",
+        "persist_rows",
+        "follow_trend",
+        "young_holdout",
+    ];
+
+    /// Changes one setting from text (`point_z=5.5`): for experiments and
+    /// the cross-validation script (`benches/nab_cv.py`). An unknown name or
+    /// a value of the wrong type is an error naming what is accepted.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
+        let value = value.trim();
+        let rows = |v: &str| {
+            v.parse::<usize>()
+                .ok()
+                .filter(|n| (1..=1_000_000).contains(n))
+                .ok_or_else(|| format!("{key}: {v:?} is not a row count (1 to 1000000)"))
+        };
+        let real = |v: &str| {
+            v.parse::<f64>()
+                .ok()
+                .filter(|x| x.is_finite() && *x >= 0.0)
+                .ok_or_else(|| format!("{key}: {v:?} is not a number >= 0"))
+        };
+        let flag = |v: &str| match v.to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => Ok(true),
+            "false" | "0" | "no" | "off" => Ok(false),
+            _ => Err(format!("{key}: {v:?} is not true or false")),
+        };
+        match key.trim() {
+            "baseline_rows" => self.baseline_rows = rows(value)?,
+            "holdout_rows" => self.holdout_rows = rows(value)?,
+            "smooth_rows" => self.smooth_rows = rows(value)?,
+            "mute_rows" => self.mute_rows = rows(value)?,
+            "min_rows" => self.min_rows = rows(value)?,
+            "history_days" => {
+                let d = real(value)?;
+                self.history_secs = (d.min(3650.0) * 86_400.0) as i64;
+            }
+            "point_z" => self.point_z = real(value)?,
+            "shift_z" => self.shift_z = real(value)?,
+            "range_margin" => self.range_margin = real(value)?,
+            "rel_floor" => self.rel_floor = real(value)?,
+            "season_ratio" => self.season_ratio = real(value)?,
+            "seasonality" => self.seasonality = flag(value)?,
+            "persist_rows" => self.persist_rows = rows(value)?,
+            "follow_trend" => self.follow_trend = flag(value)?,
+            "young_holdout" => self.young_holdout = flag(value)?,
+            other => {
+                return Err(format!(
+                    "unknown detector setting {other:?}; settings: {}",
+                    Self::KEYS.join(", ")
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Which question made a row anomalous.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Signal {

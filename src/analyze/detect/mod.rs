@@ -465,6 +465,29 @@ mod tests {
 
     const T0: i64 = 1_700_000_000_000;
 
+    #[test]
+    fn settings_are_changed_by_name_and_bad_ones_are_refused() {
+        let mut c = DetectorConfig::default();
+        c.set("point_z", "5.5").unwrap();
+        c.set("mute_rows", "36").unwrap();
+        c.set("seasonality", "false").unwrap();
+        c.set("history_days", "7").unwrap();
+        assert_eq!(c.point_z, 5.5);
+        assert_eq!(c.mute_rows, 36);
+        assert!(!c.seasonality);
+        assert_eq!(c.history_secs, 7 * 86_400);
+        for key in DetectorConfig::KEYS {
+            assert!(
+                !c.set(key, "not a value").unwrap_err().is_empty(),
+                "{key} took garbage"
+            );
+        }
+        assert!(c.set("point_z", "-1").is_err());
+        assert!(c.set("mute_rows", "0").is_err());
+        let e = c.set("zscore", "3").unwrap_err();
+        assert!(e.contains("point_z"), "{e}");
+    }
+
     /// `n` points every `step_min` minutes, value from `f(row, noise)`.
     fn series(
         n: usize,
