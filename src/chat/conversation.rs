@@ -1,6 +1,8 @@
 //! The pure core of `apimedic chat`: a line is a question or a slash
-//! command; turns are kept (capped) so follow-ups reuse the last names asked
-//! about. No I/O: the answerer comes in as a function.
+//! command; turns are kept (capped) so follow-ups keep the incident under
+//! discussion: the names asked about, the findings the last answer was
+//! about and their time window (or the window the TUI's time cursor
+//! selects). No I/O: the answerer comes in as a function.
 
 use crate::llm::{Answer, Entities};
 use crate::tools::{Instance, Tool};
@@ -88,16 +90,38 @@ impl Reply {
 #[derive(Clone, Debug, Default)]
 pub struct Conversation {
     pub turns: Vec<Turn>,
+    /// A window set from outside (the TUI's time cursor); questions are
+    /// about it until it is cleared.
+    pub window: Option<crate::model::Window>,
 }
 
 impl Conversation {
-    /// Entities of the last question that named any.
-    pub fn context(&self) -> Option<&Entities> {
-        self.turns
+    /// What the last answer was about: the names of the last question that
+    /// named any, and the incident (findings and window) of the last answer
+    /// that had one; the outside window wins over the incident's.
+    pub fn context(&self) -> Option<Entities> {
+        let named = self
+            .turns
             .iter()
             .rev()
             .map(|t| &t.answer.entities)
-            .find(|e| !e.is_empty())
+            .find(|e| !e.names_nothing());
+        let incident = self
+            .turns
+            .iter()
+            .rev()
+            .map(|t| &t.answer.entities)
+            .find(|e| !e.focus.is_empty());
+        let mut ctx = named.cloned().unwrap_or_default();
+        if let Some(i) = incident {
+            ctx.focus = i.focus.clone();
+            ctx.window = i.window;
+        }
+        if self.window.is_some() {
+            ctx.window = self.window;
+        }
+        let empty = ctx.names_nothing() && ctx.focus.is_empty() && ctx.window.is_none();
+        (!empty).then_some(ctx)
     }
 
     /// Handles one line; `ask` answers questions (offline or a model).
@@ -110,7 +134,8 @@ impl Conversation {
         match parse(line) {
             Input::Empty => Reply::text(""),
             Input::Question(q) => {
-                let answer = ask(&q, self.context());
+                let context = self.context();
+                let answer = ask(&q, context.as_ref());
                 let text = answer.render();
                 self.turns.push(Turn {
                     question: q,

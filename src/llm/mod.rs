@@ -5,6 +5,7 @@
 //! executor to call, and unknown tool names are refused).
 //!
 //! - `offline`: the keyword answerer (pure).
+//! - `lexicon`: its SRE synonyms and fuzzy name matching (pure).
 //! - `prompt`: system prompt, prepared context, tool descriptions (pure).
 //! - redaction: `model::redact`, the one step every output and prompt
 //!   passes through (pure).
@@ -14,6 +15,7 @@
 //! - `remote`: the tool-calling loop with its guards.
 
 pub mod client;
+pub mod lexicon;
 pub mod offline;
 pub mod prompt;
 pub mod remote;

@@ -27,6 +27,10 @@ pub enum Intent {
     Scale,
     Network,
     Fix,
+    /// Where an operation's traffic goes: its route and backend.
+    Route,
+    /// Since when, still going on, when it ended.
+    Status,
     /// A question naming a finding id.
     Explain,
     Overview,
@@ -210,6 +214,22 @@ const KEYWORDS: &[(Intent, &[(&str, u32)])] = &[
         ],
     ),
     (
+        Intent::Route,
+        &[
+            ("route", 4),
+            ("which backend does", 3),
+            ("what backend does", 3),
+            ("where does", 2),
+            ("where do", 2),
+        ],
+    ),
+    (
+        Intent::Status,
+        // The lexicon turns "since when", "still going on", "when did it
+        // end" into `timeline`.
+        &[("timeline", 4), ("when did", 2), ("how long", 1)],
+    ),
+    (
         Intent::Overview,
         &[
             ("wrong", 2),
@@ -324,11 +344,32 @@ pub struct Entities {
     /// Words or paths that look like a name but match nothing loaded.
     pub unknown: Vec<String>,
     pub period: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub products: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub nsgs: Vec<String>,
+    /// NSG rules named: (nsg, rule).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<(String, String)>,
+    /// The incident under discussion: ids of the findings the last answer
+    /// was about (a conversation carries it to the follow-ups).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub focus: Vec<String>,
+    /// The time window under discussion (the incident's, or the TUI's
+    /// time cursor).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window: Option<crate::model::Window>,
 }
 
 impl Entities {
+    /// No API, operation or backend named (findings are not scoped).
     pub fn is_empty(&self) -> bool {
         self.apis.is_empty() && self.operations.is_empty() && self.backends.is_empty()
+    }
+
+    /// Nothing at all named: no API, operation, backend, product, NSG or rule.
+    pub fn names_nothing(&self) -> bool {
+        self.is_empty() && self.products.is_empty() && self.nsgs.is_empty() && self.rules.is_empty()
     }
 }
 
@@ -411,8 +452,10 @@ fn has_phrase(norm: &str, phrase: &str) -> bool {
     padded.contains(&format!(" {phrase} "))
 }
 
-/// Intent scores, best first; only intents with a score.
+/// Intent scores, best first; only intents with a score. Phrasings the
+/// lexicon knows count as the words they stand for.
 pub fn score(norm: &str) -> Vec<(Intent, u32)> {
+    let norm = &super::lexicon::expand(norm);
     let mut out: Vec<(Intent, u32)> = KEYWORDS
         .iter()
         .map(|(i, kws)| {
@@ -518,7 +561,29 @@ pub fn entities(snap: &Snapshot, norm: &str) -> Entities {
                 used.insert(i);
             }
         }
+        for p in &snap.products {
+            let hit = p.id.eq_ignore_ascii_case(bare)
+                || p.display_name
+                    .as_deref()
+                    .is_some_and(|d| d.eq_ignore_ascii_case(bare));
+            let distinctive = p.id.eq_ignore_ascii_case(bare) && bare.contains('-');
+            if (hit && has_phrase(norm, "product")) || distinctive {
+                push(&mut e.products, p.id.clone());
+                used.insert(i);
+            }
+        }
+        for n in &snap.nsgs {
+            if n.name.eq_ignore_ascii_case(bare) {
+                push(&mut e.nsgs, n.name.clone());
+                used.insert(i);
+            }
+            for r in n.rules.iter().filter(|r| r.name.eq_ignore_ascii_case(bare)) {
+                push(&mut e.rules, (n.name.clone(), r.name.clone()));
+                used.insert(i);
+            }
+        }
     }
+    fuzzy_entities(snap, &words, &mut used, &mut e);
     // Name-like words nothing matched: before api/service/backend/operation, or a path.
     let markers = ["api", "service", "backend", "operation", "endpoint"];
     for (i, w) in words.iter().enumerate() {
@@ -551,6 +616,79 @@ pub fn entities(snap: &Snapshot, norm: &str) -> Entities {
     e
 }
 
+/// Names written loosely: two or three words for one name (`get item`,
+/// `check stock`), and one typo in a single word (`ordrs-api`), for words
+/// no exact name took.
+fn fuzzy_entities(snap: &Snapshot, words: &[&str], used: &mut BTreeSet<usize>, e: &mut Entities) {
+    use super::lexicon::{fuzzy_names, squash};
+    for len in [3usize, 2] {
+        for i in 0..words.len().saturating_sub(len - 1) {
+            if (i..i + len).any(|k| used.contains(&k)) {
+                continue;
+            }
+            let joined = squash(&words[i..i + len].join(""));
+            if joined.len() < 6 {
+                continue;
+            }
+            let mut hit = false;
+            for o in &snap.operations {
+                if squash(&o.id) == joined
+                    || o.display_name
+                        .as_deref()
+                        .is_some_and(|d| squash(d) == joined)
+                {
+                    push(&mut e.operations, (o.api_id.clone(), o.id.clone()));
+                    hit = true;
+                }
+            }
+            for a in &snap.apis {
+                if squash(&a.id) == joined
+                    || a.display_name
+                        .as_deref()
+                        .is_some_and(|d| squash(d) == joined)
+                {
+                    push(&mut e.apis, a.id.clone());
+                    hit = true;
+                }
+            }
+            for b in &snap.backends {
+                if squash(&b.id) == joined {
+                    push(&mut e.backends, b.id.clone());
+                    hit = true;
+                }
+            }
+            if hit {
+                used.extend(i..i + len);
+            }
+        }
+    }
+    for (i, w) in words.iter().enumerate() {
+        if used.contains(&i) || STOP.contains(w) || w.len() < 5 || w.starts_with('/') {
+            continue;
+        }
+        let mut hit = false;
+        for o in snap.operations.iter().filter(|o| fuzzy_names(w, &o.id)) {
+            push(&mut e.operations, (o.api_id.clone(), o.id.clone()));
+            hit = true;
+        }
+        for a in snap.apis.iter().filter(|a| fuzzy_names(w, &a.id)) {
+            push(&mut e.apis, a.id.clone());
+            hit = true;
+        }
+        for b in snap.backends.iter().filter(|b| fuzzy_names(w, &b.id)) {
+            push(&mut e.backends, b.id.clone());
+            hit = true;
+        }
+        for n in snap.nsgs.iter().filter(|n| fuzzy_names(w, &n.name)) {
+            push(&mut e.nsgs, n.name.clone());
+            hit = true;
+        }
+        if hit {
+            used.insert(i);
+        }
+    }
+}
+
 fn push<T: PartialEq>(v: &mut Vec<T>, x: T) {
     if !v.contains(&x) {
         v.push(x);
@@ -567,13 +705,27 @@ pub fn answer(inst: &Instance, question: &str) -> Answer {
 pub fn answer_in_context(inst: &Instance, question: &str, previous: Option<&Entities>) -> Answer {
     let norm = normalise(question);
     let mut ents = entities(&inst.snapshot, &norm);
-    if ents.is_empty()
+    // A follow-up that names nothing keeps the subject, the incident and
+    // the window under discussion.
+    if ents.names_nothing()
         && ents.unknown.is_empty()
         && let Some(p) = previous
     {
         ents.apis = p.apis.clone();
         ents.operations = p.operations.clone();
         ents.backends = p.backends.clone();
+        ents.products = p.products.clone();
+        ents.nsgs = p.nsgs.clone();
+        ents.rules = p.rules.clone();
+        ents.focus = p.focus.clone();
+    }
+    if let Some(p) = previous {
+        if ents.window.is_none() {
+            ents.window = p.window;
+        }
+        if ents.period.is_none() {
+            ents.period = p.period.clone();
+        }
     }
     let mut intents = intents(&norm);
     let known_ids: Vec<String> = norm
@@ -606,8 +758,21 @@ pub fn answer_in_context(inst: &Instance, question: &str, previous: Option<&Enti
             .first()
             .and_then(|id| inst.diagnosis.findings.iter().find(|f| &f.id == id))
             .map(|f| f.confidence);
+    } else if intents.is_empty() && !ents.names_nothing() {
+        // A name and no recognised question: that thing's facts.
+        b.data_notes();
+        b.facts();
     } else if intents.is_empty() {
         b.cannot_tell(question);
+        // Never a dead end on an unhealthy instance: what is wrong now.
+        if b.unhealthy() {
+            b.data_notes();
+            let _ = writeln!(
+                b.text,
+                "\nWhat the data does say — this instance is unhealthy:"
+            );
+            b.section(Intent::Overview);
+        }
     } else {
         b.data_notes();
         for unknown in &ents.unknown {
@@ -621,8 +786,32 @@ pub fn answer_in_context(inst: &Instance, question: &str, previous: Option<&Enti
         for i in &intents {
             b.section(*i);
         }
+        // A question naming something that exists always gets its facts.
+        if !ents.names_nothing() {
+            b.facts();
+        }
     }
-    let confidence = match (intents.is_empty(), b.best_confidence) {
+    // What the answer was about, for the follow-ups.
+    let mut out_ents = ents.clone();
+    let focus = b.focus();
+    if !focus.is_empty() {
+        out_ents.window = out_ents.window.or_else(|| {
+            let ws: Vec<crate::model::Window> = inst
+                .diagnosis
+                .findings
+                .iter()
+                .filter(|f| focus.contains(&f.id))
+                .filter_map(|f| f.window)
+                .collect();
+            ws.into_iter().reduce(|a, w| crate::model::Window {
+                start: a.start.min(w.start),
+                end: a.end.max(w.end),
+            })
+        });
+        out_ents.focus = focus;
+    }
+    let answered = !intents.is_empty() || !ents.names_nothing();
+    let confidence = match (!answered, b.best_confidence) {
         (true, _) => "none",
         (false, Some(c)) if c >= 0.8 => "high",
         (false, Some(c)) if c >= 0.5 => "medium",
@@ -631,9 +820,9 @@ pub fn answer_in_context(inst: &Instance, question: &str, previous: Option<&Enti
     };
     Answer {
         question: question.to_string(),
-        answered: !intents.is_empty(),
+        answered,
         intents,
-        entities: ents.clone(),
+        entities: out_ents,
         text: b.text,
         findings: b.findings,
         tools: b.tools,
@@ -643,6 +832,39 @@ pub fn answer_in_context(inst: &Instance, question: &str, previous: Option<&Enti
         note: None,
         refused: Vec::new(),
     }
+}
+
+/// Minutes within which a problem still seen counts as going on at the end
+/// of the data (the daemon's `active` default).
+const ONGOING_MINUTES: i64 = 2;
+
+/// When a problem (several findings taken as one) began, whether it is
+/// still going on at `as_of` (the end of the loaded data), and when it ended.
+pub fn timing(findings: &[&Finding], as_of: crate::model::Timestamp) -> Option<String> {
+    let windows: Vec<crate::model::Window> = findings.iter().filter_map(|f| f.window).collect();
+    let start = windows.iter().map(|w| w.start).min()?;
+    let end = windows.iter().map(|w| w.end).max()?;
+    let minutes = |a: crate::model::Timestamp, b: crate::model::Timestamp| {
+        ((b.millis() - a.millis()) / 60_000).max(0)
+    };
+    Some(
+        if end.millis() >= as_of.millis() - ONGOING_MINUTES * 60_000 {
+            format!(
+                "began {} UTC and is still going on at the end of the data ({} UTC, {} min so far)",
+                start.hhmm(),
+                as_of.hhmm(),
+                minutes(start, as_of)
+            )
+        } else {
+            format!(
+                "began {} UTC, ended {} UTC after {} min; healthy for the {} min since",
+                start.hhmm(),
+                end.hhmm(),
+                minutes(start, end),
+                minutes(end, as_of)
+            )
+        },
+    )
 }
 
 fn names<'a>(it: impl Iterator<Item = &'a str>) -> String {
@@ -716,9 +938,17 @@ impl Builder<'_> {
         }
     }
 
-    /// Backends the named APIs and operations route to.
+    /// Backends the named APIs and operations route to (else those of the
+    /// incident under discussion).
     fn scope_backends(&self) -> Vec<String> {
         let mut out = self.ents.backends.clone();
+        if self.ents.is_empty() {
+            for f in self.focused() {
+                if let Some(b) = &f.subject.backend {
+                    push(&mut out, b.clone());
+                }
+            }
+        }
         for r in &self.inst.diagnosis.backend_map {
             let in_scope = self
                 .ents
@@ -739,10 +969,83 @@ impl Builder<'_> {
         out
     }
 
-    /// Findings of these kinds about the question's entities (all when none named).
+    /// The findings of the incident under discussion (a conversation's
+    /// focus), with the rest of their stories.
+    fn focused(&self) -> Vec<&Finding> {
+        if self.ents.focus.is_empty() {
+            return Vec::new();
+        }
+        let mut ids: Vec<&str> = self.ents.focus.iter().map(String::as_str).collect();
+        for s in &self.inst.diagnosis.stories {
+            if s.findings.iter().any(|f| self.ents.focus.contains(f)) {
+                for f in &s.findings {
+                    push(&mut ids, f.as_str());
+                }
+            }
+        }
+        self.inst
+            .diagnosis
+            .findings
+            .iter()
+            .filter(|f| ids.contains(&f.id.as_str()))
+            .collect()
+    }
+
+    /// Is anything wrong on this instance (a symptom finding)?
+    fn unhealthy(&self) -> bool {
+        self.inst
+            .diagnosis
+            .findings
+            .iter()
+            .any(|f| SYMPTOMS.contains(&f.kind))
+    }
+
+    /// The incident this answer was about: the story of the first cited
+    /// symptom, else the cited symptoms, else the focus it came with.
+    fn focus(&self) -> Vec<String> {
+        let cited: Vec<&Finding> = self
+            .findings
+            .iter()
+            .filter_map(|id| self.inst.diagnosis.findings.iter().find(|f| &f.id == id))
+            .filter(|f| SYMPTOMS.contains(&f.kind) || f.kind == FindingKind::ConfigChange)
+            .collect();
+        if let Some(first) = cited.first()
+            && let Some(s) = self
+                .inst
+                .diagnosis
+                .stories
+                .iter()
+                .find(|s| s.findings.contains(&first.id))
+        {
+            return s.findings.clone();
+        }
+        if !cited.is_empty() {
+            return cited.iter().take(3).map(|f| f.id.clone()).collect();
+        }
+        self.ents.focus.clone()
+    }
+
+    /// Findings of these kinds about the question's entities (else about
+    /// the incident under discussion; all when neither).
     fn relevant(&self, kinds: &[FindingKind]) -> Vec<&Finding> {
         let backends = self.scope_backends();
         let scoped = !self.ents.is_empty();
+        if !scoped && !self.ents.focus.is_empty() {
+            let focused: Vec<&Finding> = self
+                .focused()
+                .into_iter()
+                .filter(|f| kinds.contains(&f.kind))
+                .collect();
+            if !focused.is_empty() {
+                return focused;
+            }
+        }
+        // A window under discussion (the TUI's time cursor) and no name:
+        // what happened in it (configuration findings hold throughout).
+        let window = self
+            .ents
+            .window
+            .filter(|_| !scoped && self.ents.focus.is_empty());
         self.inst
             .diagnosis
             .findings
@@ -750,7 +1053,10 @@ impl Builder<'_> {
             .filter(|f| kinds.contains(&f.kind))
             .filter(|f| {
                 if !scoped {
-                    return true;
+                    return match (window, f.window) {
+                        (Some(w), Some(fw)) => fw.overlaps(&w),
+                        _ => true,
+                    };
                 }
                 let s = &f.subject;
                 let api_hit = s.api.as_deref().is_some_and(|a| {
@@ -831,7 +1137,29 @@ impl Builder<'_> {
     }
 
     fn proposals_for(&mut self, ids: &[String]) {
+        // The story these findings belong to (the incident under discussion
+        // first): its own fix comes first, in the story's cause-first order.
+        let story: Option<Vec<String>> = self
+            .inst
+            .diagnosis
+            .stories
+            .iter()
+            .find(|s| {
+                !self.ents.focus.is_empty()
+                    && s.findings.iter().any(|f| self.ents.focus.contains(f))
+            })
+            .or_else(|| {
+                self.inst
+                    .diagnosis
+                    .stories
+                    .iter()
+                    .find(|s| s.findings.iter().any(|f| ids.contains(f)))
+            })
+            .map(|s| s.findings.clone());
         let rank = |id: &str| {
+            if let Some(at) = story.as_ref().and_then(|s| s.iter().position(|f| f == id)) {
+                return at;
+            }
             let kind = self
                 .inst
                 .diagnosis
@@ -839,7 +1167,7 @@ impl Builder<'_> {
                 .iter()
                 .find(|f| f.id == id)
                 .map(|f| f.kind);
-            ROOT_CAUSE_FIRST
+            100 + ROOT_CAUSE_FIRST
                 .iter()
                 .position(|k| Some(*k) == kind)
                 .unwrap_or(ROOT_CAUSE_FIRST.len())
@@ -969,6 +1297,8 @@ impl Builder<'_> {
             Intent::Scale => self.scale(),
             Intent::Network => self.network(),
             Intent::Fix => self.fix(),
+            Intent::Route => self.route(),
+            Intent::Status => self.status(),
             Intent::Explain => {}
         }
         self.text.push('\n');
@@ -1091,8 +1421,75 @@ impl Builder<'_> {
     }
 
     fn changes(&mut self) {
+        // The incident under discussion: what changed in the two hours
+        // before it began, most recent first, with the timeouts they set.
+        if let Some(w) = self.ents.window {
+            let from = w.start.plus_minutes(-120);
+            let mut before: Vec<crate::model::Change> = self
+                .snap()
+                .changes
+                .iter()
+                .filter(|c| c.time >= from && c.time <= w.start.plus_minutes(1))
+                .cloned()
+                .collect();
+            before.sort_by_key(|c| std::cmp::Reverse(c.time));
+            let _ = writeln!(
+                self.text,
+                "Changes in the two hours before {} UTC (when the incident under discussion began):",
+                w.start.hhmm()
+            );
+            if before.is_empty() {
+                let _ = writeln!(self.text, "- none in the activity log");
+            }
+            for c in before.iter().take(6) {
+                let target = c
+                    .policy_scope
+                    .as_ref()
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| {
+                        crate::analyze::changes::deployment_target(c.resource_id.as_deref())
+                    });
+                let detail = crate::analyze::changes::timeout_detail(self.snap(), c)
+                    .map(|t| format!("; {t}"))
+                    .unwrap_or_default();
+                let _ = writeln!(
+                    self.text,
+                    "- {} UTC ({} min before): {} on {target} by {}{detail}",
+                    c.time.hhmm(),
+                    (w.start.millis() - c.time.millis()).max(0) / 60_000,
+                    c.operation,
+                    c.caller.as_deref().unwrap_or("unknown")
+                );
+            }
+        }
         let out = self.tool(Tool::RecentChanges { limit: Some(8) });
         let _ = writeln!(self.text, "Recent changes: {}", out.text);
+        // What the policy writes among them did to timeouts: the value
+        // that explains requests cut off after a few seconds.
+        let mut recent: Vec<crate::model::Change> = self.snap().changes.clone();
+        recent.sort_by_key(|c| std::cmp::Reverse(c.time));
+        let timeouts: Vec<String> = recent
+            .iter()
+            .take(8)
+            .filter_map(|c| {
+                let d = crate::analyze::changes::timeout_detail(self.snap(), c)?;
+                Some(format!(
+                    "- {} UTC {}: {d}",
+                    c.time.to_rfc3339(),
+                    c.policy_scope
+                        .as_ref()
+                        .map(|s| s.to_string())
+                        .unwrap_or_default()
+                ))
+            })
+            .collect();
+        if !timeouts.is_empty() {
+            let _ = writeln!(
+                self.text,
+                "Timeouts those changes set:\n{}",
+                timeouts.join("\n")
+            );
+        }
         let fs: Vec<Finding> = self
             .inst
             .diagnosis
@@ -1543,6 +1940,494 @@ impl Builder<'_> {
             "whether a proposal is safe right now (a person approves; apimedic never executes)"
                 .into(),
         );
+    }
+
+    /// Operations in scope: those named, else those of the APIs named.
+    fn scope_operations(&self) -> Vec<(String, String)> {
+        let mut ops = self.ents.operations.clone();
+        for a in &self.ents.apis {
+            if ops.iter().any(|(x, _)| x == a) {
+                continue;
+            }
+            for r in self
+                .inst
+                .diagnosis
+                .backend_map
+                .iter()
+                .filter(|r| r.api.eq_ignore_ascii_case(a))
+            {
+                push(&mut ops, (r.api.clone(), r.operation.clone()));
+            }
+        }
+        ops
+    }
+
+    /// One operation's route: configured and observed backends with their
+    /// URLs, health and traffic.
+    fn route_line(&mut self, api: &str, op: &str) -> bool {
+        let Some(r) = self
+            .inst
+            .diagnosis
+            .backend_map
+            .iter()
+            .find(|r| r.api.eq_ignore_ascii_case(api) && r.operation.eq_ignore_ascii_case(op))
+            .cloned()
+        else {
+            return false;
+        };
+        let show = |routes: &[crate::model::Route]| -> String {
+            if routes.is_empty() {
+                return "none".into();
+            }
+            routes
+                .iter()
+                .map(|x| match &x.url {
+                    Some(u) => format!(
+                        "{} ({}){}",
+                        x.backend,
+                        crate::model::url_host(u),
+                        if x.conditional { ", conditional" } else { "" }
+                    ),
+                    None => x.backend.clone(),
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let _ = writeln!(
+            self.text,
+            "- {api}/{op} → configured: {}; seen in the logs: {}; health {:?}, {} requests, {:.1}% failed{}{}",
+            show(&r.configured),
+            show(&r.observed),
+            r.health,
+            r.requests,
+            r.error_rate * 100.0,
+            r.p95_ms
+                .map(|p| format!(", p95 {p} ms"))
+                .unwrap_or_default(),
+            if r.mismatch {
+                " — traffic does not go where the configuration says"
+            } else {
+                ""
+            }
+        );
+        true
+    }
+
+    /// Where traffic goes: the route of the operations in scope.
+    fn route(&mut self) {
+        self.tools.push("backend_map".into());
+        let mut ops = self.scope_operations();
+        if ops.is_empty() {
+            // No name: the incident's operations, else the mismatches.
+            for f in self.focused() {
+                if let (Some(a), Some(o)) = (&f.subject.api, &f.subject.operation) {
+                    push(&mut ops, (a.clone(), o.clone()));
+                }
+            }
+        }
+        if ops.is_empty() {
+            ops = self
+                .inst
+                .diagnosis
+                .backend_map
+                .iter()
+                .filter(|r| r.mismatch)
+                .map(|r| (r.api.clone(), r.operation.clone()))
+                .collect();
+            if ops.is_empty() {
+                let _ = writeln!(
+                    self.text,
+                    "Every operation's traffic goes to the backend its configuration names ({} operations in the backend map).",
+                    self.inst.diagnosis.backend_map.len()
+                );
+            } else {
+                let _ = writeln!(
+                    self.text,
+                    "Operations whose traffic goes elsewhere than configured:"
+                );
+            }
+        } else {
+            let _ = writeln!(self.text, "Routes:");
+        }
+        for (a, o) in ops.iter().take(8) {
+            if !self.route_line(a, o) {
+                let _ = writeln!(
+                    self.text,
+                    "- {a}/{o}: not in the backend map (no configuration or traffic for it)"
+                );
+            }
+        }
+        let fs: Vec<Finding> = self
+            .relevant(&[FindingKind::RouteMismatch])
+            .into_iter()
+            .cloned()
+            .collect();
+        for f in fs.iter().take(3) {
+            self.cite(f, 1);
+        }
+        self.checked
+            .insert("backend map (configured routes, policies and the logs' BackendUrl)".into());
+    }
+
+    /// Since when, still going on, when it ended: for the incident under
+    /// discussion, else the findings about what was named, else all.
+    fn status(&mut self) {
+        self.tools.push("findings".into());
+        let fs: Vec<Finding> = self.relevant(&SYMPTOMS).into_iter().cloned().collect();
+        let as_of = self.snap().loaded.time_range.map(|w| w.end);
+        let Some(as_of) = as_of else {
+            let _ = writeln!(
+                self.text,
+                "No time-stamped data is loaded, so there is nothing to say about since when or until when."
+            );
+            self.unchecked
+                .insert("timing (no time-stamped data)".into());
+            return;
+        };
+        if fs.is_empty() {
+            let _ = writeln!(
+                self.text,
+                "Nothing is going on for {}: no symptom finding in data up to {} UTC.",
+                self.scope_label(),
+                as_of.to_rfc3339()
+            );
+            self.checked.insert("findings of every analyzer".into());
+            return;
+        }
+        // One line per story (cause first), else per finding.
+        let mut told: Vec<String> = Vec::new();
+        let stories: Vec<crate::model::Story> = self
+            .inst
+            .diagnosis
+            .stories
+            .iter()
+            .filter(|s| fs.iter().any(|f| s.findings.contains(&f.id)))
+            .cloned()
+            .collect();
+        for s in stories.iter().take(3) {
+            let members: Vec<&Finding> = fs.iter().filter(|f| s.findings.contains(&f.id)).collect();
+            if let Some(line) = timing(&members, as_of) {
+                let _ = writeln!(self.text, "{}: {line}.", s.title);
+                told.extend(members.iter().map(|f| f.id.clone()));
+            }
+        }
+        for f in fs.iter().filter(|f| !told.contains(&f.id)).take(4) {
+            if let Some(line) = timing(&[f], as_of) {
+                let _ = writeln!(self.text, "{} on {}: {line}.", f.kind, f.subject);
+            }
+        }
+        for f in fs.iter().take(3) {
+            self.cite(f, 0);
+        }
+        let _ = writeln!(
+            self.text,
+            "(Judged as of the end of the loaded data, {} UTC: a problem seen in its last minutes is still going on.)",
+            as_of.to_rfc3339()
+        );
+        self.checked
+            .insert("finding windows against the end of the data".into());
+        self.unchecked.insert(
+            "anything after the loaded data ends (load newer data, or run the daemon)".into(),
+        );
+    }
+
+    /// The facts of everything the question names: route and backend,
+    /// health, findings, policies in force, recent changes.
+    fn facts(&mut self) {
+        let ops = self.ents.operations.clone();
+        let apis: Vec<String> = self
+            .ents
+            .apis
+            .iter()
+            .filter(|a| !ops.iter().any(|(x, _)| x == *a))
+            .cloned()
+            .collect();
+        let mut said = false;
+        for (a, o) in ops.iter().take(2) {
+            let _ = writeln!(self.text, "About operation {a}/{o}:");
+            self.route_line(a, o);
+            let e = crate::analyze::policy::effective_policy(self.snap(), a, o);
+            if let Some((secs, scope)) = e.forward_timeout() {
+                let _ = writeln!(
+                    self.text,
+                    "- forward-request timeout in force: {secs} s, set at {scope}"
+                );
+            }
+            for p in e
+                .find("rate-limit-by-key")
+                .chain(e.find("rate-limit"))
+                .take(2)
+            {
+                let _ = writeln!(
+                    self.text,
+                    "- {} at {}: {} calls per {} s",
+                    p.element.name,
+                    p.scope,
+                    p.element.attr("calls").unwrap_or("?"),
+                    p.element.attr("renewal-period").unwrap_or("?")
+                );
+            }
+            self.entity_findings(Some(a), Some(o), None);
+            self.entity_changes(Some(a), None);
+            said = true;
+        }
+        for a in apis.iter().take(2) {
+            let _ = writeln!(self.text, "About API {a}:");
+            let ops: Vec<(String, String)> = self
+                .inst
+                .diagnosis
+                .backend_map
+                .iter()
+                .filter(|r| r.api.eq_ignore_ascii_case(a))
+                .map(|r| (r.api.clone(), r.operation.clone()))
+                .collect();
+            for (x, o) in ops.iter().take(6) {
+                self.route_line(x, o);
+            }
+            if ops.len() > 6 {
+                let _ = writeln!(self.text, "- and {} more operations", ops.len() - 6);
+            }
+            self.entity_findings(Some(a), None, None);
+            self.entity_changes(Some(a), None);
+            said = true;
+        }
+        for bk in self.ents.backends.clone().iter().take(2) {
+            let _ = writeln!(self.text, "About backend {bk}:");
+            if let Some(b) = self
+                .snap()
+                .backends
+                .iter()
+                .find(|b| b.id.eq_ignore_ascii_case(bk))
+                .cloned()
+            {
+                let _ = writeln!(
+                    self.text,
+                    "- {:?} backend, URL {}{}",
+                    b.kind,
+                    b.url.as_deref().unwrap_or("none"),
+                    b.resource_id
+                        .as_deref()
+                        .and_then(crate::model::app_of_resource)
+                        .map(|app| format!(", app {}", app.label()))
+                        .unwrap_or_default()
+                );
+            }
+            let callers: Vec<String> = self
+                .inst
+                .diagnosis
+                .backend_map
+                .iter()
+                .filter(|r| {
+                    r.configured
+                        .iter()
+                        .chain(&r.observed)
+                        .any(|x| x.backend.eq_ignore_ascii_case(bk))
+                })
+                .map(|r| format!("{}/{}", r.api, r.operation))
+                .collect();
+            if !callers.is_empty() {
+                let _ = writeln!(self.text, "- serves {}", callers.join(", "));
+            }
+            self.entity_findings(None, None, Some(bk));
+            self.entity_changes(None, Some(bk));
+            said = true;
+        }
+        for p in self.ents.products.clone().iter().take(2) {
+            let product = self.snap().products.iter().find(|x| &x.id == p).cloned();
+            let _ = writeln!(
+                self.text,
+                "About product {p}: APIs {}; subscription required: {}",
+                product
+                    .as_ref()
+                    .map(|x| names(x.apis.iter().map(String::as_str)))
+                    .unwrap_or_else(|| "unknown".into()),
+                product
+                    .as_ref()
+                    .and_then(|x| x.subscription_required)
+                    .map(|b| if b { "yes" } else { "no" })
+                    .unwrap_or("unknown")
+            );
+            let scope = crate::model::PolicyScope::Product(p.clone());
+            let fs: Vec<Finding> = self
+                .inst
+                .diagnosis
+                .findings
+                .iter()
+                .filter(|f| {
+                    f.subject.product.as_deref() == Some(p.as_str())
+                        || f.subject.policy_scope.as_ref() == Some(&scope)
+                })
+                .cloned()
+                .collect();
+            for f in fs.iter().take(4) {
+                self.cite(f, 1);
+            }
+            said = true;
+        }
+        let rules = self.ents.rules.clone();
+        for n in self
+            .ents
+            .nsgs
+            .clone()
+            .iter()
+            .chain(rules.iter().map(|(n, _)| n))
+            .take(2)
+        {
+            let out = self.tool(Tool::NsgRules {
+                nsg: Some(n.clone()),
+            });
+            let _ = writeln!(self.text, "About NSG {n}: {}", out.text);
+            said = true;
+        }
+        for (n, r) in rules.iter().take(2) {
+            let fs: Vec<Finding> = self
+                .inst
+                .diagnosis
+                .findings
+                .iter()
+                .filter(|f| {
+                    f.subject.nsg.as_deref() == Some(n.as_str())
+                        && f.subject.rule.as_deref() == Some(r.as_str())
+                })
+                .cloned()
+                .collect();
+            for f in fs.iter().take(3) {
+                self.cite(f, 1);
+            }
+        }
+        if said {
+            self.checked
+                .insert("the named things' configuration, routes, findings and changes".into());
+        }
+    }
+
+    /// Findings about one API, operation or backend, with their timing.
+    fn entity_findings(&mut self, api: Option<&str>, op: Option<&str>, backend: Option<&str>) {
+        let as_of = self.snap().loaded.time_range.map(|w| w.end);
+        let backends: Vec<String> = match (api, op) {
+            (Some(a), o) => self
+                .inst
+                .diagnosis
+                .backend_map
+                .iter()
+                .filter(|r| {
+                    r.api.eq_ignore_ascii_case(a)
+                        && o.is_none_or(|o| r.operation.eq_ignore_ascii_case(o))
+                })
+                .flat_map(|r| {
+                    r.configured
+                        .iter()
+                        .chain(&r.observed)
+                        .map(|x| x.backend.clone())
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        let fs: Vec<Finding> = self
+            .inst
+            .diagnosis
+            .findings
+            .iter()
+            .filter(|f| {
+                let s = &f.subject;
+                let api_hit = api
+                    .is_some_and(|a| s.api.as_deref().is_some_and(|x| x.eq_ignore_ascii_case(a)))
+                    && op.is_none_or(|o| {
+                        s.operation
+                            .as_deref()
+                            .is_none_or(|x| x.eq_ignore_ascii_case(o))
+                    });
+                let scope_hit = api.is_some_and(|a| {
+                    s.policy_scope.as_ref().is_some_and(|p| {
+                        let p = p.to_string();
+                        p == format!("api:{a}")
+                            || op.is_some_and(|o| p == format!("operation:{a}/{o}"))
+                    })
+                });
+                let b = s.backend.as_deref();
+                let backend_hit = b.is_some_and(|x| {
+                    backend.is_some_and(|w| w.eq_ignore_ascii_case(x))
+                        || backends.iter().any(|w| w.eq_ignore_ascii_case(x))
+                });
+                api_hit || scope_hit || backend_hit
+            })
+            .cloned()
+            .collect();
+        if fs.is_empty() {
+            let _ = writeln!(self.text, "- no finding about it in this data");
+            return;
+        }
+        for f in fs.iter().take(4) {
+            let when = as_of
+                .and_then(|t| timing(&[f], t))
+                .map(|t| format!(" ({t})"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                self.text,
+                "- [{}] {} {}{when}: {}",
+                f.id, f.severity, f.kind, f.summary
+            );
+            push(&mut self.findings, f.id.clone());
+            self.best_confidence = Some(self.best_confidence.unwrap_or(0.0).max(f.confidence));
+        }
+    }
+
+    /// Recent changes touching an API (its policies and definition) or a
+    /// backend (its entity, or the app behind it), newest first.
+    fn entity_changes(&mut self, api: Option<&str>, backend: Option<&str>) {
+        let snap = self.inst.snapshot.clone();
+        let entity =
+            backend.and_then(|b| snap.backends.iter().find(|x| x.id.eq_ignore_ascii_case(b)));
+        let entity_app = entity
+            .and_then(|e| e.resource_id.as_deref())
+            .and_then(crate::model::app_of_resource);
+        let mut hits: Vec<&crate::model::Change> = snap
+            .changes
+            .iter()
+            .filter(|c| {
+                let rid = c.resource_id.as_deref().unwrap_or("").to_ascii_lowercase();
+                let api_hit = api.is_some_and(|a| {
+                    let a = a.to_ascii_lowercase();
+                    rid.ends_with(&format!("/apis/{a}"))
+                        || rid.contains(&format!("/apis/{a}/"))
+                        || c.policy_scope.as_ref().is_some_and(|s| {
+                            let s = s.to_string().to_ascii_lowercase();
+                            s == format!("api:{a}") || s.starts_with(&format!("operation:{a}/"))
+                        })
+                });
+                let backend_hit = backend.is_some_and(|b| {
+                    let b = b.to_ascii_lowercase();
+                    rid.contains(&format!("/backends/{b}"))
+                        || c.resource_id
+                            .as_deref()
+                            .and_then(crate::model::app_of_resource)
+                            .is_some_and(|app| {
+                                entity_app
+                                    .as_ref()
+                                    .map_or(app.host_label().eq_ignore_ascii_case(&b), |e| {
+                                        e.same_app(&app)
+                                    })
+                            })
+                });
+                api_hit || backend_hit
+            })
+            .collect();
+        hits.sort_by_key(|c| std::cmp::Reverse(c.time));
+        for c in hits.iter().take(3) {
+            let detail = crate::analyze::changes::timeout_detail(&snap, c)
+                .map(|t| format!(" ({t})"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                self.text,
+                "- changed {} UTC: {} by {}{detail}",
+                c.time.to_rfc3339(),
+                c.operation,
+                c.caller.as_deref().unwrap_or("unknown")
+            );
+        }
+        if !hits.is_empty() {
+            self.checked.insert("activity log".into());
+        }
     }
 
     fn cannot_tell(&mut self, question: &str) {
