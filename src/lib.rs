@@ -16,6 +16,7 @@
 //! - [`report`]: a diagnosis rendered for people and machines.
 //! - [`simulate`]: a realistic instance with injected incidents, in the real formats.
 //! - [`azure`]: live Azure: sign-in (a token for a scope) and the read-only ARM client.
+//! - [`mcp`]: the read-only tools served to MCP clients (never acts).
 //! - [`http`]: every outbound HTTP client (model endpoints, alert sinks), over rustls.
 //! - [`cli`]: the command line; the only module that knows about all the others.
 
@@ -27,6 +28,7 @@ pub mod collect;
 pub mod daemon;
 pub mod http;
 pub mod llm;
+pub mod mcp;
 pub mod model;
 pub mod playbook;
 pub mod report;

@@ -8,6 +8,7 @@ pub mod chat;
 pub mod daemon;
 pub mod detect;
 pub mod lint;
+pub mod mcp;
 pub mod net;
 pub mod simulate;
 pub mod tui;
@@ -51,6 +52,8 @@ pub enum Command {
     Ask(ask::AskArgs),
     /// Interactive question-and-answer session.
     Chat(chat::ChatArgs),
+    /// Serve the read-only tools to MCP clients (stdio, or HTTP with --http).
+    Mcp(mcp::McpArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -121,6 +124,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Daemon(args)) => daemon::run(args),
         Some(Command::Ask(args)) => ask::run(args),
         Some(Command::Chat(args)) => chat::run(args),
+        Some(Command::Mcp(args)) => mcp::run(args),
     }
 }
 

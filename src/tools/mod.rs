@@ -4,6 +4,7 @@
 //! text form, both size-capped). Read-only by construction: no tool
 //! changes anything; remediation exists here only as proposals. Pure.
 
+pub mod resolve;
 mod run;
 
 pub use run::{Period, period_window};
@@ -53,6 +54,7 @@ impl Instance {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "tool", rename_all = "snake_case")]
 pub enum Tool {
+    Summary,
     ListApis,
     ListOperations {
         api: Option<String>,
@@ -144,7 +146,8 @@ fn n_opt(v: &Value, k: &str) -> Option<usize> {
 
 impl Tool {
     /// Every tool name, in the order `specs` lists them.
-    pub const NAMES: [&'static str; 16] = [
+    pub const NAMES: [&'static str; 17] = [
+        "summary",
         "list_apis",
         "list_operations",
         "list_products",
@@ -165,6 +168,7 @@ impl Tool {
 
     pub fn name(&self) -> &'static str {
         match self {
+            Tool::Summary => "summary",
             Tool::ListApis => "list_apis",
             Tool::ListOperations { .. } => "list_operations",
             Tool::ListProducts => "list_products",
@@ -189,6 +193,7 @@ impl Tool {
     pub fn from_call(name: &str, args: &Value) -> Result<Tool, String> {
         let a = args;
         Ok(match name.trim() {
+            "summary" => Tool::Summary,
             "list_apis" => Tool::ListApis,
             "list_operations" => Tool::ListOperations {
                 api: s_opt(a, "api"),
@@ -277,6 +282,11 @@ impl Tool {
         let backend = s("backend id or host");
         let obj = |props: Value, req: &[&str]| json!({"type": "object", "properties": props, "required": req});
         vec![
+            ToolSpec {
+                name: "summary",
+                description: "the diagnosis in brief: findings by severity, root-cause stories with their suspects, the first proposals, what was loaded",
+                parameters: none.clone(),
+            },
             ToolSpec {
                 name: "list_apis",
                 description: "APIs with path, backend URL, requests and 5xx rate",

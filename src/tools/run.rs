@@ -320,6 +320,7 @@ pub(super) fn run(tool: &Tool, inst: &Instance) -> ToolOutput {
             outbound,
         } => network_check(snap, source.as_deref(), destination, *port, *outbound),
         Tool::Capacity => capacity(inst),
+        Tool::Summary => summary(inst),
         Tool::Findings { kind, api, backend } => {
             findings(inst, kind.as_deref(), api.as_deref(), backend.as_deref())
         }
@@ -945,6 +946,73 @@ fn network_check(
         text = "no NSGs loaded: nothing to evaluate".to_string();
     }
     (json!(rows), text.trim_end().to_string())
+}
+
+/// The diagnosis in brief, from the diagnosis itself (stories and
+/// proposals in the playbook's order).
+fn summary(inst: &Instance) -> (Value, String) {
+    let d = &inst.diagnosis;
+    let mut by_severity = std::collections::BTreeMap::<&str, usize>::new();
+    for f in d.findings.iter().filter(|f| f.kind.is_anomaly()) {
+        *by_severity.entry(f.severity.as_str()).or_default() += 1;
+    }
+    let anomalies: usize = by_severity.values().sum();
+    let loaded = &d.loaded;
+    let no_traffic = inst.snapshot.traffic.series.is_empty();
+    let stories: Vec<Value> = d
+        .stories
+        .iter()
+        .map(|s| {
+            json!({"title": s.title, "severity": s.severity.as_str(), "confidence": s.confidence,
+                   "narrative": s.narrative, "findings": s.findings,
+                   "suspects": s.suspects})
+        })
+        .collect();
+    let proposals: Vec<Value> = d
+        .proposals
+        .iter()
+        .take(3)
+        .map(|p| serde_json::to_value(p).unwrap_or(Value::Null))
+        .collect();
+    let mut t = if no_traffic {
+        "no traffic data loaded: the gateway's health cannot be judged".to_string()
+    } else if anomalies == 0 {
+        format!(
+            "no anomaly found in {} findings over the loaded data",
+            d.findings.len()
+        )
+    } else {
+        format!(
+            "{anomalies} anomalies ({})",
+            by_severity
+                .iter()
+                .map(|(k, n)| format!("{n} {k}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    if let Some(r) = loaded.time_range {
+        let _ = write!(t, "; data {} → {}", r.start, r.end);
+    }
+    for s in &d.stories {
+        let _ = write!(
+            t,
+            "\n- {} [{}]: {}",
+            s.title,
+            s.severity.as_str(),
+            s.narrative
+        );
+    }
+    for p in d.proposals.iter().take(3) {
+        let _ = write!(t, "\n  fix: {}", p.title);
+    }
+    (
+        json!({"anomalies": anomalies, "by_severity": by_severity, "findings": d.findings.len(),
+               "no_traffic_data": no_traffic, "time_range": loaded.time_range,
+               "stories": stories, "proposals": proposals, "loaded": loaded.counts,
+               "rejected_records": loaded.rejected}),
+        t,
+    )
 }
 
 fn capacity(inst: &Instance) -> (Value, String) {

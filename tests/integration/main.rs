@@ -10,12 +10,15 @@
 //! - `eval`: the offline answerer over `tests/eval/cases.yaml` (question, scenario, facts).
 //! - `llm`: the model path against a scripted OpenAI-compatible server (`fixtures/llm/`),
 //!   and a real local model when one is serving.
+//! - `mcp`: `apimedic mcp` with real MCP clients (rmcp, the MCP Inspector CLI, the
+//!   Python SDK) over stdio and HTTP, and the HTTP guards (Origin, Host, token).
 
 mod azure;
 mod cli;
 mod daemon;
 mod eval;
 mod llm;
+mod mcp;
 mod scenarios;
 mod secrets;
 mod tui_e2e;
