@@ -33,9 +33,10 @@ async fn rmcp_client_lists_and_calls_every_tool() {
         ().serve(TokioChildProcess::new(cmd).expect("spawn apimedic mcp"))
             .await
             .expect("initialize");
-    let info = client.peer_info().expect("server info");
-    assert_eq!(info.server_info.name, "apimedic");
-    assert_eq!(info.server_info.version, env!("CARGO_PKG_VERSION"));
+    let info = client.peer_info().expect("initialize result");
+    let server = info.server_info.as_ref().expect("serverInfo");
+    assert_eq!(server.name, "apimedic");
+    assert_eq!(server.version, env!("CARGO_PKG_VERSION"));
 
     let tools = client.list_all_tools().await.expect("tools/list");
     assert!(tools.len() >= 12, "{} tools", tools.len());
