@@ -12,7 +12,7 @@ mod http;
 
 pub use http::{HttpOptions, check_options as check_http_options, serve_http};
 
-use crate::llm::redact::Redactor;
+use crate::model::redact::Redactor;
 use crate::tools::{Instance, Tool, ToolOutput, resolve};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, GetPromptRequestParams,
@@ -344,21 +344,12 @@ pub fn check_args(schema: &Value, args: &JsonObject) -> Result<(), String> {
 }
 
 /// The tool output with every string passed through the one redaction
-/// the LLM path uses (secrets only; hosts stay, a person needs them).
+/// every output uses (secrets only; hosts stay, a person needs them).
 fn redacted(mut out: ToolOutput) -> ToolOutput {
     let mut r = Redactor::new(false);
     out.text = r.redact(&out.text);
-    redact_value(&mut out.data, &mut r);
+    r.redact_value(&mut out.data);
     out
-}
-
-fn redact_value(v: &mut Value, r: &mut Redactor) {
-    match v {
-        Value::String(s) => *s = r.redact(s),
-        Value::Array(items) => items.iter_mut().for_each(|x| redact_value(x, r)),
-        Value::Object(map) => map.values_mut().for_each(|x| redact_value(x, r)),
-        _ => {}
-    }
 }
 
 impl ServerHandler for Server {
