@@ -87,6 +87,112 @@ pub struct Scoped {
     /// The end of the analysed data (the minute after the cursor, or
     /// after the last minute): what "ongoing" and ages are judged at.
     pub as_of: Option<Timestamp>,
+    /// With the cursor before configuration changes: the policies the
+    /// analysis took back to how they were then (one line each).
+    pub past_config: Vec<String>,
+}
+
+/// The policies in force at `at`, when any policy was changed later:
+/// each is taken back to its text before its first later change.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PastConfig {
+    pub policies: Vec<crate::model::PolicyDoc>,
+    /// What was taken back (or could not be), one line each.
+    pub notes: Vec<String>,
+}
+
+/// The configuration as it was at `at`, or `None` when no policy was
+/// written after `at`. A policy written later is taken back to the text
+/// the last write before `at` set, else to the later write's `before`.
+pub fn config_at(s: &Snapshot, at: Timestamp) -> Option<PastConfig> {
+    // Writes that took effect (not `Started`, `Accepted`, `Failed`).
+    let writes: Vec<&crate::model::Change> = s
+        .changes
+        .iter()
+        .filter(|c| c.policy_scope.is_some())
+        .filter(|c| {
+            c.status
+                .as_deref()
+                .is_none_or(|st| st.eq_ignore_ascii_case("succeeded"))
+        })
+        .collect();
+    let mut later: Vec<&crate::model::Change> =
+        writes.iter().copied().filter(|c| c.time >= at).collect();
+    if later.is_empty() {
+        return None;
+    }
+    later.sort_by_key(|c| c.time);
+    let mut past = PastConfig {
+        policies: s.policies.clone(),
+        notes: Vec::new(),
+    };
+    let mut done: Vec<PolicyScope> = Vec::new();
+    for c in later {
+        let Some(scope) = c.policy_scope.clone() else {
+            continue;
+        };
+        if done.contains(&scope) {
+            continue;
+        }
+        done.push(scope.clone());
+        let by = c
+            .caller
+            .as_deref()
+            .map(|w| format!(" by {w}"))
+            .unwrap_or_default();
+        let earlier = writes
+            .iter()
+            .filter(|w| w.time < at && w.policy_scope.as_ref() == Some(&scope))
+            .filter(|w| w.policy_after.is_some())
+            .max_by_key(|w| w.time);
+        let then = earlier
+            .and_then(|w| w.policy_after.as_ref())
+            .or(c.policy_before.as_ref());
+        match then {
+            Some(before) => {
+                let doc = crate::model::PolicyDoc {
+                    scope: scope.clone(),
+                    xml: before.clone(),
+                    format: "history".into(),
+                    origin: earlier.map_or_else(|| c.origin.clone(), |w| w.origin.clone()),
+                };
+                match past.policies.iter_mut().find(|p| p.scope == scope) {
+                    Some(p) => *p = doc,
+                    None => past.policies.push(doc),
+                }
+                past.notes.push(format!(
+                    "{scope} as before its {} change{by}",
+                    c.time.hhmm()
+                ));
+            }
+            None => past.notes.push(format!(
+                "{scope} changed at {}{by}; its text before is not in the data, so today's is used",
+                c.time.hhmm()
+            )),
+        }
+    }
+    Some(past)
+}
+
+/// `scope`, judged by the configuration in force at the cursor: when a
+/// policy changed after it, the analysis runs on a copy of the snapshot
+/// (`past`, made once and reused) holding the policies as they were.
+pub fn scope_in_time(
+    snapshot: &Snapshot,
+    past: &mut Option<Snapshot>,
+    playbooks: &Playbooks,
+    generation: u64,
+    cursor: Option<Minute>,
+) -> Scoped {
+    let Some(config) = cursor.and_then(|c| config_at(snapshot, Timestamp::from_minute(c + 1)))
+    else {
+        return scope(snapshot, playbooks, generation, cursor);
+    };
+    let copy = past.get_or_insert_with(|| snapshot.clone());
+    copy.policies = config.policies;
+    let mut scoped = scope(copy, playbooks, generation, cursor);
+    scoped.past_config = config.notes;
+    scoped
 }
 
 /// One backend over the selected window: the entity (or the host traffic
@@ -459,6 +565,7 @@ pub fn scope(
         counts,
         backends,
         as_of,
+        past_config: Vec::new(),
     }
 }
 
@@ -829,6 +936,34 @@ pub(crate) mod tests {
         assert_eq!(t[45].errors, 12);
         assert_eq!(t[45].p95_ms, Some(3000));
         assert_eq!(t[0].p95_ms, Some(98), "rank 38 of 80..=99 twice");
+    }
+
+    #[test]
+    fn policies_are_taken_back_to_before_a_later_change() {
+        let s = incident();
+        let base = s.traffic.minute_range().unwrap().0;
+        let past = config_at(&s, Timestamp::from_minute(base + 5)).expect("a later change");
+        let doc = past
+            .policies
+            .iter()
+            .find(|p| p.scope == PolicyScope::Api("orders-api".into()))
+            .unwrap();
+        assert!(doc.xml.contains("timeout=\"30\""), "{}", doc.xml);
+        assert_eq!(doc.origin, Origin::at_line("activity.json", 20));
+        assert_eq!(past.notes.len(), 1);
+        assert!(
+            past.notes[0].contains("api:orders-api as before its")
+                && past.notes[0].contains("alice@example.com"),
+            "{:?}",
+            past.notes
+        );
+        assert_eq!(config_at(&s, Timestamp::from_minute(base + 11)), None);
+        let mut copy = None;
+        let scoped = scope_in_time(&s, &mut copy, &Playbooks::built_in(), 4, Some(base + 5));
+        assert_eq!(scoped.past_config, past.notes);
+        assert!(copy.is_some(), "analysed on a copy with the past policies");
+        let now = scope_in_time(&s, &mut copy, &Playbooks::built_in(), 5, Some(base + 30));
+        assert!(now.past_config.is_empty());
     }
 
     #[test]

@@ -381,6 +381,8 @@ fn jobs(
     chat: &Sender<ChatJob>,
 ) {
     let mut snapshot: Option<Arc<Snapshot>> = None;
+    // A copy with past policies, made when a cursor first precedes a change.
+    let mut past: Option<Snapshot> = None;
     while let Ok(job) = rx.recv() {
         let mut jobs = vec![job];
         jobs.extend(rx.try_iter());
@@ -391,6 +393,7 @@ fn jobs(
                     let loaded = loader().map(|s| Box::new(data::prepare(s, playbooks)));
                     if let Ok(l) = &loaded {
                         snapshot = Some(l.snapshot.clone());
+                        past = None;
                         // The first scope covers all data: the diagnosis
                         // `tools::Instance::new` would compute. The chat
                         // thread may be gone; the dashboard goes on.
@@ -403,7 +406,9 @@ fn jobs(
                 }
                 Cmd::Diagnose { generation, cursor } if Some(i) == newest_diagnose => {
                     let Some(s) = &snapshot else { continue };
-                    Msg::Scoped(Box::new(data::scope(s, playbooks, generation, cursor)))
+                    Msg::Scoped(Box::new(data::scope_in_time(
+                        s, &mut past, playbooks, generation, cursor,
+                    )))
                 }
                 Cmd::Inspect { api, op } => {
                     let Some(s) = &snapshot else { continue };

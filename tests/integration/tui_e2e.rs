@@ -626,3 +626,41 @@ fn finding_to_its_rows_filter_and_copy() {
     assert_eq!(t.wait_exit(), 0);
     let _ = std::fs::remove_file(&out);
 }
+
+/// Time travel across a policy change: before the 10:58 write that cut
+/// the timeout to 5 s, the analysis uses the 30 s policy of then (the
+/// breadcrumbs say so) and reports nothing about a 5 s timeout; after it,
+/// the 5 s timeout is judged again.
+#[test]
+fn time_travel_across_a_policy_change() {
+    let Some(t) = Tmux::start(
+        "tui_time_travel",
+        &["tui", "fixtures/scenarios/policy-timeout"],
+        120,
+        40,
+    ) else {
+        return;
+    };
+    t.wait_for("Top findings");
+    t.type_text(":findings");
+    t.keys(&["Enter"]);
+    t.wait_for("by story, cause first");
+    t.keys(&["/"]);
+    t.type_text("policy_risk");
+    t.keys(&["Enter"]);
+    t.wait_for("timeout 5 s");
+    t.type_text(":time 2026-03-07 10:30");
+    t.keys(&["Enter"]);
+    let screen = t.wait_for("⟲ config as at the cursor: api:orders-api as before its 10:58 change");
+    assert!(screen.contains("10:30 UTC of"), "{screen}");
+    t.wait_gone("diagnosing");
+    t.wait_gone("timeout 5 s");
+    t.type_text(":time +60m");
+    t.keys(&["Enter"]);
+    t.wait_gone("⟲ config");
+    t.wait_for("timeout 5 s");
+    t.keys(&["0"]);
+    t.wait_gone("UTC of");
+    t.keys(&["q"]);
+    assert_eq!(t.wait_exit(), 0);
+}

@@ -200,6 +200,23 @@ fn breadcrumbs(app: &App, area: Rect, buf: &mut Buffer) {
     if let Some(f) = &app.crumb().filter {
         spans.push(Span::styled(format!("  /{}", f.text), t.cursor()));
     }
+    // The past judged by the past: say when the analysis used policies
+    // as they were at the cursor.
+    if let Some(notes) = app
+        .loaded()
+        .map(|l| &l.scoped.past_config)
+        .filter(|n| !n.is_empty())
+    {
+        let more = if notes.len() > 1 {
+            format!(" (+{} more)", notes.len() - 1)
+        } else {
+            String::new()
+        };
+        spans.push(Span::styled(
+            format!("  ⟲ config as at the cursor: {}{more}", notes[0]),
+            t.note(),
+        ));
+    }
     Line::from(spans).render(area, buf);
 }
 

@@ -57,7 +57,7 @@ fn send(app: &mut App, msg: Msg) {
                 data::policy_view(&snapshot, &api, &op),
             ))),
             Some(Cmd::Diagnose { generation, cursor }) => queue.push(Msg::Scoped(Box::new(
-                data::scope(&snapshot, &app.playbooks, generation, cursor),
+                data::scope_in_time(&snapshot, &mut None, &app.playbooks, generation, cursor),
             ))),
             // As the logs thread would: the scenario's files (else none).
             Some(Cmd::Logs(job)) => {
@@ -630,6 +630,54 @@ fn snapshots_of_the_logs_view_from_the_failing_finding() {
     );
     keys(&mut app, "\u{1b}");
     assert_eq!(app.screen(), &Screen::Findings);
+}
+
+/// The past judged by the past: before the policy change that shortened
+/// the timeout, the timeout in force was 30 s, so nothing is "at risk"
+/// for it; with all data the 5 s timeout is a finding again.
+#[test]
+fn time_travel_before_a_policy_change_uses_the_policy_of_then() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/scenarios/policy-timeout");
+    if !dir.is_dir() {
+        eprintln!("skipping: policy-timeout is absent");
+        return;
+    }
+    let snapshot = crate::collect::collect(&[dir]).expect("loads");
+    let mut app = app_with(snapshot, Theme::PLAIN);
+    // A finding judging the 5 s timeout (APIM050 or any other).
+    let apim050 = |app: &App| {
+        app.findings()
+            .iter()
+            .any(|f| f.summary.contains("timeout 5 s") || f.summary.contains("timeout of 5 s"))
+    };
+    assert!(
+        apim050(&app),
+        "the 5 s timeout is a risk with today's policy"
+    );
+    keys(&mut app, ":time 10:30\n");
+    assert!(app.cursor.is_some());
+    assert!(
+        !apim050(&app),
+        "before the change the timeout was 30 s: {:?}",
+        app.findings()
+            .iter()
+            .map(|f| &f.summary)
+            .collect::<Vec<_>>()
+    );
+    let screen = text(&draw(&app, 120, 40));
+    assert!(
+        screen.contains("⟲ config as at the cursor: api:orders-api as before its 10:58 change"),
+        "{screen}"
+    );
+    keys(&mut app, ":time 11:30\n");
+    assert!(
+        apim050(&app),
+        "after the change the 5 s timeout is in force"
+    );
+    let screen = text(&draw(&app, 120, 40));
+    assert!(!screen.contains("⟲ config"), "{screen}");
+    keys(&mut app, "0");
+    assert!(apim050(&app));
 }
 
 #[test]
