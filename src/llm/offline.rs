@@ -671,11 +671,14 @@ fn fuzzy_entities(snap: &Snapshot, words: &[&str], used: &mut BTreeSet<usize>, e
             push(&mut e.operations, (o.api_id.clone(), o.id.clone()));
             hit = true;
         }
-        for a in snap.apis.iter().filter(|a| fuzzy_names(w, &a.id)) {
+        // A word may be one part of a name with a typo (`ordrs` for the
+        // `orders` of `orders-api`).
+        let named = |id: &str| fuzzy_names(w, id) || segments(id).iter().any(|s| fuzzy_names(w, s));
+        for a in snap.apis.iter().filter(|a| named(&a.id)) {
             push(&mut e.apis, a.id.clone());
             hit = true;
         }
-        for b in snap.backends.iter().filter(|b| fuzzy_names(w, &b.id)) {
+        for b in snap.backends.iter().filter(|b| named(&b.id)) {
             push(&mut e.backends, b.id.clone());
             hit = true;
         }
