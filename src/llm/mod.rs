@@ -106,6 +106,9 @@ impl Assistant {
         cfg.ca_file = opts.ca_file.clone();
         cfg.timeout = std::time::Duration::from_secs_f64(opts.timeout_secs.clamp(0.1, 86_400.0));
         cfg.max_steps = opts.max_steps.clamp(1, 20);
+        if opts.reply_tokens > 0 {
+            cfg.reply_tokens = opts.reply_tokens.min(1 << 24);
+        }
         if opts.deadline_secs > 0.0 {
             cfg.deadline =
                 std::time::Duration::from_secs_f64(opts.deadline_secs.clamp(1.0, 86_400.0));
@@ -144,6 +147,13 @@ pub struct LlmOptions {
     /// Model round trips per question.
     #[arg(long = "llm-steps", default_value_t = 6)]
     pub max_steps: usize,
+    /// Most tokens one model reply may bring (sent as max_tokens; a reply that runs past it is cut).
+    #[arg(
+        long = "llm-reply-tokens",
+        env = "APIMEDIC_LLM_REPLY_TOKENS",
+        default_value_t = 800
+    )]
+    pub reply_tokens: usize,
     /// Seconds a whole question may take with the model, all round trips included; then the offline answer.
     #[arg(long = "llm-deadline", default_value_t = 300.0)]
     pub deadline_secs: f64,

@@ -121,7 +121,7 @@ async fn converse(
         }
         let last = step + 1 == steps;
         let mut body = json!({
-            "model": cfg.model, "messages": messages, "temperature": 0, "max_tokens": 800,
+            "model": cfg.model, "messages": messages, "temperature": 0, "max_tokens": cfg.reply_tokens,
         });
         if !last {
             body["tools"] = tools.clone();
@@ -183,8 +183,7 @@ async fn converse(
         messages.push(json!({"role": "user", "content": format!(
             "The {} is reached. Summarise what you found so far for the question, citing finding ids.",
             limit.unwrap_or("step limit"))}));
-        let body =
-            json!({"model": cfg.model, "messages": messages, "temperature": 0, "max_tokens": 800});
+        let body = json!({"model": cfg.model, "messages": messages, "temperature": 0, "max_tokens": cfg.reply_tokens});
         let reply = request(&client, cfg, &body, &mut shaper, &redactor, emit).await?;
         cut |= reply.cut;
         if shaper.text().trim().is_empty() {

@@ -6,21 +6,38 @@
 //! line (a model's "let me check:" before a call is not part of the answer;
 //! a line ending in ':' is held until the next line begins). A whole reply
 //! goes through the same code, so streamed and non-streamed answers read the
-//! same. Pure: the restore step comes in as a function.
+//! same. Linear in what arrives (a 10 MB answer in 20-byte pieces is read
+//! once). Pure: the restore step comes in as a function.
 
-/// Shapes the text of one question's replies, step after step.
+/// Finished paragraphs compared against a paragraph that is still being
+/// written (small models repeat a recent one); all finished paragraphs are
+/// remembered by hash for the exact-repeat check.
+const RECENT: usize = 64;
+
+/// Longest stretch after an unclosed `[` held back as a possible
+/// placeholder (`[SECRET-12345]` is 14): past it, the bracket is text.
+const PLACEHOLDER_MAX: usize = 24;
+
+/// Shapes the text of one question's replies, step after step. Linear in
+/// what arrives: each byte is restored and shown once, whatever the sizes
+/// of the pieces.
 #[derive(Debug, Default)]
 pub struct Shaper {
     /// The current paragraph as the model wrote it (masked), without the
     /// whitespace that follows it.
     para: String,
+    /// `para` holds a line break.
+    para_newline: bool,
     /// Whitespace after `para` whose meaning (same paragraph or a break) is
-    /// not known yet.
+    /// not known yet, and its line breaks.
     ws: String,
-    /// The restored text of `para` already handed out.
-    shown: String,
-    /// Finished paragraphs, restored and trimmed.
-    seen: Vec<String>,
+    ws_newlines: usize,
+    /// Bytes of `para` already handed out (restored), and whether any were.
+    done: usize,
+    shown_any: bool,
+    /// Finished paragraphs: hashes of all, the text of the last `RECENT`.
+    seen: std::collections::HashSet<u64>,
+    recent: std::collections::VecDeque<String>,
     /// A paragraph was handed out: the next one starts with a blank line.
     started: bool,
     /// Hold this step's text until its first line is complete (a line
@@ -28,6 +45,13 @@ pub struct Shaper {
     hold: bool,
     /// Everything handed out.
     out: String,
+}
+
+fn key_hash(key: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    key.hash(&mut h);
+    h.finish()
 }
 
 impl Shaper {
@@ -44,21 +68,25 @@ impl Shaper {
         for c in delta.chars() {
             if c.is_whitespace() {
                 self.ws.push(c);
+                if c == '\n' {
+                    self.ws_newlines += 1;
+                }
                 continue;
             }
             if self.para.is_empty() {
                 self.para = self.indent();
-                self.ws.clear();
-            } else if self.ws.matches('\n').count() >= 2 {
+                self.clear_ws();
+            } else if self.ws_newlines >= 2 {
                 // A second paragraph: this step is an answer, not a preamble.
                 self.hold = false;
                 let indent = self.indent();
                 shown.push_str(&self.end_paragraph(restore));
                 self.para = indent;
-                self.ws.clear();
+                self.clear_ws();
             } else {
+                self.para_newline |= self.ws_newlines > 0;
                 self.para.push_str(&self.ws);
-                self.ws.clear();
+                self.clear_ws();
             }
             self.para.push(c);
         }
@@ -66,16 +94,21 @@ impl Shaper {
         shown
     }
 
+    fn clear_ws(&mut self) {
+        self.ws.clear();
+        self.ws_newlines = 0;
+    }
+
     /// The step is over: `answer` false means it ended in tool calls, so
     /// text not shown yet is dropped. Returns what is left to show.
     pub fn end_step(&mut self, answer: bool, restore: &dyn Fn(&str) -> String) -> String {
-        let rest = if answer || !self.shown.is_empty() {
+        let rest = if answer || self.shown_any {
             self.end_paragraph(restore)
         } else {
-            self.para.clear();
+            self.reset_para();
             String::new()
         };
-        self.ws.clear();
+        self.clear_ws();
         self.hold = false;
         rest
     }
@@ -96,75 +129,100 @@ impl Shaper {
         }
     }
 
+    /// Where `para` may be shown up to: before an opening `[` after `done`
+    /// that is not closed yet and may still become a placeholder.
+    fn safe_end(&self) -> usize {
+        let tail = &self.para[self.done..];
+        match tail.rfind('[') {
+            Some(i) if !tail[i..].contains(']') && tail.len() - i <= PLACEHOLDER_MAX => {
+                self.done + i
+            }
+            _ => self.para.len(),
+        }
+    }
+
     /// Hands out the current paragraph as far as it is safe to.
     fn progress(&mut self, restore: &dyn Fn(&str) -> String) -> String {
         if self.hold {
             // Released once the first line is complete, unless it announces
             // something (ends with ':'): then once a second line begins, so
             // "Let me check:\n" followed by a tool call is never shown.
-            let line_done = self.ws.contains('\n') && !self.para.trim_end().ends_with(':');
-            if line_done || self.para.contains('\n') {
+            let line_done = self.ws_newlines > 0 && !self.para.trim_end().ends_with(':');
+            if line_done || self.para_newline {
                 self.hold = false;
             } else {
                 return String::new();
             }
         }
-        let restored = restore(safe_prefix(&self.para));
-        let key = restored.trim();
-        if self.shown.is_empty() && self.seen.iter().any(|s| s.starts_with(key)) {
-            // So far a repeat of an earlier paragraph: wait and see.
+        let end = self.safe_end();
+        if !self.shown_any {
+            // So far a repeat of a recent paragraph: wait and see. Only a
+            // paragraph no longer than one of them can be.
+            let longest = self.recent.iter().map(String::len).max().unwrap_or(0);
+            if end <= longest + PLACEHOLDER_MAX {
+                let restored = restore(&self.para[..end]);
+                let key = restored.trim();
+                if self.recent.iter().any(|s| s.starts_with(key)) {
+                    return String::new();
+                }
+            }
+        }
+        if end <= self.done {
             return String::new();
         }
-        let Some(piece) = restored.strip_prefix(self.shown.as_str()) else {
-            return String::new();
-        };
+        let piece = restore(&self.para[self.done..end]);
+        self.done = end;
         if piece.is_empty() {
             return String::new();
         }
         let mut out = String::new();
-        if self.shown.is_empty() && self.started {
+        if !self.shown_any && self.started {
             out.push_str("\n\n");
         }
-        out.push_str(piece);
+        out.push_str(&piece);
         self.started = true;
-        self.shown = restored.clone();
+        self.shown_any = true;
         self.out.push_str(&out);
         out
+    }
+
+    fn reset_para(&mut self) {
+        self.para.clear();
+        self.para_newline = false;
+        self.done = 0;
+        self.shown_any = false;
     }
 
     /// The current paragraph is complete: hand out its rest, or drop it
     /// when it repeats an earlier one.
     fn end_paragraph(&mut self, restore: &dyn Fn(&str) -> String) -> String {
-        let full = restore(&self.para);
-        let key = full.trim().to_string();
         let mut out = String::new();
-        if self.shown.is_empty() {
-            if !key.is_empty() && !self.seen.contains(&key) {
+        let full = if self.shown_any {
+            out.push_str(restore(&self.para[self.done..]).trim_end());
+            None
+        } else {
+            let full = restore(&self.para);
+            let key = full.trim();
+            if !key.is_empty() && !self.seen.contains(&key_hash(key)) {
                 if self.started {
                     out.push_str("\n\n");
                 }
                 out.push_str(full.trim_end());
                 self.started = true;
             }
-        } else if let Some(rest) = full.strip_prefix(self.shown.as_str()) {
-            out.push_str(rest.trim_end());
+            Some(full)
+        };
+        let full = full.unwrap_or_else(|| restore(&self.para));
+        let key = full.trim();
+        if !key.is_empty() && self.seen.insert(key_hash(key)) {
+            if self.recent.len() >= RECENT {
+                self.recent.pop_front();
+            }
+            self.recent.push_back(key.to_string());
         }
-        if !key.is_empty() && !self.seen.contains(&key) {
-            self.seen.push(key);
-        }
-        self.para.clear();
-        self.shown.clear();
+        self.reset_para();
         self.out.push_str(&out);
         out
-    }
-}
-
-/// `text` up to an opening `[` that is not closed yet (a placeholder may be
-/// arriving).
-fn safe_prefix(text: &str) -> &str {
-    match text.rfind('[') {
-        Some(i) if !text[i..].contains(']') => &text[..i],
-        _ => text,
     }
 }
 
