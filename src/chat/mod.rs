@@ -1,12 +1,11 @@
 //! `apimedic chat`: a line-based question-and-answer loop over stdin and
-//! stdout. The logic lives in `conversation` (pure); this is the I/O edge.
+//! stdout. The logic lives in `llm::conversation` (pure, shared with the
+//! TUI's chat pane so no surface imports another); this is the I/O edge.
 //! A model's answers are printed as they are written (streamed). On a
 //! terminal, lines are read with a line editor (arrow keys, Ctrl-R search,
 //! history kept across sessions); piped input is read line by line.
 
-pub mod conversation;
-
-pub use conversation::{Command, Conversation, Input, Reply, parse};
+pub use crate::llm::conversation::{Command, Conversation, Input, Reply, parse};
 
 use crate::llm::{Answer, Assistant, render_after_stream};
 use crate::tools::Instance;

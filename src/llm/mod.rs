@@ -9,12 +9,15 @@
 //! - `prompt`: system prompt, prepared context, tool descriptions (pure).
 //! - redaction: `model::redact`, the one step every output and prompt
 //!   passes through (pure).
+//! - `conversation`: a chat's state (pure): turns, commands, the incident
+//!   a follow-up keeps; the REPL and the TUI's chat pane both drive it.
 //! - `client`: one `/chat/completions` request through async-openai,
 //!   whole or streamed (I/O).
 //! - `stream`: streamed text restored and tidied as it arrives (pure).
 //! - `remote`: the tool-calling loop with its guards.
 
 pub mod client;
+pub mod conversation;
 pub mod lexicon;
 pub mod offline;
 pub mod prompt;
@@ -22,6 +25,7 @@ pub mod remote;
 pub mod stream;
 
 pub use client::RemoteConfig;
+pub use conversation::{Command, Conversation, Input, Reply, parse};
 pub use offline::{Answer, Entities, Intent};
 
 use crate::tools::Instance;

@@ -6,7 +6,7 @@ use super::*;
 use crate::playbook::Playbooks;
 
 fn server() -> Server {
-    let snapshot = crate::cli::load(&[]).expect("demo loads");
+    let snapshot = crate::collect::collect_files(&crate::simulate::demo_files());
     Server::new(Instance::new(snapshot, &Playbooks::built_in()))
 }
 

@@ -1,6 +1,6 @@
 //! The chat pane: its state (transcript, input line, earlier questions), the
 //! transitions `app::update` applies to it, and `reply`, the one job of the
-//! chat thread: a line through the same `chat::Conversation` and
+//! chat thread: a line through the same `llm::Conversation` and
 //! `llm::Assistant` that `apimedic chat` uses. Everything here but `reply`
 //! is pure; `reply` may wait on a model, so only the chat thread calls it.
 //!
@@ -9,8 +9,8 @@
 //! and answers never arrive out of order.
 
 use super::app::{App, Cmd, Screen};
-use crate::chat::{Command, Conversation, Input, parse};
 use crate::llm::{Answer, Assistant};
+use crate::llm::{Command, Conversation, Input, parse};
 use crate::tools::Instance;
 
 /// Most transcript entries kept; the oldest go first.

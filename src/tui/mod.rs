@@ -46,9 +46,9 @@ pub mod logs;
 pub mod theme;
 pub mod view;
 
-use crate::chat::Conversation;
 use crate::collect::rows::RowSource;
 use crate::llm::Assistant;
+use crate::llm::Conversation;
 use crate::model::{Diagnosis, Snapshot};
 use crate::playbook::Playbooks;
 use crate::tools::Instance;

@@ -10,6 +10,7 @@
 //! - `eval`: the offline answerer over `tests/eval/cases.yaml` (question, scenario, facts).
 //! - `llm`: the model path against a scripted OpenAI-compatible server (`fixtures/llm/`),
 //!   and a real local model when one is serving.
+//! - `layering`: the crate's `crate::` imports against the architecture's allowed edges.
 //! - `mcp`: `apimedic mcp` with real MCP clients (rmcp, the MCP Inspector CLI, the
 //!   Python SDK) over stdio and HTTP, and the HTTP guards (Origin, Host, token).
 
@@ -17,6 +18,7 @@ mod azure;
 mod cli;
 mod daemon;
 mod eval;
+mod layering;
 mod llm;
 mod mcp;
 mod scenarios;

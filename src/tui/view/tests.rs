@@ -88,7 +88,7 @@ fn send(app: &mut App, msg: Msg) {
             Some(Cmd::Chat(line)) => {
                 let inst = crate::tools::Instance::new(snapshot.as_ref().clone(), &app.playbooks);
                 let reply = crate::tui::chat::reply(
-                    &mut crate::chat::Conversation::default(),
+                    &mut crate::llm::Conversation::default(),
                     &inst,
                     &crate::llm::Assistant::Offline,
                     &line,
