@@ -18,10 +18,13 @@
 //! - [`azure`]: live Azure: sign-in (a token for a scope) and the read-only ARM client.
 //! - [`mcp`]: the read-only tools served to MCP clients (never acts).
 //! - [`http`]: every outbound HTTP client (model endpoints, alert sinks), over rustls.
+//! - [`remediate`]: plans, approval binding, ARM writes, verification and undo (the only writer).
+//! - [`audit`]: the hash-chained, append-only audit log in the state directory.
 //! - [`cli`]: the command line; the only module that knows about all the others.
 
 pub mod analyze;
 pub mod azure;
+pub mod audit;
 pub mod chat;
 pub mod cli;
 pub mod collect;
@@ -31,6 +34,7 @@ pub mod llm;
 pub mod mcp;
 pub mod model;
 pub mod playbook;
+pub mod remediate;
 pub mod report;
 pub mod simulate;
 pub mod tools;

@@ -129,6 +129,9 @@ pub fn run<R: BufRead>(
         if let Some(e) = failed {
             return Err(e);
         }
+        if let Some(a) = &answered {
+            crate::audit::record_model_refusals(&a.refused);
+        }
         match &answered {
             Some(a) if !streamed.is_empty() => {
                 // Starts with the line break that ends the streamed text.

@@ -55,12 +55,14 @@ pub fn run(args: AskArgs) -> anyhow::Result<ExitCode> {
     let written = match (args.format, &assistant) {
         (AskFormat::Json, _) => {
             let answer = assistant.ask(&inst, &args.question, None);
+            crate::audit::record_model_refusals(&answer.refused);
             let mut s = serde_json::to_string_pretty(&answer)?;
             s.push('\n');
             stdout.write_all(s.as_bytes())
         }
         (AskFormat::Text, Assistant::Offline) => {
             let answer = assistant.ask(&inst, &args.question, None);
+            crate::audit::record_model_refusals(&answer.refused);
             stdout.write_all(answer.render().as_bytes())
         }
         (AskFormat::Text, Assistant::Remote(_)) => {
@@ -76,6 +78,7 @@ pub fn run(args: AskArgs) -> anyhow::Result<ExitCode> {
                     failed = Some(e);
                 }
             });
+            crate::audit::record_model_refusals(&answer.refused);
             match failed {
                 Some(e) => Err(e),
                 None => stdout.write_all(render_after_stream(&answer, &streamed).as_bytes()),

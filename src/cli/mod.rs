@@ -10,6 +10,7 @@ pub mod detect;
 pub mod lint;
 pub mod mcp;
 pub mod net;
+pub mod remediate;
 pub mod simulate;
 pub mod tui;
 
@@ -54,6 +55,8 @@ pub enum Command {
     Chat(chat::ChatArgs),
     /// Serve the read-only tools to MCP clients (stdio, or HTTP with --http).
     Mcp(mcp::McpArgs),
+    /// Plan, approve, execute, verify and undo a proposed remediation (audited).
+    Remediate(remediate::RemediateArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -125,6 +128,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Ask(args)) => ask::run(args),
         Some(Command::Chat(args)) => chat::run(args),
         Some(Command::Mcp(args)) => mcp::run(args),
+        Some(Command::Remediate(args)) => remediate::run(args),
     }
 }
 

@@ -8,6 +8,8 @@
 //! - `tui_e2e`: `apimedic tui` driven in a private tmux server: scenario → failing
 //!   operation → its finding, help, the time cursor, `q` exits 0.
 //! - `eval`: the offline answerer over `tests/eval/cases.yaml` (question, scenario, facts).
+//! - `remediate`: plan/apply/verify/undo against a stateful ARM stand-in (`arm_standin`),
+//!   kill -9 and Ctrl-C mid-apply, the approval prompt in tmux, the import check.
 //! - `llm`: the model path against a scripted OpenAI-compatible server (`fixtures/llm/`),
 //!   and a real local model when one is serving.
 //! - `layering`: the crate's `crate::` imports against the architecture's allowed edges.
@@ -15,12 +17,14 @@
 //!   Python SDK) over stdio and HTTP, and the HTTP guards (Origin, Host, token).
 
 mod azure;
+mod arm_standin;
 mod cli;
 mod daemon;
 mod eval;
 mod layering;
 mod llm;
 mod mcp;
+mod remediate;
 mod scenarios;
 mod secrets;
 mod tui_e2e;

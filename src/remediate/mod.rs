@@ -1,0 +1,120 @@
+//! Acting on approved remediations: plan (pure, [`plan`]), dry run, approval
+//! binding, execution against ARM ([`arm`], [`exec`]), audit (the hash-chained
+//! log in [`crate::audit`]), verification on fresh data ([`verify`]), undo,
+//! and the daemon's opt-in autonomy policy ([`autonomy`]).
+//!
+//! Nothing here runs without a person's approval, except what an autonomy
+//! policy file names explicitly. `llm`, `chat`, `tools`, the daemon's alerting
+//! and `mcp` never import this module (a test reads the `use` lines), so a
+//! model cannot act, by construction. Writes to Azure live here, at the
+//! edge, and nowhere else.
+//!
+//! Surfaces (the CLI, the TUI's approve key) reach execution through
+//! [`exec::Engine::apply`] with an [`exec::Approval`] that names the plan
+//! hash a person approved.
+
+pub mod arm;
+pub mod autonomy;
+pub mod exec;
+pub mod plan;
+pub mod verify;
+
+use std::future::Future;
+use std::pin::Pin;
+
+/// A source of bearer tokens for a scope. The Azure credential (src/azure)
+/// implements it; tests use [`StaticToken`] against a loopback stand-in.
+pub trait TokenSource: Send + Sync {
+    fn token<'a>(
+        &'a self,
+        scope: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Result<String, String>> + Send + 'a>>;
+}
+
+/// A fixed token (tests; or one pasted from `az account get-access-token`).
+/// Its text never appears in output or in `Debug`.
+pub struct StaticToken(String);
+
+impl StaticToken {
+    pub fn new(token: impl Into<String>) -> StaticToken {
+        StaticToken(token.into())
+    }
+}
+
+impl std::fmt::Debug for StaticToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StaticToken(<redacted>)")
+    }
+}
+
+impl TokenSource for StaticToken {
+    fn token<'a>(
+        &'a self,
+        _scope: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Result<String, String>> + Send + 'a>> {
+        let t = self.0.clone();
+        Box::pin(async move { Ok(t) })
+    }
+}
+
+/// The principal a JWT access token names (`upn`, `unique_name`,
+/// `preferred_username`, else `appid`/`azp`, else `oid`) — read from its
+/// claims, not verified (ARM verifies it). `None` for opaque tokens.
+pub fn principal_of(token: &str) -> Option<String> {
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64url(payload)?;
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    let s = |k: &str| claims.get(k).and_then(|v| v.as_str()).map(str::to_string);
+    s("upn")
+        .or_else(|| s("unique_name"))
+        .or_else(|| s("preferred_username"))
+        .or_else(|| s("appid").map(|a| format!("app {a}")))
+        .or_else(|| s("azp").map(|a| format!("app {a}")))
+        .or_else(|| s("oid").map(|o| format!("object {o}")))
+}
+
+fn base64url(s: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let mut acc = 0u32;
+    let mut bits = 0;
+    for c in s.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'-' | b'+' => 62,
+            b'_' | b'/' => 63,
+            b'=' => continue,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn principal_from_claims() {
+        // {"upn":"oncall@contoso.com"} and {"appid":"1234"}
+        let t = "eyJhbGciOiJub25lIn0.eyJ1cG4iOiJvbmNhbGxAY29udG9zby5jb20ifQ.sig";
+        assert_eq!(principal_of(t).as_deref(), Some("oncall@contoso.com"));
+        let t = "x.eyJhcHBpZCI6IjEyMzQifQ.y";
+        assert_eq!(principal_of(t).as_deref(), Some("app 1234"));
+        assert_eq!(principal_of("opaque-token"), None);
+        assert_eq!(principal_of("a.!!!.c"), None);
+    }
+
+    #[test]
+    fn static_token_debug_hides_it() {
+        assert!(!format!("{:?}", StaticToken::new("secret-value")).contains("secret"));
+    }
+}
