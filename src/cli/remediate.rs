@@ -218,10 +218,15 @@ struct Timing {
 impl Timing {
     fn parse(wait: &str, poll: &str, busy: &str) -> anyhow::Result<Timing> {
         let d = |s: &str, flag: &str| {
-            super::parse_relative(s)
+            let ms = s
+                .trim()
+                .strip_suffix("ms")
+                .and_then(|n| n.parse::<f64>().ok())
+                .map(|n| n / 1000.0);
+            ms.or_else(|| super::parse_relative(s))
                 .filter(|v| v.is_finite() && *v >= 0.0)
                 .map(|v| Duration::from_secs_f64(v.min(86_400.0)))
-                .with_context(|| format!("{flag} `{s}` is not a duration (15s, 2m, 1h)"))
+                .with_context(|| format!("{flag} `{s}` is not a duration (500ms, 15s, 2m, 1h)"))
         };
         Ok(Timing {
             wait: d(wait, "--wait")?,

@@ -376,13 +376,13 @@ pub fn build(
                     "no recorded change of the policy at {scope} near {to}: the version to restore is unknown"
                 )));
             };
-            let Some(old) = change.policy_before.clone() else {
+            let Some(old) = crate::analyze::changes::policy_before(snapshot, change) else {
                 return Err(PlanError::Missing(format!(
                     "the change at {} ({}) does not carry the previous policy text; restore it from source control",
                     change.time, change.operation
                 )));
             };
-            match &change.policy_after {
+            match &crate::analyze::changes::policy_after(snapshot, change) {
                 Some(after) => {
                     let same = normalise_xml(after) == normalise_xml(&xml);
                     plan.checks.push(Check {
@@ -428,14 +428,19 @@ pub fn build(
             let (new, old_calls, new_calls) =
                 raise_limit(&xml, peak).map_err(PlanError::Missing)?;
             plan.action = "raise_limit".into();
-            let cap = old_calls.saturating_mul(4);
             plan.checks.push(Check {
                 name: "bounded raise".into(),
-                ok: new_calls <= cap,
+                ok: new_calls <= old_calls.saturating_mul(4).max(old_calls + 1),
                 detail: format!(
-                    "calls {old_calls} -> {new_calls} (peak {peak:.0} requests/min + 25 %); apimedic raises at most 4x in one step"
+                    "calls {old_calls} -> {new_calls} (peak {peak:.0} requests/min + 25 %, at most 4x in one step)"
                 ),
             });
+            if new_calls == old_calls.saturating_mul(4) {
+                plan.warnings.push(
+                    "the peak may need more than 4x the current limit: this step raises it 4x; check the backend's headroom before raising again"
+                        .into(),
+                );
+            }
             policy_put(&mut plan, facts, &path, &xml, &new, scope);
             plan.blast_radius = format!(
                 "{}; the backend behind {scope} may receive up to {}x the requests it got under the old limit",
@@ -1172,7 +1177,12 @@ pub fn raise_limit(xml: &str, peak_rpm: f64) -> Result<(String, u64, u64), Strin
         match calls {
             Some(c) => {
                 let needed = (peak_rpm * period / 60.0 * 1.25).ceil() as u64;
-                let new = needed.max(c + c / 2).max(c + 1);
+                // At most 4x in one step: a bigger jump is a capacity
+                // decision for the backend's owner.
+                let new = needed
+                    .max(c + c / 2)
+                    .max(c + 1)
+                    .min(c.saturating_mul(4).max(c + 1));
                 first.get_or_insert((c, new));
                 out.push_str(
                     set_attr(tag.trim_end_matches('/'), "calls", &new.to_string()).trim_end(),
@@ -1282,7 +1292,7 @@ mod tests {
             "{y}"
         );
         assert!(
-            y.contains("<quota calls=\"15000\" renewal-period=\"3600\" />"),
+            y.contains("<quota calls=\"4000\" renewal-period=\"3600\" />"),
             "{y}"
         );
         assert!(raise_limit("<inbound/>", 1.0).is_err());

@@ -170,10 +170,6 @@ impl StandIn {
         self.state.lock().unwrap().resources.get(&key(id)).cloned()
     }
 
-    pub fn etag(&self, id: &str) -> Option<String> {
-        self.state.lock().unwrap().etag(&key(id))
-    }
-
     /// Someone else changes a resource (its ETag moves).
     pub fn touch(&self, id: &str, f: impl FnOnce(&mut Value)) {
         let mut st = self.state.lock().unwrap();
