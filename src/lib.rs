@@ -23,8 +23,8 @@
 //! - [`cli`]: the command line; the only module that knows about all the others.
 
 pub mod analyze;
-pub mod azure;
 pub mod audit;
+pub mod azure;
 pub mod chat;
 pub mod cli;
 pub mod collect;

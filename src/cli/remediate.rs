@@ -406,17 +406,18 @@ fn offline_facts(snapshot: &Snapshot, svc: &ServiceId, reads: &[String]) -> Fact
     facts
 }
 
-/// The token for ARM writes. The Azure credential (src/azure) replaces
-/// this once it lands; until then a token from
-/// `az account get-access-token --query accessToken -o tsv` in
-/// APIMEDIC_ARM_TOKEN. Never printed.
+/// The token for ARM writes: the shared Azure credential (src/azure:
+/// Azure CLI sign-in, `AZURE_*` service principal, workload or managed
+/// identity), or a token pasted into APIMEDIC_ARM_TOKEN. Never printed.
 fn token_source() -> anyhow::Result<Arc<dyn TokenSource>> {
-    match std::env::var("APIMEDIC_ARM_TOKEN") {
-        Ok(t) if !t.trim().is_empty() => Ok(Arc::new(StaticToken::new(t.trim().to_string()))),
-        _ => bail!(
-            "not signed in to Azure: set APIMEDIC_ARM_TOKEN to a token from `az account get-access-token --query accessToken -o tsv`"
-        ),
+    if let Ok(t) = std::env::var("APIMEDIC_ARM_TOKEN")
+        && !t.trim().is_empty()
+    {
+        return Ok(Arc::new(StaticToken::new(t.trim().to_string())));
     }
+    let cred = crate::azure::credential::Credential::new(Default::default())
+        .map_err(|e| anyhow::anyhow!("cannot sign in to Azure: {}", e.hint()))?;
+    Ok(cred)
 }
 
 fn engine(

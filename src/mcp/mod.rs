@@ -90,6 +90,18 @@ impl Server {
     /// tool is a protocol error (as the spec has it).
     pub fn call(&self, name: &str, args: Option<&JsonObject>) -> Result<CallToolResult, McpError> {
         let Some(spec) = Tool::specs().into_iter().find(|s| s.name == name) else {
+            // Every tool here is read-only: a call for anything else (an
+            // attempt to act) is refused and goes to the audit log.
+            if let Err(e) = crate::audit::record_refusal(
+                &crate::audit::state_dir(None),
+                "mcp",
+                name,
+                "The tools an MCP client may call are read-only.",
+            ) {
+                tracing::warn!(
+                    "cannot record the refused MCP call `{name}` in the audit log: {e:#}"
+                );
+            }
             return Err(McpError::invalid_params(
                 format!(
                     "tool not found: `{name}`; the tools are {}",

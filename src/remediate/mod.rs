@@ -57,6 +57,22 @@ impl TokenSource for StaticToken {
     }
 }
 
+/// The shared Azure credential (Azure CLI, service principal, workload or
+/// managed identity) gives the tokens for ARM writes.
+impl TokenSource for crate::azure::credential::Credential {
+    fn token<'a>(
+        &'a self,
+        scope: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Result<String, String>> + Send + 'a>> {
+        Box::pin(async move {
+            crate::azure::credential::Credential::token(self, scope)
+                .await
+                .map(|t| t.secret().to_string())
+                .map_err(|e| e.hint())
+        })
+    }
+}
+
 /// The principal a JWT access token names (`upn`, `unique_name`,
 /// `preferred_username`, else `appid`/`azp`, else `oid`) — read from its
 /// claims, not verified (ARM verifies it). `None` for opaque tokens.

@@ -16,8 +16,8 @@
 //! - `mcp`: `apimedic mcp` with real MCP clients (rmcp, the MCP Inspector CLI, the
 //!   Python SDK) over stdio and HTTP, and the HTTP guards (Origin, Host, token).
 
-mod azure;
 mod arm_standin;
+mod azure;
 mod cli;
 mod daemon;
 mod eval;
