@@ -37,12 +37,15 @@ pub struct Fault {
     pub retry_after: Option<u64>,
 }
 
+/// What completing an operation does to the state.
+type Done = Box<dyn FnOnce(&mut State) + Send>;
+
 struct Op {
     /// The resource the operation locks (lower-cased id).
     lock: String,
     polls_left: u32,
     /// What completion does.
-    done: Option<Box<dyn FnOnce(&mut State) + Send>>,
+    done: Option<Done>,
     status: &'static str,
     /// What-if result body, for what-if operations.
     result: Option<Value>,
@@ -492,7 +495,7 @@ fn merge(into: &mut Value, patch: &Value) {
     }
 }
 
-fn new_op(st: &mut State, lock: &str, done: Box<dyn FnOnce(&mut State) + Send>) -> (u64, String) {
+fn new_op(st: &mut State, lock: &str, done: Done) -> (u64, String) {
     let id = st.ops.len() as u64 + 1;
     let polls = st.polls;
     st.ops.insert(
@@ -588,7 +591,7 @@ fn write(st: &mut State, req: &Req, k: &str) -> Answer {
         let owner2 = owner.clone();
         let rule_id = req.path.split('?').next().unwrap_or("").to_string();
         let method = req.method.clone();
-        let done: Box<dyn FnOnce(&mut State) + Send> = Box::new(move |st: &mut State| {
+        let done: Done = Box::new(move |st: &mut State| {
             if let Some(nsg) = st.resources.get_mut(&owner2) {
                 let list = nsg["properties"]["securityRules"].as_array_mut();
                 if let Some(list) = list {
@@ -660,7 +663,7 @@ fn write(st: &mut State, req: &Req, k: &str) -> Answer {
         }
         let k2 = k.to_string();
         let patch = body.clone();
-        let done: Box<dyn FnOnce(&mut State) + Send> = Box::new(move |st: &mut State| {
+        let done: Done = Box::new(move |st: &mut State| {
             if let Some(v) = st.resources.get_mut(&k2) {
                 merge(v, &patch);
                 v["properties"]["provisioningState"] = json!("Succeeded");
