@@ -145,11 +145,10 @@ fn timeout_counts(ctx: &Ctx, b: &BackendRollup, t: &Option<TimeoutInForce>) -> V
         .filter(|s| s.key.backend.eq_ignore_ascii_case(&b.backend))
     {
         for (m, st) in &s.minutes {
-            let i = m - ctx.start;
-            if i < 0 || *m < since || !super::rollup::in_scope(ctx.options, *m) {
+            if *m < since || !super::rollup::in_scope(ctx.options, *m) {
                 continue;
             }
-            if let Some(slot) = at.get_mut(i as usize) {
+            if let Some(slot) = ctx.index_of(*m).and_then(|i| at.get_mut(i)) {
                 *slot += st
                     .backend_times
                     .iter()
@@ -462,7 +461,7 @@ fn failures(
         None => {
             // A backend failing all along has no burst over its own
             // baseline: judge the last hour against the SLO instead.
-            let s = ctx.len.saturating_sub(60);
+            let s = ctx.axis.index_from(ctx.end_minute() - 60);
             let (ln, lk) = (n[s..].iter().sum::<u64>(), k[s..].iter().sum::<u64>());
             let rate = ratio(lk, ln);
             if lk < 20 || rate < 0.05 || rate < FAST_BURN * 0.001 {

@@ -21,7 +21,7 @@
 use super::Ctx;
 use super::rollup::OpRollup;
 use super::stats::{median, median_mad, select_percentiles};
-use crate::model::{Evidence, Finding, FindingKind, Severity, Subject, Timestamp};
+use crate::model::{Evidence, Finding, FindingKind, Severity, Subject};
 use rayon::prelude::*;
 
 /// Requests a bucket should hold for its p95 / p99 to mean something;
@@ -65,8 +65,7 @@ fn buckets(ctx: &Ctx, op: &OpRollup, size: usize) -> Vec<Bucket> {
     if size == 1 {
         let mut out = vec![Bucket::default(); n];
         for m in &op.minutes {
-            let i = (m.minute - ctx.start) as usize;
-            if let Some(b) = out.get_mut(i) {
+            if let Some(b) = ctx.index_of(m.minute).and_then(|i| out.get_mut(i)) {
                 *b = Bucket {
                     requests: m.stats.requests,
                     p95: m.stats.total_time.p95,
@@ -87,10 +86,12 @@ fn buckets(ctx: &Ctx, op: &OpRollup, size: usize) -> Vec<Bucket> {
         .filter(|s| s.key.api_id == op.api && s.key.operation_id == op.operation)
     {
         for (m, st) in &s.minutes {
-            if !super::rollup::in_scope(ctx.options, *m) || *m < ctx.start {
+            if !super::rollup::in_scope(ctx.options, *m) {
                 continue;
             }
-            let i = (m - ctx.start) as usize / size;
+            let Some(i) = ctx.index_of(*m).map(|i| i / size) else {
+                continue;
+            };
             if let (Some(t), Some(b)) = (total.get_mut(i), backend.get_mut(i)) {
                 t.extend_from_slice(&st.total_times);
                 b.extend_from_slice(&st.backend_times);
@@ -255,10 +256,10 @@ fn bucket_latencies(ctx: &Ctx, op: &OpRollup, size: usize) -> Vec<Vec<u32>> {
         .filter(|s| s.key.api_id == op.api && s.key.operation_id == op.operation)
     {
         for (m, st) in &s.minutes {
-            if !super::rollup::in_scope(ctx.options, *m) || *m < ctx.start {
+            if !super::rollup::in_scope(ctx.options, *m) {
                 continue;
             }
-            if let Some(v) = out.get_mut((m - ctx.start) as usize / size) {
+            if let Some(v) = ctx.index_of(*m).and_then(|i| out.get_mut(i / size)) {
                 v.extend_from_slice(&st.total_times);
             }
         }
@@ -376,10 +377,7 @@ fn regression(ctx: &Ctx, op: &OpRollup) -> Option<Finding> {
     }
     let (metric, size, bs, values, mut run, min) = found?;
     extend_onset(&values, &mut run, size);
-    let window = crate::model::Window::minutes(
-        ctx.start + (run.start * size) as i64,
-        (ctx.start + (run.end * size) as i64).min(ctx.start + ctx.len as i64),
-    );
+    let window = ctx.window(run.start * size, (run.end * size).min(ctx.len));
     let ratio = run.peak / run.baseline.max(1.0);
     let requests: u64 = bs[run.start..run.end].iter().map(|b| b.requests).sum();
     // Did the backend get slower, or the gateway (policies, client)?
@@ -422,7 +420,7 @@ fn regression(ctx: &Ctx, op: &OpRollup) -> Option<Finding> {
         window.start.hhmm(),
         window.end.hhmm(),
     );
-    let peak_time = Timestamp::from_minute(ctx.start + (run.peak_at * size) as i64);
+    let peak_time = ctx.time_of(run.peak_at * size);
     let mut ev = Evidence::text(format!(
         "{} of {} buckets of {size} min above {:.0} ms (median + {SIGMAS} robust sigmas, at least {MIN_RATIO}x); peak {:.0} ms at {} UTC; {requests} requests in the window; {where_}",
         run.slow,

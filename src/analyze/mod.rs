@@ -7,6 +7,7 @@
 //! (`routes`) and change correlation (`changes`), then ranks everything.
 //! `stories` ties the findings into root-cause stories (`story`).
 
+pub mod axis;
 pub mod backends;
 pub mod changes;
 pub mod detect;
@@ -133,7 +134,9 @@ pub fn stories(snapshot: &Snapshot, findings: &[Finding]) -> Vec<Story> {
 }
 
 /// What every detector shares: the snapshot, the scope and the rollup, with
-/// the dense minute axis detectors index by.
+/// the dense minute axis detectors index by (`axis`: minutes with traffic,
+/// long quiet stretches shrunk, so its length follows the rows, not the
+/// time span).
 pub struct Ctx<'a> {
     pub snapshot: &'a Snapshot,
     pub options: &'a Options,
@@ -142,18 +145,25 @@ pub struct Ctx<'a> {
     pub start: Minute,
     /// Minutes on the dense axis.
     pub len: usize,
+    pub axis: axis::Axis,
 }
 
 impl<'a> Ctx<'a> {
     pub fn new(snapshot: &'a Snapshot, options: &'a Options) -> Ctx<'a> {
         let rollup = rollup::rollup(snapshot, options);
-        let (start, len) = rollup.span().unwrap_or((0, 0));
+        let axis = axis::Axis::new(
+            rollup
+                .operations
+                .iter()
+                .flat_map(|o| o.minutes.iter().map(|m| m.minute)),
+        );
         Ctx {
             snapshot,
             options,
             rollup,
-            start,
-            len,
+            start: axis.first().unwrap_or(0),
+            len: axis.len(),
+            axis,
         }
     }
 
@@ -163,22 +173,26 @@ impl<'a> Ctx<'a> {
         rows: &[rollup::MinuteRow],
         value: impl Fn(&rollup::Stats) -> u64,
     ) -> Vec<u64> {
-        stats::densify(
-            self.start,
-            self.len,
-            rows,
-            |r| r.minute,
-            |r| value(&r.stats),
-        )
+        self.axis.dense(rows, |r| r.minute, |r| value(&r.stats))
     }
 
     /// Dense indices `[s, e)` as a time window.
     pub fn window(&self, s: usize, e: usize) -> Window {
-        Window::minutes(self.start + s as i64, self.start + e as i64)
+        Window::minutes(self.axis.minute_of(s), self.axis.end_minute_of(s, e))
     }
 
     pub fn time_of(&self, i: usize) -> Timestamp {
-        Timestamp::from_minute(self.start + i as i64)
+        Timestamp::from_minute(self.axis.minute_of(i))
+    }
+
+    /// The dense index of a minute with traffic (`None` off the axis).
+    pub fn index_of(&self, m: Minute) -> Option<usize> {
+        self.axis.index_of(m)
+    }
+
+    /// The minute after the last one on the axis.
+    pub fn end_minute(&self) -> Minute {
+        self.axis.minute_of(self.len)
     }
 
     /// How many (series, minute) cells the burst tests look at.

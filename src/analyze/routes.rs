@@ -382,7 +382,7 @@ fn backend_health(ctx: &Ctx, findings: &[Finding]) -> BTreeMap<String, Health> {
     let mut out = BTreeMap::new();
     for b in &ctx.rollup.backends {
         let t = &b.totals;
-        let recent_from = ctx.start + ctx.len as i64 - 15;
+        let recent_from = ctx.end_minute() - 15;
         let (mut rn, mut rk) = (0, 0);
         for m in b.minutes.iter().filter(|m| m.minute >= recent_from) {
             rn += m.stats.requests;

@@ -3,7 +3,6 @@
 //! (median/MAD) and burst extraction from per-minute counts. Pure numbers in,
 //! numbers out; nothing here knows about operations or backends.
 
-use crate::model::Minute;
 use statrs::function::beta::checked_beta_reg;
 
 /// `P(X >= k)` for `X ~ Binomial(n, p)`: the chance of seeing at least `k`
@@ -517,26 +516,6 @@ fn baseline_without(pre: &Prefix, len: usize, runs: &[(usize, usize)]) -> f64 {
         }
     }
     (k as f64 + 0.5) / (n as f64 + 1.0)
-}
-
-/// Dense per-minute arrays over `[start, start + len)` from sparse rows.
-pub fn densify<T>(
-    start: Minute,
-    len: usize,
-    rows: &[T],
-    minute: impl Fn(&T) -> Minute,
-    value: impl Fn(&T) -> u64,
-) -> Vec<u64> {
-    let mut out = vec![0u64; len];
-    for r in rows {
-        let i = minute(r) - start;
-        if i >= 0
-            && let Some(slot) = out.get_mut(i as usize)
-        {
-            *slot += value(r);
-        }
-    }
-    out
 }
 
 #[cfg(test)]

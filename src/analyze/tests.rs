@@ -196,6 +196,55 @@ fn finds_a_ten_minute_error_spike_with_start_end_peak_and_share() {
     assert!(st[0].findings.contains(&spike.id));
 }
 
+/// Memory and time follow the rows, not the span: a day with a spike plus
+/// a few requests decades and centuries away gives the same findings on an
+/// axis of about a day, where a dense axis would be billions of minutes.
+#[test]
+fn rows_far_apart_keep_the_axis_short_and_the_findings_unchanged() {
+    let inject = |op: &str, m: i64| {
+        if op == "check-stock" && (600..610).contains(&m) {
+            (Some(0.38), 1.0, 0.0)
+        } else {
+            (None, 1.0, 0.0)
+        }
+    };
+    let s = simulate(&shop(), 1440, 9, &inject);
+    let base = analyze(&s, &Options::default());
+    let mut far = s.clone();
+    // 1970, 2000 and year 9999: the analyzer does not judge plausibility
+    // (the readers do), it must only not be sized by it.
+    for minute in [0, 15_778_080, 4_223_371_679] {
+        let r = Request {
+            time: Timestamp::from_minute(minute),
+            api_id: "orders-api",
+            operation_id: "get-order",
+            backend_url: "https://orders.internal/x",
+            response_code: 200,
+            backend_response_code: 200,
+            total_time_ms: 20,
+            backend_time_ms: Some(18),
+            ..Request::default()
+        };
+        far.traffic.add(&r, || Origin::at_line("far.ndjson", 1));
+    }
+    let options = Options::default();
+    let ctx = Ctx::new(&far, &options);
+    assert!(
+        ctx.len <= 1440 + 3 * (axis::MAX_GAP + 1),
+        "axis of {} minutes",
+        ctx.len
+    );
+    let f = analyze(&far, &options);
+    let key = |f: &[Finding]| -> Vec<(FindingKind, Option<Window>, String)> {
+        anomalies(f)
+            .iter()
+            .map(|f| (f.kind, f.window, format!("{:?}", f.subject)))
+            .collect()
+    };
+    assert_eq!(key(&f), key(&base));
+    assert!(key(&f).iter().any(|k| k.0 == FindingKind::ErrorSpike));
+}
+
 #[test]
 fn one_failure_in_three_requests_is_not_a_spike() {
     let mut s = Snapshot::default();
