@@ -106,6 +106,13 @@ pub fn load_event(doc: &Doc, o: &Map<String, Value>, record: Option<u32>, snap: 
         });
         return;
     };
+    if let Err(why) = crate::model::check_plausible(time) {
+        snap.loaded.reject(crate::model::Problem {
+            origin,
+            message: format!("activity log event time {why}; skipped"),
+        });
+        return;
+    }
     let Some(operation) = localized(get(o, "operationName")) else {
         snap.loaded.reject(crate::model::Problem {
             origin,

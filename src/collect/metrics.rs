@@ -107,6 +107,14 @@ pub fn load_metrics(doc: &Doc, o: &Map<String, Value>, snap: &mut Snapshot) {
                     );
                     continue;
                 };
+                if let Err(why) = crate::model::check_plausible(t) {
+                    doc.reject(
+                        snap,
+                        record,
+                        format!("metric {name}: point {j} timeStamp {why}; skipped"),
+                    );
+                    continue;
+                }
                 for agg in AGGREGATIONS {
                     if let Some(v) = number(get(p, agg)) {
                         by_agg.entry(agg).or_default().push((t, v));
@@ -152,14 +160,19 @@ pub fn load_metric_records(records: &[(Origin, &Map<String, Value>)], snap: &mut
     for (origin, r) in records {
         let name = str_at(r, "metricName").unwrap_or_default();
         let stamp = str_at(r, "time").unwrap_or_default();
-        let Some(t) = parse_timestamp(&stamp) else {
-            snap.loaded.reject(crate::model::Problem {
-                origin: origin.clone(),
-                message: format!(
-                    "metric record {name}: time is not a timestamp ({stamp:?}); skipped"
-                ),
-            });
-            continue;
+        let t = match parse_timestamp(&stamp) {
+            None => Err(format!("time is not a timestamp ({stamp:?})")),
+            Some(t) => crate::model::check_plausible(t).map_err(|why| format!("time {why}")),
+        };
+        let t = match t {
+            Ok(t) => t,
+            Err(why) => {
+                snap.loaded.reject(crate::model::Problem {
+                    origin: origin.clone(),
+                    message: format!("metric record {name}: {why}; skipped"),
+                });
+                continue;
+            }
         };
         let resource = str_at(r, "resourceId").unwrap_or_default();
         for agg in AGGREGATIONS {

@@ -334,8 +334,10 @@ mod tests {
             rate: 120,
             ..LiveConfig::default()
         };
+        // 2026-03-07T08:00Z: the readers reject times before 2000.
+        let t0 = 1_772_870_400_000;
         let mut rng = Rng::new(1);
-        let text = rows(&cfg, 0, 0, 60_000, &mut rng);
+        let text = rows(&cfg, t0, t0, t0 + 60_000, &mut rng);
         assert_eq!(text.lines().count(), 120);
         let mut t = crate::model::Traffic::default();
         let mut r = crate::model::LoadReport::default();
@@ -346,8 +348,8 @@ mod tests {
         ));
         // Chunks join without gaps or duplicates.
         let mut rng = Rng::new(1);
-        let a = rows(&cfg, 0, 0, 30_250, &mut rng);
-        let b = rows(&cfg, 0, 30_250, 60_000, &mut rng);
+        let a = rows(&cfg, t0, t0, t0 + 30_250, &mut rng);
+        let b = rows(&cfg, t0, t0 + 30_250, t0 + 60_000, &mut rng);
         assert_eq!(a.lines().count() + b.lines().count(), 120);
     }
 

@@ -42,6 +42,11 @@ impl Timestamp {
             format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{ms:03}Z")
         }
     }
+    /// RFC 3339 to the minute (`2026-12-06T12:20Z`).
+    pub fn to_rfc3339_minute(self) -> String {
+        let full = Timestamp::from_minute(self.minute()).to_rfc3339();
+        format!("{}Z", &full[..full.len() - 4])
+    }
     /// `HH:MM` in UTC, for compact tables and charts.
     pub fn hhmm(self) -> String {
         let sod = self.0.div_euclid(1000).rem_euclid(86_400);
@@ -190,6 +195,55 @@ pub fn parse_timestamp(s: &str) -> Option<Timestamp> {
     Some(Timestamp(secs * 1000 + ms))
 }
 
+/// The earliest instant a record may carry: 2000-01-01T00:00:00Z. Earlier
+/// times in gateway data are placeholders, not events: .NET's null date
+/// `0001-01-01`, the Unix epoch `1970-01-01`, a zero read as seconds.
+pub const EARLIEST_PLAUSIBLE: Timestamp = Timestamp(946_684_800_000);
+
+/// How far past this machine's clock a record may be dated (clock skew,
+/// local time written as UTC): one day. Later is `9999-12-31`-style
+/// placeholders or a broken clock.
+pub const FUTURE_TOLERANCE_MS: i64 = 86_400_000;
+
+/// The latest plausible instant last read from the clock. It only grows, and
+/// is re-read only for a record past it, so the check costs one load and
+/// one compare per record yet never lags the clock by more than that.
+static LATEST_PLAUSIBLE: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+fn latest_plausible(t: Timestamp) -> Timestamp {
+    use std::sync::atomic::Ordering;
+    let cached = LATEST_PLAUSIBLE.load(Ordering::Relaxed);
+    if t.0 <= cached {
+        return Timestamp(cached);
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    let latest = now.saturating_add(FUTURE_TOLERANCE_MS);
+    LATEST_PLAUSIBLE.fetch_max(latest, Ordering::Relaxed);
+    Timestamp(latest)
+}
+
+/// Whether an instant is a plausible time for a record read now: from
+/// [`EARLIEST_PLAUSIBLE`] to one day ([`FUTURE_TOLERANCE_MS`]) past this
+/// machine's clock. `Err` says why not, naming the value. Readers reject a
+/// record that fails, with its file and line; analysis never sees it.
+pub fn check_plausible(t: Timestamp) -> Result<Timestamp, String> {
+    if t < EARLIEST_PLAUSIBLE {
+        return Err(format!(
+            "{t} is implausible: before 2000-01-01 (a placeholder such as .NET's null date 0001-01-01 or the Unix epoch, not a request time)"
+        ));
+    }
+    let latest = latest_plausible(t);
+    if t > latest {
+        return Err(format!(
+            "{t} is implausible: more than a day after this machine's clock ({}); a placeholder such as 9999-12-31 or a wrong clock",
+            Timestamp(latest.0 - FUTURE_TOLERANCE_MS).to_rfc3339_minute()
+        ));
+    }
+    Ok(t)
+}
+
 /// Parses an ISO 8601 duration as Azure writes them (`PT1M`, `PT30M`,
 /// `P1D`, `PT0.5S`, `P3Y6M4DT12H30M5S` with years as 365 days and months as
 /// 30) into seconds.
@@ -265,6 +319,38 @@ mod tests {
             let (y, m, d) = civil_from_days(days);
             assert_eq!(days_from_civil(y, m, d), days);
         }
+    }
+
+    #[test]
+    fn implausible_times_are_named() {
+        for (text, why) in [
+            ("9999-12-31T23:59:59Z", "after this machine's clock"),
+            ("0001-01-01T00:00:00Z", "before 2000-01-01"),
+            ("1970-01-01T00:00:00Z", "before 2000-01-01"),
+            ("1999-12-31T23:59:59Z", "before 2000-01-01"),
+        ] {
+            let t = parse_timestamp(text).unwrap();
+            let err = check_plausible(t).unwrap_err();
+            assert!(err.starts_with(text), "{err}");
+            assert!(err.contains(why), "{err}");
+        }
+        for ok in ["2000-01-01T00:00:00Z", "2024-05-14T09:12:03Z"] {
+            let t = parse_timestamp(ok).unwrap();
+            assert_eq!(check_plausible(t), Ok(t));
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        let soon = Timestamp(now + FUTURE_TOLERANCE_MS / 2);
+        assert_eq!(
+            check_plausible(soon),
+            Ok(soon),
+            "within the day of tolerance"
+        );
+        assert!(check_plausible(Timestamp(now + 2 * FUTURE_TOLERANCE_MS)).is_err());
+        assert!(check_plausible(Timestamp(i64::MAX)).is_err());
+        assert!(check_plausible(Timestamp(i64::MIN)).is_err());
     }
 
     #[test]

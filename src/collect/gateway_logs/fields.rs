@@ -5,7 +5,7 @@
 //! serde fallback, CSV, query tables) goes through `to_request`, so all shapes
 //! agree on what a valid row is and on the wording of rejections.
 
-use crate::model::{Request, Timestamp, parse_timestamp};
+use crate::model::{Request, Timestamp, check_plausible, parse_timestamp};
 use serde_json::{Map, Value};
 
 /// A column apimedic uses. Aliases of one meaning stay separate variants so
@@ -486,7 +486,10 @@ fn timestamp(f: Field, v: Raw<'_>) -> Result<Timestamp, String> {
         Raw::Str(s) => utc_timestamp(s)
             .or_else(|| parse_timestamp(s))
             .or_else(|| portal_timestamp(s))
-            .ok_or_else(|| format!("{} is not a timestamp: {}", f.name(), shorten(s))),
+            .ok_or_else(|| format!("{} is not a timestamp: {}", f.name(), shorten(s)))
+            .and_then(|t| {
+                check_plausible(t).map_err(|why| format!("{} {why}; the row is not used", f.name()))
+            }),
         Raw::Num(s) => Err(format!(
             "{} is not a timestamp: {s} (a number; expected ISO 8601 text)",
             f.name()
@@ -504,6 +507,27 @@ fn timestamp(f: Field, v: Raw<'_>) -> Result<Timestamp, String> {
     }
 }
 
+/// Why a row has no time: the column is there but empty (`""`, `null`,
+/// `"None"`), or there is no such column at all.
+#[cold]
+fn no_time(f: &Fields<'_>) -> String {
+    for field in [Field::TimeGenerated, Field::Time] {
+        if let Some(v) = f.values.get(field as usize).copied().flatten() {
+            let what = match v {
+                Raw::Null => "null".to_string(),
+                Raw::Str("") => "empty".to_string(),
+                Raw::Str(s) => format!("{s:?}"),
+                _ => "absent".to_string(),
+            };
+            return format!(
+                "{} is {what}: the row has no time, so it cannot be placed and is not used",
+                field.name()
+            );
+        }
+    }
+    "TimeGenerated missing (no TimeGenerated or time column)".into()
+}
+
 /// The one place a row becomes a request. Needs a timestamp and a response
 /// code; a missing ApiId/OperationId stays "" (unknown API/operation), a
 /// missing TotalTime is 0, a missing BackendTime is `None`. A present value of
@@ -512,7 +536,7 @@ pub(super) fn to_request<'a>(f: &Fields<'a>) -> Result<Request<'a>, String> {
     let tf = f.either(Field::TimeGenerated, Field::Time);
     let time = match f.get(tf) {
         Some(v) => timestamp(tf, v)?,
-        None => return Err("TimeGenerated missing (no TimeGenerated or time column)".into()),
+        None => return Err(no_time(f)),
     };
     let response_code = match f.get(Field::ResponseCode) {
         Some(v) => status_code(Field::ResponseCode, v)?,
@@ -749,7 +773,7 @@ mod tests {
             }
             assert_eq!(
                 timestamp(Field::TimeGenerated, Raw::Str(s)).ok(),
-                parse_timestamp(s),
+                parse_timestamp(s).filter(|t| check_plausible(*t).is_ok()),
                 "{s}"
             );
         }

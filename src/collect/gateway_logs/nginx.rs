@@ -114,7 +114,11 @@ pub(super) fn parse_line(
     })?;
     let time_text = l.time.as_deref().ok_or("time missing")?;
     let time = parse_timestamp(time_text)
-        .ok_or_else(|| format!("time is not a timestamp: {}", shorten(time_text)))?;
+        .ok_or_else(|| format!("time is not a timestamp: {}", shorten(time_text)))
+        .and_then(|t| {
+            crate::model::check_plausible(t)
+                .map_err(|why| format!("time {why}; the row is not used"))
+        })?;
     let status = match &l.status {
         Some(serde_json::Value::Number(n)) => n.as_u64(),
         Some(serde_json::Value::String(s)) => s.trim().parse().ok(),

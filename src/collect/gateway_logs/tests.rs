@@ -214,7 +214,7 @@ fn reads_rows_printed_by_the_az_cli() {
     assert_eq!(
         problems(&r),
         [
-            "cli.json record 1: TimeGenerated missing (no TimeGenerated or time column)",
+            "cli.json record 1: TimeGenerated is \"None\": the row has no time, so it cannot be placed and is not used",
             "cli.json record 2: a row must be a JSON object, not a string"
         ]
     );
