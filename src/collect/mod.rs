@@ -16,6 +16,7 @@
 pub mod activity;
 pub mod arm;
 pub mod gateway_logs;
+pub mod input;
 pub mod json;
 pub mod metrics;
 pub mod openapi;
@@ -31,7 +32,7 @@ use arm::Doc;
 use json::{get, key_list, obj, str_at};
 use rayon::prelude::*;
 use serde_json::{Map, Value};
-use std::io::{self, Read, Seek};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 /// Bytes sniffed before deciding how to read a file.
@@ -56,9 +57,13 @@ pub fn collect(paths: &[PathBuf]) -> anyhow::Result<Snapshot> {
             })?;
             walk(path, &mut files, &mut walk_problems);
         } else {
-            std::fs::File::open(path).with_context(|| {
-                format!("cannot open {}: check its permissions", path.display())
-            })?;
+            // Not a FIFO: opening one only to check it could take its
+            // writer's data with it when closed.
+            if !std::os::unix::fs::FileTypeExt::is_fifo(&meta.file_type()) {
+                input::open(path).with_context(|| {
+                    format!("cannot open {}: check its permissions", path.display())
+                })?;
+            }
             files.push(path.clone());
         }
     }
@@ -101,16 +106,16 @@ pub fn collect_files(files: &[(String, Vec<u8>)]) -> Snapshot {
 pub fn parse_document(file: &str, bytes: &[u8]) -> Snapshot {
     let mut snap = Snapshot::default();
     if bytes.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        match flate2::read::MultiGzDecoder::new(bytes).read_to_end(&mut out) {
-            Ok(_) => parse_plain(file, &out, &mut snap),
-            Err(e) => problem(
-                &mut snap,
-                file,
-                None,
-                format!("gzip data is corrupt or truncated: {e}"),
-            ),
+        // The same guards as a file read: the ratio cap, the document cap,
+        // and a cut-short stream used up to the cut.
+        let (counted, compressed) = input::Counted::new(bytes);
+        let decoder = flate2::read::MultiGzDecoder::new(counted);
+        let (mut g, seen) = input::Guard::new(decoder, Some(compressed));
+        match input::read_document(&mut g, Vec::new()) {
+            Ok(out) => parse_plain(file, &out, &mut snap),
+            Err(size) => problem(&mut snap, file, None, too_big(size)),
         }
+        report_cut(&mut snap, file, true, &seen);
     } else {
         parse_plain(file, bytes, &mut snap);
     }
@@ -163,6 +168,13 @@ fn walk_inner(
             walk_inner(&p, files, problems, visited);
         } else if p.is_file() {
             files.push(p);
+        } else if p.exists() {
+            // A FIFO, socket or device inside a folder could block or never
+            // end: named, not read (given directly, it is read with a deadline).
+            problems.push(Problem {
+                origin: Origin::file(p.display().to_string()),
+                message: "not a regular file (a FIFO, socket or device): skipped inside a folder; give it directly to read it".into(),
+            });
         }
     }
 }
@@ -192,31 +204,55 @@ fn read_path(path: &Path) -> Snapshot {
 }
 
 fn read_path_inner(path: &Path, file: &str) -> io::Result<Snapshot> {
-    let mut raw = std::fs::File::open(path)?;
-    let gz = read_head(&mut raw, 2)? == [0x1f, 0x8b];
-    raw.seek(io::SeekFrom::Start(0))?;
+    // Never blocks in open (a FIFO with no writer would, forever).
+    let raw = input::open(path)?;
+    let is_stream = input::is_stream(&raw)?;
     // The same open file, for mapping later (not the path again: it may
     // name another file by then).
     let handle = raw.try_clone()?;
-    let mut reader: Box<dyn Read + Send> = if gz {
-        Box::new(flate2::read::MultiGzDecoder::new(io::BufReader::new(raw)))
+    let mut plain: Box<dyn Read + Send> = if is_stream {
+        Box::new(input::Pipe::new(raw, input::pipe_timeout()))
     } else {
-        Box::new(io::BufReader::with_capacity(1 << 20, raw))
+        Box::new(raw)
+    };
+    // Peeked, not sought back: a pipe cannot seek.
+    let magic = read_head(&mut plain, 2)?;
+    let gz = magic == [0x1f, 0x8b];
+    let chained = io::Cursor::new(magic).chain(plain);
+    // Every read below goes through a guard: a read error or a cut-short
+    // gzip ends the input cleanly and is reported after the parse, with
+    // how much was read.
+    let (mut reader, seen): (Box<dyn Read + Send>, input::Seen) = if gz {
+        let (counted, compressed) = input::Counted::new(chained);
+        let decoder = flate2::read::MultiGzDecoder::new(io::BufReader::new(counted));
+        let (g, seen) = input::Guard::new(decoder, Some(compressed));
+        (Box::new(g), seen)
+    } else {
+        let (g, seen) = input::Guard::new(io::BufReader::with_capacity(1 << 20, chained), None);
+        (Box::new(g), seen)
     };
     let mut snap = Snapshot::default();
-    let head = match read_head(&mut reader, SNIFF_BYTES) {
-        Ok(h) => h,
-        Err(e) if gz => {
-            problem(
-                &mut snap,
-                file,
-                None,
-                format!("gzip data is corrupt or truncated: {e}"),
-            );
-            return Ok(snap);
-        }
-        Err(e) => return Err(e),
-    };
+    read_framed(file, &handle, gz, is_stream, &mut reader, &mut snap)?;
+    report_cut(&mut snap, file, gz, &seen);
+    Ok(snap)
+}
+
+/// Reads one opened input: the first 64 KB decide how (refused from the
+/// prefix alone, streamed as logs, mapped, or read whole up to
+/// `input::MAX_DOCUMENT`).
+fn read_framed(
+    file: &str,
+    handle: &std::fs::File,
+    gz: bool,
+    is_stream: bool,
+    reader: &mut Box<dyn Read + Send>,
+    snap: &mut Snapshot,
+) -> io::Result<()> {
+    let head = read_head(reader, SNIFF_BYTES)?;
+    if let Some(why) = input::refuse(strip_bom(&head)) {
+        problem(snap, file, None, why);
+        return Ok(());
+    }
     let body = strip_bom(&head);
     // Large logs stream into the log reader; everything else is read whole.
     let shape = if head.len() == SNIFF_BYTES {
@@ -226,41 +262,31 @@ fn read_path_inner(path: &Path, file: &str) -> io::Result<Snapshot> {
     };
     if shape == LogShape::None
         && !gz
+        && !is_stream
         && logs::is_row_array(body)
-        && let Some(map) = map_big_file(&handle)
+        && let Some(map) = map_big_file(handle)
     {
         logs::parse_row_array(file, &map, &mut snap.traffic, &mut snap.loaded);
-        return Ok(snap);
+        return Ok(());
     }
     if shape == LogShape::None {
-        let mut all = head;
-        if let Err(e) = reader.read_to_end(&mut all) {
-            let what = if gz {
-                "gzip data is corrupt or truncated"
-            } else {
-                "read error"
-            };
-            problem(
-                &mut snap,
-                file,
-                None,
-                format!("{what}: {e}; the part read so far is used"),
-            );
+        match input::read_document(reader, head) {
+            Ok(all) => parse_plain(file, &all, snap),
+            Err(size) => problem(snap, file, None, too_big(size)),
         }
-        parse_plain(file, &all, &mut snap);
-        return Ok(snap);
+        return Ok(());
     }
     let Snapshot {
         traffic, loaded, ..
-    } = &mut snap;
-    if !gz && let Some(map) = map_big_file(&handle) {
+    } = snap;
+    if !gz && let Some(map) = map_big_file(handle) {
         let format = match shape {
             LogShape::Ndjson => logs::LineFormat::Ndjson,
             LogShape::Nginx => logs::LineFormat::Nginx,
             LogShape::Csv | LogShape::None => logs::LineFormat::Csv,
         };
         logs::parse_map(format, file, &map, traffic, loaded);
-        return Ok(snap);
+        return Ok(());
     }
     let stream = io::Cursor::new(body.to_vec()).chain(reader);
     let result = match shape {
@@ -269,19 +295,56 @@ fn read_path_inner(path: &Path, file: &str) -> io::Result<Snapshot> {
         LogShape::Csv | LogShape::None => logs::read_csv(file, stream, traffic, loaded),
     };
     if let Err(e) = result {
-        let what = if gz {
-            "gzip data is corrupt or truncated"
-        } else {
-            "read error"
-        };
         problem(
-            &mut snap,
+            snap,
             file,
             None,
-            format!("{what}: {e}; the rows read before it are used"),
+            format!("read error: {e}; the rows read before it are used"),
         );
     }
-    Ok(snap)
+    Ok(())
+}
+
+/// A document too big to read whole.
+fn too_big(size: u64) -> String {
+    format!(
+        "more than {} MiB ({size} bytes read) of a document that is not a gateway log stream: \
+         only JSON Lines, CSV and nginx logs stream, anything else is read whole up to that size \
+         (export big logs as JSON Lines; a big `az` JSON array of rows is read row by row when not compressed)",
+        input::MAX_DOCUMENT >> 20
+    )
+}
+
+/// Reports how an input that ended early ended, and what of it was used.
+fn report_cut(snap: &mut Snapshot, file: &str, gz: bool, seen: &input::Seen) {
+    let Some(cut) = seen.cut() else {
+        return;
+    };
+    let read = seen.bytes();
+    let rows = snap.traffic.rows;
+    let kept = if rows > 0 {
+        format!(
+            "the {rows} complete row{} before the cut {} used",
+            if rows == 1 { "" } else { "s" },
+            if rows == 1 { "is" } else { "are" }
+        )
+    } else if snap.loaded.counts.values().any(|n| *n > 0) {
+        "what was read before the cut is used".to_string()
+    } else {
+        "nothing before the cut could be used".to_string()
+    };
+    let message = match cut {
+        input::Cut::Bomb { compressed } => format!(
+            "decompression stopped after {read} bytes from {compressed} compressed bytes: more than {}:1, \
+             a likely decompression bomb; {kept}",
+            input::MAX_RATIO
+        ),
+        input::Cut::Error(e) if gz => format!(
+            "gzip data is corrupt or truncated after {read} decompressed bytes ({e}); {kept}"
+        ),
+        input::Cut::Error(e) => format!("read stopped after {read} bytes: {e}; {kept}"),
+    };
+    problem(snap, file, None, message);
 }
 
 /// Files at least this big are mapped rather than read, when allowed.
@@ -373,14 +436,17 @@ fn first_key(line: &[u8]) -> Option<&str> {
     std::str::from_utf8(&rest[..end]).ok()
 }
 
-/// Decodes UTF-16 text with a BOM (what PowerShell 5 `>` writes) to UTF-8.
+/// Decodes UTF-16 text to UTF-8: with a BOM (what PowerShell 5 `>` writes)
+/// or without one, recognised by its zero bytes (`input::utf16_without_bom`).
 fn decode_utf16(b: &[u8]) -> Option<Vec<u8>> {
-    let le = b.starts_with(&[0xff, 0xfe]);
-    let be = b.starts_with(&[0xfe, 0xff]);
-    if !le && !be {
-        return None;
-    }
-    let units: Vec<u16> = b[2..]
+    let (le, skip) = if b.starts_with(&[0xff, 0xfe]) {
+        (true, 2)
+    } else if b.starts_with(&[0xfe, 0xff]) {
+        (false, 2)
+    } else {
+        (input::utf16_without_bom(b)?, 0)
+    };
+    let units: Vec<u16> = b[skip..]
         .chunks_exact(2)
         .map(|c| {
             if le {
@@ -419,23 +485,8 @@ fn parse_plain(file: &str, bytes: &[u8], snap: &mut Snapshot) {
         problem(snap, file, None, "the file is empty".into());
         return;
     }
-    if body.starts_with(b"PK\x03\x04") {
-        problem(
-            snap,
-            file,
-            None,
-            "a zip archive: extract it and give the folder instead".into(),
-        );
-        return;
-    }
-    let probe = &body[..body.len().min(8192)];
-    if memchr::memchr(0, probe).is_some() {
-        problem(
-            snap,
-            file,
-            None,
-            "binary content (NUL bytes): not a log, JSON, CSV or policy XML file".into(),
-        );
+    if let Some(why) = input::refuse(body) {
+        problem(snap, file, None, why);
         return;
     }
     match sniff_logs(body) {
@@ -1208,7 +1259,14 @@ mod tests {
         let mut broken = gzip(APIS.as_bytes());
         broken.truncate(broken.len() / 2);
         let s = one("apis.json.gz", &broken);
-        assert!(only_problem(&s).contains("gzip data is corrupt or truncated"));
+        let p: Vec<String> = s.loaded.problems.iter().map(ToString::to_string).collect();
+        assert_eq!(p.len(), 2, "{p:?}");
+        assert!(p[0].starts_with("apis.json.gz:1: invalid JSON"), "{p:?}");
+        assert!(
+            p[1].starts_with("apis.json.gz: gzip data is corrupt or truncated after ")
+                && p[1].ends_with("nothing before the cut could be used"),
+            "{p:?}"
+        );
     }
 
     #[test]

@@ -23,6 +23,8 @@
 use super::fields::{Context, Field, Fields, Raw, classify};
 use std::cell::Cell;
 
+mod quotes;
+
 /// Deepest nesting the scanner follows before handing the row to serde.
 const MAX_DEPTH: u32 = 48;
 
@@ -65,23 +67,18 @@ pub(super) struct Scanner {
 impl Scanner {
     /// Validates and scans one line (without its newline).
     pub(super) fn line<'a>(&mut self, line: &'a [u8], out: &mut Fields<'a>) -> Line<'a> {
-        let Some((backslash, non_ascii)) = self.mark(line) else {
+        let Some(marks) = quotes::mark(&mut self.quotes, line) else {
             return match std::str::from_utf8(line) {
                 Ok(t) => Line::Other(t),
                 Err(e) => Line::BadUtf8(e.valid_up_to() + 1),
             };
         };
-        let text = if non_ascii {
-            match std::str::from_utf8(line) {
-                Ok(t) => t,
-                Err(e) => return Line::BadUtf8(e.valid_up_to() + 1),
-            }
-        } else {
-            // SAFETY: `mark` found no byte >= 0x80, so `line` is ASCII, and
-            // ASCII is valid UTF-8. (Re-validating costs a pass per row.)
-            unsafe { std::str::from_utf8_unchecked(line) }
+        self.count = marks.count;
+        let text = match quotes::text(line, &marks) {
+            Ok(t) => t,
+            Err(e) => return Line::BadUtf8(e.valid_up_to() + 1),
         };
-        let scanned = if backslash {
+        let scanned = if marks.backslash {
             scan_with(&Swar, text, out)
         } else {
             let at = self.quotes.get(..self.count).unwrap_or_default();
@@ -105,101 +102,6 @@ impl Scanner {
             Line::Other(text)
         }
     }
-
-    /// Lists the line's quote positions in `quotes`; says whether it has
-    /// any backslash and any non-ASCII byte. `None` for a line longer than
-    /// 4 GiB (the reader's line limit keeps them out anyway).
-    fn mark(&mut self, line: &[u8]) -> Option<(bool, bool)> {
-        let base_limit = u32::try_from(line.len()).ok()?;
-        let need = line.len() + 64;
-        if self.quotes.len() < need {
-            self.quotes.resize(need, 0);
-        }
-        let mut n = 0usize;
-        let (mut backslash, mut high) = (0u64, 0u64);
-        let mut blocks = line.chunks_exact(64);
-        let mut base = 0u32;
-        for block in &mut blocks {
-            let mut b = [0u8; 64];
-            b.copy_from_slice(block);
-            let (q, s, h) = masks64(&b);
-            n = write_positions(&mut self.quotes, n, base, q)?;
-            backslash |= s;
-            high |= h;
-            base = base.wrapping_add(64);
-        }
-        let rest = blocks.remainder();
-        if !rest.is_empty() {
-            // Spaces mark nothing.
-            let mut b = [b' '; 64];
-            if let Some(dst) = b.get_mut(..rest.len()) {
-                dst.copy_from_slice(rest);
-            }
-            let (q, s, h) = masks64(&b);
-            n = write_positions(&mut self.quotes, n, base, q)?;
-            backslash |= s;
-            high |= h;
-        }
-        debug_assert!(n <= base_limit as usize);
-        self.count = n;
-        Some((backslash != 0, high != 0))
-    }
-}
-
-/// Writes the positions of `mask`'s bits after `n` positions, eight per
-/// step whatever the count (fewer mispredicted loop exits than one per
-/// bit, and no popcount, which baseline x86_64 lacks); slots past the real
-/// count get junk that is never read. The new count, or `None` if `out` is
-/// too short (it is sized so it never is).
-#[inline(always)]
-fn write_positions(out: &mut [u32], mut n: usize, base: u32, mut mask: u64) -> Option<usize> {
-    while mask != 0 {
-        let slots = out.get_mut(n..n + 8)?;
-        let mut written = 0;
-        for slot in slots {
-            *slot = base.wrapping_add(mask.trailing_zeros());
-            written += usize::from(mask != 0);
-            mask &= mask.wrapping_sub(1);
-        }
-        n += written;
-    }
-    Some(n)
-}
-
-/// Quote, backslash and high-bit masks of 64 bytes.
-#[cfg(target_arch = "x86_64")]
-fn masks64(block: &[u8; 64]) -> (u64, u64, u64) {
-    use std::arch::x86_64::{
-        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi8,
-    };
-    let (mut q, mut s, mut h) = (0u64, 0u64, 0u64);
-    // SAFETY: SSE2 is part of the x86_64 baseline, so these intrinsics are
-    // available on every x86_64 CPU; each load reads the 16 bytes of `part`
-    // (a slice of exactly 16 bytes) and `_mm_loadu_si128` needs no alignment.
-    unsafe {
-        let quote = _mm_set1_epi8(b'"' as i8);
-        let backslash = _mm_set1_epi8(b'\\' as i8);
-        for (k, part) in block.chunks_exact(16).enumerate() {
-            let v = _mm_loadu_si128(part.as_ptr().cast::<__m128i>());
-            let shift = 16 * k;
-            q |= u64::from(_mm_movemask_epi8(_mm_cmpeq_epi8(v, quote)) as u16) << shift;
-            s |= u64::from(_mm_movemask_epi8(_mm_cmpeq_epi8(v, backslash)) as u16) << shift;
-            h |= u64::from(_mm_movemask_epi8(v) as u16) << shift;
-        }
-    }
-    (q, s, h)
-}
-
-/// Quote, backslash and high-bit masks of 64 bytes (portable version).
-#[cfg(not(target_arch = "x86_64"))]
-fn masks64(block: &[u8; 64]) -> (u64, u64, u64) {
-    let (mut q, mut s, mut h) = (0u64, 0u64, 0u64);
-    for (i, &c) in block.iter().enumerate() {
-        q |= u64::from(c == b'"') << i;
-        s |= u64::from(c == b'\\') << i;
-        h |= u64::from(c >= 0x80) << i;
-    }
-    (q, s, h)
 }
 
 /// How the scanner finds the end of a string.

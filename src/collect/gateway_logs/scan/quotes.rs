@@ -1,0 +1,180 @@
+//! The scanner's first pass over a line: where its quotes are, and whether
+//! it holds any backslash or non-ASCII byte, 64 bytes at a time (SSE2 on
+//! x86_64, a portable loop elsewhere). This file holds the scanner's
+//! `unsafe` code and depends on nothing else in the crate, so the Miri
+//! harness (`miri/`) runs it as it is, against a byte-by-byte reference.
+
+/// What [`mark`] found in a line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Marks {
+    /// Quote positions written to the front of the buffer.
+    pub count: usize,
+    pub backslash: bool,
+    pub non_ascii: bool,
+}
+
+/// Lists the line's quote positions at the front of `quotes` (grown as
+/// needed; slots past `count` hold junk) and says whether the line has any
+/// backslash and any byte >= 0x80. `None` for a line of 4 GiB or more.
+pub fn mark(quotes: &mut Vec<u32>, line: &[u8]) -> Option<Marks> {
+    u32::try_from(line.len()).ok()?;
+    let need = line.len() + 64;
+    if quotes.len() < need {
+        quotes.resize(need, 0);
+    }
+    let mut n = 0usize;
+    let (mut backslash, mut high) = (0u64, 0u64);
+    let mut blocks = line.chunks_exact(64);
+    let mut base = 0u32;
+    for block in &mut blocks {
+        let mut b = [0u8; 64];
+        b.copy_from_slice(block);
+        let (q, s, h) = masks64(&b);
+        n = write_positions(quotes, n, base, q)?;
+        backslash |= s;
+        high |= h;
+        base = base.wrapping_add(64);
+    }
+    let rest = blocks.remainder();
+    if !rest.is_empty() {
+        // Spaces mark nothing.
+        let mut b = [b' '; 64];
+        if let Some(dst) = b.get_mut(..rest.len()) {
+            dst.copy_from_slice(rest);
+        }
+        let (q, s, h) = masks64(&b);
+        n = write_positions(quotes, n, base, q)?;
+        backslash |= s;
+        high |= h;
+    }
+    Some(Marks {
+        count: n,
+        backslash: backslash != 0,
+        non_ascii: high != 0,
+    })
+}
+
+/// The line as text, given what [`mark`] found in this same line: an
+/// all-ASCII line without a second validation pass, any other through
+/// `from_utf8`.
+pub fn text<'a>(line: &'a [u8], marks: &Marks) -> Result<&'a str, std::str::Utf8Error> {
+    if marks.non_ascii {
+        return std::str::from_utf8(line);
+    }
+    debug_assert!(line.is_ascii());
+    // SAFETY: `marks` is `mark`'s answer for `line`, which found no byte
+    // >= 0x80: the line is ASCII, and ASCII is valid UTF-8. (Re-validating
+    // costs a pass per row.)
+    Ok(unsafe { std::str::from_utf8_unchecked(line) })
+}
+
+/// Writes the positions of `mask`'s bits after `n` positions, eight per
+/// step whatever the count (fewer mispredicted loop exits than one per
+/// bit, and no popcount, which baseline x86_64 lacks); slots past the real
+/// count get junk that is never read. The new count, or `None` if `out` is
+/// too short (it is sized so it never is).
+#[inline(always)]
+fn write_positions(out: &mut [u32], mut n: usize, base: u32, mut mask: u64) -> Option<usize> {
+    while mask != 0 {
+        let slots = out.get_mut(n..n + 8)?;
+        let mut written = 0;
+        for slot in slots {
+            *slot = base.wrapping_add(mask.trailing_zeros());
+            written += usize::from(mask != 0);
+            mask &= mask.wrapping_sub(1);
+        }
+        n += written;
+    }
+    Some(n)
+}
+
+/// Quote, backslash and high-bit masks of 64 bytes.
+#[cfg(target_arch = "x86_64")]
+pub fn masks64(block: &[u8; 64]) -> (u64, u64, u64) {
+    use std::arch::x86_64::{
+        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi8,
+    };
+    let (mut q, mut s, mut h) = (0u64, 0u64, 0u64);
+    // SAFETY: SSE2 is part of the x86_64 baseline, so these intrinsics are
+    // available on every x86_64 CPU; each load reads the 16 bytes of `part`
+    // (a slice of exactly 16 bytes) and `_mm_loadu_si128` needs no alignment.
+    unsafe {
+        let quote = _mm_set1_epi8(b'"' as i8);
+        let backslash = _mm_set1_epi8(b'\\' as i8);
+        for (k, part) in block.chunks_exact(16).enumerate() {
+            let v = _mm_loadu_si128(part.as_ptr().cast::<__m128i>());
+            let shift = 16 * k;
+            q |= u64::from(_mm_movemask_epi8(_mm_cmpeq_epi8(v, quote)) as u16) << shift;
+            s |= u64::from(_mm_movemask_epi8(_mm_cmpeq_epi8(v, backslash)) as u16) << shift;
+            h |= u64::from(_mm_movemask_epi8(v) as u16) << shift;
+        }
+    }
+    (q, s, h)
+}
+
+/// Quote, backslash and high-bit masks of 64 bytes (portable version, and
+/// the reference the SSE2 version is checked against).
+#[cfg_attr(target_arch = "x86_64", allow(dead_code))]
+pub fn masks64_portable(block: &[u8; 64]) -> (u64, u64, u64) {
+    let (mut q, mut s, mut h) = (0u64, 0u64, 0u64);
+    for (i, &c) in block.iter().enumerate() {
+        q |= u64::from(c == b'"') << i;
+        s |= u64::from(c == b'\\') << i;
+        h |= u64::from(c >= 0x80) << i;
+    }
+    (q, s, h)
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+pub fn masks64(block: &[u8; 64]) -> (u64, u64, u64) {
+    masks64_portable(block)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A deterministic mix of the bytes that matter.
+    pub fn lines() -> Vec<Vec<u8>> {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let alphabet = [
+            b'"', b'\\', b'a', b'{', b':', b' ', 0xc3, 0xa9, 0x80, 0xff, b'0',
+        ];
+        let mut out = vec![Vec::new(), b"\"".to_vec(), vec![b'"'; 200]];
+        for len in [1usize, 15, 16, 63, 64, 65, 127, 128, 129, 300] {
+            for _ in 0..4 {
+                out.push(
+                    (0..len)
+                        .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+                        .collect(),
+                );
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn marks_match_a_byte_by_byte_reading() {
+        let mut buf = Vec::new();
+        for line in lines() {
+            let m = mark(&mut buf, &line).unwrap();
+            let want: Vec<u32> = (0..line.len() as u32)
+                .filter(|&i| line[i as usize] == b'"')
+                .collect();
+            assert_eq!(&buf[..m.count], &want[..], "{line:?}");
+            assert_eq!(m.backslash, line.contains(&b'\\'));
+            assert_eq!(m.non_ascii, !line.is_ascii());
+            assert_eq!(text(&line, &m).ok(), std::str::from_utf8(&line).ok());
+            let mut block = [b' '; 64];
+            let k = line.len().min(64);
+            block[..k].copy_from_slice(&line[..k]);
+            assert_eq!(masks64(&block), masks64_portable(&block));
+        }
+    }
+}
