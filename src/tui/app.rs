@@ -291,6 +291,9 @@ pub struct App {
     pub prompt: Option<Prompt>,
     pub overlay: Option<Overlay>,
     pub message: Option<Message>,
+    /// `:` commands submitted while the data was loading, run in order once
+    /// it is ready (typing ahead is never lost).
+    pub queued: Vec<String>,
     pub sort: Sort,
     /// Proposal id → what the user decided.
     pub decisions: BTreeMap<String, Decision>,
@@ -505,6 +508,7 @@ impl App {
             prompt: None,
             overlay: None,
             message: None,
+            queued: Vec::new(),
             sort: Sort {
                 column: SortColumn::Errors,
                 descending: true,
@@ -972,7 +976,13 @@ pub fn update(app: &mut App, msg: Msg) -> Option<Cmd> {
             app.generation = app.generation.max(loaded.scoped.generation);
             app.cursor = loaded.scoped.cursor;
             app.load = Load::Ready(loaded);
-            keep.and_then(|cursor| set_cursor(app, Some(cursor)))
+            let mut cmd = keep.and_then(|cursor| set_cursor(app, Some(cursor)));
+            for line in std::mem::take(&mut app.queued) {
+                if let Some(c) = command(app, &line) {
+                    cmd = Some(c);
+                }
+            }
+            cmd
         }
         Msg::Loaded(Err(e)) => {
             app.load = Load::Failed(e);
@@ -1564,7 +1574,20 @@ fn prompt(app: &mut App, p: PromptMsg) -> Option<Cmd> {
                             app.history.remove(0);
                         }
                     }
-                    command(app, &line)
+                    // While loading, quitting needs no data; anything else
+                    // waits for it (typing ahead is never lost).
+                    let quit = matches!(line.as_str(), "q" | "q!" | "quit" | "exit");
+                    if matches!(app.load, Load::Ready(_)) || quit {
+                        return command(app, &line);
+                    }
+                    if !line.is_empty() {
+                        app.message = Some(Message {
+                            text: format!(":{line} runs when the data is loaded"),
+                            error: false,
+                        });
+                        app.queued.push(line);
+                    }
+                    None
                 }
             }
         }
@@ -2101,6 +2124,36 @@ mod tests {
             last = key(app, c);
         }
         last
+    }
+
+    #[test]
+    fn commands_typed_while_loading_run_once_loaded() {
+        let books = Playbooks::built_in();
+        let (mut app, _) = App::new("test", Theme::COLOR, false, books.clone());
+        typed(&mut app, ":backends");
+        assert_eq!(code(&mut app, KeyCode::Enter), None);
+        assert!(app.prompt.is_none());
+        assert_eq!(app.queued, vec!["backends".to_string()]);
+        let shown = app
+            .message
+            .as_ref()
+            .map(|m| m.text.clone())
+            .unwrap_or_default();
+        assert!(
+            shown.contains(":backends runs when the data is loaded"),
+            "{shown}"
+        );
+        typed(&mut app, ":findings");
+        code(&mut app, KeyCode::Enter);
+        let loaded = data::prepare(incident(), &books);
+        update(&mut app, Msg::Loaded(Ok(Box::new(loaded))));
+        assert!(app.queued.is_empty());
+        assert_eq!(app.screen(), &Screen::Findings, "both ran, in order");
+        assert_eq!(app.stack.len(), 2);
+        // Quitting while loading does not wait.
+        let (mut app, _) = App::new("test", Theme::COLOR, false, books);
+        typed(&mut app, ":q");
+        assert_eq!(code(&mut app, KeyCode::Enter), Some(Cmd::Quit));
     }
 
     #[test]

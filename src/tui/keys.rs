@@ -189,6 +189,8 @@ pub fn translate(app: &App, key: KeyEvent) -> Option<Msg> {
         return match key.code {
             KeyCode::Char('q') => Some(Msg::Quit),
             KeyCode::Char('?') => Some(Msg::Help),
+            // Typed ahead: the command runs once the data is loaded.
+            KeyCode::Char(':') => Some(Msg::Prompt(PromptMsg::Open(PromptKind::Command))),
             _ => None,
         };
     }

@@ -25,7 +25,8 @@
 //! The first frame (a loading screen) is drawn before any data is read;
 //! loading and every diagnosis run on the worker, so no frame waits on I/O
 //! or analysis. `ratatui::try_init` installs a panic hook that restores the
-//! terminal; `run` restores it on every normal or error return.
+//! terminal; `run` restores it on every normal or error return, and
+//! [`terminal`] on an abort, a crash or a signal.
 //!
 //! - [`app`]: state, messages, `update`.
 //! - [`chat`]: the chat pane's state and keys; the chat thread's `reply`.
@@ -43,6 +44,7 @@ pub mod data;
 pub mod export;
 pub mod keys;
 pub mod logs;
+pub mod terminal;
 pub mod theme;
 pub mod view;
 
@@ -185,6 +187,8 @@ pub fn run(loader: Loader, options: Options) -> anyhow::Result<()> {
     let logs = LogsThread::spawn(options.rows, tx.clone());
     let done = tx.clone();
     let state = options.state_dir.clone();
+    // Before raw mode: saves the modes an abort or a signal restores.
+    let _restore = terminal::RestoreOnSignal::install();
     let mut terminal = ratatui::try_init()
         .context("cannot start the terminal UI; `apimedic tui` needs an interactive terminal")?;
     let stop = Arc::new(AtomicBool::new(false));

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 const DEADLINE: Duration = Duration::from_secs(20);
 
-struct Tmux {
+pub(crate) struct Tmux {
     socket: PathBuf,
     /// Where the pane's shell writes the app's exit status: tmux can lose
     /// `pane_dead_status` when the pty closes before the child is reaped.
@@ -19,12 +19,12 @@ struct Tmux {
 impl Tmux {
     /// Starts `args` of the built binary in a `width`×`height` pane, from
     /// the crate root; `None` when tmux is missing.
-    fn start(test: &str, args: &[&str], width: u16, height: u16) -> Option<Tmux> {
+    pub(crate) fn start(test: &str, args: &[&str], width: u16, height: u16) -> Option<Tmux> {
         Tmux::start_env(test, &[], args, width, height)
     }
 
     /// As `start`, with `NAME=value` variables set for the app.
-    fn start_env(
+    pub(crate) fn start_env(
         test: &str,
         env: &[(&str, &str)],
         args: &[&str],
@@ -75,7 +75,7 @@ impl Tmux {
         Some(t)
     }
 
-    fn tm(&self, args: &[&str]) -> Output {
+    pub(crate) fn tm(&self, args: &[&str]) -> Output {
         Command::new("tmux")
             .arg("-S")
             .arg(&self.socket)
@@ -85,7 +85,7 @@ impl Tmux {
             .expect("run tmux")
     }
 
-    fn ok(&self, args: &[&str]) {
+    pub(crate) fn ok(&self, args: &[&str]) {
         let out = self.tm(args);
         assert!(
             out.status.success(),
@@ -94,12 +94,12 @@ impl Tmux {
         );
     }
 
-    fn screen(&self) -> String {
+    pub(crate) fn screen(&self) -> String {
         String::from_utf8_lossy(&self.tm(&["capture-pane", "-p", "-t", "e2e"]).stdout).into_owned()
     }
 
     /// Polls until the screen shows `text`, failing with the screen at the deadline.
-    fn wait_for(&self, text: &str) -> String {
+    pub(crate) fn wait_for(&self, text: &str) -> String {
         let deadline = Instant::now() + DEADLINE;
         loop {
             let screen = self.screen();
@@ -115,7 +115,7 @@ impl Tmux {
     }
 
     /// Polls until `text` is gone from the screen.
-    fn wait_gone(&self, text: &str) {
+    pub(crate) fn wait_gone(&self, text: &str) {
         let deadline = Instant::now() + DEADLINE;
         loop {
             let screen = self.screen();
@@ -131,19 +131,19 @@ impl Tmux {
     }
 
     /// Key names as tmux knows them: `Enter`, `Escape`, `j`…
-    fn keys(&self, keys: &[&str]) {
+    pub(crate) fn keys(&self, keys: &[&str]) {
         let mut args = vec!["send-keys", "-t", "e2e"];
         args.extend(keys);
         self.ok(&args);
     }
 
     /// Text typed as is.
-    fn type_text(&self, text: &str) {
+    pub(crate) fn type_text(&self, text: &str) {
         self.ok(&["send-keys", "-t", "e2e", "-l", text]);
     }
 
     /// The app's exit status, once it has exited.
-    fn wait_exit(&self) -> i32 {
+    pub(crate) fn wait_exit(&self) -> i32 {
         let deadline = Instant::now() + DEADLINE;
         loop {
             if let Ok(text) = std::fs::read_to_string(&self.status)
