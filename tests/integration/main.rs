@@ -10,6 +10,8 @@
 //! - `eval`: the offline answerer over `tests/eval/cases.yaml` (question, scenario, facts).
 //! - `remediate`: plan/apply/verify/undo against a stateful ARM stand-in (`arm_standin`),
 //!   kill -9 and Ctrl-C mid-apply, the approval prompt in tmux, the import check.
+//! - `hostile`: hostile and broken input (extreme timestamps, bombs, endless and truncated
+//!   inputs, archives, FIFOs, the terminal after a signal), each run under a resource limit.
 //! - `llm`: the model path against a scripted OpenAI-compatible server (`fixtures/llm/`),
 //!   and a real local model when one is serving.
 //! - `layering`: the crate's `crate::` imports against the architecture's allowed edges.
@@ -21,6 +23,7 @@ mod azure;
 mod cli;
 mod daemon;
 mod eval;
+mod hostile;
 mod layering;
 mod llm;
 mod mcp;
