@@ -122,7 +122,10 @@ pub fn implicated(ctx: &Ctx, finding: &Finding) -> Vec<Implicated> {
     let mut out: Vec<Implicated> = Vec::new();
     for (i, c) in ctx.snapshot.changes.iter().enumerate() {
         let lead = (onset.millis() - c.time.millis()).div_euclid(60_000);
-        if !(-1..=LOOKBACK_MINUTES).contains(&lead) || !ctx.in_scope(c.time) {
+        // A change before `--since` may still be the cause; one after
+        // `--until` cannot be.
+        let after_scope = ctx.options.until.is_some_and(|u| c.time >= u);
+        if !(-1..=LOOKBACK_MINUTES).contains(&lead) || after_scope {
             continue;
         }
         if c.status.as_deref().is_some_and(is_failed) || superseded(ctx.snapshot, i) {
@@ -131,6 +134,20 @@ pub fn implicated(ctx: &Ctx, finding: &Finding) -> Vec<Implicated> {
         let rid = c.resource_id.as_deref().unwrap_or("").to_ascii_lowercase();
         let relevance = match c.kind {
             _ if c.policy_scope.as_ref().is_some_and(|s| scopes.contains(s)) => 1.0,
+            // A write to a product, subscription, user or group acts on
+            // traffic only through limits: a suspect for 429s on an API the
+            // product holds (or any subscription write), nothing else.
+            ChangeKind::Config | ChangeKind::Delete if access_write(&rid).is_some() => {
+                match (access_write(&rid), finding.kind) {
+                    (Some(Access::Product(p)), FindingKind::Quota)
+                        if product_holds(ctx, &p, finding) =>
+                    {
+                        0.8
+                    }
+                    (Some(Access::Subscription | Access::User), FindingKind::Quota) => 0.3,
+                    _ => 0.0,
+                }
+            }
             ChangeKind::Deployment
                 if backends
                     .iter()
@@ -164,13 +181,18 @@ pub fn implicated(ctx: &Ctx, finding: &Finding) -> Vec<Implicated> {
             {
                 0.7
             }
-            _ if c.policy_scope.is_some() => 0.2,
+            // A policy on a scope outside the operation's chain cannot act on it.
+            _ if c.policy_scope.is_some() => 0.0,
             ChangeKind::Config | ChangeKind::Deployment | ChangeKind::Network => 0.3,
             _ => 0.1,
         };
+        if relevance <= 0.0 {
+            continue;
+        }
         out.push(Implicated {
             change: i,
-            lead_minutes: lead,
+            // A change inside the onset minute leads by 0, never by -1.
+            lead_minutes: lead.max(0),
             relevance,
         });
     }
@@ -187,6 +209,51 @@ pub fn implicated(ctx: &Ctx, finding: &Finding) -> Vec<Implicated> {
         out.truncate(1);
     }
     out
+}
+
+/// What an access write (not a policy) touches inside an APIM service.
+#[derive(Clone, Debug, PartialEq)]
+enum Access {
+    Product(String),
+    Subscription,
+    User,
+}
+
+/// `products/<p>`, `subscriptions/<s>`, `users/<u>` or `groups/<g>` below
+/// an API Management service (not a product policy: that has a scope).
+fn access_write(rid_lower: &str) -> Option<Access> {
+    let (_, rel) = rid_lower.split_once("/microsoft.apimanagement/service/")?;
+    let mut segs = rel.split('/').skip(1);
+    let kind = segs.next()?;
+    let name = segs.next().unwrap_or("");
+    if segs.next().is_some_and(|s| s == "policies") {
+        return None;
+    }
+    match kind {
+        "products" => Some(Access::Product(name.to_string())),
+        "subscriptions" => Some(Access::Subscription),
+        "users" | "groups" => Some(Access::User),
+        _ => None,
+    }
+}
+
+/// True when product `p` holds the API of the finding.
+fn product_holds(ctx: &Ctx, p: &str, f: &Finding) -> bool {
+    let Some(api) = f.subject.api.as_deref() else {
+        return f
+            .subject
+            .product
+            .as_deref()
+            .is_some_and(|x| x.eq_ignore_ascii_case(p));
+    };
+    ctx.snapshot
+        .products
+        .iter()
+        .any(|x| x.id.eq_ignore_ascii_case(p) && x.apis.iter().any(|a| a.eq_ignore_ascii_case(api)))
+        || f.subject
+            .product
+            .as_deref()
+            .is_some_and(|x| x.eq_ignore_ascii_case(p))
 }
 
 /// An activity log holds a Started and a Succeeded event for one write:
@@ -257,6 +324,7 @@ pub fn suspect(snapshot: &Snapshot, x: &Implicated) -> Option<Suspect> {
     let c = snapshot.changes.get(x.change)?;
     Some(Suspect {
         time: c.time,
+        kind: c.kind,
         operation: c.operation.clone(),
         resource_id: c.resource_id.clone(),
         caller: c.caller.clone(),
@@ -307,6 +375,37 @@ pub fn change_subject(ctx: &Ctx, c: &Change) -> Subject {
     }
     if let Some(b) = after("backends") {
         return Subject::backend(&b);
+    }
+    // Inside a service: a product is a product; a subscription, user or
+    // group is a resource of the service, never the service itself.
+    if let Some((_, rel)) = rid.split_once("/service/") {
+        let parts: Vec<&str> = rel.split('/').filter(|s| !s.is_empty()).collect();
+        if let [service, kind, name, ..] = parts.as_slice() {
+            match kind.to_ascii_lowercase().as_str() {
+                "products" => {
+                    return Subject {
+                        product: Some(name.to_string()),
+                        ..Subject::default()
+                    };
+                }
+                "subscriptions"
+                | "users"
+                | "groups"
+                | "namedvalues"
+                | "certificates"
+                | "loggers"
+                | "diagnostics"
+                | "authorizationservers"
+                | "identityproviders" => {
+                    return Subject {
+                        service: Some(service.to_string()),
+                        resource: Some(format!("{kind}/{name}")),
+                        ..Subject::default()
+                    };
+                }
+                _ => {}
+            }
+        }
     }
     if let Some(a) = after("apis") {
         return Subject {
@@ -368,6 +467,20 @@ pub fn findings(ctx: &Ctx, findings: &[Finding]) -> Vec<Finding> {
         let detail = timeout_detail(ctx.snapshot, c)
             .map(|d| format!(" ({d})"))
             .unwrap_or_default();
+        // Name the earliest symptom and count the lead to its onset: the
+        // instant the story counts to as well.
+        let mut hits = hits;
+        hits.sort_by_key(|(f, _)| f.window.map(|w| w.start));
+        let best = {
+            let earliest = hits
+                .first()
+                .and_then(|(f, _)| f.window)
+                .map(|w| ((w.start.0 - c.time.0).div_euclid(60_000)).max(0));
+            Implicated {
+                lead_minutes: earliest.unwrap_or(best.lead_minutes),
+                ..best
+            }
+        };
         let symptoms: Vec<String> = hits
             .iter()
             .map(|(f, _)| format!("{} on {}", f.kind, f.subject))

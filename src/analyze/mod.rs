@@ -21,12 +21,13 @@ pub mod scaling;
 pub mod spikes;
 pub mod stats;
 pub mod story;
+pub mod timeline;
 
 pub use rollup::{Rollup, rollup};
 
 use crate::model::{
     Finding, FindingKind, Minute, Origin, RequestRecord, RouteEntry, SeriesKey, Snapshot, Story,
-    Timestamp, Window,
+    Timestamp, Verdict, Window,
 };
 use std::collections::BTreeSet;
 
@@ -48,7 +49,19 @@ impl Options {
 
 /// Every analyzer over the snapshot; findings most urgent first.
 pub fn analyze(snapshot: &Snapshot, options: &Options) -> Vec<Finding> {
-    analyze_in(&Ctx::new(snapshot, options)).0
+    let detection = detection_options(options);
+    analyze_in(&Ctx::new(snapshot, &detection), options).0
+}
+
+/// What the detectors read for a scope: everything before its end. An
+/// incident that began before `--since` keeps its real onset and cause
+/// (a change before the window); only findings that reach into the scope
+/// are reported, and the backend map and tables use the scope alone.
+fn detection_options(options: &Options) -> Options {
+    Options {
+        since: None,
+        until: options.until,
+    }
 }
 
 /// What one diagnosis needs: the findings in scope, and the backend map and
@@ -59,26 +72,50 @@ pub fn analyze_all(
     snapshot: &Snapshot,
     options: &Options,
 ) -> (Vec<Finding>, Vec<RouteEntry>, Vec<Story>) {
-    let ctx = Ctx::new(snapshot, options);
-    let (findings, backend) = analyze_in(&ctx);
-    if options.since.is_none() && options.until.is_none() {
-        let map = routes::backend_map_in(&ctx, &backend);
-        let stories = story::stories(&ctx, &findings);
-        return (findings, map, stories);
-    }
-    let map = backend_map(snapshot);
-    let stories = stories(snapshot, &findings);
+    let (findings, map, stories, _) = analyze_judged(snapshot, options);
     (findings, map, stories)
 }
 
-/// The ranked findings, and the backend findings alone (before symptoms
-/// are folded into them), which the backend map shows.
-fn analyze_in(ctx: &Ctx<'_>) -> (Vec<Finding>, Vec<Finding>) {
+/// `analyze_all` and the verdict, over one rollup of the scope: the
+/// backend map and every table use the window analysed.
+pub fn analyze_judged(
+    snapshot: &Snapshot,
+    options: &Options,
+) -> (Vec<Finding>, Vec<RouteEntry>, Vec<Story>, Verdict) {
+    let detection = detection_options(options);
+    let ctx = Ctx::new(snapshot, &detection);
+    let (findings, backend) = analyze_in(&ctx, options);
+    let stories = story::stories(&ctx, &findings);
+    let (map, verdict) = if options.since.is_some() {
+        let window = Ctx::new(snapshot, options);
+        (
+            routes::backend_map_in(&window, &backend),
+            timeline::verdict(&window, &findings, &stories),
+        )
+    } else {
+        (
+            routes::backend_map_in(&ctx, &backend),
+            timeline::verdict(&ctx, &findings, &stories),
+        )
+    };
+    (findings, map, stories, verdict)
+}
+
+/// The ranked findings that reach into `scope`, and the backend findings
+/// alone (before symptoms are folded into them), which the backend map shows.
+fn analyze_in(ctx: &Ctx<'_>, options: &Options) -> (Vec<Finding>, Vec<Finding>) {
     let snapshot = ctx.snapshot;
-    let options = ctx.options;
+    let scope = Window {
+        start: options.since.unwrap_or(Timestamp(i64::MIN)),
+        end: options.until.unwrap_or(Timestamp(i64::MAX)),
+    };
+    let reaches = |f: &Finding| {
+        f.window
+            .is_none_or(|w| w.overlaps(&scope) || w.start == w.end && scope.contains(w.start))
+    };
     let spikes = spikes::findings(ctx);
     let backend = backends::findings(ctx, &spikes);
-    let backend_alone = backend.clone();
+    let backend_alone: Vec<Finding> = backend.iter().filter(|f| reaches(f)).cloned().collect();
     let latency = latency::findings(ctx);
     let mut out = backends::fold_symptoms(ctx, backend, spikes, latency);
     let map = routes::backend_map_in(ctx, &out);
@@ -87,16 +124,11 @@ fn analyze_in(ctx: &Ctx<'_>) -> (Vec<Finding>, Vec<Finding>) {
     others.extend(detect::findings(snapshot));
     others.extend(network::findings(snapshot, &map));
     others.extend(scaling::findings(snapshot));
-    // The other analyzers read the whole snapshot: keep what they found
-    // inside the scope (configuration findings have no window and stay).
-    let scope = Window {
-        start: options.since.unwrap_or(Timestamp(i64::MIN)),
-        end: options.until.unwrap_or(Timestamp(i64::MAX)),
-    };
-    out.extend(others.into_iter().filter(|f| {
-        f.window
-            .is_none_or(|w| w.overlaps(&scope) || w.start == w.end && scope.contains(w.start))
-    }));
+    // Keep what reaches into the scope (configuration findings have no
+    // window and stay).
+    out.extend(others);
+    out.retain(|f| reaches(f));
+    timeline::annotate(ctx, &mut out);
     let correlated = changes::findings(ctx, &out);
     out.extend(correlated);
     rank(&mut out);
@@ -121,8 +153,12 @@ pub fn rank(findings: &mut [Finding]) {
 
 /// For every operation: where it routes, and that backend's health.
 pub fn backend_map(snapshot: &Snapshot) -> Vec<RouteEntry> {
-    let options = Options::default();
-    let ctx = Ctx::new(snapshot, &options);
+    backend_map_scoped(snapshot, &Options::default())
+}
+
+/// The backend map over the scope of `options` only.
+pub fn backend_map_scoped(snapshot: &Snapshot, options: &Options) -> Vec<RouteEntry> {
+    let ctx = Ctx::new(snapshot, options);
     let spikes = spikes::findings(&ctx);
     let backend = backends::findings(&ctx, &spikes);
     routes::backend_map_in(&ctx, &backend)
@@ -130,7 +166,12 @@ pub fn backend_map(snapshot: &Snapshot) -> Vec<RouteEntry> {
 
 /// Root-cause stories tying symptoms to changes and backend faults.
 pub fn stories(snapshot: &Snapshot, findings: &[Finding]) -> Vec<Story> {
-    story::stories(&Ctx::new(snapshot, &Options::default()), findings)
+    stories_in(snapshot, &Options::default(), findings)
+}
+
+/// Stories over the scope of `options` (changes before it still count as causes).
+pub fn stories_in(snapshot: &Snapshot, options: &Options, findings: &[Finding]) -> Vec<Story> {
+    story::stories(&Ctx::new(snapshot, options), findings)
 }
 
 /// What every detector shares: the snapshot, the scope and the rollup, with

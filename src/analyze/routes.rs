@@ -122,7 +122,7 @@ fn resolve_named(snapshot: &Snapshot, s: &str) -> String {
 
 /// The backend entity a URL belongs to: same URL (ignoring a trailing
 /// slash), else same host.
-fn entity_for_url(snapshot: &Snapshot, url: &str) -> Option<String> {
+pub fn entity_for_url(snapshot: &Snapshot, url: &str) -> Option<String> {
     let norm = |u: &str| u.trim_end_matches('/').to_ascii_lowercase();
     let want = norm(url);
     snapshot

@@ -12,7 +12,7 @@
 
 use super::Ctx;
 use super::changes;
-use crate::model::{Finding, FindingKind, Severity, Story, Suspect, Window};
+use crate::model::{Finding, FindingKind, Severity, Story, Suspect, Timeline, Window};
 use std::collections::BTreeSet;
 
 pub fn stories(ctx: &Ctx, findings: &[Finding]) -> Vec<Story> {
@@ -90,6 +90,10 @@ pub fn stories(ctx: &Ctx, findings: &[Finding]) -> Vec<Story> {
             &mut used,
         ));
     }
+    // Other symptoms: those behind the same change are one incident and
+    // one story (a product change behind 429s on three APIs); a symptom
+    // without a cause stands alone.
+    let mut groups: Vec<(Option<&Finding>, Vec<&Finding>)> = Vec::new();
     for f in findings.iter().filter(|f| {
         matches!(
             f.kind,
@@ -99,16 +103,49 @@ pub fn stories(ctx: &Ctx, findings: &[Finding]) -> Vec<Story> {
         if used.contains(f.id.as_str()) {
             continue;
         }
-        let causes = change_findings(ctx, findings, &[f]);
-        let mut ids: Vec<&str> = causes.iter().map(|c| c.id.as_str()).collect();
-        ids.push(f.id.as_str());
-        let title = match causes.first() {
-            Some(c) => format!("{} → {}", short(c), short(f)),
-            None => short(f),
+        let cause = change_findings(ctx, findings, &[f]).first().copied();
+        match groups
+            .iter_mut()
+            .find(|(c, _)| cause.is_some() && c.map(|c| &c.id) == cause.map(|c| &c.id))
+        {
+            Some((_, members)) => members.push(f),
+            None => groups.push((cause, vec![f])),
+        }
+    }
+    for (cause, symptoms) in groups {
+        let Some(first) = symptoms.first() else {
+            continue;
         };
-        let narrative = match causes.first() {
-            Some(c) => format!("{}. {}.", c.summary, f.summary),
-            None => format!("{}.", f.summary),
+        let mut ids: Vec<&str> = Vec::new();
+        if let Some(c) = cause {
+            ids.push(c.id.as_str());
+        }
+        ids.extend(symptoms.iter().map(|s| s.id.as_str()));
+        let what = if symptoms.len() == 1 {
+            short(first)
+        } else {
+            let subjects: Vec<String> = symptoms
+                .iter()
+                .map(|s| {
+                    s.subject
+                        .api
+                        .clone()
+                        .or_else(|| s.subject.operation.clone())
+                        .unwrap_or_else(|| s.subject.to_string())
+                })
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            format!("{} on {}", kind_word(first.kind), subjects.join(", "))
+        };
+        let title = match cause {
+            Some(c) => format!("{} → {what}", short(c)),
+            None => what,
+        };
+        let body: Vec<String> = symptoms.iter().map(|s| format!("{}.", s.summary)).collect();
+        let narrative = match cause {
+            Some(c) => format!("{}. {}", c.summary, body.join(" ")),
+            None => body.join(" "),
         };
         out.push(make(ctx, findings, title, narrative, &ids, &mut used));
     }
@@ -265,6 +302,15 @@ fn sentence(lead: &Finding, symptoms: &[&Finding]) -> String {
     s
 }
 
+fn kind_word(k: FindingKind) -> &'static str {
+    match k {
+        FindingKind::ErrorSpike => "5xx spikes",
+        FindingKind::LatencyRegression => "latency regressions",
+        FindingKind::Quota => "throttling (429)",
+        _ => "symptoms",
+    }
+}
+
 fn short(f: &Finding) -> String {
     match f.kind {
         FindingKind::ErrorSpike => format!(
@@ -356,20 +402,37 @@ fn make<'a>(
     };
     let mut suspects: Vec<Suspect> = Vec::new();
     let mut seen = BTreeSet::new();
+    // Lead times count to the story's onset (its earliest symptom), the
+    // same instant every surface names, and are never negative.
+    let onset = members
+        .iter()
+        .filter(|m| m.kind.is_anomaly() || m.kind == FindingKind::RouteMismatch)
+        .filter_map(|m| m.window.map(|w| w.start))
+        .min();
     for m in members
         .iter()
         .filter(|m| m.kind.is_anomaly() || m.kind == FindingKind::RouteMismatch)
     {
         for x in changes::implicated(ctx, m) {
             if seen.insert(x.change)
-                && let Some(s) = changes::suspect(ctx.snapshot, &x)
+                && let Some(mut s) = changes::suspect(ctx.snapshot, &x)
             {
+                if let Some(o) = onset {
+                    s.lead_minutes = ((o.0 - s.time.0).div_euclid(60_000)).max(0);
+                }
                 suspects.push(s);
             }
         }
     }
     suspects.sort_by_key(|s| s.lead_minutes);
+    let lead = members
+        .iter()
+        .find(|m| m.kind != FindingKind::ConfigChange)
+        .or(members.first());
+    let timeline = Timeline::combine(members.iter().filter_map(|m| m.timeline));
     Story {
+        id: lead.map(|m| m.id.clone()).unwrap_or_default(),
+        timeline,
         title,
         narrative,
         severity,

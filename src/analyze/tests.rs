@@ -794,8 +794,12 @@ fn analyze_all_matches_the_three_separate_calls() {
             let (findings, map, stories) = analyze_all(&s, &options);
             let want = analyze(&s, &options);
             assert_eq!(findings, want, "{scenario:?}");
-            assert_eq!(map, backend_map(&s), "{scenario:?}");
-            assert_eq!(stories, super::stories(&s, &want), "{scenario:?}");
+            assert_eq!(map, backend_map_scoped(&s, &options), "{scenario:?}");
+            assert_eq!(
+                stories,
+                super::stories_in(&s, &options, &want),
+                "{scenario:?}"
+            );
         }
     }
 }

@@ -73,7 +73,11 @@ pub fn run(args: LintArgs) -> anyhow::Result<ExitCode> {
         write_stdout(&out)?;
         return Ok(ExitCode::SUCCESS);
     }
-    let snapshot = super::load(&args.paths)?;
+    let mut snapshot = super::load(&args.paths)?;
+    // Every file is linted, including those analysis does not apply
+    // (another file gives their scope); the load problems say which.
+    let shadowed = std::mem::take(&mut snapshot.shadowed_policies);
+    snapshot.policies.extend(shadowed);
     if snapshot.policies.is_empty() {
         for p in snapshot.loaded.problems.iter().take(20) {
             eprintln!("apimedic: {p}");
@@ -95,7 +99,7 @@ pub fn run(args: LintArgs) -> anyhow::Result<ExitCode> {
     let out = match args.format {
         LintFormat::Text => {
             for p in snapshot.loaded.problems.iter().take(20) {
-                eprintln!("apimedic: skipped {p}");
+                eprintln!("apimedic: note: {p}");
             }
             // Secrets a policy holds (a key in a header) are never printed.
             crate::model::redact::scrub(&text(&findings, snapshot.policies.len(), color))

@@ -228,6 +228,7 @@ fn diagnose(args: DiagnoseArgs) -> anyhow::Result<ExitCode> {
             .map(|s| parse_bound(s, end))
             .transpose()?,
     };
+    check_window(&options)?;
     diagnose_snapshot(snapshot, &args, options, started)
 }
 
@@ -285,18 +286,29 @@ fn diagnose_snapshot(
             return Err(e).context("cannot write the report");
         }
     }
-    let failing = diagnosis
-        .findings
-        .iter()
-        .any(|f| f.severity >= args.fail_on);
+    // What holds now decides: 2 when there is nothing to judge, 1 when a
+    // current finding is at or above --fail-on, 0 otherwise (an incident
+    // that ended is reported, not failed on).
+    let code = diagnosis
+        .verdict
+        .exit_code(&diagnosis.findings, args.fail_on);
     // The process ends next: freeing every per-minute latency list of a big
     // log one by one took ~0.1 s on 10M rows for nothing.
     std::mem::forget(snapshot);
-    Ok(if failing {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(ExitCode::from(code))
+}
+
+/// `--since` must come before `--until`: an empty or inverted window is an
+/// argument error, not an empty (and so "healthy") report.
+pub fn check_window(options: &analyze::Options) -> anyhow::Result<()> {
+    if let (Some(s), Some(u)) = (options.since, options.until)
+        && s >= u
+    {
+        anyhow::bail!(
+            "--since {s} is not before --until {u}: the window is empty; swap them or widen it"
+        );
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -322,5 +334,17 @@ mod tests {
         let err = parse_bound("yesterday", end).unwrap_err().to_string();
         assert!(err.contains("neither a timestamp"), "{err}");
         assert!(parse_bound("2h", None).is_err());
+    }
+
+    #[test]
+    fn inverted_window_is_an_argument_error() {
+        let o = |s: i64, u: i64| analyze::Options {
+            since: Some(Timestamp::from_minute(s)),
+            until: Some(Timestamp::from_minute(u)),
+        };
+        assert!(check_window(&o(10, 20)).is_ok());
+        let err = check_window(&o(20, 10)).unwrap_err().to_string();
+        assert!(err.contains("is not before --until"), "{err}");
+        assert!(check_window(&o(10, 10)).is_err());
     }
 }

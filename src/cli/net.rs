@@ -42,10 +42,11 @@ pub struct CheckArgs {
     /// Which NSG to use when the input holds several.
     #[arg(long)]
     pub nsg_name: Option<String>,
-    /// Source: IP, CIDR, service tag (`Internet`, `ApiManagement`…) or `*`.
+    /// Source: `gateway` (the gateway's subnet), an IP, a CIDR, a service
+    /// tag (`Internet`, `ApiManagement`, `Storage.WestEurope`…) or `*`.
     #[arg(long = "from")]
     pub from: String,
-    /// Destination: IP, CIDR, service tag (`VirtualNetwork`, `Storage`…) or `*`.
+    /// Destination: `gateway`, an IP, a CIDR, a service tag or `*`.
     #[arg(long = "to")]
     pub to: String,
     /// Destination port.
@@ -54,8 +55,10 @@ pub struct CheckArgs {
     /// `tcp`, `udp`, `icmp` or `*`.
     #[arg(long, default_value = "tcp")]
     pub protocol: String,
-    /// Default: `out` when --from is VirtualNetwork (or inside --vnet) and
-    /// --to is not, else `in`.
+    /// Default: as diagnose evaluates a flow on the gateway subnet's NSG —
+    /// outbound when the source is the gateway (`gateway`, `VirtualNetwork`,
+    /// an address in the gateway's subnet or --vnet, or a private address
+    /// going to a public one), inbound otherwise. The output says which was used.
     #[arg(long, value_enum)]
     pub direction: Option<DirectionArg>,
     /// Address space of the VNet (`VirtualNetwork` tag), repeatable; without
@@ -90,21 +93,23 @@ fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
             args.protocol
         )
     })?;
-    let direction = match args.direction {
-        Some(DirectionArg::In) => Direction::Inbound,
-        Some(DirectionArg::Out) => Direction::Outbound,
-        None => infer_direction(&args.from, &args.to, &ctx.vnet_prefixes),
+    let from = endpoint(&args.from, "--from")?;
+    let to = endpoint(&args.to, "--to")?;
+    let (direction, why) = match args.direction {
+        Some(DirectionArg::In) => (Direction::Inbound, "given with --direction".to_string()),
+        Some(DirectionArg::Out) => (Direction::Outbound, "given with --direction".to_string()),
+        None => infer_direction(&from, &to, &ctx.vnet_prefixes),
     };
     let flow = Flow {
         direction,
-        source: args.from.clone(),
-        destination: args.to.clone(),
+        source: from,
+        destination: to,
         port: args.port,
         protocol,
     };
     let verdict = network::evaluate_in(nsg, &flow, &ctx);
     let mut out = std::io::stdout().lock();
-    render(&mut out, nsg, &flow, &verdict, args.format)?;
+    render(&mut out, nsg, &flow, &verdict, args.format, &why)?;
     Ok(match verdict.access {
         Access::Allow => ExitCode::SUCCESS,
         Access::Deny => ExitCode::from(1),
@@ -145,6 +150,74 @@ fn pick_nsg<'a>(nsgs: &'a [Nsg], name: Option<&str>, paths: &[PathBuf]) -> anyho
     }
 }
 
+/// Azure service tags a flow endpoint may name (a regional form such as
+/// `Storage.WestEurope` is accepted for any of them).
+pub const SERVICE_TAGS: &[&str] = &[
+    "VirtualNetwork",
+    "Internet",
+    "AzureLoadBalancer",
+    "ApiManagement",
+    "AzureTrafficManager",
+    "Storage",
+    "Sql",
+    "AzureKeyVault",
+    "AzureMonitor",
+    "AzureActiveDirectory",
+    "AzureConnectors",
+    "EventHub",
+    "ServiceBus",
+    "AzureCloud",
+    "AppService",
+    "AzureCosmosDB",
+    "AzureContainerRegistry",
+    "AzureFrontDoor.Backend",
+    "AzureFrontDoor.Frontend",
+    "GatewayManager",
+    "AzureBackup",
+    "AzureMachineLearning",
+    "CognitiveServicesManagement",
+    "AzureOpenAIDataPlane",
+    "DataFactory",
+    "AzureDevOps",
+    "LogicApps",
+    "PowerPlatformInfra",
+    "AzureSignalR",
+    "AzureArcInfrastructure",
+];
+
+/// A flow endpoint as the evaluator reads it: `gateway` is the gateway's
+/// subnet (`VirtualNetwork`); an unknown name is an error listing the
+/// accepted forms rather than a silent "matches nothing".
+pub fn endpoint(text: &str, flag: &str) -> anyhow::Result<String> {
+    let t = text.trim();
+    if t == "*" || Cidr::parse(t).is_some() {
+        return Ok(t.to_string());
+    }
+    if t.eq_ignore_ascii_case("gateway") || t.eq_ignore_ascii_case("apim") {
+        return Ok("VirtualNetwork".to_string());
+    }
+    let known = |name: &str| {
+        SERVICE_TAGS
+            .iter()
+            .find(|k| k.eq_ignore_ascii_case(name))
+            .map(|k| k.to_string())
+    };
+    if let Some(k) = known(t) {
+        return Ok(k);
+    }
+    if let Some((base, region)) = t.split_once('.')
+        && let Some(k) = known(base)
+        && !region.is_empty()
+        && region.chars().all(|c| c.is_ascii_alphanumeric())
+    {
+        return Ok(format!("{k}.{region}"));
+    }
+    bail!(
+        "{flag} {t:?} is not an endpoint: use `gateway` (the gateway's subnet), an IP (10.0.1.4), a CIDR (10.0.0.0/16), `*`, or a service tag: {} (a regional form like Storage.WestEurope also works)",
+        SERVICE_TAGS.join(", ")
+    )
+}
+
 fn inside_vnet(s: &str, vnet: &[Cidr]) -> bool {
     if s.trim().eq_ignore_ascii_case("VirtualNetwork") {
         return true;
@@ -155,13 +228,48 @@ fn inside_vnet(s: &str, vnet: &[Cidr]) -> bool {
     }
 }
 
-/// Outbound when the source is the VNet and the destination is not.
-pub fn infer_direction(from: &str, to: &str, vnet: &[Cidr]) -> Direction {
-    if inside_vnet(from, vnet) && !inside_vnet(to, vnet) {
-        Direction::Outbound
-    } else {
-        Direction::Inbound
+fn is_private(s: &str) -> bool {
+    Cidr::parse(s).is_some_and(|c| c.is_private())
+}
+
+/// The direction diagnose uses for a flow on the gateway subnet's NSG, and
+/// why: traffic from the gateway (to a backend, to Azure services) leaves
+/// the subnet (outbound); traffic to it arrives (inbound).
+pub fn infer_direction(from: &str, to: &str, vnet: &[Cidr]) -> (Direction, String) {
+    let from_in = inside_vnet(from, vnet);
+    let to_in = inside_vnet(to, vnet);
+    if from_in && !to_in {
+        return (
+            Direction::Outbound,
+            "inferred: the source is the gateway's network and the destination is outside it (gateway → backend or service)".into(),
+        );
     }
+    if to_in && !from_in {
+        return (
+            Direction::Inbound,
+            "inferred: the destination is the gateway's network (client or management traffic to the gateway)".into(),
+        );
+    }
+    if vnet.is_empty()
+        && is_private(from)
+        && !is_private(to)
+        && !to.eq_ignore_ascii_case("VirtualNetwork")
+    {
+        return (
+            Direction::Outbound,
+            "inferred: a private source (the gateway subnet) to a public destination; give --vnet to be exact".into(),
+        );
+    }
+    if from_in && to_in {
+        return (
+            Direction::Outbound,
+            "inferred: both ends are in the virtual network; evaluated as the gateway calling a private backend (outbound from the gateway subnet), pass --direction in for the reverse".into(),
+        );
+    }
+    (
+        Direction::Inbound,
+        "inferred: the source is outside the gateway's network".into(),
+    )
 }
 
 #[derive(Serialize)]
@@ -169,6 +277,8 @@ struct JsonOut<'a> {
     nsg: &'a str,
     allowed: bool,
     flow: &'a Flow,
+    /// How the direction was chosen.
+    direction_reason: &'a str,
     verdict: &'a Verdict,
 }
 
@@ -180,6 +290,7 @@ pub fn render(
     flow: &Flow,
     verdict: &Verdict,
     format: OutputFormat,
+    direction_reason: &str,
 ) -> anyhow::Result<()> {
     let allowed = verdict.access == Access::Allow;
     match format {
@@ -188,6 +299,7 @@ pub fn render(
                 nsg: &nsg.name,
                 allowed,
                 flow,
+                direction_reason,
                 verdict,
             };
             serde_json::to_writer_pretty(&mut *out, &j)?;
@@ -201,6 +313,14 @@ pub fn render(
                 verdict.rule, verdict.priority
             )?;
             writeln!(out, "  nsg {}: {}", nsg.name, flow.describe())?;
+            writeln!(
+                out,
+                "  direction {} ({direction_reason})",
+                match flow.direction {
+                    Direction::Inbound => "inbound",
+                    Direction::Outbound => "outbound",
+                }
+            )?;
             if verdict.default_rule {
                 writeln!(out, "  {} is one of Azure's default rules", verdict.rule)?;
             }
@@ -244,7 +364,7 @@ mod tests {
         let n = nsg();
         let v = network::evaluate(&n, flow);
         let mut buf = Vec::new();
-        render(&mut buf, &n, flow, &v, format).unwrap_or_else(|e| panic!("{e}"));
+        render(&mut buf, &n, flow, &v, format, "given").unwrap_or_else(|e| panic!("{e}"));
         String::from_utf8(buf).unwrap_or_default()
     }
 
@@ -278,18 +398,22 @@ mod tests {
 
     #[test]
     fn direction_inference_and_nsg_choice() {
-        assert_eq!(
-            infer_direction("VirtualNetwork", "Internet", &[]),
-            Direction::Outbound
-        );
-        assert_eq!(
-            infer_direction("Internet", "VirtualNetwork", &[]),
-            Direction::Inbound
-        );
+        let d = |f: &str, t: &str, v: &[Cidr]| infer_direction(f, t, v).0;
+        assert_eq!(d("VirtualNetwork", "Internet", &[]), Direction::Outbound);
+        assert_eq!(d("Internet", "VirtualNetwork", &[]), Direction::Inbound);
         let vnet = [Cidr::parse("10.0.0.0/16").unwrap_or_else(|| panic!("cidr"))];
-        assert_eq!(
-            infer_direction("10.0.1.4", "52.1.1.1", &vnet),
-            Direction::Outbound
+        assert_eq!(d("10.0.1.4", "52.1.1.1", &vnet), Direction::Outbound);
+        // Gateway → private backend is outbound from the gateway subnet, as
+        // diagnose evaluates it; without --vnet a private source to a
+        // public address is the gateway calling out.
+        assert_eq!(d("VirtualNetwork", "10.1.0.4", &vnet), Direction::Outbound);
+        assert_eq!(d("10.0.1.4", "10.0.2.9", &vnet), Direction::Outbound);
+        assert_eq!(d("10.0.1.4", "52.1.1.1", &[]), Direction::Outbound);
+        assert_eq!(d("52.1.1.1", "10.0.1.4", &[]), Direction::Inbound);
+        assert!(
+            infer_direction("VirtualNetwork", "Storage", &[])
+                .1
+                .contains("gateway")
         );
         let two = vec![
             nsg(),
@@ -307,5 +431,27 @@ mod tests {
             Some("other")
         );
         assert!(pick_nsg(&[], None, &paths).is_err());
+    }
+
+    #[test]
+    fn unknown_endpoint_names_are_errors_with_the_accepted_forms() {
+        assert_eq!(endpoint("gateway", "--from").unwrap(), "VirtualNetwork");
+        assert_eq!(endpoint("storage", "--to").unwrap(), "Storage");
+        assert_eq!(
+            endpoint("Storage.WestEurope", "--to").unwrap(),
+            "Storage.WestEurope"
+        );
+        assert_eq!(endpoint("10.0.0.0/16", "--to").unwrap(), "10.0.0.0/16");
+        assert_eq!(endpoint("*", "--to").unwrap(), "*");
+        let err = endpoint("Internett", "--to").unwrap_err().to_string();
+        assert!(
+            err.starts_with("--to \"Internett\" is not an endpoint"),
+            "{err}"
+        );
+        assert!(
+            err.contains("`gateway`") && err.contains("AzureLoadBalancer"),
+            "{err}"
+        );
+        assert!(endpoint("my-backend", "--to").is_err());
     }
 }

@@ -16,6 +16,7 @@
 pub mod activity;
 pub mod arm;
 pub mod gateway_logs;
+pub mod history;
 pub mod input;
 pub mod json;
 pub mod metrics;
@@ -70,6 +71,11 @@ pub fn collect(paths: &[PathBuf]) -> anyhow::Result<Snapshot> {
     // A file named twice (a folder and a file in it) is read once.
     let mut seen = std::collections::HashSet::new();
     files.retain(|f| seen.insert(std::fs::canonicalize(f).unwrap_or_else(|_| f.clone())));
+    // Dated copies under a history folder are earlier versions, not the
+    // current configuration.
+    let (copies, files): (Vec<PathBuf>, Vec<PathBuf>) = files
+        .into_iter()
+        .partition(|f| history::dated_copy(&f.display().to_string()).is_some());
     let parts: Vec<Snapshot> = files.par_iter().map(|f| read_path(f)).collect();
     let mut snap = Snapshot::default();
     for p in walk_problems {
@@ -78,7 +84,27 @@ pub fn collect(paths: &[PathBuf]) -> anyhow::Result<Snapshot> {
     for part in parts {
         snap.merge(part);
     }
+    let mut texts = Vec::new();
+    for c in &copies {
+        let name = c.display().to_string();
+        match std::fs::read(c) {
+            Ok(bytes) => texts.push((name, String::from_utf8_lossy(&bytes).into_owned())),
+            Err(e) => snap.loaded.reject(Problem {
+                origin: Origin::file(name),
+                message: format!("cannot read history copy: {e}"),
+            }),
+        }
+    }
+    snap.loaded.files += copies.len() as u64;
+    let (dated, problems) = history::from_dated_copies(&texts);
+    let (logged, git_problems) = history::from_paths(paths);
+    for p in problems.into_iter().chain(git_problems) {
+        snap.loaded.reject(p);
+    }
+    crate::model::merge_histories(&mut snap.history, dated);
+    crate::model::merge_histories(&mut snap.history, logged);
     finalize(&mut snap);
+    history::add_changes(&mut snap);
     Ok(snap)
 }
 
@@ -98,6 +124,27 @@ pub fn collect_files(files: &[(String, Vec<u8>)]) -> Snapshot {
         snap.merge(part);
     }
     finalize(&mut snap);
+    snap
+}
+
+/// `collect_files` for an export that has a history folder: dated copies
+/// become versions (and changes with diffs) instead of current config.
+pub fn collect_files_with_history(files: &[(String, Vec<u8>)]) -> Snapshot {
+    let (copies, current): (Vec<_>, Vec<_>) = files
+        .iter()
+        .cloned()
+        .partition(|(name, _)| history::dated_copy(name).is_some());
+    let mut snap = collect_files(&current);
+    let texts: Vec<(String, String)> = copies
+        .into_iter()
+        .map(|(n, b)| (n, String::from_utf8_lossy(&b).into_owned()))
+        .collect();
+    let (dated, problems) = history::from_dated_copies(&texts);
+    for p in problems {
+        snap.loaded.reject(p);
+    }
+    crate::model::merge_histories(&mut snap.history, dated);
+    history::add_changes(&mut snap);
     snap
 }
 
@@ -1116,9 +1163,98 @@ fn finalize(snap: &mut Snapshot) {
     });
     dedup_by(&mut snap.backends, |b| b.id.to_ascii_lowercase());
     dedup_by(&mut snap.named_values, |n| n.name.to_ascii_lowercase());
-    let mut seen = std::collections::HashSet::new();
-    snap.policies
-        .retain(|p| p.scope == crate::model::PolicyScope::Unknown || seen.insert(p.scope.clone()));
+    rescope_stray_globals(snap);
+    // One document per scope for analysis; a different document for a scope
+    // already given is kept for lint and says why analysis skips it.
+    let mut first: std::collections::HashMap<crate::model::PolicyScope, (String, String)> =
+        std::collections::HashMap::new();
+    let mut kept = Vec::new();
+    for p in std::mem::take(&mut snap.policies) {
+        if p.scope == crate::model::PolicyScope::Unknown {
+            kept.push(p);
+            continue;
+        }
+        match first.get(&p.scope) {
+            None => {
+                first.insert(
+                    p.scope.clone(),
+                    (p.origin.file.clone(), p.xml.trim().to_string()),
+                );
+                kept.push(p);
+            }
+            // The same text twice (a template and an apiops file): one document.
+            Some((_, xml)) if xml == p.xml.trim() => {}
+            Some((file, _)) => {
+                snap.loaded.reject(crate::model::Problem {
+                    origin: p.origin.clone(),
+                    message: format!(
+                        "policy for scope {} not used for analysis: {file} already gives that scope (lint still checks this file)",
+                        p.scope
+                    ),
+                });
+                snap.shadowed_policies.push(p);
+            }
+        }
+    }
+    snap.policies = kept;
+}
+
+/// `policy.xml` files read as global because no apiops folder names them
+/// (`team-a/policy.xml`, `team-b/policy.xml`): only the shallowest one, when
+/// it is alone at its depth, stays global; the others get an unknown scope
+/// (linted, not applied) and a problem saying why.
+fn rescope_stray_globals(snap: &mut Snapshot) {
+    use crate::model::PolicyScope;
+    let is_file_global = |p: &crate::model::PolicyDoc| {
+        p.scope == PolicyScope::Global
+            && p.format == "file"
+            && p.origin
+                .file
+                .rsplit(['/', '\\'])
+                .next()
+                .is_some_and(|n| n.eq_ignore_ascii_case("policy.xml"))
+    };
+    let depth = |f: &str| f.split(['/', '\\']).filter(|c| !c.is_empty()).count();
+    let globals: Vec<usize> = snap
+        .policies
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| is_file_global(p))
+        .map(|(i, _)| i)
+        .collect();
+    if globals.len() < 2 {
+        return;
+    }
+    let min = globals
+        .iter()
+        .map(|&i| depth(&snap.policies[i].origin.file))
+        .min()
+        .unwrap_or(0);
+    let at_min: Vec<usize> = globals
+        .iter()
+        .copied()
+        .filter(|&i| depth(&snap.policies[i].origin.file) == min)
+        .collect();
+    let keeper = (at_min.len() == 1).then(|| at_min[0]);
+    for i in globals {
+        if Some(i) == keeper {
+            continue;
+        }
+        let why = match keeper {
+            Some(k) => format!(
+                "policy.xml outside the apiops layout: {} is the global policy, so this file's scope is unknown (linted, not applied)",
+                snap.policies[k].origin.file
+            ),
+            None => "several policy.xml files outside the apiops layout could each be the global policy: scope unknown (linted, not applied); put the export's root folder first or use the apiops layout".to_string(),
+        };
+        let p = &mut snap.policies[i];
+        p.scope = PolicyScope::Unknown;
+        let origin = p.origin.clone();
+        snap.loaded.reject(crate::model::Problem {
+            origin,
+            message: why,
+        });
+    }
 }
 
 fn dedup_by<T>(items: &mut Vec<T>, key: impl Fn(&T) -> String) {
@@ -1174,6 +1310,70 @@ mod tests {
 
     const APIS: &str = r#"{"value":[{"id":"/subscriptions/s/resourceGroups/rg/providers/Microsoft.ApiManagement/service/svc/apis/orders",
         "type":"Microsoft.ApiManagement/service/apis","name":"orders","properties":{"path":"orders","serviceUrl":"https://o"}}]}"#;
+
+    #[test]
+    fn policy_files_outside_the_apiops_layout_are_all_kept() {
+        let a = "<policies><inbound><base /><rate-limit calls=\"5\" renewal-period=\"60\" /></inbound></policies>";
+        let b = "<policies><inbound><base /><set-variable name=\"x\" value=\"1\" /></inbound></policies>";
+        let c = "<policies><inbound /></policies>";
+        let s = collect_files(&[
+            (
+                "export/team-a/policy.xml".to_string(),
+                a.as_bytes().to_vec(),
+            ),
+            (
+                "export/team-b/policy.xml".to_string(),
+                b.as_bytes().to_vec(),
+            ),
+            (
+                "export/team-c/policy.xml".to_string(),
+                c.as_bytes().to_vec(),
+            ),
+        ]);
+        // None is the global policy: all three are kept, scope unknown, each
+        // with a problem saying why it is not applied.
+        assert_eq!(s.policies.len(), 3, "{:?}", s.policies);
+        assert!(s.policies.iter().all(|p| p.scope == PolicyScope::Unknown));
+        assert_eq!(s.loaded.problems.len(), 3, "{:?}", s.loaded.problems);
+        assert!(s.loaded.problems[0].message.contains("linted, not applied"));
+        // A root policy.xml stays global; the deeper ones do not.
+        let s = collect_files(&[
+            ("x/policy.xml".to_string(), a.as_bytes().to_vec()),
+            ("x/old/policy.xml".to_string(), b.as_bytes().to_vec()),
+        ]);
+        let global: Vec<&str> = s
+            .policies
+            .iter()
+            .filter(|p| p.scope == PolicyScope::Global)
+            .map(|p| p.origin.file.as_str())
+            .collect();
+        assert_eq!(global, ["x/policy.xml"]);
+        assert!(
+            s.loaded.problems[0]
+                .to_string()
+                .starts_with("x/old/policy.xml")
+        );
+        // Two different documents for one scope: the second is kept for lint.
+        let s = collect_files(&[
+            (
+                "a/policies/apis/orders.xml".to_string(),
+                a.as_bytes().to_vec(),
+            ),
+            (
+                "b/policies/apis/orders.xml".to_string(),
+                b.as_bytes().to_vec(),
+            ),
+        ]);
+        assert_eq!(s.policies.len(), 1);
+        assert_eq!(s.shadowed_policies.len(), 1);
+        assert!(
+            s.loaded.problems[0]
+                .message
+                .contains("already gives that scope"),
+            "{:?}",
+            s.loaded.problems
+        );
+    }
 
     #[test]
     fn empty_whitespace_and_binary_files() {

@@ -501,3 +501,177 @@ mod app_tests {
         assert_eq!(app_of_resource(""), None);
     }
 }
+
+/// What kind of configuration object a history follows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConfigObjectKind {
+    /// A policy document; the object's name is its scope (`api:orders`).
+    Policy,
+    Service,
+    Api,
+    Operation,
+    Product,
+    Backend,
+    NamedValue,
+    Nsg,
+    Autoscale,
+    Other,
+}
+
+impl ConfigObjectKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConfigObjectKind::Policy => "policy",
+            ConfigObjectKind::Service => "service",
+            ConfigObjectKind::Api => "api",
+            ConfigObjectKind::Operation => "operation",
+            ConfigObjectKind::Product => "product",
+            ConfigObjectKind::Backend => "backend",
+            ConfigObjectKind::NamedValue => "named_value",
+            ConfigObjectKind::Nsg => "nsg",
+            ConfigObjectKind::Autoscale => "autoscale",
+            ConfigObjectKind::Other => "other",
+        }
+    }
+}
+
+/// One configuration object whose versions are known: a policy at a scope,
+/// or a resource by kind and name.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ConfigObject {
+    pub kind: ConfigObjectKind,
+    /// The scope for a policy (`api:orders`), else the resource's name.
+    pub name: String,
+}
+
+impl ConfigObject {
+    pub fn policy(scope: &PolicyScope) -> ConfigObject {
+        ConfigObject {
+            kind: ConfigObjectKind::Policy,
+            name: scope.to_string(),
+        }
+    }
+
+    /// The policy scope, for a policy object.
+    pub fn policy_scope(&self) -> Option<PolicyScope> {
+        (self.kind == ConfigObjectKind::Policy)
+            .then(|| PolicyScope::parse(&self.name))
+            .flatten()
+    }
+}
+
+impl std::fmt::Display for ConfigObject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.kind.as_str(), self.name)
+    }
+}
+
+/// One version of a configuration object, as a history source recorded it:
+/// a dated copy in a history folder, a git commit of an apiops repository,
+/// or a live snapshot.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ConfigVersion {
+    /// When this version took effect (commit or copy time).
+    pub time: Timestamp,
+    /// Who made it (commit author, caller), where known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
+    /// The source's own name for it: a commit id, a file name, a snapshot id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
+    /// A commit message or note.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// The object's text in this version (policy XML, resource JSON).
+    pub content: String,
+    pub origin: Origin,
+}
+
+/// The known versions of one configuration object, oldest first.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ConfigHistory {
+    pub object: ConfigObject,
+    pub versions: Vec<ConfigVersion>,
+}
+
+impl ConfigHistory {
+    /// Puts versions in time order and drops a version whose content equals
+    /// the one before it (a copy saved twice is one version).
+    pub fn normalise(&mut self) {
+        self.versions
+            .sort_by(|a, b| a.time.cmp(&b.time).then(a.revision.cmp(&b.revision)));
+        self.versions
+            .dedup_by(|later, earlier| later.content.trim() == earlier.content.trim());
+    }
+
+    /// The version in force at `t` (the latest at or before it).
+    pub fn at(&self, t: Timestamp) -> Option<&ConfigVersion> {
+        self.versions.iter().rev().find(|v| v.time <= t)
+    }
+
+    /// One `Change` per version that differs from the one before, carrying
+    /// both texts (policy objects fill `policy_before`/`policy_after`).
+    pub fn changes(&self) -> Vec<Change> {
+        let scope = self.object.policy_scope();
+        self.versions
+            .windows(2)
+            .map(|pair| {
+                let (before, after) = (&pair[0], &pair[1]);
+                let operation = match self.object.kind {
+                    ConfigObjectKind::Policy => {
+                        "Microsoft.ApiManagement/service/policies/write".to_string()
+                    }
+                    k => format!("{} write", k.as_str()),
+                };
+                Change {
+                    time: after.time,
+                    kind: match self.object.kind {
+                        ConfigObjectKind::Nsg => ChangeKind::Network,
+                        ConfigObjectKind::Autoscale => ChangeKind::Scale,
+                        _ => ChangeKind::Config,
+                    },
+                    operation,
+                    status: Some("Succeeded".into()),
+                    resource_id: None,
+                    caller: after.author.clone(),
+                    policy_scope: scope.clone(),
+                    policy_after: Some(after.content.clone()),
+                    policy_before: Some(before.content.clone()),
+                    description: Some(format!(
+                        "{} changed{}{}",
+                        self.object,
+                        after
+                            .revision
+                            .as_deref()
+                            .map(|r| format!(" in {r}"))
+                            .unwrap_or_default(),
+                        after
+                            .message
+                            .as_deref()
+                            .map(|m| format!(": {}", m.lines().next().unwrap_or("")))
+                            .unwrap_or_default()
+                    )),
+                    origin: after.origin.clone(),
+                }
+            })
+            .collect()
+    }
+}
+
+/// Adds `incoming` histories to `into`, merging versions of the same object.
+pub fn merge_histories(into: &mut Vec<ConfigHistory>, incoming: Vec<ConfigHistory>) {
+    for h in incoming {
+        match into.iter_mut().find(|x| x.object == h.object) {
+            Some(x) => {
+                x.versions.extend(h.versions);
+                x.normalise();
+            }
+            None => {
+                let mut h = h;
+                h.normalise();
+                into.push(h);
+            }
+        }
+    }
+}

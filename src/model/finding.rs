@@ -161,6 +161,10 @@ pub struct Subject {
     /// A metric name, for metric anomalies.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metric: Option<String>,
+    /// Another resource inside the service, as `<kind>/<name>`
+    /// (`subscriptions/abc`, `users/alice`, `namedValues/key`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
 }
 
 impl Subject {
@@ -205,6 +209,7 @@ impl Subject {
         push("nsg", &self.nsg);
         push("rule", &self.rule);
         push("metric", &self.metric);
+        push("resource", &self.resource);
         out
     }
 }
@@ -273,6 +278,130 @@ impl Evidence {
     }
 }
 
+/// Whether a problem is still happening when the analysed data ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Activity {
+    /// Still happening in the last minutes of the analysed data.
+    Ongoing,
+    /// Over: the subject has been healthy since `healthy_since`.
+    Ended,
+}
+
+impl Activity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Activity::Ongoing => "ongoing",
+            Activity::Ended => "ended",
+        }
+    }
+}
+
+/// When a problem began, whether it is still going on and, once over, since
+/// when its subject has been healthy. Judged at `as_of`, the end of the
+/// analysed data (never the wall clock: an export is judged as of its end).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Timeline {
+    pub state: Activity,
+    /// Onset: the first bad minute.
+    pub since: Timestamp,
+    /// End of the last bad minute, when `state` is `ended`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<Timestamp>,
+    /// From when the subject's traffic is healthy again (`ended` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthy_since: Option<Timestamp>,
+    /// The instant the judgement is made: the end of the analysed data.
+    pub as_of: Timestamp,
+}
+
+impl Timeline {
+    pub fn ongoing(since: Timestamp, as_of: Timestamp) -> Timeline {
+        Timeline {
+            state: Activity::Ongoing,
+            since,
+            ended_at: None,
+            healthy_since: None,
+            as_of,
+        }
+    }
+
+    pub fn ended(since: Timestamp, ended_at: Timestamp, as_of: Timestamp) -> Timeline {
+        Timeline {
+            state: Activity::Ended,
+            since,
+            ended_at: Some(ended_at),
+            healthy_since: Some(ended_at),
+            as_of,
+        }
+    }
+
+    pub fn is_ongoing(&self) -> bool {
+        self.state == Activity::Ongoing
+    }
+
+    /// Minutes the problem has lasted (until `as_of` while ongoing).
+    pub fn duration_minutes(&self) -> i64 {
+        let end = self.ended_at.unwrap_or(self.as_of);
+        ((end.0 - self.since.0) / 60_000).max(0)
+    }
+
+    /// Minutes healthy at `as_of`, once ended.
+    pub fn healthy_minutes(&self) -> Option<i64> {
+        self.healthy_since
+            .map(|h| ((self.as_of.0 - h.0) / 60_000).max(0))
+    }
+
+    /// The timeline of several problems taken as one: ongoing when any is,
+    /// from the earliest onset; ended at the latest end otherwise.
+    pub fn combine(all: impl IntoIterator<Item = Timeline>) -> Option<Timeline> {
+        let mut out: Option<Timeline> = None;
+        for t in all {
+            out = Some(match out {
+                None => t,
+                Some(o) => {
+                    let since = o.since.min(t.since);
+                    let as_of = o.as_of.max(t.as_of);
+                    if o.is_ongoing() || t.is_ongoing() {
+                        Timeline::ongoing(since, as_of)
+                    } else {
+                        Timeline {
+                            state: Activity::Ended,
+                            since,
+                            ended_at: o.ended_at.max(t.ended_at),
+                            healthy_since: o.healthy_since.max(t.healthy_since),
+                            as_of,
+                        }
+                    }
+                }
+            });
+        }
+        out
+    }
+
+    /// `ongoing since 11:01 (118 min)` or `ended 12:05, healthy 54 min`.
+    pub fn describe(&self) -> String {
+        match self.state {
+            Activity::Ongoing => format!(
+                "ongoing since {} ({} min)",
+                self.since.hhmm(),
+                self.duration_minutes()
+            ),
+            Activity::Ended => {
+                let end = self.ended_at.unwrap_or(self.as_of);
+                match self.healthy_minutes() {
+                    Some(h) => format!(
+                        "ended {} after {} min; healthy for {h} min",
+                        end.hhmm(),
+                        self.duration_minutes(),
+                    ),
+                    None => format!("ended {}", end.hhmm()),
+                }
+            }
+        }
+    }
+}
+
 /// One problem found, with its evidence. `id` is a fingerprint of `kind` and
 /// `subject` only, so it is stable however the summary is worded.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -294,6 +423,11 @@ pub struct Finding {
     /// Where in a source file, for configuration findings.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub location: Option<Location>,
+    /// Whether the problem is still going on at the end of the analysed data,
+    /// since when, and since when its subject is healthy again. `None` for
+    /// configuration findings, which hold for as long as the configuration does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeline: Option<Timeline>,
 }
 
 impl Finding {
@@ -314,6 +448,7 @@ impl Finding {
             confidence: 1.0,
             rule: None,
             location: None,
+            timeline: None,
         }
     }
 
@@ -424,6 +559,9 @@ pub struct RouteEntry {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Suspect {
     pub time: Timestamp,
+    /// Config write, deployment, network or scale change.
+    #[serde(default)]
+    pub kind: super::ChangeKind,
     pub operation: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resource_id: Option<String>,
@@ -440,6 +578,10 @@ pub struct Suspect {
 /// the findings and changes behind it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Story {
+    /// Stable id: the fingerprint of the story's lead finding (its first
+    /// non-change finding), so it survives rewording and re-runs.
+    #[serde(default)]
+    pub id: String,
     pub title: String,
     pub narrative: String,
     pub severity: Severity,
@@ -447,12 +589,16 @@ pub struct Story {
     /// Ids of the findings this story explains, cause first.
     pub findings: Vec<String>,
     pub suspects: Vec<Suspect>,
+    /// Ongoing or ended, from the timelines of its symptoms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeline: Option<Timeline>,
 }
 
 /// The risk of carrying out a remediation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Risk {
+    #[default]
     Low,
     Medium,
     High,
@@ -503,22 +649,150 @@ pub enum Action {
     },
 }
 
-/// A remediation proposed for a finding, from a playbook.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+impl Default for Action {
+    fn default() -> Self {
+        Action::Manual { steps: Vec::new() }
+    }
+}
+
+/// One Azure Resource Manager request: what an executor sends to carry out
+/// an action (`PUT`/`PATCH` on `https://management.azure.com{path}`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ArmRequest {
+    pub method: String,
+    /// Resource path with `api-version`, e.g.
+    /// `/subscriptions/…/service/apim/apis/orders/policies/policy?api-version=2022-08-01`.
+    pub path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<serde_json::Value>,
+}
+
+/// The format of the document a proposal applies.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DocumentFormat {
+    /// An APIM policy document (`<policies>…</policies>`), complete.
+    #[default]
+    PolicyXml,
+    /// An NSG security rule as ARM JSON (`{"name":…,"properties":{…}}`).
+    RuleJson,
+    /// Any other ARM resource body.
+    Json,
+}
+
+/// The document a proposal would apply, complete (not a fragment to merge).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Document {
+    pub format: DocumentFormat,
+    pub text: String,
+}
+
+/// A remediation proposed for a finding, from a playbook. Proposals are
+/// ordered by the story they serve (the story's own fix first).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Proposal {
     pub id: String,
     pub finding: String,
+    /// The id of the root-cause story this proposal serves, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub story: Option<String>,
     pub title: String,
     pub action: Action,
     pub risk: Risk,
     pub preconditions: Vec<String>,
     /// What a person should check first (the playbook's diagnosis steps).
     pub steps: Vec<String>,
+    /// The exact `az` command that carries the action out. Names the data
+    /// does not give are shell variables (`$APIM_RG`) listed in `needs`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    /// The ARM request an executor sends, when every name in it is known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<ArmRequest>,
+    /// The policy XML or rule JSON the action applies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub document: Option<Document>,
+    /// Shell variables `command` uses that must be set first, with what they hold.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub needs: Vec<String>,
+}
+
+/// What the diagnosis says about the instance as of the end of the data.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VerdictState {
+    /// Traffic was seen and nothing is wrong.
+    Healthy,
+    /// A problem is going on at the end of the analysed data (or a
+    /// configuration finding holds).
+    Unhealthy,
+    /// Incidents happened but all have ended; healthy since `recovered_at`.
+    Recovered,
+    /// Nothing to judge from: no traffic data in the analysed window.
+    #[default]
+    Unknown,
+}
+
+impl VerdictState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VerdictState::Healthy => "healthy",
+            VerdictState::Unhealthy => "unhealthy",
+            VerdictState::Recovered => "recovered",
+            VerdictState::Unknown => "unknown",
+        }
+    }
+}
+
+/// The one-line judgement of a diagnosis, and what it rests on.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Verdict {
+    pub state: VerdictState,
+    /// Worst severity among the findings that hold now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub severity: Option<Severity>,
+    /// The analysed window: the data inside `--since/--until`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<Window>,
+    /// When the judgement is made: the end of the analysed data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub as_of: Option<Timestamp>,
+    /// Onset of the earliest ongoing problem (`unhealthy`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<Timestamp>,
+    /// When the last incident ended (`recovered`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovered_at: Option<Timestamp>,
+    /// What is missing to judge (`unknown`), e.g. `no traffic data`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missing: Option<String>,
+    /// Ids of the findings that hold now: ongoing symptoms, configuration
+    /// findings, and changes behind an ongoing story.
+    #[serde(default)]
+    pub current: Vec<String>,
+}
+
+impl Verdict {
+    /// The process exit code: 2 when there is nothing to judge (`unknown`),
+    /// 1 when a finding that holds now is at or above `fail_on`, 0 otherwise
+    /// (healthy, or recovered with nothing current at that severity).
+    pub fn exit_code(&self, findings: &[Finding], fail_on: Severity) -> u8 {
+        if self.state == VerdictState::Unknown {
+            return 2;
+        }
+        let failing = findings
+            .iter()
+            .any(|f| f.severity >= fail_on && self.current.iter().any(|c| c == &f.id));
+        u8::from(failing)
+    }
 }
 
 /// The result of a `diagnose` run.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Diagnosis {
+    /// Healthy, unhealthy now, recovered, or unknown (nothing to judge).
+    #[serde(default)]
+    pub verdict: Verdict,
     /// Findings, most urgent first.
     pub findings: Vec<Finding>,
     pub stories: Vec<Story>,

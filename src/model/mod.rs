@@ -195,11 +195,17 @@ pub struct Snapshot {
     pub products: Vec<Product>,
     pub backends: Vec<Backend>,
     pub policies: Vec<PolicyDoc>,
+    /// Policy documents analysis does not use because another file gives
+    /// the same scope (each has a `Problem` saying so); `lint` still lints them.
+    pub shadowed_policies: Vec<PolicyDoc>,
     pub named_values: Vec<NamedValue>,
     pub nsgs: Vec<Nsg>,
     pub autoscale: Vec<AutoscaleSetting>,
     pub metrics: Vec<MetricSeries>,
     pub changes: Vec<Change>,
+    /// Earlier versions of configuration objects (history folders, git
+    /// logs of apiops repositories, live snapshots), oldest first per object.
+    pub history: Vec<ConfigHistory>,
     pub traffic: Traffic,
     pub loaded: LoadReport,
 }
@@ -215,11 +221,13 @@ impl Snapshot {
         self.products.extend(other.products);
         self.backends.extend(other.backends);
         self.policies.extend(other.policies);
+        self.shadowed_policies.extend(other.shadowed_policies);
         self.named_values.extend(other.named_values);
         self.nsgs.extend(other.nsgs);
         self.autoscale.extend(other.autoscale);
         self.metrics.extend(other.metrics);
         self.changes.extend(other.changes);
+        merge_histories(&mut self.history, other.history);
         self.traffic.merge(other.traffic);
         self.loaded.merge(other.loaded);
     }

@@ -6,11 +6,11 @@
 //! The defaults are compiled into the binary, so apimedic works anywhere;
 //! `--playbooks DIR` replaces them with a folder of the user's.
 
+pub mod apply;
+mod propose;
+
 use crate::analyze;
-use crate::model::{
-    Action, Diagnosis, Finding, FindingKind, PolicyScope, Proposal, Risk, Service, Severity,
-    Snapshot,
-};
+use crate::model::{Diagnosis, Finding, FindingKind, Proposal, Risk, Snapshot, Story};
 use anyhow::Context;
 use serde::Deserialize;
 use std::path::Path;
@@ -102,6 +102,21 @@ pub struct ProposalSpec {
     pub risk: Risk,
     #[serde(default)]
     pub preconditions: Vec<String>,
+    /// Conditions that must hold for the proposal to make sense; a proposal
+    /// whose condition is known false is not shown.
+    #[serde(default)]
+    pub when: Vec<Condition>,
+}
+
+/// What a proposal may depend on, checked against what the diagnosis knows.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Condition {
+    /// A deployment precedes the symptom (a suspect of its story, or a
+    /// deployment within the hour before its onset).
+    DeploymentBefore,
+    /// The finding is a policy change whose previous version is known.
+    PolicyChangeKnown,
 }
 
 /// The remediation an executor would carry out, before the finding fills it in.
@@ -184,38 +199,38 @@ impl Playbooks {
 
     /// Diagnosis steps for a finding, placeholders filled.
     pub fn steps(&self, finding: &Finding) -> Vec<String> {
-        let fill = Fill::from_finding(finding, None, None, None);
+        let fill = propose::Fill::from_finding(finding);
         self.get(finding.kind)
             .map(|b| b.diagnosis.iter().map(|s| fill.apply(s)).collect())
             .unwrap_or_default()
     }
 
-    /// Concrete proposals for the findings (pure), in finding order.
-    /// Info findings get none: there is nothing to remediate.
-    pub fn propose(&self, findings: &[Finding], service: Option<&Service>) -> Vec<Proposal> {
-        let mut out = Vec::new();
-        for finding in findings.iter().filter(|f| f.severity > Severity::Info) {
-            let Some(book) = self.get(finding.kind) else {
-                continue;
-            };
-            for (i, spec) in book.proposals.iter().enumerate() {
-                out.push(propose_one(book, spec, i, finding, service));
-            }
-        }
-        out
+    /// Concrete proposals (pure), ranked by the story they serve: stories
+    /// in their order, each story's own fix first, then proposals for
+    /// findings outside any story in finding order. Proposals whose
+    /// condition is known false are left out; duplicates merge. Info
+    /// findings get none: there is nothing to remediate.
+    pub fn propose(
+        &self,
+        snapshot: &Snapshot,
+        findings: &[Finding],
+        stories: &[Story],
+    ) -> Vec<Proposal> {
+        propose::propose(self, snapshot, findings, stories)
     }
 }
 
-/// The whole pipeline after loading (pure): findings, backend map, stories
-/// and proposals for a snapshot.
+/// The whole pipeline after loading (pure): findings, backend map, stories,
+/// the verdict and proposals for a snapshot.
 pub fn diagnose(
     snapshot: &Snapshot,
     options: &analyze::Options,
     playbooks: &Playbooks,
 ) -> Diagnosis {
-    let (findings, backend_map, stories) = analyze::analyze_all(snapshot, options);
-    let proposals = playbooks.propose(&findings, snapshot.service.as_ref());
+    let (findings, backend_map, stories, verdict) = analyze::analyze_judged(snapshot, options);
+    let proposals = playbooks.propose(snapshot, &findings, &stories);
     Diagnosis {
+        verdict,
         findings,
         stories,
         backend_map,
@@ -232,177 +247,12 @@ pub fn parse_playbook(name: &str, text: &str) -> anyhow::Result<Playbook> {
     })
 }
 
-/// Values a finding gives to placeholders and actions.
-struct Fill {
-    api: String,
-    operation: String,
-    backend: String,
-    scope: Option<PolicyScope>,
-    nsg: String,
-    rule: String,
-    units: Option<u32>,
-    seconds: Option<u32>,
-}
-
-impl Fill {
-    fn from_finding(
-        f: &Finding,
-        units: Option<u32>,
-        seconds: Option<u32>,
-        _service: Option<&Service>,
-    ) -> Fill {
-        let s = &f.subject;
-        let scope = s
-            .policy_scope
-            .clone()
-            .or_else(|| match (&s.api, &s.operation) {
-                (Some(a), Some(o)) => Some(PolicyScope::Operation(a.clone(), o.clone())),
-                (Some(a), None) => Some(PolicyScope::Api(a.clone())),
-                _ => None,
-            });
-        Fill {
-            api: s.api.clone().unwrap_or_else(|| "the API".into()),
-            operation: s
-                .operation
-                .clone()
-                .unwrap_or_else(|| "its operations".into()),
-            backend: s.backend.clone().unwrap_or_else(|| "the backend".into()),
-            scope,
-            nsg: s.nsg.clone().unwrap_or_else(|| "the NSG".into()),
-            rule: s.rule.clone().unwrap_or_else(|| "the rule".into()),
-            units,
-            seconds,
-        }
-    }
-
-    fn apply(&self, text: &str) -> String {
-        let scope = self
-            .scope
-            .as_ref()
-            .map(|s| s.to_string())
-            .unwrap_or_else(|| "the scope that sets it".into());
-        let units = self
-            .units
-            .map(|u| u.to_string())
-            .unwrap_or_else(|| "N".into());
-        let seconds = self
-            .seconds
-            .map(|u| format!("{u} s"))
-            .unwrap_or_else(|| "a value above the backend's p99 latency".into());
-        text.replace("{api}", &self.api)
-            .replace("{operation}", &self.operation)
-            .replace("{backend}", &self.backend)
-            .replace("{scope}", &scope)
-            .replace("{nsg}", &self.nsg)
-            .replace("{rule}", &self.rule)
-            .replace("{units}", &units)
-            .replace("{seconds}", &seconds)
-    }
-}
-
-/// Evidence keys analyzers set for playbooks: `suggested_timeout_s`,
-/// `previous_timeout_s`, `timeout_s` or `timeout_seconds`, `backend_p99_ms`.
-fn evidence_value(f: &Finding, key: &str) -> Option<f64> {
-    f.evidence.iter().find_map(|e| e.values.get(key).copied())
-}
-
-/// A timeout that covers the backend's observed p99 with headroom, in whole seconds.
-fn suggested_timeout(f: &Finding) -> Option<u32> {
-    if let Some(s) = evidence_value(f, "suggested_timeout_s") {
-        return Some(s.ceil().max(1.0) as u32);
-    }
-    // Restoring a timeout that worked before the change beats a guess.
-    if let Some(prev) = evidence_value(f, "previous_timeout_s") {
-        let now = current_timeout(f).unwrap_or(0.0);
-        if prev > now {
-            return Some(prev.ceil() as u32);
-        }
-    }
-    let p99 = evidence_value(f, "backend_p99_ms")?;
-    Some(((p99 * 1.5) / 1000.0).ceil().max(1.0) as u32)
-}
-
-fn current_timeout(f: &Finding) -> Option<f64> {
-    evidence_value(f, "timeout_s").or_else(|| evidence_value(f, "timeout_seconds"))
-}
-
-fn propose_one(
-    book: &Playbook,
-    spec: &ProposalSpec,
-    index: usize,
-    f: &Finding,
-    service: Option<&Service>,
-) -> Proposal {
-    let units = match spec.action {
-        ActionSpec::ScaleOut { units } => Some(units),
-        _ => None,
-    };
-    let seconds = suggested_timeout(f);
-    let fill = Fill::from_finding(f, units, seconds, service);
-    let manual = |why: &str| Action::Manual {
-        steps: vec![format!("{} ({why})", fill.apply(&spec.title))],
-    };
-    let action = match &spec.action {
-        ActionSpec::ScaleOut { units } => Action::ScaleOut {
-            units: *units,
-            from: service.and_then(|s| s.capacity),
-        },
-        ActionSpec::SetTimeout => match (&fill.scope, seconds) {
-            (Some(scope), Some(seconds)) => Action::SetTimeout {
-                scope: scope.clone(),
-                seconds,
-                from: current_timeout(f).map(|v| v.round() as u32),
-            },
-            _ => manual("the scope or the backend's latency is unknown"),
-        },
-        // Only a change finding's window starts at the change itself; any
-        // other window starts at a symptom, after the change to undo.
-        ActionSpec::RollbackPolicy => match (&f.subject.policy_scope, f.window, f.kind) {
-            (Some(scope), Some(w), FindingKind::ConfigChange) => Action::RollbackPolicy {
-                scope: scope.clone(),
-                to: w.start,
-            },
-            _ => manual("no policy change with a known scope and time"),
-        },
-        ActionSpec::FixNsgRule => Action::FixNsgRule {
-            nsg: fill.nsg.clone(),
-            rule: fill.rule.clone(),
-            change: f.summary.clone(),
-        },
-        ActionSpec::FixRoute => match (&f.subject.api, &f.subject.operation, &f.subject.backend) {
-            (Some(a), Some(o), Some(b)) => Action::FixRoute {
-                api: a.clone(),
-                operation: o.clone(),
-                backend: b.clone(),
-            },
-            _ => manual("the intended backend is unknown"),
-        },
-        ActionSpec::RaiseLimit => match &fill.scope {
-            Some(scope) => Action::RaiseLimit {
-                scope: scope.clone(),
-                policy: f.summary.clone(),
-            },
-            None => manual("the policy scope is unknown"),
-        },
-        ActionSpec::Manual { steps } => Action::Manual {
-            steps: steps.iter().map(|s| fill.apply(s)).collect(),
-        },
-    };
-    Proposal {
-        id: format!("{}-{}", f.id, index + 1),
-        finding: f.id.clone(),
-        title: fill.apply(&spec.title),
-        action,
-        risk: spec.risk,
-        preconditions: spec.preconditions.iter().map(|s| fill.apply(s)).collect(),
-        steps: book.diagnosis.iter().map(|s| fill.apply(s)).collect(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Evidence, Subject, Timestamp, Window};
+    use crate::model::{
+        Action, Evidence, PolicyScope, Proposal, Severity, Subject, Timestamp, Window,
+    };
 
     #[test]
     fn built_in_playbooks_cover_every_kind_and_parse() {
@@ -446,6 +296,10 @@ mod tests {
         assert!(err.contains("unknown finding kind `capacityy`"), "{err}");
     }
 
+    fn propose(s: &Snapshot, f: &[Finding], stories: &[Story]) -> Vec<Proposal> {
+        Playbooks::built_in().propose(s, f, stories)
+    }
+
     #[test]
     fn timeout_proposal_uses_scope_and_latency() {
         let f = Finding::new(
@@ -462,7 +316,7 @@ mod tests {
                 .value("backend_p99_ms", 7200.0)
                 .value("timeout_s", 5.0),
         );
-        let props = Playbooks::built_in().propose(&[f], None);
+        let props = propose(&Snapshot::default(), &[f], &[]);
         let set = props
             .iter()
             .find(|p| matches!(p.action, Action::SetTimeout { .. }))
@@ -479,10 +333,24 @@ mod tests {
             set.title,
             "Set the forward-request timeout at api:orders to 11 s"
         );
+        // The whole policy it would PUT, and the command to do it.
+        let doc = set.document.as_ref().unwrap();
+        assert!(
+            doc.text.contains("<forward-request timeout=\"11\" />"),
+            "{}",
+            doc.text
+        );
+        assert!(
+            set.command
+                .as_deref()
+                .unwrap()
+                .starts_with("az rest --method put")
+        );
+        assert!(set.needs[0].starts_with("APIM_ID"));
     }
 
     #[test]
-    fn timeout_proposal_restores_the_previous_value_and_degrades_without_a_scope() {
+    fn timeout_proposal_without_a_scope_is_not_a_guess() {
         let f = Finding::new(
             FindingKind::BackendTimeout,
             Severity::High,
@@ -494,13 +362,8 @@ mod tests {
                 .value("timeout_seconds", 5.0)
                 .value("previous_timeout_s", 30.0),
         );
-        let props = Playbooks::built_in().propose(&[f], None);
-        assert_eq!(
-            props[0].title,
-            "Set the forward-request timeout at the scope that sets it to 30 s"
-        );
-        // Without a scope the action is a manual step, not a guess.
-        assert!(matches!(props[0].action, Action::Manual { .. }));
+        // No traffic, no policy: nothing says where the timeout is set.
+        assert!(propose(&Snapshot::default(), &[f], &[]).is_empty());
     }
 
     #[test]
@@ -513,13 +376,136 @@ mod tests {
             "changed",
         )
         .window(Window { start: t, end: t });
-        let props = Playbooks::built_in().propose(&[f], None);
+        let props = propose(&Snapshot::default(), &[f], &[]);
         assert_eq!(
             props[0].action,
             Action::RollbackPolicy {
                 scope: PolicyScope::Global,
                 to: t
             }
+        );
+    }
+
+    #[test]
+    fn rollback_is_not_proposed_without_a_policy_change() {
+        // A deployment change has no policy to roll back.
+        let f = Finding::new(
+            FindingKind::ConfigChange,
+            Severity::Medium,
+            Subject::backend("orders-app"),
+            "deployed",
+        )
+        .window(Window::minutes(10, 11));
+        assert!(propose(&Snapshot::default(), &[f], &[]).is_empty());
+    }
+
+    #[test]
+    fn deployment_rollback_only_when_a_deployment_precedes() {
+        let f = Finding::new(
+            FindingKind::ErrorSpike,
+            Severity::High,
+            Subject::operation("orders", "get"),
+            "spike",
+        )
+        .window(Window::minutes(100, 120));
+        let none = propose(&Snapshot::default(), std::slice::from_ref(&f), &[]);
+        assert!(
+            none.iter()
+                .all(|p| !p.title.contains("Roll back the deployment")),
+            "{none:?}"
+        );
+        let mut s = Snapshot::default();
+        s.changes.push(crate::model::Change {
+            time: Timestamp::from_minute(90),
+            kind: crate::model::ChangeKind::Deployment,
+            operation: "Microsoft.App/containerApps/write".into(),
+            ..crate::model::Change::default()
+        });
+        let some = propose(&s, &[f], &[]);
+        assert!(
+            some.iter()
+                .any(|p| p.title.contains("Roll back the deployment")),
+            "{some:?}"
+        );
+    }
+
+    #[test]
+    fn story_fix_comes_first_and_duplicates_merge() {
+        // An NSG story: the rule fix leads even though a spike outranks
+        // the network finding in finding order.
+        let spike = Finding::new(
+            FindingKind::ErrorSpike,
+            Severity::Critical,
+            Subject::operation("orders", "get"),
+            "spike",
+        )
+        .window(Window::minutes(100, 120));
+        let mut rule = Evidence::text("allow it");
+        rule.excerpt = Some(
+            serde_json::json!({"name":"Allow_Backend","properties":{"protocol":"Tcp","sourcePortRange":"*","sourceAddressPrefix":"VirtualNetwork","destinationAddressPrefix":"10.0.0.4","destinationPortRanges":["443"],"access":"Allow","priority":190,"direction":"Outbound"}})
+                .to_string(),
+        );
+        let gap = Finding::new(
+            FindingKind::NetworkGap,
+            Severity::High,
+            Subject {
+                nsg: Some("apim-nsg".into()),
+                rule: Some("deny-all-out".into()),
+                ..Subject::default()
+            },
+            "denied",
+        )
+        .evidence(rule);
+        let twin = Finding::new(
+            FindingKind::NetworkGap,
+            Severity::High,
+            Subject {
+                nsg: Some("apim-nsg".into()),
+                rule: Some("deny-all-out".into()),
+                backend: Some("b".into()),
+                ..Subject::default()
+            },
+            "denied again",
+        )
+        .evidence(gap.evidence[0].clone());
+        let story = Story {
+            id: "s1".into(),
+            title: "NSG rule deny-all-out blocks backend b".into(),
+            narrative: String::new(),
+            severity: Severity::Critical,
+            confidence: 0.9,
+            findings: vec![gap.id.clone(), twin.id.clone(), spike.id.clone()],
+            suspects: vec![],
+            timeline: None,
+        };
+        let props = propose(&Snapshot::default(), &[spike, gap, twin], &[story]);
+        assert!(
+            matches!(props[0].action, Action::AddNsgRule { priority: 190, .. }),
+            "{props:?}"
+        );
+        assert_eq!(props[0].story.as_deref(), Some("s1"));
+        assert_eq!(
+            props
+                .iter()
+                .filter(|p| matches!(p.action, Action::AddNsgRule { .. }))
+                .count(),
+            1,
+            "the same rule twice is one proposal"
+        );
+        assert!(
+            props[0]
+                .document
+                .as_ref()
+                .unwrap()
+                .text
+                .contains("\"priority\": 190")
+        );
+        assert!(
+            props[0]
+                .command
+                .as_deref()
+                .unwrap()
+                .contains("--priority 190")
         );
     }
 
@@ -531,6 +517,6 @@ mod tests {
             Subject::default(),
             "fine",
         );
-        assert!(Playbooks::built_in().propose(&[f], None).is_empty());
+        assert!(propose(&Snapshot::default(), &[f], &[]).is_empty());
     }
 }

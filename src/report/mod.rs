@@ -6,7 +6,7 @@ pub mod sarif;
 
 use crate::model::{
     Action, Diagnosis, Finding, Health, InputKind, LoadReport, Proposal, RouteEntry, Severity,
-    Story,
+    Story, VerdictState,
 };
 use std::fmt::Write;
 
@@ -167,38 +167,137 @@ pub fn load_summary(l: &LoadReport, opts: &TextOptions) -> String {
     out
 }
 
-fn verdict(d: &Diagnosis) -> (Severity, String) {
-    let worst = d.findings.iter().map(|f| f.severity).max();
-    match worst {
-        None => (
-            Severity::Info,
-            "HEALTHY: no problem found in the data loaded.".to_string(),
-        ),
-        Some(w) => {
-            let counts: Vec<String> = Severity::ALL
-                .iter()
-                .rev()
-                .filter_map(|s| {
-                    let n = d.findings.iter().filter(|f| f.severity == *s).count();
-                    (n > 0).then(|| format!("{n} {s}"))
-                })
-                .collect();
-            let word = match w {
-                Severity::Critical | Severity::High => "UNHEALTHY",
-                Severity::Medium => "DEGRADED",
-                Severity::Low | Severity::Info => "OK WITH NOTES",
+fn plural(n: usize, one: &str) -> String {
+    if n == 1 {
+        format!("{n} {one}")
+    } else {
+        format!("{n} {one}s")
+    }
+}
+
+/// The verdict line: what holds now, not what happened once.
+pub fn verdict(d: &Diagnosis) -> (Severity, String) {
+    let v = &d.verdict;
+    let counts = |ids: &[&Finding]| -> String {
+        Severity::ALL
+            .iter()
+            .rev()
+            .filter_map(|s| {
+                let n = ids.iter().filter(|f| f.severity == *s).count();
+                (n > 0).then(|| format!("{n} {s}"))
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let current: Vec<&Finding> = d
+        .findings
+        .iter()
+        .filter(|f| v.current.iter().any(|c| c == &f.id))
+        .collect();
+    let ended = d
+        .findings
+        .iter()
+        .filter(|f| f.timeline.is_some_and(|t| !t.is_ongoing()))
+        .count();
+    let at = |t: Option<crate::model::Timestamp>| t.map(|t| t.hhmm()).unwrap_or_default();
+    let healthy_for = || match (v.recovered_at, v.as_of) {
+        (Some(r), Some(a)) => format!(" (healthy for {} min)", (a.0 - r.0).max(0) / 60_000),
+        _ => String::new(),
+    };
+    match v.state {
+        VerdictState::Unknown => {
+            let mut line = format!(
+                "UNKNOWN — {}: nothing to judge health from.",
+                v.missing.as_deref().unwrap_or("no traffic data")
+            );
+            if !d.findings.is_empty() {
+                let _ = write!(
+                    line,
+                    " {} from configuration below ({}).",
+                    plural(d.findings.len(), "finding"),
+                    counts(&d.findings.iter().collect::<Vec<_>>())
+                );
+            }
+            (Severity::Medium, line)
+        }
+        VerdictState::Healthy => {
+            let mut line = "HEALTHY: no problem found in the data analysed.".to_string();
+            if !current.is_empty() {
+                let _ = write!(
+                    line,
+                    " {} ({}).",
+                    plural(current.len(), "note"),
+                    counts(&current)
+                );
+            }
+            (Severity::Info, line)
+        }
+        VerdictState::Recovered => {
+            let mut line = format!(
+                "RECOVERED at {}{}: {} ended, nothing ongoing.",
+                at(v.recovered_at),
+                healthy_for(),
+                plural(ended, "incident finding")
+            );
+            if !current.is_empty() {
+                let _ = write!(
+                    line,
+                    " {} hold ({}).",
+                    plural(current.len(), "note"),
+                    counts(&current)
+                );
+            }
+            (Severity::Low, line)
+        }
+        VerdictState::Unhealthy => {
+            let worst = v.severity.unwrap_or(Severity::Medium);
+            let word = if worst >= Severity::High {
+                "UNHEALTHY"
+            } else {
+                "DEGRADED"
             };
-            (
-                w,
-                format!(
-                    "{word}: {} finding{} ({}).",
-                    d.findings.len(),
-                    if d.findings.len() == 1 { "" } else { "s" },
-                    counts.join(", ")
-                ),
-            )
+            let mut line = format!(
+                "{word} now: {} hold{} ({})",
+                plural(current.len(), "finding"),
+                if current.len() == 1 { "s" } else { "" },
+                counts(&current)
+            );
+            match v.since {
+                Some(s) => {
+                    let _ = write!(line, "; ongoing since {}", s.hhmm());
+                }
+                None if v.recovered_at.is_some() => {
+                    let _ = write!(
+                        line,
+                        "; the incident ended at {}{}, configuration findings remain",
+                        at(v.recovered_at),
+                        healthy_for()
+                    );
+                }
+                None => {}
+            }
+            if ended > 0 && v.since.is_some() {
+                let _ = write!(line, "; {} ended", plural(ended, "other finding"));
+            }
+            line.push('.');
+            (worst, line)
         }
     }
+}
+
+/// `Window analysed 10:00 → 12:59 UTC (179 min), as of the end of the data.`
+fn window_line(d: &Diagnosis) -> Option<String> {
+    let w = d.verdict.window?;
+    Some(format!(
+        "Window analysed {} → {} ({} min); judged as of its end.",
+        w.start,
+        w.end,
+        w.duration_minutes()
+    ))
+}
+
+fn timeline_text(t: Option<crate::model::Timeline>) -> String {
+    t.map(|t| t.describe()).unwrap_or_default()
 }
 
 fn window_text(f: &Finding) -> String {
@@ -231,10 +330,11 @@ fn record_line(r: &crate::model::RequestRecord) -> String {
 fn story_text(out: &mut String, i: usize, s: &Story, c: bool) {
     let _ = writeln!(
         out,
-        "  {}. {} {}",
+        "  {}. {} {}  {}",
         i + 1,
         paint(c, Paint::Severity(s.severity), sev_tag(s.severity)),
-        paint(c, Paint::Bold, &s.title)
+        paint(c, Paint::Bold, &s.title),
+        paint(c, Paint::Dim, &timeline_text(s.timeline))
     );
     let _ = writeln!(
         out,
@@ -263,13 +363,17 @@ fn story_text(out: &mut String, i: usize, s: &Story, c: bool) {
 
 fn finding_text(out: &mut String, f: &Finding, opts: &TextOptions) {
     let c = opts.color;
+    let when = match f.timeline {
+        Some(t) => format!("{}  {}", window_text(f), t.describe()),
+        None => window_text(f),
+    };
     let _ = writeln!(
         out,
         "  {} {:<18} {}  {}",
         paint(c, Paint::Severity(f.severity), sev_tag(f.severity)),
         f.kind.as_str(),
         paint(c, Paint::Bold, &f.subject.to_string()),
-        paint(c, Paint::Dim, &window_text(f))
+        paint(c, Paint::Dim, &when)
     );
     let rule = f
         .rule
@@ -415,11 +519,42 @@ fn action_text(a: &Action) -> String {
     }
 }
 
-fn proposal_text(out: &mut String, i: usize, p: &Proposal) {
-    let _ = writeln!(out, "  [{}] {} (risk {:?})", i + 1, p.title, p.risk);
+fn proposal_text(out: &mut String, i: usize, p: &Proposal, stories: &[Story]) {
+    let serves = p
+        .story
+        .as_ref()
+        .and_then(|id| stories.iter().position(|s| &s.id == id))
+        .map(|k| format!(" — fixes root cause {}", k + 1))
+        .unwrap_or_default();
+    let _ = writeln!(out, "  [{}] {} (risk {:?}){serves}", i + 1, p.title, p.risk);
     let _ = writeln!(out, "      action: {}", action_text(&p.action));
     for pre in &p.preconditions {
         let _ = writeln!(out, "      requires: {pre}");
+    }
+    for need in &p.needs {
+        let _ = writeln!(out, "      set first: {need}");
+    }
+    if let Some(c) = &p.command {
+        let _ = writeln!(out, "      run: {c}");
+    }
+    if let Some(d) = &p.document {
+        let what = match d.format {
+            crate::model::DocumentFormat::PolicyXml => "policy it applies",
+            crate::model::DocumentFormat::RuleJson => "rule it applies",
+            crate::model::DocumentFormat::Json => "body it sends",
+        };
+        let lines: Vec<&str> = d.text.lines().collect();
+        let _ = writeln!(out, "      {what}:");
+        for l in lines.iter().take(24) {
+            let _ = writeln!(out, "        {l}");
+        }
+        if lines.len() > 24 {
+            let _ = writeln!(
+                out,
+                "        … {} more lines (--format json has it all)",
+                lines.len() - 24
+            );
+        }
     }
 }
 
@@ -427,6 +562,10 @@ fn proposal_text(out: &mut String, i: usize, p: &Proposal) {
 pub fn text(d: &Diagnosis, opts: &TextOptions) -> String {
     let c = opts.color;
     let mut out = load_summary(&d.loaded, opts);
+    if let Some(w) = window_line(d) {
+        out.push_str(&w);
+        out.push('\n');
+    }
     let (worst, line) = verdict(d);
     let _ = writeln!(out, "\n{}", paint(c, Paint::Severity(worst), &line));
     if !d.stories.is_empty() {
@@ -460,7 +599,7 @@ pub fn text(d: &Diagnosis, opts: &TextOptions) -> String {
             )
         );
         for (i, p) in d.proposals.iter().enumerate() {
-            proposal_text(&mut out, i, p);
+            proposal_text(&mut out, i, p, &d.stories);
         }
     }
     out
@@ -476,15 +615,22 @@ pub fn markdown(d: &Diagnosis) -> String {
         records: 3,
         problems: 10,
     };
-    for l in load_summary(&d.loaded, &plain).lines() {
+    for l in load_summary(&d.loaded, &plain)
+        .lines()
+        .chain(window_line(d).as_deref())
+    {
         let _ = writeln!(out, "> {l}");
     }
     if !d.stories.is_empty() {
         out.push_str("\n## Root cause\n\n");
         for (i, s) in d.stories.iter().enumerate() {
+            let when = s
+                .timeline
+                .map(|t| format!(", {}", t.describe()))
+                .unwrap_or_default();
             let _ = writeln!(
                 out,
-                "{}. **{}** ({}, confidence {:.0}%): {}",
+                "{}. **{}** ({}{when}, confidence {:.0}%): {}",
                 i + 1,
                 s.title,
                 s.severity,
@@ -504,15 +650,16 @@ pub fn markdown(d: &Diagnosis) -> String {
         }
     }
     if !d.findings.is_empty() {
-        out.push_str("\n## Findings\n\n| severity | kind | subject | window | summary |\n|---|---|---|---|---|\n");
+        out.push_str("\n## Findings\n\n| severity | kind | subject | window | now | summary |\n|---|---|---|---|---|---|\n");
         for f in &d.findings {
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} |",
                 f.severity,
                 f.kind,
                 f.subject,
                 window_text(f),
+                timeline_text(f.timeline),
                 f.summary.replace('|', "\\|")
             );
         }
@@ -562,6 +709,26 @@ pub fn markdown(d: &Diagnosis) -> String {
                 p.risk,
                 action_text(&p.action)
             );
+            for pre in &p.preconditions {
+                let _ = writeln!(out, "   - requires: {pre}");
+            }
+            for need in &p.needs {
+                let _ = writeln!(out, "   - set first: {need}");
+            }
+            if let Some(c) = &p.command {
+                let _ = writeln!(out, "\n   ```sh\n   {c}\n   ```");
+            }
+            if let Some(d) = &p.document {
+                let lang = match d.format {
+                    crate::model::DocumentFormat::PolicyXml => "xml",
+                    _ => "json",
+                };
+                let _ = writeln!(out, "\n   ```{lang}");
+                for l in d.text.lines() {
+                    let _ = writeln!(out, "   {l}");
+                }
+                let _ = writeln!(out, "   ```\n");
+            }
         }
     }
     out
@@ -571,6 +738,7 @@ pub fn markdown(d: &Diagnosis) -> String {
 pub fn json(d: &Diagnosis) -> serde_json::Value {
     serde_json::json!({
         "schema_version": SCHEMA_VERSION,
+        "verdict": d.verdict,
         "findings": d.findings,
         "stories": d.stories,
         "backend_map": d.backend_map,
@@ -582,7 +750,7 @@ pub fn json(d: &Diagnosis) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Evidence, FindingKind, Subject, Timestamp, Window};
+    use crate::model::{Evidence, FindingKind, Subject, Timestamp, Verdict, Window};
 
     fn sample() -> Diagnosis {
         let mut loaded = LoadReport::default();
@@ -597,6 +765,13 @@ mod tests {
         .window(Window::minutes(100, 110))
         .evidence(Evidence::text("38 of 100 requests failed").value("rate", 0.38));
         Diagnosis {
+            verdict: Verdict {
+                state: VerdictState::Unhealthy,
+                severity: Some(Severity::Critical),
+                since: Some(Timestamp::from_minute(100)),
+                current: vec![f.id.clone()],
+                ..Verdict::default()
+            },
             findings: vec![f],
             loaded,
             ..Diagnosis::default()
@@ -617,7 +792,10 @@ mod tests {
             out.contains("Loaded 1,234 gateway log rows from 2 files."),
             "{out}"
         );
-        assert!(out.contains("UNHEALTHY: 1 finding (1 critical)."), "{out}");
+        assert!(
+            out.contains("UNHEALTHY now: 1 finding holds (1 critical); ongoing since 01:40."),
+            "{out}"
+        );
         assert!(
             out.contains("CRIT error_spike        api=inventory-api operation=check-stock"),
             "{out}"
@@ -639,9 +817,41 @@ mod tests {
     }
 
     #[test]
-    fn healthy_verdict() {
+    fn healthy_verdict_needs_traffic() {
+        // Nothing loaded is not healthy: it is unknown.
         let out = text(&Diagnosis::default(), &TextOptions::default());
+        assert!(out.contains("UNKNOWN — no traffic data"), "{out}");
+        assert!(!out.contains("HEALTHY"), "{out}");
+        let mut d = Diagnosis::default();
+        d.verdict.state = VerdictState::Healthy;
+        let out = text(&d, &TextOptions::default());
         assert!(out.contains("HEALTHY: no problem found"), "{out}");
+    }
+
+    #[test]
+    fn recovered_verdict_says_when() {
+        let mut d = sample();
+        let t = Timestamp::from_minute(110);
+        d.findings[0].timeline = Some(crate::model::Timeline::ended(
+            Timestamp::from_minute(100),
+            t,
+            Timestamp::from_minute(170),
+        ));
+        d.verdict = Verdict {
+            state: VerdictState::Recovered,
+            recovered_at: Some(t),
+            as_of: Some(Timestamp::from_minute(170)),
+            ..Verdict::default()
+        };
+        let out = text(&d, &TextOptions::default());
+        assert!(
+            out.contains("RECOVERED at 01:50 (healthy for 60 min): 1 incident finding ended"),
+            "{out}"
+        );
+        assert!(
+            out.contains("ended 01:50 after 10 min; healthy for 60 min"),
+            "{out}"
+        );
     }
 
     #[test]

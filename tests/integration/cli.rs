@@ -118,7 +118,7 @@ fn markdown_is_a_ticket() {
     let text = stdout(&out);
     assert!(text.starts_with("# apimedic diagnosis"), "{text}");
     assert!(
-        text.contains("| severity | kind | subject | window | summary |"),
+        text.contains("| severity | kind | subject | window | now | summary |"),
         "{text}"
     );
 }

@@ -468,6 +468,7 @@ fn dry_run_describes_each_action() {
         risk: Risk::Low,
         preconditions: vec![],
         steps: vec![],
+        ..Proposal::default()
     };
     let s = Snapshot::default();
     let scale = dialog::dry_run(
