@@ -803,3 +803,142 @@ fn analyze_all_matches_the_three_separate_calls() {
         }
     }
 }
+
+/// A spike that ended hours before the data ends is `ended`, with when and
+/// how long healthy since; the verdict says recovered, not unhealthy.
+#[test]
+fn an_incident_that_ended_is_recovered_one_that_runs_to_the_end_is_ongoing() {
+    let ended = |op: &str, m: i64| {
+        if op == "check-stock" && (600..610).contains(&m) {
+            (Some(0.38), 1.0, 0.0)
+        } else {
+            (None, 1.0, 0.0)
+        }
+    };
+    let s = simulate(&shop(), 900, 9, &ended);
+    let (f, _, st, v) = analyze_judged(&s, &Options::default());
+    let spike = f
+        .iter()
+        .find(|f| f.kind == FindingKind::ErrorSpike)
+        .expect("a spike");
+    let t = spike.timeline.expect("a timeline");
+    assert_eq!(t.state, crate::model::Activity::Ended, "{t:?}");
+    let end = t.ended_at.unwrap();
+    assert!((end.minute() - (DAY + 610)).abs() <= 2, "{t:?}");
+    assert!(t.healthy_minutes().unwrap() > 250, "{t:?}");
+    assert!(
+        st.iter()
+            .all(|s| s.timeline.is_some_and(|t| !t.is_ongoing())),
+        "{st:#?}"
+    );
+    assert_eq!(v.state, crate::model::VerdictState::Recovered, "{v:#?}");
+    assert!(v.recovered_at.is_some());
+    assert_eq!(v.exit_code(&f, crate::model::Severity::High), 0);
+
+    // The same spike still running when the data ends.
+    let running = |op: &str, m: i64| {
+        if op == "check-stock" && m >= 880 {
+            (Some(0.38), 1.0, 0.0)
+        } else {
+            (None, 1.0, 0.0)
+        }
+    };
+    let s = simulate(&shop(), 900, 9, &running);
+    let (f, _, _, v) = analyze_judged(&s, &Options::default());
+    let spike = f
+        .iter()
+        .find(|f| f.kind == FindingKind::ErrorSpike)
+        .expect("a spike");
+    assert!(spike.timeline.unwrap().is_ongoing(), "{spike:#?}");
+    assert_eq!(v.state, crate::model::VerdictState::Unhealthy, "{v:#?}");
+    assert!(v.since.is_some());
+    assert_eq!(v.exit_code(&f, crate::model::Severity::High), 1);
+}
+
+/// No traffic, or a window with none: unknown, exit 2 — never healthy.
+#[test]
+fn nothing_to_judge_is_unknown() {
+    let empty = Snapshot::default();
+    let (_, _, _, v) = analyze_judged(&empty, &Options::default());
+    assert_eq!(v.state, crate::model::VerdictState::Unknown);
+    assert_eq!(v.exit_code(&[], crate::model::Severity::High), 2);
+    // Configuration alone (a policy, no traffic) is not an all-clear either.
+    let mut config = Snapshot::default();
+    config.policies.push(PolicyDoc {
+        scope: PolicyScope::Global,
+        xml: "<policies><inbound><base /></inbound></policies>".into(),
+        format: "file".into(),
+        origin: Origin::at_line("policy.xml", 1),
+    });
+    let (_, _, _, v) = analyze_judged(&config, &Options::default());
+    assert_eq!(v.state, crate::model::VerdictState::Unknown);
+    assert!(v.missing.as_deref().unwrap().contains("no traffic data"));
+    // A --since window after the data ends.
+    let s = simulate(&shop(), 120, 3, &none);
+    let after = Options {
+        since: Some(Timestamp::from_minute(DAY + 500)),
+        until: None,
+    };
+    let (_, _, _, v) = analyze_judged(&s, &after);
+    assert_eq!(v.state, crate::model::VerdictState::Unknown, "{v:#?}");
+    assert!(v.missing.as_deref().unwrap().contains("window"));
+    let (_, _, _, v) = analyze_judged(&s, &Options::default());
+    assert_eq!(v.state, crate::model::VerdictState::Healthy, "{v:#?}");
+}
+
+/// With --since after an incident began, the incident keeps its real onset
+/// and the backend map covers the window only.
+#[test]
+fn an_incident_that_began_before_the_window_keeps_its_onset() {
+    let inject = |op: &str, m: i64| {
+        if op == "check-stock" && m >= 600 {
+            (Some(0.38), 1.0, 0.0)
+        } else {
+            (None, 1.0, 0.0)
+        }
+    };
+    let s = simulate(&shop(), 700, 9, &inject);
+    let window = Options {
+        since: Some(Timestamp::from_minute(DAY + 650)),
+        until: None,
+    };
+    let (f, map, _, v) = analyze_judged(&s, &window);
+    let spike = f
+        .iter()
+        .find(|f| f.kind == FindingKind::ErrorSpike)
+        .expect("the spike reaches into the window");
+    let t = spike.timeline.unwrap();
+    assert!(t.is_ongoing());
+    assert!((t.since.minute() - (DAY + 600)).abs() <= 2, "{t:?}");
+    assert_eq!(v.window.unwrap().start, Timestamp::from_minute(DAY + 650));
+    let stock = map.iter().find(|r| r.operation == "check-stock").unwrap();
+    let whole = backend_map(&s);
+    let all = whole.iter().find(|r| r.operation == "check-stock").unwrap();
+    assert!(
+        stock.requests < all.requests / 5,
+        "{} vs {}",
+        stock.requests,
+        all.requests
+    );
+}
+
+/// One slow minute of a handful of requests is not DEGRADED.
+#[test]
+fn severity_respects_the_requests_behind_a_finding() {
+    assert_eq!(timeline::severity_cap(4), crate::model::Severity::Low);
+    let inject = |op: &str, m: i64| {
+        if op == "rare" && (600..602).contains(&m) {
+            (Some(1.0), 1.0, 0.0)
+        } else {
+            (None, 1.0, 0.0)
+        }
+    };
+    let s = simulate(&shop(), 900, 5, &inject);
+    let (f, _, _, _) = analyze_judged(&s, &Options::default());
+    for x in f
+        .iter()
+        .filter(|x| x.subject.operation.as_deref() == Some("rare"))
+    {
+        assert!(x.severity <= crate::model::Severity::Low, "{x:#?}");
+    }
+}

@@ -144,6 +144,7 @@ pub fn resolve(args: &DaemonArgs) -> anyhow::Result<config::DaemonConfig> {
     if cfg.sinks.is_empty() {
         cfg.add_sink("stdout", config::Target::Stdout);
     }
+    config::finish_links(&mut cfg);
     Ok(cfg)
 }
 

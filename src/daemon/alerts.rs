@@ -2,8 +2,19 @@
 //! Prometheus-style lifecycle, pending → firing → resolved, with `for` and
 //! `keep_firing_for`. An alert's identity is its finding's fingerprint
 //! (kind + subject), never its text, so a reworded summary is the same
-//! alert. Deduplication, re-notification and grouping live here; delivery
-//! does not. No I/O, no clock: `now` comes in.
+//! alert and a recurring incident on the same kind and subject has the
+//! same fingerprint. Deduplication, re-notification and grouping live here;
+//! delivery does not. No I/O, no clock: `now` comes in.
+//!
+//! Receivers such as Alertmanager identify an alert by its label set, and
+//! `severity` is a label: when an alert's severity changes, the label set
+//! last announced is resolved and the new one fires, so no orphan stays
+//! active. A rise is announced at once; a fall waits for the next
+//! re-notification (a flapping severity does not churn). Labels carry
+//! `instance`, `service`, the subject keys (`api`, `operation`,
+//! `backend`…); annotations a `runbook_url` and the playbook's first steps;
+//! `generatorURL` points at something that opens (the daemon's `/alerts/<fp>`
+//! page with `--listen`, else its alert state file).
 
 use super::config::Rules;
 use crate::model::{Finding, FindingKind, Severity, Subject, Timestamp, Window};
@@ -42,6 +53,36 @@ pub struct Alert {
     /// Severity of the last firing notification.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notified_severity: Option<Severity>,
+    /// Where the alert comes from (`instance` label).
+    #[serde(default)]
+    pub instance: String,
+    /// The API Management service (`service` label), where known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    /// Links and texts for people: `runbook_url`, `playbook`, `command`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    /// What `generatorURL` opens for this alert.
+    #[serde(default)]
+    pub generator_url: String,
+}
+
+impl Alert {
+    /// The label set receivers know this alert by: the one last announced
+    /// (its severity is the notified one until a new announcement).
+    pub fn labels(&self) -> BTreeMap<String, String> {
+        let severity = self.notified_severity.unwrap_or(self.severity);
+        let mut l = labels(self.kind, severity, &self.fingerprint, &self.subject);
+        if !self.instance.is_empty() {
+            l.insert("instance".into(), self.instance.clone());
+        }
+        if let Some(s) = &self.service
+            && !l.contains_key("service")
+        {
+            l.insert("service".into(), s.clone());
+        }
+        l
+    }
 }
 
 /// Firing or resolved, as receivers name it.
@@ -83,8 +124,12 @@ pub struct AlertEvent {
     /// True for a re-notification of an alert already announced.
     #[serde(default)]
     pub repeat: bool,
-    /// Alertmanager-style labels: alertname, severity, fingerprint, subject keys.
+    /// Alertmanager-style labels: alertname, severity, fingerprint, source,
+    /// instance, service and the subject keys.
     pub labels: BTreeMap<String, String>,
+    /// `runbook_url`, `playbook` (its first steps), `command` (how to open it).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
     /// Grouping key (values of the rules' `group_by` labels).
     pub group: String,
     pub generator_url: String,
@@ -179,8 +224,16 @@ impl AlertBook {
                 last_seen: now,
                 notified_at: None,
                 notified_severity: None,
+                instance: String::new(),
+                service: None,
+                annotations: BTreeMap::new(),
+                generator_url: String::new(),
             });
             alert.severity = f.severity;
+            alert.instance = rules.instance.clone();
+            alert.service = f.subject.service.clone().or_else(|| rules.service.clone());
+            alert.generator_url = fill_url(&rules.generator_url, id, f.kind);
+            alert.annotations = annotations(&rules, f);
             alert.summary = f.summary.clone();
             alert.evidence = f.evidence.iter().take(3).map(|e| e.text.clone()).collect();
             alert.window = f.window;
@@ -196,13 +249,20 @@ impl AlertBook {
                 }
                 AlertState::Firing => {
                     let rose = alert.notified_severity.is_some_and(|s| alert.severity > s);
+                    let changed = alert.notified_severity.is_some_and(|s| alert.severity != s);
                     let due = !rules.renotify.is_zero()
                         && alert
                             .notified_at
                             .is_none_or(|t| elapsed(t, now) >= rules.renotify);
-                    if rose || due {
+                    if changed && (rose || due) {
+                        // One identity, two label sets: resolve the one
+                        // receivers know, then announce the new one.
+                        events.push(event(alert, Status::Resolved, now, false, &rules));
                         alert.notified_at = Some(now);
                         alert.notified_severity = Some(alert.severity);
+                        events.push(event(alert, Status::Firing, now, true, &rules));
+                    } else if due {
+                        alert.notified_at = Some(now);
                         events.push(event(alert, Status::Firing, now, true, &rules));
                     }
                 }
@@ -234,8 +294,111 @@ impl AlertBook {
     }
 }
 
+/// `{fingerprint}` and `{kind}` in a URL template filled; a template
+/// without `{fingerprint}` gets `#<fingerprint>` appended.
+pub fn fill_url(template: &str, fp: &str, kind: FindingKind) -> String {
+    if template.contains("{fingerprint}") {
+        template
+            .replace("{fingerprint}", fp)
+            .replace("{kind}", kind.as_str())
+    } else {
+        format!("{}#{fp}", template.replace("{kind}", kind.as_str()))
+    }
+}
+
+/// Annotations for people: the runbook link, the playbook's first steps
+/// (with the finding's subject filled) and the command that opens it.
+fn annotations(rules: &Rules, f: &Finding) -> BTreeMap<String, String> {
+    let mut a = BTreeMap::new();
+    if !rules.runbook_url.is_empty() {
+        a.insert(
+            "runbook_url".into(),
+            fill_url(&rules.runbook_url, &f.id, f.kind)
+                .trim_end_matches(&format!("#{}", f.id))
+                .to_string(),
+        );
+    }
+    let steps = playbooks().steps(f);
+    if !steps.is_empty() {
+        a.insert("playbook".into(), steps.join("\n"));
+    }
+    if let Some(t) = f.timeline {
+        a.insert("timeline".into(), t.describe());
+    }
+    if !rules.command.is_empty() {
+        a.insert("command".into(), rules.command.clone());
+    }
+    a
+}
+
+/// The pages the daemon serves for people: `/alerts` (every tracked alert),
+/// `/alerts/<fingerprint>` (one alert: labels, timeline, evidence, playbook,
+/// how to open it) and `/playbooks/<kind>` (the playbook as shipped).
+pub fn pages(book: &AlertBook) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut index = String::from("apimedic alerts (pending and firing)\n\n");
+    for a in book.alerts.values() {
+        index.push_str(&format!(
+            "{:<8} {:<8} {:<18} {}  /alerts/{}\n",
+            match a.state {
+                AlertState::Pending => "pending",
+                AlertState::Firing => "firing",
+            },
+            a.severity,
+            a.kind,
+            a.subject,
+            a.fingerprint
+        ));
+        let mut page = format!(
+            "{} {} on {}\n\n{}\n\nstate: {:?} since {} (last seen {})\n",
+            a.severity, a.kind, a.subject, a.summary, a.state, a.active_at, a.last_seen
+        );
+        if let Some(w) = a.window {
+            page.push_str(&format!("window: {} → {}\n", w.start, w.end));
+        }
+        page.push_str("\nlabels:\n");
+        for (k, v) in a.labels() {
+            page.push_str(&format!("  {k}={v}\n"));
+        }
+        if !a.evidence.is_empty() {
+            page.push_str("\nevidence:\n");
+            for e in &a.evidence {
+                page.push_str(&format!("  - {e}\n"));
+            }
+        }
+        for (k, v) in &a.annotations {
+            page.push_str(&format!("\n{k}:\n"));
+            for l in v.lines() {
+                page.push_str(&format!("  {l}\n"));
+            }
+        }
+        out.insert(format!("/alerts/{}", a.fingerprint), page);
+    }
+    out.insert("/alerts".into(), index);
+    for (kind, book) in &playbooks().books {
+        let mut text = format!("{}\n\nDiagnosis:\n", book.title);
+        for s in &book.diagnosis {
+            text.push_str(&format!("  - {s}\n"));
+        }
+        if !book.proposals.is_empty() {
+            text.push_str("\nProposals (apimedic diagnose fills them from the data):\n");
+            for p in &book.proposals {
+                text.push_str(&format!("  - {} (risk {:?})\n", p.title, p.risk));
+            }
+        }
+        out.insert(format!("/playbooks/{}", kind.as_str()), text);
+    }
+    out
+}
+
+/// The built-in playbooks, parsed once.
+fn playbooks() -> &'static crate::playbook::Playbooks {
+    static BOOKS: std::sync::OnceLock<crate::playbook::Playbooks> = std::sync::OnceLock::new();
+    BOOKS.get_or_init(crate::playbook::Playbooks::built_in)
+}
+
 fn event(a: &Alert, status: Status, now: Timestamp, repeat: bool, rules: &Rules) -> AlertEvent {
-    let labels = labels(a.kind, a.severity, &a.fingerprint, &a.subject);
+    let labels = a.labels();
     let group: Vec<String> = rules
         .group_by
         .iter()
@@ -245,7 +408,7 @@ fn event(a: &Alert, status: Status, now: Timestamp, repeat: bool, rules: &Rules)
         status,
         fingerprint: a.fingerprint.clone(),
         kind: a.kind,
-        severity: a.severity,
+        severity: a.notified_severity.unwrap_or(a.severity),
         subject: a.subject.clone(),
         summary: a.summary.clone(),
         evidence: a.evidence.clone(),
@@ -255,7 +418,12 @@ fn event(a: &Alert, status: Status, now: Timestamp, repeat: bool, rules: &Rules)
         at: now,
         repeat,
         group: group.join(","),
-        generator_url: format!("{}#{}", rules.generator_url, a.fingerprint),
+        generator_url: if a.generator_url.is_empty() {
+            fill_url(&rules.generator_url, &a.fingerprint, a.kind)
+        } else {
+            a.generator_url.clone()
+        },
+        annotations: a.annotations.clone(),
         labels,
     }
 }
@@ -346,6 +514,97 @@ mod tests {
     }
 
     #[test]
+    fn severity_change_resolves_the_old_label_set() {
+        let mut r = rules(0, 0);
+        r.renotify = Duration::from_secs(10);
+        r.instance = "apim-prod".into();
+        let mut b = AlertBook::new(r);
+        let ev = b.observe(&[spike("get", "x", Severity::Medium)], at(0));
+        assert_eq!(ev.len(), 1);
+        assert_eq!(ev[0].labels["severity"], "medium");
+        assert_eq!(ev[0].labels["instance"], "apim-prod");
+        // A rise: the medium label set is resolved, the critical one fires,
+        // one fingerprint throughout.
+        let ev = b.observe(&[spike("get", "x", Severity::Critical)], at(1));
+        assert_eq!(ev.len(), 2, "{ev:?}");
+        assert_eq!(ev[0].status, Status::Resolved);
+        assert_eq!(ev[0].labels["severity"], "medium");
+        assert_eq!(ev[1].status, Status::Firing);
+        assert_eq!(ev[1].labels["severity"], "critical");
+        assert_eq!(ev[0].fingerprint, ev[1].fingerprint);
+        // A fall waits for the re-notification, then swaps label sets too.
+        assert!(
+            b.observe(&[spike("get", "x", Severity::High)], at(2))
+                .is_empty()
+        );
+        // Until then receivers keep the critical label set, and the refresh
+        // re-posts exactly that one.
+        assert_eq!(
+            b.alerts.values().next().unwrap().labels()["severity"],
+            "critical"
+        );
+        let ev = b.observe(&[spike("get", "x", Severity::High)], at(11));
+        assert_eq!(ev.len(), 2);
+        assert_eq!(
+            (ev[0].status, ev[0].labels["severity"].as_str()),
+            (Status::Resolved, "critical")
+        );
+        assert_eq!(
+            (ev[1].status, ev[1].labels["severity"].as_str()),
+            (Status::Firing, "high")
+        );
+        // Resolution names the label set last announced.
+        let ev = b.observe(&[], at(12));
+        assert_eq!(ev.len(), 1);
+        assert_eq!(ev[0].labels["severity"], "high");
+    }
+
+    #[test]
+    fn recurring_incident_keeps_fingerprint_and_labels() {
+        let mut b = AlertBook::new(rules(0, 0));
+        let first = b.observe(&[spike("get", "5xx 40%", Severity::High)], at(0));
+        let resolved = b.observe(&[], at(1));
+        assert_eq!(resolved[0].status, Status::Resolved);
+        let again = b.observe(
+            &[spike("get", "5xx 12% this time", Severity::High)],
+            at(100),
+        );
+        assert_eq!(first[0].fingerprint, again[0].fingerprint);
+        assert_eq!(first[0].labels, again[0].labels);
+    }
+
+    #[test]
+    fn links_and_labels_for_people() {
+        let mut r = rules(0, 0);
+        r.generator_url = "http://127.0.0.1:9187/alerts/{fingerprint}".into();
+        r.runbook_url = "http://127.0.0.1:9187/playbooks/{kind}".into();
+        r.service = Some("contoso-apim".into());
+        let mut b = AlertBook::new(r);
+        let f = Finding::new(
+            FindingKind::BackendFailure,
+            Severity::High,
+            Subject::backend("orders-app"),
+            "failing",
+        );
+        let ev = b.observe(std::slice::from_ref(&f), at(0));
+        assert_eq!(
+            ev[0].generator_url,
+            format!("http://127.0.0.1:9187/alerts/{}", f.id)
+        );
+        assert_eq!(
+            ev[0].annotations["runbook_url"],
+            "http://127.0.0.1:9187/playbooks/backend_failure"
+        );
+        assert!(ev[0].annotations["playbook"].contains("LastErrorReason"));
+        assert_eq!(ev[0].labels["backend"], "orders-app");
+        assert_eq!(ev[0].labels["service"], "contoso-apim");
+        assert_eq!(
+            fill_url("http://x/apimedic", "ab", FindingKind::Quota),
+            "http://x/apimedic#ab"
+        );
+    }
+
+    #[test]
     fn renotify_and_severity_rise() {
         let mut r = rules(0, 0);
         r.renotify = Duration::from_secs(10);
@@ -360,9 +619,9 @@ mod tests {
                 .is_empty()
         );
         let ev = b.observe(&[spike("get", "x", Severity::Critical)], at(6));
-        assert_eq!(ev.len(), 1);
-        assert!(ev[0].repeat);
-        assert_eq!(ev[0].labels["severity"], "critical");
+        assert_eq!(ev.len(), 2, "the medium label set resolves, critical fires");
+        assert!(ev[1].repeat);
+        assert_eq!(ev[1].labels["severity"], "critical");
         let ev = b.observe(&[spike("get", "x", Severity::Critical)], at(16));
         assert_eq!(ev.len(), 1, "renotified after 10 s");
     }

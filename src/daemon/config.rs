@@ -197,8 +197,17 @@ pub struct AlertsSection {
     pub kinds: Option<Vec<Kind>>,
     /// Labels that group alerts into one notification.
     pub group_by: Option<Vec<String>>,
-    /// Link put in `generatorURL`.
+    /// Link put in `generatorURL` (`{fingerprint}` and `{kind}` are filled).
+    /// Default: the daemon's `/alerts/{fingerprint}` page with `listen`,
+    /// else its alert state file.
     pub generator_url: Option<String>,
+    /// Link put in the `runbook_url` annotation (`{kind}` is filled).
+    /// Default: the daemon's `/playbooks/{kind}` page with `listen`.
+    pub runbook_url: Option<String>,
+    /// The `instance` label (default: the watched paths).
+    pub instance: Option<String>,
+    /// The `service` label for findings that do not name the service.
+    pub service: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -285,7 +294,73 @@ pub struct Rules {
     pub min_severity: Severity,
     pub kinds: Vec<FindingKind>,
     pub group_by: Vec<String>,
+    /// `generatorURL` template (`{fingerprint}`, `{kind}`).
     pub generator_url: String,
+    /// `runbook_url` annotation template (`{kind}`); empty: none.
+    pub runbook_url: String,
+    /// The `instance` label: where the alerts come from.
+    pub instance: String,
+    /// The `service` label when a finding does not name it.
+    pub service: Option<String>,
+    /// The `command` annotation: how to open the instance in apimedic.
+    pub command: String,
+}
+
+impl Rules {
+    /// After a config reload: links and labels the file does not set keep
+    /// the values the running daemon derived (from `listen`, the paths).
+    pub fn inherit_links(&mut self, running: &Rules) {
+        if self.generator_url.is_empty() {
+            self.generator_url = running.generator_url.clone();
+        }
+        if self.runbook_url.is_empty() {
+            self.runbook_url = running.runbook_url.clone();
+        }
+        if self.instance.is_empty() {
+            self.instance = running.instance.clone();
+        }
+        if self.service.is_none() {
+            self.service = running.service.clone();
+        }
+        if self.command.is_empty() {
+            self.command = running.command.clone();
+        }
+    }
+}
+
+/// Defaults that depend on other settings: with `listen`, `generatorURL`
+/// and `runbook_url` open the daemon's own `/alerts/<fingerprint>` and
+/// `/playbooks/<kind>` pages; without it `generatorURL` opens the alert
+/// state file. The `instance` label names what is watched, the `command`
+/// annotation how to open it in the dashboard.
+pub fn finish_links(cfg: &mut DaemonConfig) {
+    let paths: Vec<String> = cfg.paths.iter().map(|p| p.display().to_string()).collect();
+    let r = &mut cfg.rules;
+    if r.instance.is_empty() {
+        r.instance = if paths.is_empty() {
+            "apimedic".into()
+        } else {
+            paths.join(",")
+        };
+    }
+    if r.generator_url.is_empty() {
+        r.generator_url = match &cfg.listen {
+            Some(l) => format!("http://{l}/alerts/{{fingerprint}}"),
+            None => {
+                let dir =
+                    std::fs::canonicalize(&cfg.state_dir).unwrap_or_else(|_| cfg.state_dir.clone());
+                format!("file://{}/alerts.json#{{fingerprint}}", dir.display())
+            }
+        };
+    }
+    if r.runbook_url.is_empty()
+        && let Some(l) = &cfg.listen
+    {
+        r.runbook_url = format!("http://{l}/playbooks/{{kind}}");
+    }
+    if r.command.is_empty() {
+        r.command = format!("apimedic tui {}", paths.join(" "));
+    }
 }
 
 impl Default for Rules {
@@ -300,7 +375,11 @@ impl Default for Rules {
                 .filter(|k| k.is_anomaly())
                 .collect(),
             group_by: vec!["alertname".into(), "api".into()],
-            generator_url: "http://127.0.0.1/apimedic".into(),
+            generator_url: String::new(),
+            runbook_url: String::new(),
+            instance: String::new(),
+            service: None,
+            command: String::new(),
         }
     }
 }
@@ -559,6 +638,15 @@ pub fn validate(file: &str, text: &str, f: ConfigFile) -> anyhow::Result<DaemonC
     }
     if let Some(u) = f.alerts.generator_url {
         r.generator_url = u;
+    }
+    if let Some(u) = f.alerts.runbook_url {
+        r.runbook_url = u;
+    }
+    if let Some(i) = f.alerts.instance {
+        r.instance = i;
+    }
+    if let Some(s) = f.alerts.service {
+        r.service = Some(s);
     }
     let d = &mut cfg.delivery;
     if let Some(Dur(x)) = f.delivery.retry_initial {

@@ -56,6 +56,9 @@ pub struct Metrics {
     pub events: Mutex<BTreeMap<&'static str, u64>>,
     /// Host and process gauges (name → value).
     pub host: Mutex<BTreeMap<&'static str, f64>>,
+    /// Pages served as text (path → body): `/alerts/<fingerprint>` for each
+    /// tracked alert (what `generatorURL` opens) and `/playbooks/<kind>`.
+    pub pages: Mutex<BTreeMap<String, String>>,
 }
 
 impl Metrics {
@@ -65,6 +68,18 @@ impl Metrics {
 
     pub fn set(gauge: &AtomicU64, v: u64) {
         gauge.store(v, Ordering::Relaxed);
+    }
+
+    /// Replaces the served pages.
+    pub fn set_pages(&self, pages: BTreeMap<String, String>) {
+        if let Ok(mut p) = self.pages.lock() {
+            *p = pages;
+        }
+    }
+
+    /// A served page, if there is one at `path`.
+    pub fn page(&self, path: &str) -> Option<String> {
+        self.pages.lock().ok()?.get(path).cloned()
     }
 
     pub fn sink(&self, name: &str, delivered: u64, failed: u64) {
@@ -344,10 +359,15 @@ pub fn respond(request_line: &str, metrics: &Metrics) -> (&'static str, &'static
                 )
             }
         }
+        ("GET", p) if metrics.page(p).is_some() => (
+            "200 OK",
+            "text/plain; charset=utf-8",
+            metrics.page(p).unwrap_or_default(),
+        ),
         ("GET", _) => (
             "404 Not Found",
             "text/plain",
-            "try /metrics or /healthz\n".into(),
+            "try /metrics, /healthz, /alerts or /playbooks/<kind>\n".into(),
         ),
         _ => (
             "405 Method Not Allowed",

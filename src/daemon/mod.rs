@@ -457,7 +457,9 @@ async fn engine_task(
                 }
                 Some(Input::Statics(s)) => statics = *s,
                 Some(Input::Reload(new)) => {
-                    book.rules = new.rules.clone();
+                    let mut rules = new.rules.clone();
+                    rules.inherit_links(&book.rules);
+                    book.rules = rules;
                     store.set_config(new.engine);
                 }
                 Some(Input::BaselineDone) => {
@@ -490,6 +492,7 @@ async fn engine_task(
                 }
                 let now = shared.clock.now();
                 let evs = book.observe(&findings, now);
+                m.set_pages(alerts::pages(&book));
                 let mut dropped = 0;
                 if let Ok(mut d) = shared.durable.lock() {
                     d.alerts = book.alerts.clone();

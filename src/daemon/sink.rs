@@ -299,6 +299,15 @@ fn am_alert(
     })
 }
 
+/// Adds `runbook_url`, `playbook`, `timeline` and `command` annotations.
+fn add_annotations(alert: &mut Value, extra: &std::collections::BTreeMap<String, String>) {
+    if let Some(a) = alert.get_mut("annotations").and_then(Value::as_object_mut) {
+        for (k, v) in extra {
+            a.insert(k.clone(), Value::String(v.clone()));
+        }
+    }
+}
+
 /// `POST /api/v2/alerts` body for events.
 pub fn alertmanager_body(events: &[AlertEvent], now: Timestamp, resend: Duration) -> Value {
     Value::Array(
@@ -309,14 +318,16 @@ pub fn alertmanager_body(events: &[AlertEvent], now: Timestamp, resend: Duration
                     Status::Resolved => e.ends_at.unwrap_or(now),
                     Status::Firing => firing_ends_at(now, resend),
                 };
-                am_alert(
+                let mut alert = am_alert(
                     &e.labels,
                     &e.summary,
                     &e.evidence,
                     e.starts_at,
                     ends,
                     &e.generator_url,
-                )
+                );
+                add_annotations(&mut alert, &e.annotations);
+                alert
             })
             .collect(),
     )
@@ -332,15 +343,24 @@ pub fn alertmanager_refresh<'a>(
     Value::Array(
         firing
             .map(|a| {
-                let labels = super::alerts::labels(a.kind, a.severity, &a.fingerprint, &a.subject);
-                am_alert(
+                // The label set last announced, so a refresh never opens a
+                // second alert beside the first.
+                let labels = a.labels();
+                let url = if a.generator_url.is_empty() {
+                    super::alerts::fill_url(generator_url, &a.fingerprint, a.kind)
+                } else {
+                    a.generator_url.clone()
+                };
+                let mut alert = am_alert(
                     &labels,
                     &a.summary,
                     &a.evidence,
                     a.active_at,
                     firing_ends_at(now, resend),
-                    &format!("{generator_url}#{}", a.fingerprint),
-                )
+                    &url,
+                );
+                add_annotations(&mut alert, &a.annotations);
+                alert
             })
             .collect(),
     )

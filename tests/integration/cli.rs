@@ -43,10 +43,14 @@ fn no_arguments_runs_the_demo_and_says_so() {
         stderr(&out)
     );
     assert!(text.contains("Findings"), "{text}");
+    // The demo's incident ended (a deployment fixed it) half an hour before
+    // its data ends: reported as recovered, and only what holds now sets
+    // the exit code (its configuration findings are medium).
+    assert!(text.contains("the incident ended at 12:28"), "{text}");
     assert_eq!(
         out.status.code(),
-        Some(1),
-        "the demo has an incident at or above high: {text}"
+        Some(0),
+        "an ended incident does not fail the run: {text}"
     );
     assert!(!text.contains('\x1b'), "NO_COLOR must turn colour off");
 }

@@ -17,6 +17,9 @@
 //! - `layering`: the crate's `crate::` imports against the architecture's allowed edges.
 //! - `mcp`: `apimedic mcp` with real MCP clients (rmcp, the MCP Inspector CLI, the
 //!   Python SDK) over stdio and HTTP, and the HTTP guards (Origin, Host, token).
+//! - `verdict`: verdicts safe to act on — no false all-clear, ended vs ongoing, the
+//!   exit rule, proposals ranked by story with their commands, config history from
+//!   git and dated copies, lint over every file, net check endpoints and direction.
 
 mod arm_standin;
 mod azure;
@@ -31,3 +34,4 @@ mod remediate;
 mod scenarios;
 mod secrets;
 mod tui_e2e;
+mod verdict;
