@@ -183,6 +183,23 @@ pub struct LogsPage {
     pub rows: Vec<Result<RequestRecord, String>>,
 }
 
+/// A row as it may be shown or written: secrets in its URLs and error
+/// message (a `subscription-key` in a query string…) replaced by the one
+/// redaction every output uses.
+fn scrubbed(row: Result<RequestRecord, String>) -> Result<RequestRecord, String> {
+    use crate::model::redact::scrub;
+    row.map(|mut r| {
+        for s in [&mut r.url, &mut r.backend_url, &mut r.last_error_message]
+            .into_iter()
+            .flatten()
+        {
+            *s = scrub(s);
+        }
+        r
+    })
+    .map_err(|e| scrub(&e))
+}
+
 /// Rows sent with a query's results before any page is asked for (the
 /// screen counts the page at row 0 as asked for when it opens).
 pub const FIRST_PAGE: usize = 300;
@@ -299,7 +316,7 @@ impl State {
             .iter()
             .map(|e| e.loc)
             .collect();
-        let rows = cat.read(&locs);
+        let rows = cat.read(&locs).into_iter().map(scrubbed).collect();
         out.send(Msg::LogsPage(Box::new(LogsPage {
             id: self.id,
             start,
@@ -327,7 +344,7 @@ impl State {
         for chunk in self.rows.chunks(1000) {
             let locs: Vec<Loc> = chunk.iter().map(|e| e.loc).collect();
             for row in cat.read(&locs) {
-                let r = row.map_err(std::io::Error::other)?;
+                let r = scrubbed(row).map_err(std::io::Error::other)?;
                 if markdown {
                     let cell = |s: &str| s.replace('|', "\\|");
                     let o = |s: &Option<String>| cell(s.as_deref().unwrap_or(""));
@@ -501,6 +518,21 @@ mod tests {
     use super::*;
     use std::sync::Arc;
     use std::sync::mpsc::channel;
+
+    #[test]
+    fn rows_shown_carry_no_secret() {
+        let r = RequestRecord {
+            url: Some("https://gw/orders?subscription-key=0123456789abcdef0123456789abcdef".into()),
+            ..RequestRecord::default()
+        };
+        let shown = scrubbed(Ok(r)).unwrap();
+        let url = shown.url.unwrap();
+        assert!(!url.contains("0123456789abcdef"), "{url}");
+        assert!(
+            url.starts_with("https://gw/orders?subscription-key="),
+            "{url}"
+        );
+    }
 
     #[test]
     fn base64_matches_the_rfc_examples() {
