@@ -24,8 +24,10 @@ fn allowed(module: &str) -> Option<&'static [&'static str]> {
         "azure" => &["model", "collect", "http", "simulate"],
         // Surfaces: each may use the layers below, never another surface.
         "report" => &["model", "analyze", "playbook"],
-        "chat" => &["model", "tools", "llm"],
-        "mcp" => &["model", "tools", "playbook"],
+        // `audit` only records (a refused request to act is written there);
+        // it executes nothing, so what a model drives may write to it.
+        "chat" => &["model", "tools", "llm", "audit"],
+        "mcp" => &["model", "tools", "playbook", "audit"],
         // The daemon may run a remediation the autonomy policy allows; its
         // alerting (daemon/alerts.rs, sink.rs) may not (checked below).
         "daemon" => &[
@@ -53,7 +55,9 @@ fn allowed(module: &str) -> Option<&'static [&'static str]> {
             "audit",
         ],
         // Plans purely, executes at the edge, only after a person approves.
-        "remediate" => &["model", "analyze", "playbook", "collect", "azure", "http"],
+        "remediate" => &[
+            "model", "analyze", "playbook", "collect", "azure", "http", "audit",
+        ],
         "audit" => &["model"],
         "cli" => return None,
         _ => return None,
