@@ -101,7 +101,12 @@ pub fn url_host(url: &str) -> &str {
         return "";
     };
     let end = memchr::memchr3(b'/', b'?', b'#', rest.as_bytes()).unwrap_or(rest.len());
-    rest.get(..end).unwrap_or(rest)
+    let authority = rest.get(..end).unwrap_or(rest);
+    // A host never carries credentials: drop `user:password@`.
+    match memchr::memrchr(b'@', authority.as_bytes()) {
+        Some(at) => authority.get(at + 1..).unwrap_or(""),
+        None => authority,
+    }
 }
 
 /// Whether `url_host(url) == host`, without finding the host's end first.
@@ -111,11 +116,15 @@ fn has_host(url: &str, host: &str) -> bool {
         .or_else(|| url.strip_prefix("http://"));
     match rest {
         Some(rest) => {
-            rest.as_bytes().starts_with(host.as_bytes())
-                && matches!(
-                    rest.as_bytes().get(host.len()),
-                    None | Some(b'/' | b'?' | b'#')
-                )
+            let b = rest.as_bytes();
+            if b.starts_with(host.as_bytes())
+                && matches!(b.get(host.len()), None | Some(b'/' | b'?' | b'#'))
+            {
+                return true;
+            }
+            // Credentials before the host (`user:password@host`).
+            let end = memchr::memchr3(b'/', b'?', b'#', b).unwrap_or(b.len());
+            memchr::memchr(b'@', &b[..end]).is_some() && url_host(url) == host
         }
         None => url_host(url) == host,
     }
@@ -488,6 +497,11 @@ mod tests {
     fn host_of_url() {
         assert_eq!(url_host("https://a.b:8443/x?y"), "a.b:8443");
         assert_eq!(url_host("nope"), "");
+        assert_eq!(
+            url_host("https://svc:p%40ss@a.b/x"),
+            "a.b",
+            "no credentials in a host"
+        );
         assert_eq!(url_host("http://a.b/x"), "a.b");
         assert_eq!(url_host("ftp://a.b/x"), "a.b");
         for (url, host, want) in [
@@ -497,6 +511,8 @@ mod tests {
             ("http://a.b?q", "a.b", true),
             ("ftp://a.b/x", "a.b", true),
             ("https://a.b:8443/x", "a.b", false),
+            ("https://svc:pw@a.b/x", "a.b", true),
+            ("https://svc:pw@a.b/x", "svc", false),
         ] {
             assert_eq!(has_host(url, host), want, "{url} {host}");
             assert_eq!(url_host(url) == host, want, "{url} {host}");

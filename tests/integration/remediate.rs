@@ -407,7 +407,7 @@ fn rollback_puts_the_policy_with_if_match_then_undo_restores_it() {
 fn nsg_rule_put_and_delete_follow_their_operations() {
     round_trip(
         "nsg-block",
-        "fix_nsg_rule",
+        "add_nsg_rule",
         |w| {
             let put = w
                 .arm
@@ -509,7 +509,7 @@ fn throttling_and_a_busy_resource_are_waited_out_and_403_names_the_role() {
     assert_eq!(w.arm.writes().len(), 3, "two refused, one accepted");
 
     let w = World::new("nsg-block");
-    let id = proposal("nsg-block", "fix_nsg_rule");
+    let id = proposal("nsg-block", "add_nsg_rule");
     let plan = w.plan_json(&id);
     w.arm
         .fault("PUT", "/securityrules/", 403, "AuthorizationFailed", None);
@@ -840,7 +840,7 @@ fn the_approval_prompt_wants_the_id_typed_never_a_bare_y() {
         return;
     }
     let w = World::new("nsg-block");
-    let id = proposal("nsg-block", "fix_nsg_rule");
+    let id = proposal("nsg-block", "add_nsg_rule");
     let sock = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("remediate-prompt.sock");
     let tm = |args: &[&str]| {
         Command::new("tmux")
