@@ -41,6 +41,9 @@ pub enum Kind {
     Reconcile,
     /// The check after: did the finding clear.
     Verify,
+    /// A person approved or rejected a proposal in the dashboard; this
+    /// records the decision only (execution is `apimedic remediate apply`).
+    Decision,
 }
 
 /// One audit entry. `seq`, `prev` and `time` are set by [`Log::append`].

@@ -138,6 +138,27 @@ fn record_decision(dir: &Path, d: &app::DecisionRecord) -> std::io::Result<PathB
         .open(&path)?;
     writeln!(f, "{line}")?;
     f.sync_data()?;
+    // The same decision in the remediation audit log (hash-chained), so an
+    // auditor reads approvals and executions in one place.
+    let status = match d.decision {
+        app::Decision::Approved => "approved",
+        app::Decision::Rejected => "rejected",
+    };
+    crate::audit::Log::new(dir)
+        .append(crate::audit::Entry {
+            kind: Some(crate::audit::Kind::Decision),
+            status: status.into(),
+            user: crate::audit::os_user(),
+            surface: "tui".into(),
+            proposal: Some(d.proposal.clone()),
+            finding: Some(d.finding.clone()),
+            message: format!(
+                "{status} in the dashboard: {} (data: {})",
+                d.title, d.source
+            ),
+            ..crate::audit::Entry::default()
+        })
+        .map_err(std::io::Error::other)?;
     Ok(path)
 }
 
@@ -544,6 +565,49 @@ fn converse(assistant: &Assistant, rx: &Receiver<ChatJob>, out: &Sender<Msg>) {
 mod tests {
     use super::*;
     use crate::tui::theme::Theme;
+
+    #[test]
+    fn decisions_persist_and_reach_the_audit_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let rec = |p: &str, d: app::Decision| app::DecisionRecord {
+            proposal: p.into(),
+            finding: "f1".into(),
+            title: "Roll back the policy".into(),
+            decision: d,
+            source: "demo".into(),
+        };
+        record_decision(dir.path(), &rec("p1", app::Decision::Approved)).unwrap();
+        record_decision(dir.path(), &rec("p2", app::Decision::Rejected)).unwrap();
+        record_decision(dir.path(), &rec("p1", app::Decision::Rejected)).unwrap();
+        let back = load_decisions(dir.path(), "demo");
+        assert_eq!(
+            back.get("p1"),
+            Some(&app::Decision::Rejected),
+            "the latest wins"
+        );
+        assert_eq!(back.get("p2"), Some(&app::Decision::Rejected));
+        assert!(load_decisions(dir.path(), "other-folder").is_empty());
+        let (entries, v) = crate::audit::Log::new(dir.path()).verify().unwrap();
+        assert!(v.broken.is_empty(), "the chain verifies: {:?}", v.broken);
+        let kinds: Vec<_> = entries
+            .iter()
+            .map(|e| {
+                (
+                    e.entry.kind,
+                    e.entry.status.as_str(),
+                    e.entry.surface.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![
+                (Some(crate::audit::Kind::Decision), "approved", "tui"),
+                (Some(crate::audit::Kind::Decision), "rejected", "tui"),
+                (Some(crate::audit::Kind::Decision), "rejected", "tui"),
+            ]
+        );
+    }
     use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
     use ratatui::backend::TestBackend;
 
