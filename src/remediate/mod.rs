@@ -78,7 +78,7 @@ impl TokenSource for crate::azure::credential::Credential {
 /// claims, not verified (ARM verifies it). `None` for opaque tokens.
 pub fn principal_of(token: &str) -> Option<String> {
     let payload = token.split('.').nth(1)?;
-    let bytes = base64url(payload)?;
+    let bytes = crate::azure::cert::base64url_decode(payload)?;
     let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
     let s = |k: &str| claims.get(k).and_then(|v| v.as_str()).map(str::to_string);
     s("upn")
@@ -87,31 +87,6 @@ pub fn principal_of(token: &str) -> Option<String> {
         .or_else(|| s("appid").map(|a| format!("app {a}")))
         .or_else(|| s("azp").map(|a| format!("app {a}")))
         .or_else(|| s("oid").map(|o| format!("object {o}")))
-}
-
-fn base64url(s: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    let mut acc = 0u32;
-    let mut bits = 0;
-    for c in s.bytes() {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'-' | b'+' => 62,
-            b'_' | b'/' => 63,
-            b'=' => continue,
-            _ => return None,
-        };
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    Some(out)
 }
 
 #[cfg(test)]
