@@ -74,6 +74,26 @@ pub async fn pull(
     targets: &[Target],
     options: &LiveOptions,
 ) -> anyhow::Result<Live> {
+    let mut got = Vec::new();
+    let mut live = pull_each(client, targets, options, &mut |p| {
+        got.push(p);
+        true
+    })
+    .await?;
+    live.instances = got;
+    Ok(live)
+}
+
+/// `pull`, handing each instance to `each` as soon as it is read (in the
+/// order they finish) instead of keeping them: at most
+/// `parallel_instances` are held at once, so memory stays bounded for a
+/// fleet. `each` returns false to stop. `Live::instances` stays empty.
+pub async fn pull_each(
+    client: &ArmClient,
+    targets: &[Target],
+    options: &LiveOptions,
+    each: &mut (dyn FnMut(Pulled) -> bool + Send),
+) -> anyhow::Result<Live> {
     let started = Instant::now();
     let mut live = Live::default();
     // Sign in first: one clear error instead of one per resource.
@@ -117,92 +137,147 @@ pub async fn pull(
         options.parallel_instances.max(1),
     ));
     let mut set = tokio::task::JoinSet::new();
-    for (i, sid) in services.into_iter().enumerate() {
+    for sid in services {
         let (c, o, l) = (client.clone(), options.pull, Arc::clone(&limit));
         set.spawn(async move {
-            let _permit = l.acquire_owned().await;
-            (i, pull_service(&c, &sid, o).await)
+            // The permit is held until the caller has taken the result.
+            let permit = l.acquire_owned().await;
+            (pull_service(&c, &sid, o).await, permit)
         });
     }
-    let mut got = Vec::new();
     let ticker = progress.start();
     while let Some(r) = set.join_next().await {
-        if let Ok(x) = r {
+        if let Ok((pulled, permit)) = r {
             progress.done_one();
-            got.push(x);
+            let go_on = each(pulled);
+            drop(permit);
+            if !go_on {
+                set.abort_all();
+                break;
+            }
         }
     }
     if let Some(t) = ticker {
         t.abort();
     }
     progress.finish();
-    got.sort_by_key(|(i, _)| *i);
-    live.instances = got.into_iter().map(|(_, p)| p).collect();
     live.stats = client.stats();
     live.elapsed = started.elapsed();
     Ok(live)
 }
 
-/// The same, from synchronous code (the CLI): a runtime for the pull.
-pub fn pull_blocking(targets: &[Target], options: &LiveOptions) -> anyhow::Result<Live> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    rt.block_on(async {
-        let client = connect(options)?;
-        pull(&client, targets, options).await
-    })
+/// `pull_each` from synchronous code (the CLI): the pull runs on its own
+/// runtime thread and hands instances over one at a time (a channel of
+/// one), so `each` can analyse and print while the next is read.
+pub fn pull_blocking(
+    targets: &[Target],
+    options: &LiveOptions,
+    mut each: impl FnMut(Pulled) -> anyhow::Result<()>,
+) -> anyhow::Result<Live> {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Pulled>(1);
+    let (targets, options) = (targets.to_vec(), options.clone());
+    let worker = std::thread::spawn(move || -> anyhow::Result<Live> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
+        rt.block_on(async {
+            let client = connect(&options)?;
+            let mut send = move |p: Pulled| tx.send(p).is_ok();
+            pull_each(&client, &targets, &options, &mut send).await
+        })
+    });
+    let mut failed = None;
+    for p in rx.iter() {
+        if let Err(e) = each(p) {
+            failed = Some(e);
+            break;
+        }
+    }
+    drop(rx);
+    let live = worker
+        .join()
+        .map_err(|_| anyhow::anyhow!("the Azure reader stopped unexpectedly"))??;
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(live),
+    }
 }
 
-/// Writes every document under `dir` (created), plus `.apimedic-pull.json`
-/// (hidden, so `diagnose DIR` does not read it) with the target, the time
-/// span, the counters and the problems. Refuses to write outside `dir`.
+/// Writes one instance's documents under `dir` (created); returns how many.
+pub fn save_instance(p: &Pulled, dir: &Path) -> anyhow::Result<usize> {
+    use anyhow::Context;
+    let mut n = 0;
+    for (rel, bytes) in &p.documents {
+        if rel
+            .split('/')
+            .any(|s| s.is_empty() || s == ".." || s == ".")
+        {
+            anyhow::bail!("refusing to write `{rel}` outside {}", dir.display());
+        }
+        let path = dir.join(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create {}", parent.display()))?;
+        }
+        std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// What `--save` writes beside the documents: `.apimedic-pull.json`
+/// (hidden, so `diagnose DIR` does not read it) with the target, the span,
+/// each instance, the counters and every problem.
+pub fn save_manifest(
+    live: &Live,
+    instances: &[serde_json::Value],
+    problems: &[Problem],
+    dir: &Path,
+    what: &str,
+    span: &super::pull::Span,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let manifest = serde_json::json!({
+        "target": what,
+        "span": {"start": span.start.to_rfc3339(), "end": span.end.to_rfc3339()},
+        "instances": instances,
+        "problems": problems,
+        "requests": live.stats,
+        "principal": live.principal,
+        "seconds": live.elapsed.as_secs_f64(),
+    });
+    let path = dir.join(".apimedic-pull.json");
+    std::fs::write(&path, serde_json::to_vec_pretty(&manifest)?)
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Writes every instance of `live` and the manifest under `dir`.
 pub fn save(
     live: &Live,
     dir: &Path,
     what: &str,
     span: &super::pull::Span,
 ) -> anyhow::Result<usize> {
-    use anyhow::Context;
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let mut n = 0;
     for p in &live.instances {
-        for (rel, bytes) in &p.documents {
-            if rel
-                .split('/')
-                .any(|s| s.is_empty() || s == ".." || s == ".")
-            {
-                anyhow::bail!("refusing to write `{rel}` outside {}", dir.display());
-            }
-            let path = dir.join(rel);
-            if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent)
-                    .with_context(|| format!("cannot create {}", parent.display()))?;
-            }
-            std::fs::write(&path, bytes)
-                .with_context(|| format!("cannot write {}", path.display()))?;
-            n += 1;
-        }
+        n += save_instance(p, dir)?;
     }
-    let problems: Vec<&Problem> = live
+    let instances: Vec<serde_json::Value> = live.instances.iter().map(instance_entry).collect();
+    let problems: Vec<Problem> = live
         .problems
         .iter()
         .chain(live.instances.iter().flat_map(|p| p.problems.iter()))
+        .cloned()
         .collect();
-    let manifest = serde_json::json!({
-        "target": what,
-        "span": {"start": span.start.to_rfc3339(), "end": span.end.to_rfc3339()},
-        "instances": live.instances.iter().map(|p| serde_json::json!({
-            "id": p.service_id, "documents": p.documents.len(), "workspaces": p.workspaces})).collect::<Vec<_>>(),
-        "problems": problems,
-        "requests": live.stats,
-        "principal": live.principal,
-    });
-    let path = dir.join(".apimedic-pull.json");
-    std::fs::write(&path, serde_json::to_vec_pretty(&manifest)?)
-        .with_context(|| format!("cannot write {}", path.display()))?;
+    save_manifest(live, &instances, &problems, dir, what, span)?;
     Ok(n)
+}
+
+/// One instance's line in the manifest.
+pub fn instance_entry(p: &Pulled) -> serde_json::Value {
+    serde_json::json!({"id": p.service_id, "documents": p.documents.len(), "workspaces": p.workspaces})
 }
 
 /// A one-line progress display on stderr (only on a terminal).

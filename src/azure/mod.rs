@@ -15,6 +15,7 @@
 pub mod arm;
 pub mod cert;
 pub mod credential;
+pub mod history;
 pub mod live;
 pub mod pull;
 pub mod target;

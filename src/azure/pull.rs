@@ -70,8 +70,14 @@ pub struct Pulled {
 
 impl Pulled {
     fn add(&mut self, path: String, body: &Value) {
-        // serde_json cannot fail on a Value.
-        let bytes = serde_json::to_vec_pretty(body).unwrap_or_default();
+        // serde_json cannot fail on a Value. Configuration is kept readable
+        // (it is diffed and read by people); metrics and events compact.
+        let bytes = if path.contains("/config/") {
+            serde_json::to_vec_pretty(body)
+        } else {
+            serde_json::to_vec(body)
+        }
+        .unwrap_or_default();
         self.documents.push((path, bytes));
     }
 

@@ -30,10 +30,32 @@ pub struct AskArgs {
     pub playbooks: Option<PathBuf>,
     #[command(flatten)]
     pub llm: crate::llm::LlmOptions,
+    #[command(flatten)]
+    pub azure: super::azure::AzureArgs,
+    #[command(flatten)]
+    pub span: super::azure::SpanArgs,
 }
 
-/// Loads the data and analyses it once.
-pub fn instance(paths: &[PathBuf], playbooks: Option<&PathBuf>) -> anyhow::Result<Instance> {
+/// Loads the data (files, the demo, or a live Azure target) and analyses it once.
+pub fn instance(
+    paths: &[PathBuf],
+    playbooks: Option<&PathBuf>,
+    azure: &super::azure::AzureArgs,
+    span: &super::azure::SpanArgs,
+) -> anyhow::Result<Instance> {
+    if azure.is_live() {
+        if !paths.is_empty() {
+            anyhow::bail!(
+                "give exported files or a live target (--azure, --subscription, --all), not both"
+            );
+        }
+        let playbooks = match playbooks {
+            Some(dir) => playbook::Playbooks::load_dir(dir)?,
+            None => playbook::Playbooks::built_in(),
+        };
+        let snapshot = azure.load_one(span)?.unwrap_or_default();
+        return Ok(Instance::new(snapshot, &playbooks));
+    }
     if let Some(missing) = paths.iter().find(|p| !p.exists()) {
         anyhow::bail!(
             "{} does not exist; give a folder of exported gateway data, or no path for the built-in demo",
@@ -49,7 +71,12 @@ pub fn instance(paths: &[PathBuf], playbooks: Option<&PathBuf>) -> anyhow::Resul
 }
 
 pub fn run(args: AskArgs) -> anyhow::Result<ExitCode> {
-    let inst = instance(&args.paths, args.playbooks.as_ref())?;
+    let inst = instance(
+        &args.paths,
+        args.playbooks.as_ref(),
+        &args.azure,
+        &args.span,
+    )?;
     let assistant = Assistant::from_options(&args.llm)?;
     let mut stdout = std::io::stdout().lock();
     let written = match (args.format, &assistant) {

@@ -6,7 +6,7 @@ use crate::azure::arm::ArmOptions;
 use crate::azure::credential::{CredentialOptions, SignIn};
 use crate::azure::live::{self, LiveOptions};
 use crate::azure::pull::{PullOptions, Span};
-use crate::azure::target::Target;
+pub use crate::azure::target::Target;
 use crate::model::{Snapshot, Timestamp};
 use anyhow::{Context, bail};
 use std::path::PathBuf;
@@ -59,6 +59,13 @@ pub struct AzureArgs {
     /// DIR` reads (attach it to a ticket, replay it offline).
     #[arg(long, value_name = "DIR", help_heading = "Live Azure")]
     pub save: Option<PathBuf>,
+    /// Where live pulls record configuration history (`apimedic history`);
+    /// default $XDG_STATE_HOME/apimedic.
+    #[arg(long, value_name = "DIR", help_heading = "Live Azure")]
+    pub history_dir: Option<PathBuf>,
+    /// No progress line on stderr (set by surfaces that own the screen).
+    #[arg(skip)]
+    pub quiet: bool,
 }
 
 /// `--since`/`--until` for surfaces that have no time range of their own.
@@ -135,32 +142,103 @@ impl AzureArgs {
                 operation_policies: true,
             },
             parallel_instances: 4,
-            progress: true,
+            progress: !self.quiet,
         })
     }
 
     /// Pulls the target (when the flags name one) over `since..until`,
-    /// saves it when `--save` is given, and returns one snapshot per
-    /// instance with its id. `None` when no live target was given.
+    /// records configuration history, saves with `--save`, and returns one
+    /// snapshot per instance with its id. `None` when no live target was given.
     pub fn load(
         &self,
         since: Option<&str>,
         until: Option<&str>,
     ) -> anyhow::Result<Option<Vec<(String, Snapshot)>>> {
+        let mut all = Vec::new();
+        let live = self.load_each(since, until, |id, snap| {
+            all.push((id, snap));
+            Ok(())
+        })?;
+        Ok(live.then_some(all))
+    }
+
+    /// `load`, handing each instance's snapshot to `each` as soon as it is
+    /// read (a fleet is never held in memory at once). Returns false when
+    /// no live target was given.
+    pub fn load_each(
+        &self,
+        since: Option<&str>,
+        until: Option<&str>,
+        mut each: impl FnMut(String, Snapshot) -> anyhow::Result<()>,
+    ) -> anyhow::Result<bool> {
         let Some(target) = self.target()? else {
             if self.save.is_some() {
                 bail!("--save needs a live target (--azure, --subscription or --all)");
             }
-            return Ok(None);
+            return Ok(false);
         };
         let span = span(since, until, chrono::Utc::now())?;
         let options = self.options(span)?;
-        let live = live::pull_blocking(std::slice::from_ref(&target), &options)?;
-        if let Some(dir) = &self.save {
-            let n = live::save(&live, dir, &target.describe(), &span)?;
-            eprintln!("apimedic: saved {n} documents to {}", dir.display());
+        let history = crate::azure::history::History::new(
+            &self
+                .history_dir
+                .clone()
+                .unwrap_or_else(crate::azure::history::default_state_dir),
+        );
+        let seen = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let mut saved = 0usize;
+        let mut entries = Vec::new();
+        let mut problems = Vec::new();
+        let live = live::pull_blocking(std::slice::from_ref(&target), &options, |p| {
+            // History is a by-product: a state directory that cannot be
+            // written is reported, the diagnosis goes on.
+            if let Err(e) = history.record(&p, &seen)
+                && !self.quiet
+            {
+                eprintln!("apimedic: cannot record configuration history: {e}");
+            }
+            if let Some(dir) = &self.save {
+                saved += live::save_instance(&p, dir)?;
+                entries.push(live::instance_entry(&p));
+                problems.extend(p.problems.iter().cloned());
+            }
+            let mut snap = crate::collect::collect_files(&p.documents);
+            for problem in &p.problems {
+                snap.loaded.reject(problem.clone());
+            }
+            each(p.service_id.clone(), snap)
+        })?;
+        for problem in &live.problems {
+            eprintln!("apimedic: {problem}");
         }
-        Ok(Some(live::snapshots(&live)))
+        if let Some(dir) = &self.save {
+            problems.extend(live.problems.iter().cloned());
+            live::save_manifest(&live, &entries, &problems, dir, &target.describe(), &span)?;
+            if !self.quiet {
+                eprintln!("apimedic: saved {saved} documents to {}", dir.display());
+            }
+        }
+        Ok(true)
+    }
+}
+
+impl AzureArgs {
+    /// For surfaces that show one instance (ask, chat, tui): the one
+    /// snapshot of the live target, or `None` without a live target. A
+    /// target that finds several instances is an error naming them.
+    pub fn load_one(&self, span: &SpanArgs) -> anyhow::Result<Option<Snapshot>> {
+        let Some(mut all) = self.load(span.since.as_deref(), span.until.as_deref())? else {
+            return Ok(None);
+        };
+        if all.len() > 1 {
+            let ids: Vec<&str> = all.iter().map(|(id, _)| id.as_str()).collect();
+            bail!(
+                "{} instances found; name one with --azure:\n  {}",
+                all.len(),
+                ids.join("\n  ")
+            );
+        }
+        Ok(all.pop().map(|(_, s)| s))
     }
 }
 
@@ -251,4 +329,26 @@ mod tests {
                 .contains("--save needs")
         );
     }
+}
+
+/// `apimedic history`: the configuration changes live pulls have seen.
+#[derive(Debug, clap::Args)]
+pub struct HistoryArgs {
+    /// Only instances whose id contains this (a service name or id).
+    pub instance: Option<String>,
+    /// The state directory live pulls recorded into (default $XDG_STATE_HOME/apimedic).
+    #[arg(long, value_name = "DIR")]
+    pub history_dir: Option<PathBuf>,
+}
+
+pub fn history(args: HistoryArgs) -> anyhow::Result<std::process::ExitCode> {
+    let dir = args
+        .history_dir
+        .unwrap_or_else(crate::azure::history::default_state_dir);
+    let h = crate::azure::history::History::new(&dir);
+    print!(
+        "{}",
+        crate::azure::history::render(&h, args.instance.as_deref())
+    );
+    Ok(std::process::ExitCode::SUCCESS)
 }

@@ -17,10 +17,19 @@ pub struct ChatArgs {
     pub playbooks: Option<PathBuf>,
     #[command(flatten)]
     pub llm: crate::llm::LlmOptions,
+    #[command(flatten)]
+    pub azure: super::azure::AzureArgs,
+    #[command(flatten)]
+    pub span: super::azure::SpanArgs,
 }
 
 pub fn run(args: ChatArgs) -> anyhow::Result<ExitCode> {
-    let inst = super::ask::instance(&args.paths, args.playbooks.as_ref())?;
+    let inst = super::ask::instance(
+        &args.paths,
+        args.playbooks.as_ref(),
+        &args.azure,
+        &args.span,
+    )?;
     let assistant = Assistant::from_options(&args.llm)?;
     let stdin = std::io::stdin();
     let source = if stdin.is_terminal() && std::io::stdout().is_terminal() {

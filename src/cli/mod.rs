@@ -57,6 +57,8 @@ pub enum Command {
     Mcp(mcp::McpArgs),
     /// Plan, approve, execute, verify and undo a proposed remediation (audited).
     Remediate(remediate::RemediateArgs),
+    /// Configuration changes seen by live Azure pulls, with diffs.
+    History(azure::HistoryArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -129,6 +131,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Chat(args)) => chat::run(args),
         Some(Command::Mcp(args)) => mcp::run(args),
         Some(Command::Remediate(args)) => remediate::run(args),
+        Some(Command::History(args)) => azure::history(args),
     }
 }
 
@@ -196,22 +199,25 @@ fn diagnose(args: DiagnoseArgs) -> anyhow::Result<ExitCode> {
             );
         }
         // The time range chose what was read; analysis takes all of it.
-        let live = args
-            .azure
-            .load(args.since.as_deref(), args.until.as_deref())?
-            .unwrap_or_default();
-        let several = live.len() > 1;
+        // Each instance is reported as soon as it is read (a header line
+        // names it when the target is not one service id).
+        let one = matches!(args.azure.target()?, Some(azure::Target::Service(_)));
         let mut code = ExitCode::SUCCESS;
-        for (id, snapshot) in live {
-            if several {
-                println!("== {id}");
-            }
-            if diagnose_snapshot(snapshot, &args, analyze::Options::default(), started)?
-                != ExitCode::SUCCESS
-            {
-                code = ExitCode::from(1);
-            }
-        }
+        args.azure.load_each(
+            args.since.as_deref(),
+            args.until.as_deref(),
+            |id, snapshot| {
+                if !one {
+                    println!("== {id}");
+                }
+                if diagnose_snapshot(snapshot, &args, analyze::Options::default(), started)?
+                    != ExitCode::SUCCESS
+                {
+                    code = ExitCode::from(1);
+                }
+                Ok(())
+            },
+        )?;
         return Ok(code);
     }
     let snapshot = load(&args.paths)?;

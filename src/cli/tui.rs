@@ -24,6 +24,11 @@ pub struct TuiArgs {
     /// is configured, as for `apimedic ask` and `apimedic chat`.
     #[command(flatten)]
     pub llm: crate::llm::LlmOptions,
+    /// Read an instance live from Azure (with --refresh: re-read it).
+    #[command(flatten)]
+    pub azure: super::azure::AzureArgs,
+    #[command(flatten)]
+    pub span: super::azure::SpanArgs,
 }
 
 pub fn run(args: TuiArgs) -> anyhow::Result<ExitCode> {
@@ -38,7 +43,9 @@ pub fn run(args: TuiArgs) -> anyhow::Result<ExitCode> {
         Some(dir) => playbook::Playbooks::load_dir(dir)?,
         None => playbook::Playbooks::built_in(),
     };
-    let source = if args.paths.is_empty() {
+    let source = if let Some(t) = args.azure.target()? {
+        format!("azure {}", t.describe())
+    } else if args.paths.is_empty() {
         "demo".to_string()
     } else {
         let names: Vec<String> = args.paths.iter().map(|p| p.display().to_string()).collect();
@@ -70,6 +77,21 @@ pub fn run(args: TuiArgs) -> anyhow::Result<ExitCode> {
             std::env::var("HOME").ok().as_deref(),
         ),
     };
+    if args.azure.is_live() {
+        if !paths.is_empty() {
+            anyhow::bail!(
+                "give exported files or a live target (--azure, --subscription, --all), not both"
+            );
+        }
+        let (mut azure, span) = (args.azure, args.span);
+        // The screen is the TUI's: no progress line on stderr.
+        azure.quiet = true;
+        tui::run(
+            Box::new(move || Ok(azure.load_one(&span)?.unwrap_or_default())),
+            options,
+        )?;
+        return Ok(ExitCode::SUCCESS);
+    }
     tui::run(Box::new(move || super::load(&paths)), options)?;
     Ok(ExitCode::SUCCESS)
 }

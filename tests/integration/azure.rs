@@ -106,6 +106,10 @@ fn apimedic(s: &StandIn, env: &[(&str, &str)], args: &[&str]) -> Output {
         c.env_remove(k);
     }
     c.env("NO_COLOR", "1")
+        .env(
+            "XDG_STATE_HOME",
+            std::env::temp_dir().join("apimedic-azure-tests-state"),
+        )
         .env("APIMEDIC_ARM_URL", &s.arm_url)
         .env("AZURE_AUTHORITY_HOST", &s.login_url)
         .env("APIMEDIC_AZURE_CA_FILE", tls_dir().join("ca.crt"))
