@@ -36,8 +36,13 @@ pub struct AskArgs {
     pub span: super::azure::SpanArgs,
 }
 
+/// Loads exported files (or the demo) and analyses them once.
+pub fn instance(paths: &[PathBuf], playbooks: Option<&PathBuf>) -> anyhow::Result<Instance> {
+    instance_from(paths, playbooks, &Default::default(), &Default::default())
+}
+
 /// Loads the data (files, the demo, or a live Azure target) and analyses it once.
-pub fn instance(
+pub fn instance_from(
     paths: &[PathBuf],
     playbooks: Option<&PathBuf>,
     azure: &super::azure::AzureArgs,
