@@ -76,7 +76,7 @@ pub fn instance_from(
 }
 
 pub fn run(args: AskArgs) -> anyhow::Result<ExitCode> {
-    let inst = instance(
+    let inst = instance_from(
         &args.paths,
         args.playbooks.as_ref(),
         &args.azure,

@@ -24,7 +24,7 @@ pub struct ChatArgs {
 }
 
 pub fn run(args: ChatArgs) -> anyhow::Result<ExitCode> {
-    let inst = super::ask::instance(
+    let inst = super::ask::instance_from(
         &args.paths,
         args.playbooks.as_ref(),
         &args.azure,
