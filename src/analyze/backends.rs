@@ -137,23 +137,17 @@ fn timeout_counts(ctx: &Ctx, b: &BackendRollup, t: &Option<TimeoutInForce>) -> V
         })
         .unwrap_or(i64::MIN);
     let mut at = vec![0u64; ctx.len];
-    for s in ctx
-        .snapshot
-        .traffic
+    for s in b
         .series
         .iter()
-        .filter(|s| s.key.backend.eq_ignore_ascii_case(&b.backend))
+        .filter_map(|&i| ctx.snapshot.traffic.series.get(i))
     {
         for (m, st) in &s.minutes {
             if *m < since || !super::rollup::in_scope(ctx.options, *m) {
                 continue;
             }
             if let Some(slot) = ctx.index_of(*m).and_then(|i| at.get_mut(i)) {
-                *slot += st
-                    .backend_times
-                    .iter()
-                    .filter(|&&x| x >= limit && x <= ceiling)
-                    .count() as u64;
+                *slot += st.backend_latency.count_between(limit, ceiling);
             }
         }
     }

@@ -21,7 +21,9 @@
 use super::Ctx;
 use super::rollup::OpRollup;
 use super::stats::{median, median_mad, select_percentiles};
-use crate::model::{Evidence, Finding, FindingKind, Severity, Subject};
+use crate::model::{
+    Evidence, Finding, FindingKind, LatencyHistogram, Severity, Subject, Timestamp,
+};
 use rayon::prelude::*;
 
 /// Requests a bucket should hold for its p95 / p99 to mean something;
@@ -76,14 +78,12 @@ fn buckets(ctx: &Ctx, op: &OpRollup, size: usize) -> Vec<Bucket> {
         }
         return out;
     }
-    let mut total: Vec<Vec<u32>> = vec![Vec::new(); n];
-    let mut backend: Vec<Vec<u32>> = vec![Vec::new(); n];
-    for s in ctx
-        .snapshot
-        .traffic
+    let mut total: Vec<LatencyHistogram> = vec![LatencyHistogram::default(); n];
+    let mut backend: Vec<LatencyHistogram> = vec![LatencyHistogram::default(); n];
+    for s in op
         .series
         .iter()
-        .filter(|s| s.key.api_id == op.api && s.key.operation_id == op.operation)
+        .filter_map(|&i| ctx.snapshot.traffic.series.get(i))
     {
         for (m, st) in &s.minutes {
             if !super::rollup::in_scope(ctx.options, *m) {
@@ -93,19 +93,19 @@ fn buckets(ctx: &Ctx, op: &OpRollup, size: usize) -> Vec<Bucket> {
                 continue;
             };
             if let (Some(t), Some(b)) = (total.get_mut(i), backend.get_mut(i)) {
-                t.extend_from_slice(&st.total_times);
-                b.extend_from_slice(&st.backend_times);
+                t.merge(&st.total_latency);
+                b.merge(&st.backend_latency);
             }
         }
     }
     total
         .into_iter()
         .zip(backend)
-        .map(|(mut t, mut b)| {
-            let [p95, p99] = select_percentiles(&mut t, [95.0, 99.0]);
-            let [backend_p95] = select_percentiles(&mut b, [95.0]);
+        .map(|(t, b)| {
+            let [p95, p99] = t.percentiles([95.0, 99.0]);
+            let [backend_p95] = b.percentiles([95.0]);
             Bucket {
-                requests: t.len() as u64,
+                requests: t.count(),
                 p95,
                 p99,
                 backend_p95,

@@ -187,6 +187,8 @@ pub struct Ctx<'a> {
     /// Minutes on the dense axis.
     pub len: usize,
     pub axis: axis::Axis,
+    /// Configured operations by lower-case (api, operation), built on first use.
+    operations: std::sync::OnceLock<std::collections::HashMap<(String, String), usize>>,
 }
 
 impl<'a> Ctx<'a> {
@@ -205,6 +207,7 @@ impl<'a> Ctx<'a> {
             start: axis.first().unwrap_or(0),
             len: axis.len(),
             axis,
+            operations: std::sync::OnceLock::new(),
         }
     }
 
@@ -248,11 +251,18 @@ impl<'a> Ctx<'a> {
 
     /// How people know an operation: `api/op (GET /stock/{id})`.
     pub fn op_label(&self, api: &str, op: &str) -> String {
-        let known = self
-            .snapshot
-            .operations
-            .iter()
-            .find(|o| o.api_id.eq_ignore_ascii_case(api) && o.id.eq_ignore_ascii_case(op));
+        // An index, not a scan: this is asked once per operation.
+        let index = self.operations.get_or_init(|| {
+            let mut m = std::collections::HashMap::new();
+            for (i, o) in self.snapshot.operations.iter().enumerate() {
+                m.entry((o.api_id.to_ascii_lowercase(), o.id.to_ascii_lowercase()))
+                    .or_insert(i);
+            }
+            m
+        });
+        let known = index
+            .get(&(api.to_ascii_lowercase(), op.to_ascii_lowercase()))
+            .and_then(|&i| self.snapshot.operations.get(i));
         match known.and_then(|o| o.url_template.as_deref()) {
             Some(t) => {
                 let method = known.and_then(|o| o.method.as_deref()).unwrap_or("");

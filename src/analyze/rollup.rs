@@ -3,20 +3,21 @@
 //! `LastErrorReason` and exact p50/p95/p99 of `TotalTime` and `BackendTime`.
 //! Every detector, the TUI and chat read traffic through this one rollup.
 //!
-//! Percentiles are exact (nearest rank): each group-minute's latencies are
-//! read by selection (no full sort); whole-window percentiles come from an
-//! exact per-millisecond histogram of the group's values. The counter tables go to polars (`frame`, `buckets`)
-//! for windowed views.
+//! Percentiles are nearest-rank over the cells' latency histograms
+//! (`model::LatencyHistogram`): a group-minute's and a whole window's are
+//! read from the merged histogram of its cells, so they carry the
+//! histogram's stated relative error (1%) and nothing else. The counter
+//! tables go to polars (`frame`, `buckets`) for windowed views.
 
 use super::Options;
-use super::stats::{ExactHistogram, select_percentiles};
-use crate::model::{Minute, MinuteStats, Snapshot, Timestamp, Window};
+use crate::model::{LatencyHistogram, Minute, MinuteStats, Snapshot, Timestamp, Window};
 use polars::prelude::*;
 use rayon::prelude::*;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-/// Exact nearest-rank percentiles, in milliseconds.
+/// Nearest-rank percentiles in milliseconds, within the latency
+/// histogram's relative error.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Percentiles {
     pub p50: Option<u32>,
@@ -25,13 +26,7 @@ pub struct Percentiles {
 }
 
 impl Percentiles {
-    /// Percentiles of unsorted values by selection; reorders `v`.
-    fn of_unsorted(v: &mut [u32]) -> Percentiles {
-        let [p50, p95, p99] = select_percentiles(v, [50.0, 95.0, 99.0]);
-        Percentiles { p50, p95, p99 }
-    }
-
-    fn of_histogram(h: &mut ExactHistogram) -> Percentiles {
+    pub fn of_histogram(h: &LatencyHistogram) -> Percentiles {
         let [p50, p95, p99] = h.percentiles([50.0, 95.0, 99.0]);
         Percentiles { p50, p95, p99 }
     }
@@ -85,6 +80,13 @@ impl Stats {
     }
 }
 
+/// Orders strings as their ASCII-lower-cased forms would order.
+fn cmp_ignore_ascii_case(a: &str, b: &str) -> std::cmp::Ordering {
+    a.bytes()
+        .map(|c| c.to_ascii_lowercase())
+        .cmp(b.bytes().map(|c| c.to_ascii_lowercase()))
+}
+
 pub fn ratio(a: u64, b: u64) -> f64 {
     if b == 0 { 0.0 } else { a as f64 / b as f64 }
 }
@@ -106,6 +108,9 @@ pub struct OpRollup {
     pub backends: Vec<(String, u64)>,
     pub minutes: Vec<MinuteRow>,
     pub totals: Stats,
+    /// Indices of its series in `snapshot.traffic.series`, ascending.
+    #[serde(skip)]
+    pub series: Vec<usize>,
 }
 
 /// One backend (entity id or URL host): its minutes and totals over every
@@ -117,6 +122,9 @@ pub struct BackendRollup {
     pub operations: Vec<(String, String, u64)>,
     pub minutes: Vec<MinuteRow>,
     pub totals: Stats,
+    /// Indices of its series in `snapshot.traffic.series`, ascending.
+    #[serde(skip)]
+    pub series: Vec<usize>,
 }
 
 /// Traffic of a snapshot rolled up per operation and per backend.
@@ -129,16 +137,22 @@ pub struct Rollup {
 }
 
 impl Rollup {
+    /// An operation's rollup (a binary search: `operations` is in (api,
+    /// operation) order).
     pub fn operation(&self, api: &str, operation: &str) -> Option<&OpRollup> {
         self.operations
-            .iter()
-            .find(|o| o.api == api && o.operation == operation)
+            .binary_search_by(|o| (o.api.as_str(), o.operation.as_str()).cmp(&(api, operation)))
+            .ok()
+            .and_then(|i| self.operations.get(i))
     }
 
+    /// A backend's rollup, by name in any case (a binary search:
+    /// `backends` is in lower-case name order).
     pub fn backend(&self, backend: &str) -> Option<&BackendRollup> {
         self.backends
-            .iter()
-            .find(|b| b.backend.eq_ignore_ascii_case(backend))
+            .binary_search_by(|b| cmp_ignore_ascii_case(&b.backend, backend))
+            .ok()
+            .and_then(|i| self.backends.get(i))
     }
 
     /// Minutes `[first, last]` covered, as (start, length).
@@ -306,6 +320,7 @@ pub fn rollup(snapshot: &Snapshot, options: &Options) -> Rollup {
                 backends,
                 minutes,
                 totals,
+                series: idx.clone(),
             }
         })
         .filter(|o| o.totals.requests > 0)
@@ -339,6 +354,7 @@ pub fn rollup(snapshot: &Snapshot, options: &Options) -> Rollup {
                 operations: ops,
                 minutes,
                 totals,
+                series: idx.clone(),
             }
         })
         .filter(|b| b.totals.requests > 0)
@@ -396,36 +412,33 @@ fn roll_group(snapshot: &Snapshot, idx: &[usize], options: &Options) -> (Vec<Min
     }
     let mut rows = Vec::new();
     let mut totals = Stats::default();
-    let mut all_total = ExactHistogram::default();
-    let mut all_backend = ExactHistogram::default();
-    let mut scratch_t: Vec<u32> = Vec::new();
-    let mut scratch_b: Vec<u32> = Vec::new();
+    let mut all_total = LatencyHistogram::default();
+    let mut all_backend = LatencyHistogram::default();
     let mut i = 0;
     while i < cells.len() {
         let minute = cells[i].0;
         let mut j = i;
         let mut st = Stats::default();
-        scratch_t.clear();
-        scratch_b.clear();
+        let (mut t, mut b) = (LatencyHistogram::default(), LatencyHistogram::default());
         while j < cells.len() && cells[j].0 == minute {
             let m = cells[j].1;
             st.add_counts(m);
-            scratch_t.extend_from_slice(&m.total_times);
-            scratch_b.extend_from_slice(&m.backend_times);
+            t.merge(&m.total_latency);
+            b.merge(&m.backend_latency);
             j += 1;
         }
-        all_total.add_all(&scratch_t);
-        all_backend.add_all(&scratch_b);
-        st.total_time = Percentiles::of_unsorted(&mut scratch_t);
-        st.backend_time = Percentiles::of_unsorted(&mut scratch_b);
+        all_total.merge(&t);
+        all_backend.merge(&b);
+        st.total_time = Percentiles::of_histogram(&t);
+        st.backend_time = Percentiles::of_histogram(&b);
         for c in cells[i..j].iter() {
             totals.add_counts(c.1);
         }
         rows.push(MinuteRow { minute, stats: st });
         i = j;
     }
-    totals.total_time = Percentiles::of_histogram(&mut all_total);
-    totals.backend_time = Percentiles::of_histogram(&mut all_backend);
+    totals.total_time = Percentiles::of_histogram(&all_total);
+    totals.backend_time = Percentiles::of_histogram(&all_backend);
     (rows, totals)
 }
 
@@ -462,7 +475,7 @@ mod tests {
     }
 
     #[test]
-    fn groups_by_operation_and_backend_with_exact_percentiles() {
+    fn groups_by_operation_and_backend_with_percentiles() {
         let r = rollup(&snap(), &Options::default());
         assert_eq!(r.operations.len(), 2);
         let a = r.operation("shop", "a").unwrap();
@@ -491,10 +504,14 @@ mod tests {
     }
 
     #[test]
-    fn selection_percentiles_match_sorting() {
-        let mut v: Vec<u32> = (1..=1000).rev().collect();
-        let p = Percentiles::of_unsorted(&mut v);
-        assert_eq!((p.p50, p.p95, p.p99), (Some(500), Some(950), Some(990)));
+    fn histogram_percentiles_are_within_the_stated_error() {
+        let h: LatencyHistogram = (1..=1000).rev().collect();
+        let p = Percentiles::of_histogram(&h);
+        for (got, want) in [(p.p50, 500.0), (p.p95, 950.0), (p.p99, 990.0)] {
+            let got = f64::from(got.unwrap());
+            let err = crate::model::histogram::RELATIVE_ERROR * want + 0.5;
+            assert!((got - want).abs() <= err, "{got} vs {want}");
+        }
     }
 
     #[test]
@@ -509,14 +526,15 @@ mod tests {
     }
 
     #[test]
-    fn group_stats_are_exact_over_the_selected_series() {
+    fn group_stats_merge_the_selected_series() {
         let s = snap();
         let all = group_stats(&s, &Options::default(), |k| k.api_id == "shop");
         assert_eq!(all.requests, 102);
         assert_eq!(all.status_5xx, 2);
-        // Latencies 1..=100, 7 and 500: the nearest-rank p95 is 96, not the
-        // larger of the two operations' own p95s (95 and 500).
-        assert_eq!(all.total_time.p95, Some(96));
+        // Latencies 1..=100, 7 and 500: the nearest-rank p95 is 96 (97 read
+        // from its histogram bucket, within 1%), not the larger of the two
+        // operations' own p95s (95 and 500).
+        assert_eq!(all.total_time.p95, Some(97));
         let none = group_stats(&s, &Options::default(), |k| k.api_id == "other");
         assert_eq!(none.requests, 0);
     }

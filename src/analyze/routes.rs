@@ -95,15 +95,27 @@ fn entry(ctx: &Ctx, api: &str, op: &str, health: &BTreeMap<String, Health>) -> R
 }
 
 fn first_host(ctx: &Ctx, api: &str, op: &str, backend: &str) -> Option<String> {
-    ctx.snapshot
-        .traffic
-        .series
-        .iter()
-        .filter(|s| s.key.api_id == api && s.key.operation_id == op && s.key.backend == backend)
+    operation_series(ctx, api, op)
+        .filter(|s| s.key.backend == backend)
         .flat_map(|s| s.minutes.values())
         .flat_map(|m| m.backend_hosts.iter())
         .next()
         .cloned()
+}
+
+/// The traffic series of one operation, in snapshot order, through the
+/// rollup's index (an operation without traffic in scope has none).
+fn operation_series<'a>(
+    ctx: &'a Ctx,
+    api: &str,
+    op: &str,
+) -> impl Iterator<Item = &'a crate::model::Series> + 'a {
+    ctx.rollup
+        .operation(api, op)
+        .map(|o| o.series.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|&i| ctx.snapshot.traffic.series.get(i))
 }
 
 /// Named values substituted into a URL (`{{name}}`), where known and not secret.
@@ -276,11 +288,7 @@ pub struct Switch {
 
 pub fn route_switch(ctx: &Ctx, api: &str, op: &str) -> Option<Switch> {
     let mut spans: Vec<(String, Minute, Minute, u64)> = Vec::new();
-    for s in
-        ctx.snapshot.traffic.series.iter().filter(|s| {
-            s.key.api_id == api && s.key.operation_id == op && !s.key.backend.is_empty()
-        })
-    {
+    for s in operation_series(ctx, api, op).filter(|s| !s.key.backend.is_empty()) {
         let mins: Vec<(&Minute, u32)> = s
             .minutes
             .iter()
@@ -306,11 +314,7 @@ pub fn route_switch(ctx: &Ctx, api: &str, op: &str) -> Option<Switch> {
         return None;
     }
     let mut after: BTreeMap<String, u64> = BTreeMap::new();
-    for s in
-        ctx.snapshot.traffic.series.iter().filter(|s| {
-            s.key.api_id == api && s.key.operation_id == op && !s.key.backend.is_empty()
-        })
-    {
+    for s in operation_series(ctx, api, op).filter(|s| !s.key.backend.is_empty()) {
         let n: u64 = s
             .minutes
             .range(to.1..)

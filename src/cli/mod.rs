@@ -9,6 +9,7 @@ pub mod daemon;
 pub mod detect;
 pub mod lint;
 pub mod mcp;
+pub mod logs;
 pub mod net;
 pub mod remediate;
 pub mod simulate;
@@ -106,6 +107,22 @@ pub struct DiagnoseArgs {
     pub timings: bool,
     #[command(flatten)]
     pub azure: azure::AzureArgs,
+    /// Take gateway traffic from where the logs live, aggregated there with
+    /// KQL: `la:WORKSPACE_ID` (Log Analytics; base URL from
+    /// APIMEDIC_LOGS_URL) or `adx:CLUSTER/DATABASE[/TABLE]` (Azure Data
+    /// Explorer). Configuration comes from the paths given or the live
+    /// target. Token: APIMEDIC_LOGS_TOKEN. Window: --since/--until (default
+    /// the last 24 h).
+    #[arg(long, value_name = "SOURCE")]
+    pub logs: Option<String>,
+    /// With --logs: only this API Management service's rows (its ARM id),
+    /// for a workspace or table shared by several services (with a live
+    /// target, each instance's own id is used).
+    #[arg(long, value_name = "ID", requires = "logs")]
+    pub logs_resource: Option<String>,
+    /// With --logs: print every KQL query to stderr as it is sent.
+    #[arg(long, requires = "logs")]
+    pub explain: bool,
 }
 
 fn parse_severity(s: &str) -> Result<Severity, String> {
@@ -210,8 +227,14 @@ fn diagnose(args: DiagnoseArgs) -> anyhow::Result<ExitCode> {
                 if !one {
                     println!("== {id}");
                 }
-                if diagnose_snapshot(snapshot, &args, analyze::Options::default(), started)?
-                    != ExitCode::SUCCESS
+                let resource = args.logs_resource.clone().unwrap_or(id.clone());
+                if diagnose_snapshot(
+                    snapshot,
+                    &args,
+                    analyze::Options::default(),
+                    started,
+                    Some(&resource),
+                )? != ExitCode::SUCCESS
                 {
                     code = ExitCode::from(1);
                 }
@@ -219,6 +242,24 @@ fn diagnose(args: DiagnoseArgs) -> anyhow::Result<ExitCode> {
             },
         )?;
         return Ok(code);
+    }
+    if args.logs.is_some() {
+        // Logs from the engine; configuration from the paths (none: not
+        // the demo). --since/--until chose the window the engine is asked
+        // for, and the traffic that comes back is that window.
+        let snapshot = if args.paths.is_empty() {
+            Snapshot::default()
+        } else {
+            load(&args.paths)?
+        };
+        let resource = args.logs_resource.clone();
+        return diagnose_snapshot(
+            snapshot,
+            &args,
+            analyze::Options::default(),
+            started,
+            resource.as_deref(),
+        );
     }
     let snapshot = load(&args.paths)?;
     let end = snapshot.loaded.time_range.map(|w| w.end);
@@ -235,22 +276,38 @@ fn diagnose(args: DiagnoseArgs) -> anyhow::Result<ExitCode> {
             .transpose()?,
     };
     check_window(&options)?;
-    diagnose_snapshot(snapshot, &args, options, started)
+    diagnose_snapshot(snapshot, &args, options, started, None)
 }
 
 /// Analyses one snapshot and prints its report; exit 1 at or above `--fail-on`.
 fn diagnose_snapshot(
-    snapshot: Snapshot,
+    mut snapshot: Snapshot,
     args: &DiagnoseArgs,
     options: analyze::Options,
     started: std::time::Instant,
+    logs_resource: Option<&str>,
 ) -> anyhow::Result<ExitCode> {
     let loaded = started.elapsed();
     let playbooks = match &args.playbooks {
         Some(dir) => playbook::Playbooks::load_dir(dir)?,
         None => playbook::Playbooks::built_in(),
     };
-    let diagnosis = playbook::diagnose(&snapshot, &options, &playbooks);
+    let diagnosis = match &args.logs {
+        Some(spec) => logs::diagnose(
+            &mut snapshot,
+            &logs::LogsArgs {
+                spec,
+                resource: logs_resource,
+                since: args.since.as_deref(),
+                until: args.until.as_deref(),
+                explain: args.explain,
+                timings: args.timings,
+            },
+            &options,
+            &playbooks,
+        )?,
+        None => playbook::diagnose(&snapshot, &options, &playbooks),
+    };
     let analysed = started.elapsed();
     let out = match args.format {
         Format::Text => {

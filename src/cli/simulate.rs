@@ -32,6 +32,11 @@ pub struct SimulateArgs {
     /// Replace the simulator's files in an existing output folder.
     #[arg(long)]
     pub force: bool,
+    /// Write the gateway logs in this shape instead of the scenario's own:
+    /// la-ndjson (Log Analytics rows, logs/ApiManagementGatewayLogs.ndjson),
+    /// la-ndjson-gz, storage (PT1H.json blobs), az-cli, query-tables.
+    #[arg(long, value_name = "SHAPE", value_parser = parse_shape)]
+    pub log_shape: Option<simulate::LogShape>,
     /// Write traffic in real time into --out (logs/ApiManagementGatewayLogs.ndjson)
     /// with a 5xx incident on a schedule, until interrupted; the feed
     /// `apimedic daemon` is shown and tested on (`apimedic daemon live` has
@@ -158,6 +163,22 @@ const STANDIN_CERT: &[u8] = include_bytes!("../../fixtures/azure/tls/server.crt"
 const STANDIN_KEY: &[u8] = include_bytes!("../../fixtures/azure/tls/server.key");
 const STANDIN_CA: &[u8] = include_bytes!("../../fixtures/azure/tls/ca.crt");
 
+fn parse_shape(s: &str) -> Result<simulate::LogShape, String> {
+    use simulate::LogShape::*;
+    Ok(match s {
+        "la-ndjson" => LogAnalyticsNdjson,
+        "la-ndjson-gz" => LogAnalyticsNdjsonGzip,
+        "storage" => StorageGzip,
+        "az-cli" => AzCli,
+        "query-tables" => QueryTables,
+        _ => {
+            return Err(format!(
+                "unknown log shape `{s}`; use la-ndjson, la-ndjson-gz, storage, az-cli or query-tables"
+            ));
+        }
+    })
+}
+
 pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
@@ -185,7 +206,8 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
     if let Some(root) = &args.fixtures {
         for s in Scenario::ALL {
             let (seed, scale, minutes) = s.fixture_params();
-            let (summary, _) = write_instance(&root.join(s.name()), s, seed, scale, minutes, true)?;
+            let (summary, _) =
+                write_instance(&root.join(s.name()), s, (seed, scale, minutes), None, true)?;
             writeln!(out, "{summary}")?;
         }
         return Ok(ExitCode::SUCCESS);
@@ -210,9 +232,8 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
     let (summary, truth) = write_instance(
         dir,
         scenario,
-        args.seed,
-        args.scale,
-        args.minutes,
+        (args.seed, args.scale, args.minutes),
+        args.log_shape,
         args.force,
     )?;
     writeln!(out, "{summary}")?;
@@ -236,9 +257,8 @@ const OWNED: [&str; 6] = [
 fn write_instance(
     dir: &Path,
     scenario: Scenario,
-    seed: u64,
-    scale: f64,
-    minutes: u32,
+    (seed, scale, minutes): (u64, f64, u32),
+    shape: Option<simulate::LogShape>,
     force: bool,
 ) -> anyhow::Result<(String, simulate::Expected)> {
     if dir.exists() {
@@ -263,7 +283,8 @@ fn write_instance(
             }
         }
     }
-    let (files, truth) = simulate::generate_with_truth(scenario, seed, scale, minutes);
+    let shape = shape.unwrap_or(scenario.log_shape());
+    let (files, truth) = simulate::generate_with_truth_as(scenario, seed, scale, minutes, shape);
     let mut bytes = 0usize;
     for (rel, data) in &files {
         let path = dir.join(rel);

@@ -19,6 +19,7 @@ pub mod gateway_logs;
 pub mod history;
 pub mod input;
 pub mod json;
+pub mod kql;
 pub mod metrics;
 pub mod openapi;
 pub mod policy_files;

@@ -1,8 +1,8 @@
 //! The engine: incremental per-minute aggregates in bounded memory, and the
 //! tick that runs the same detectors as `diagnose` over them.
 //!
-//! Recent minutes (`exact`) are kept as `model::MinuteStats`, exact to the
-//! request (every latency, a few failing requests as evidence). Older
+//! Recent minutes (`exact`) are kept as `model::MinuteStats` (counters,
+//! latency histograms, a few failing requests as evidence). Older
 //! minutes are compacted into a fixed-size `Cell` (counters, an 8-point
 //! latency sketch per latency, the two most common error reasons) and
 //! dropped after `retention`. Time is data time: the watermark is the
@@ -21,7 +21,8 @@
 use super::config::EngineConfig;
 use crate::analyze;
 use crate::model::{
-    Finding, LoadReport, Minute, MinuteStats, Origin, Problem, Snapshot, Timestamp, Traffic,
+    Finding, LatencyHistogram, LoadReport, Minute, MinuteStats, Origin, Problem, Snapshot,
+    Timestamp, Traffic, histogram::bucket_of,
 };
 
 /// How far ahead of the wall clock a row may be stamped (clock skew
@@ -30,8 +31,6 @@ pub const FUTURE_TOLERANCE_MS: i64 = 5 * 60_000;
 
 /// Latency points kept per compacted minute.
 const SKETCH: usize = 8;
-/// Most latency values a compacted minute expands back into.
-const EXPAND: usize = 16;
 
 /// One compacted minute of one series (80 bytes).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -120,27 +119,27 @@ impl Cells {
     }
 }
 
-/// Evenly spaced order statistics of `v` (sorted in place), clamped to u16 ms.
-fn sketch(v: &mut [u32]) -> [u16; SKETCH] {
-    let mut out = [0u16; SKETCH];
-    if v.is_empty() {
-        return out;
-    }
-    v.sort_unstable();
-    for (i, slot) in out.iter_mut().enumerate() {
-        let rank = ((2 * i + 1) * v.len()) / (2 * SKETCH);
-        let x = v.get(rank.min(v.len() - 1)).copied().unwrap_or(0);
-        *slot = u16::try_from(x).unwrap_or(u16::MAX);
-    }
-    out
+/// Evenly spaced percentiles of a histogram, clamped to u16 ms.
+fn sketch(h: &LatencyHistogram) -> [u16; SKETCH] {
+    let ps: [f64; SKETCH] =
+        std::array::from_fn(|i| (2 * i + 1) as f64 * 100.0 / (2 * SKETCH) as f64);
+    h.percentiles(ps)
+        .map(|v| v.map_or(0, |x| u16::try_from(x).unwrap_or(u16::MAX)))
 }
 
-/// `n` values (at most `EXPAND`) spread like the sketch.
-fn expand(s: &[u16; SKETCH], n: u32) -> Vec<u32> {
-    let count = (n as usize).min(EXPAND);
-    (0..count)
-        .map(|j| u32::from(s[(j * SKETCH / count.max(1)).min(SKETCH - 1)]))
-        .collect()
+/// A histogram of `n` latencies spread like the sketch.
+fn expand(s: &[u16; SKETCH], n: u32) -> LatencyHistogram {
+    let mut h = LatencyHistogram::default();
+    let n = u64::from(n);
+    let k = SKETCH as u64;
+    for (i, x) in (0u64..).zip(s) {
+        let share = n * (i + 1) / k - n * i / k;
+        h.add_bucket(
+            bucket_of(u32::from(*x)),
+            u32::try_from(share).unwrap_or(u32::MAX),
+        );
+    }
+    h
 }
 
 /// Retained traffic, in two tiers.
@@ -379,9 +378,9 @@ impl Store {
                 st.timeouts,
                 st.connection_failures,
             ],
-            total: sketch(&mut st.total_times),
-            backend: sketch(&mut st.backend_times),
-            backend_n: u32::try_from(st.backend_times.len()).unwrap_or(u32::MAX),
+            total: sketch(&st.total_latency),
+            backend: sketch(&st.backend_latency),
+            backend_n: u32::try_from(st.backend_latency.count()).unwrap_or(u32::MAX),
             ..Cell::default()
         };
         for (slot, (count, reason)) in reasons.into_iter().take(2).enumerate() {
@@ -403,8 +402,8 @@ impl Store {
             backend_5xx: b5,
             timeouts,
             connection_failures: conn,
-            total_times: expand(&c.total, requests),
-            backend_times: expand(&c.backend, c.backend_n),
+            total_latency: expand(&c.total, requests),
+            backend_latency: expand(&c.backend, c.backend_n),
             ..MinuteStats::default()
         };
         for (id, n) in c.reason_ids.iter().zip(c.reason_counts) {
@@ -515,14 +514,14 @@ impl Store {
 
 fn merge_cells(a: &mut Cell, b: &Cell) {
     let mut total = expand(&a.total, a.counts[0]);
-    total.extend(expand(&b.total, b.counts[0]));
+    total.merge(&expand(&b.total, b.counts[0]));
     let mut backend = expand(&a.backend, a.backend_n);
-    backend.extend(expand(&b.backend, b.backend_n));
+    backend.merge(&expand(&b.backend, b.backend_n));
     for (x, y) in a.counts.iter_mut().zip(b.counts) {
         *x = x.saturating_add(y);
     }
-    a.total = sketch(&mut total);
-    a.backend = sketch(&mut backend);
+    a.total = sketch(&total);
+    a.backend = sketch(&backend);
     a.backend_n = a.backend_n.saturating_add(b.backend_n);
     for (id, n) in b.reason_ids.iter().zip(b.reason_counts) {
         if *id == 0 {
@@ -589,13 +588,15 @@ mod tests {
         let t = s.traffic();
         let m = &t.series[0].minutes;
         assert_eq!(m.len(), 61);
-        // Compacted minutes keep exact counters and a bounded latency list.
+        // Compacted minutes keep exact counters and a sketched histogram.
         let old = &m[&(T0 + 150)];
         assert_eq!(old.requests, 60);
-        assert_eq!(old.total_times.len(), EXPAND);
-        assert!(old.total_times.iter().all(|x| (40..=46).contains(x)));
+        assert_eq!(old.total_latency.count(), 60);
+        assert!(old.total_latency.bins().len() <= 8);
+        let (lo, hi) = (old.total_latency.percentile(0.0), old.total_latency.max());
+        assert!(lo >= Some(40) && hi <= Some(46), "{lo:?} {hi:?}");
         let recent = &m[&(T0 + 198)];
-        assert_eq!(recent.total_times.len(), 60);
+        assert_eq!(recent.total_latency.count(), 60);
     }
 
     #[test]
@@ -704,12 +705,14 @@ mod tests {
 
     #[test]
     fn sketch_and_expand_keep_the_shape() {
-        let mut v: Vec<u32> = (1..=100).collect();
-        let s = sketch(&mut v);
+        let h: LatencyHistogram = (1..=100).collect();
+        let s = sketch(&h);
         assert_eq!(s[0], 7);
-        assert_eq!(s[7], 94);
-        assert_eq!(expand(&s, 3).len(), 3);
-        assert_eq!(expand(&s, 1000).len(), EXPAND);
+        assert!((93..=95).contains(&s[7]), "{s:?}");
+        assert_eq!(expand(&s, 3).count(), 3);
+        let many = expand(&s, 1000);
+        assert_eq!(many.count(), 1000);
+        assert_eq!(many.percentile(50.0), Some(u32::from(s[3])));
         assert!(expand(&s, 0).is_empty());
         assert_eq!(std::mem::size_of::<Cell>(), 80);
     }

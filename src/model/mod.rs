@@ -8,12 +8,14 @@
 
 pub mod config;
 pub mod finding;
+pub mod histogram;
 pub mod redact;
 pub mod time;
 pub mod traffic;
 
 pub use config::*;
 pub use finding::*;
+pub use histogram::LatencyHistogram;
 pub use time::*;
 pub use traffic::*;
 

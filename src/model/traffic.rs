@@ -1,10 +1,12 @@
 //! Gateway traffic folded into per-minute aggregates, one series per
 //! (API, operation, backend). Every log reader feeds `Traffic::add`; analysis
-//! reads the aggregates. Latencies are kept whole per minute so percentiles
-//! are exact; a few failing requests per series-minute are kept as raw
-//! records for evidence, so memory stays bounded however long the log.
+//! reads the aggregates. Latencies are kept per minute as mergeable
+//! log-bucketed histograms (`LatencyHistogram`, 1% relative error), the same
+//! cell whether it was filled from local rows or from a KQL answer; a few
+//! failing requests per series-minute are kept as raw records for evidence,
+//! so memory stays bounded however long the log.
 
-use super::{Origin, Timestamp};
+use super::{LatencyHistogram, Origin, Timestamp};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 
@@ -189,10 +191,10 @@ pub struct MinuteStats {
     pub backend_5xx: u32,
     pub timeouts: u32,
     pub connection_failures: u32,
-    /// TotalTime of every request in the minute, unsorted.
-    pub total_times: Vec<u32>,
-    /// BackendTime of every request that had one, unsorted.
-    pub backend_times: Vec<u32>,
+    /// TotalTime of every request in the minute.
+    pub total_latency: LatencyHistogram,
+    /// BackendTime of every request that had one.
+    pub backend_latency: LatencyHistogram,
     /// Count per LastErrorReason (non-empty reasons only).
     pub error_reasons: BTreeMap<String, u32>,
     /// Distinct BackendUrl hosts seen (at most a few), for the backend map.
@@ -232,9 +234,9 @@ impl MinuteStats {
         if r.is_connection_failure() {
             self.connection_failures += 1;
         }
-        self.total_times.push(r.total_time_ms);
+        self.total_latency.add(r.total_time_ms);
         if let Some(b) = r.backend_time_ms {
-            self.backend_times.push(b);
+            self.backend_latency.add(b);
         }
         if !r.last_error_reason.is_empty() {
             match self.error_reasons.get_mut(r.last_error_reason) {
@@ -281,8 +283,8 @@ impl MinuteStats {
         self.backend_5xx += other.backend_5xx;
         self.timeouts += other.timeouts;
         self.connection_failures += other.connection_failures;
-        self.total_times.extend(other.total_times);
-        self.backend_times.extend(other.backend_times);
+        self.total_latency.merge(&other.total_latency);
+        self.backend_latency.merge(&other.backend_latency);
         for (k, v) in other.error_reasons {
             *self.error_reasons.entry(k).or_default() += v;
         }
@@ -383,7 +385,7 @@ impl Traffic {
     pub fn merge(&mut self, other: Traffic) {
         if self.series.is_empty() {
             // The usual case (the first file with logs): move, do not copy
-            // every latency list.
+            // every cell.
             let rows = self.rows + other.rows;
             *self = other;
             self.rows = rows;

@@ -240,6 +240,10 @@ struct Built {
 }
 
 fn build(scenario: Scenario, seed: u64, scale: f64, minutes: u32) -> Built {
+    build_as(scenario, seed, scale, minutes, scenario.log_shape())
+}
+
+fn build_as(scenario: Scenario, seed: u64, scale: f64, minutes: u32, shape: LogShape) -> Built {
     let scale = if scale.is_finite() && scale > 0.0 {
         scale
     } else {
@@ -249,7 +253,7 @@ fn build(scenario: Scenario, seed: u64, scale: f64, minutes: u32) -> Built {
     let plan = plan::Plan::new(scenario, seed, scale, minutes);
     let reqs = traffic::requests(&plan);
     let truth = ground_truth(&plan, &reqs, minutes, scale);
-    let mut files = logs::write(scenario.log_shape(), &reqs);
+    let mut files = logs::write(shape, &reqs);
     files.extend(metrics::files(&plan, &reqs));
     files.extend(config::files(&plan));
     files.push(activity::file(&plan));
@@ -277,6 +281,19 @@ pub fn generate_with_truth(
     minutes: u32,
 ) -> (Vec<(String, Vec<u8>)>, Expected) {
     let b = build(scenario, seed, scale, minutes);
+    (b.files, b.truth)
+}
+
+/// `generate_with_truth` with the logs written in `shape` instead of the
+/// scenario's own (`simulate --log-shape`).
+pub fn generate_with_truth_as(
+    scenario: Scenario,
+    seed: u64,
+    scale: f64,
+    minutes: u32,
+    shape: LogShape,
+) -> (Vec<(String, Vec<u8>)>, Expected) {
+    let b = build_as(scenario, seed, scale, minutes, shape);
     (b.files, b.truth)
 }
 

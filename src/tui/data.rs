@@ -6,8 +6,8 @@
 
 use crate::analyze::{self, Ctx, Options, Rollup, backends::AppHealth, policy};
 use crate::model::{
-    ChangeKind, Diagnosis, Finding, Health, MetricSource, Minute, PolicyScope, Severity, Snapshot,
-    Timestamp, percentile,
+    ChangeKind, Diagnosis, Finding, Health, LatencyHistogram, MetricSource, Minute, PolicyScope,
+    Severity, Snapshot, Timestamp,
 };
 use crate::playbook::{self, Playbooks};
 use std::collections::BTreeMap;
@@ -632,19 +632,19 @@ pub fn total_timeline(s: &Snapshot, range: (Minute, Minute)) -> Vec<Point> {
             ..Point::default()
         })
         .collect();
-    let mut times: Vec<Vec<u32>> = vec![Vec::new(); len];
+    let mut times: Vec<LatencyHistogram> = vec![LatencyHistogram::default(); len];
     for series in &s.traffic.series {
         for (m, st) in series.minutes.range(lo..=hi) {
             let i = (m - lo) as usize;
             if let (Some(p), Some(t)) = (points.get_mut(i), times.get_mut(i)) {
                 p.requests += u64::from(st.requests);
                 p.errors += u64::from(st.status_5xx);
-                t.extend_from_slice(&st.total_times);
+                t.merge(&st.total_latency);
             }
         }
     }
     for (p, t) in points.iter_mut().zip(&times) {
-        p.p95_ms = percentile(t, 95.0);
+        p.p95_ms = t.percentile(95.0);
     }
     points
 }

@@ -12,6 +12,8 @@
 //!   kill -9 and Ctrl-C mid-apply, the approval prompt in tmux, the import check.
 //! - `hostile`: hostile and broken input (extreme timestamps, bombs, endless and truncated
 //!   inputs, archives, FIFOs, the terminal after a signal), each run under a resource limit.
+//! - `kql`: the KQL pushdown against duckdb-kql behind a loopback Log Analytics / ADX
+//!   stand-in (`fixtures/kql/serve_kql.py`): parity with the file path, chunking, bad answers.
 //! - `llm`: the model path against a scripted OpenAI-compatible server (`fixtures/llm/`),
 //!   and a real local model when one is serving.
 //! - `layering`: the crate's `crate::` imports against the architecture's allowed edges.
@@ -27,6 +29,7 @@ mod cli;
 mod daemon;
 mod eval;
 mod hostile;
+mod kql;
 mod layering;
 mod llm;
 mod mcp;

@@ -7,8 +7,8 @@ use super::effective::{EffectivePolicy, LoadedPolicy, PolicyIndex, forward_timeo
 use super::reader::{Element, ProblemKind, SNIPPET_ROOT};
 use super::rules::{INHERITANCE_RULE, rule_by_id};
 use crate::model::{
-    BackendKind, Evidence, Finding, Location, Origin, PolicyDoc, PolicyScope, Severity, Snapshot,
-    Subject, fingerprint_with, percentile,
+    BackendKind, Evidence, Finding, LatencyHistogram, Location, Origin, PolicyDoc, PolicyScope,
+    Severity, Snapshot, Subject, fingerprint_with,
 };
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
@@ -1083,13 +1083,13 @@ fn check_timeout(
         return;
     };
     let timeout_s = forward_timeout_secs(&forward.element);
-    let (mut times, mut timeouts, mut requests) = (Vec::new(), 0u64, 0u64);
+    let (mut times, mut timeouts, mut requests) = (LatencyHistogram::default(), 0u64, 0u64);
     for s in &snapshot.traffic.series {
         if !s.key.api_id.eq_ignore_ascii_case(api) || !s.key.operation_id.eq_ignore_ascii_case(op) {
             continue;
         }
         for m in s.minutes.values() {
-            times.extend_from_slice(&m.backend_times);
+            times.merge(&m.backend_latency);
             timeouts += u64::from(m.timeouts);
             requests += u64::from(m.requests);
         }
@@ -1097,7 +1097,7 @@ fn check_timeout(
     if requests == 0 {
         return;
     }
-    let p99 = percentile(&times, 99.0);
+    let p99 = times.percentile(99.0);
     let timeout_ms = timeout_s * 1000.0;
     let slow = p99.is_some_and(|p| f64::from(p) >= timeout_ms);
     let timing_out = timeouts >= 5 && timeouts as f64 >= 0.01 * requests as f64;

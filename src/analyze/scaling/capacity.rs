@@ -12,8 +12,8 @@
 //! hour before it. Pure.
 
 use crate::model::{
-    Evidence, Finding, FindingKind, MetricSeries, MetricSource, Origin, Severity, Snapshot,
-    Subject, Timestamp, Window, fingerprint, fingerprint_with, percentile,
+    Evidence, Finding, FindingKind, LatencyHistogram, MetricSeries, MetricSource, Origin, Severity,
+    Snapshot, Subject, Timestamp, Window, fingerprint, fingerprint_with,
 };
 
 /// Saturation metrics, as the REST API names them.
@@ -208,21 +208,21 @@ pub fn latency_rise(snapshot: &Snapshot, ep: &Episode) -> Option<LatencyRise> {
         ep.end.minute(),
         base_start.div_euclid(60_000),
     );
-    let (mut tb, mut td): (Vec<u32>, Vec<u32>) = (Vec::new(), Vec::new());
+    let (mut tb, mut td) = (LatencyHistogram::default(), LatencyHistogram::default());
     for s in &snapshot.traffic.series {
         for (m, st) in s.minutes.range(base_m..end_m) {
             if *m < start_m {
-                tb.extend_from_slice(&st.total_times);
+                tb.merge(&st.total_latency);
             } else {
-                td.extend_from_slice(&st.total_times);
+                td.merge(&st.total_latency);
             }
         }
     }
-    if tb.len() < 50 || td.len() < 50 {
+    if tb.count() < 50 || td.count() < 50 {
         return None;
     }
-    let b = f64::from(percentile(&tb, 95.0)?);
-    let d = f64::from(percentile(&td, 95.0)?);
+    let b = f64::from(tb.percentile(95.0)?);
+    let d = f64::from(td.percentile(95.0)?);
     rising(b, d).then_some(LatencyRise {
         before_ms: b,
         during_ms: d,

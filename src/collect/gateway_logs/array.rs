@@ -317,8 +317,8 @@ mod tests {
             for ((ma, sa), (mb, sb)) in a.minutes.iter().zip(&b.minutes) {
                 assert_eq!(ma, mb);
                 assert_eq!(
-                    (sa.requests, sa.status_5xx, &sa.total_times),
-                    (sb.requests, sb.status_5xx, &sb.total_times)
+                    (sa.requests, sa.status_5xx, &sa.total_latency),
+                    (sb.requests, sb.status_5xx, &sb.total_latency)
                 );
             }
         }

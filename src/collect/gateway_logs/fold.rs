@@ -149,7 +149,7 @@ impl Fold {
     pub(super) fn add(&mut self, r: &Request<'_>, origin: impl FnOnce() -> Origin) {
         let names = [r.api_id, r.operation_id, r.backend_key()];
         let series = self.series_of(names);
-        let cell = self.cell_of(series, r.time.minute(), true);
+        let cell = self.cell_of(series, r.time.minute());
         if let Some(cell) = self.cells.get_mut(cell as usize) {
             cell.stats.add(r, origin);
         }
@@ -213,9 +213,8 @@ impl Fold {
         }
     }
 
-    /// The index of a series-minute cell, created when new (`sized`: with
-    /// latency vectors sized like the series' previous minute).
-    fn cell_of(&mut self, series: u32, minute: i64, sized: bool) -> u32 {
+    /// The index of a series-minute cell, created when new.
+    fn cell_of(&mut self, series: u32, minute: i64) -> u32 {
         let Fold {
             series: all, cells, ..
         } = self;
@@ -227,29 +226,11 @@ impl Fold {
         {
             return c;
         }
-        // A new minute likely sees about as many rows as the one before:
-        // sized up front, its latency vectors are not regrown (each regrowth
-        // copies and leaves a hole in the heap; 10M rows made ~80 MB of them).
-        let previous = s
-            .last
-            .filter(|_| sized)
-            .and_then(|(_, c)| cells.get(c as usize));
-        let hint = |len: usize| if len == 0 { 0 } else { len + len / 8 + 4 };
-        let (totals, backends) = previous.map_or((0, 0), |p| {
-            (
-                hint(p.stats.total_times.len()),
-                hint(p.stats.backend_times.len()),
-            )
-        });
         let c = *s.minutes.entry(minute).or_insert_with(|| {
             cells.push(Cell {
                 series,
                 minute,
-                stats: MinuteStats {
-                    total_times: Vec::with_capacity(totals),
-                    backend_times: Vec::with_capacity(backends),
-                    ..MinuteStats::default()
-                },
+                stats: MinuteStats::default(),
             });
             cells.len() as u32 - 1
         });
@@ -270,8 +251,7 @@ impl Fold {
                 continue;
             };
             let id = self.series_of([&names[0], &names[1], &names[2]]);
-            // Not sized: a new cell here takes the other's vectors whole.
-            let c = self.cell_of(id, cell.minute, false);
+            let c = self.cell_of(id, cell.minute);
             if let Some(mine) = self.cells.get_mut(c as usize) {
                 merge_in_file_order(&mut mine.stats, cell.stats);
             }
@@ -283,7 +263,7 @@ impl Fold {
 /// sequence, then line within the chunk).
 fn merge_in_file_order(into: &mut MinuteStats, mut other: MinuteStats) {
     if into.requests == 0 {
-        // New here: move, do not copy the latency vectors.
+        // New here: move, do not copy the histograms.
         *into = other;
         return;
     }

@@ -12,7 +12,6 @@
 use super::fold::{ChunkInfo, Fold, finish};
 use crate::model::{LoadReport, Origin, Problem, Traffic};
 use std::io::{self, Read};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, channel, sync_channel};
 use std::sync::{Arc, Mutex};
 
@@ -119,9 +118,20 @@ fn parse_chunks<F: Format>(
     report: &mut LoadReport,
 ) {
     let bytes = bytes.strip_prefix(BOM).unwrap_or(bytes);
-    let mut chunks = Vec::new();
-    let mut rest = bytes;
-    while !rest.is_empty() {
+    // Chunks are cut as workers ask for them, in file order under a lock,
+    // not all up front: finding every cut first touched a page every block
+    // through the whole file, and with a mapped file (large folios, fault
+    // around) that mapped most of it at once. Cut lazily, only the blocks
+    // in flight are mapped; each is released once folded.
+    let cursor = Mutex::new((bytes, 0u32));
+    let next = || -> Option<(u32, &[u8])> {
+        let mut guard = cursor
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (rest, seq) = &mut *guard;
+        if rest.is_empty() {
+            return None;
+        }
         let want = limits.block.min(rest.len());
         let cut = if want == rest.len() {
             rest.len()
@@ -136,24 +146,24 @@ fn parse_chunks<F: Format>(
             }
         };
         let (head, tail) = rest.split_at(cut.min(rest.len()));
-        chunks.push(head);
-        rest = tail;
-    }
-    let next = AtomicUsize::new(0);
+        *rest = tail;
+        let this = *seq;
+        *seq += 1;
+        Some((this, head))
+    };
     let work = || {
         let mut fold = Fold::default();
         let mut infos = Vec::new();
-        loop {
-            let i = next.fetch_add(1, Ordering::Relaxed);
-            let Some(data) = chunks.get(i) else { break };
-            infos.push(format.chunk(file, i as u32, data, &mut fold));
+        while let Some((seq, data)) = next() {
+            infos.push(format.chunk(file, seq, data, &mut fold));
             if let Some(map) = map {
                 release(map, data);
             }
         }
         (fold, infos)
     };
-    let threads = limits.threads.clamp(1, chunks.len().max(1));
+    let blocks = bytes.len().div_ceil(limits.block.max(1));
+    let threads = limits.threads.clamp(1, blocks.max(1));
     let results: Vec<(Fold, Vec<ChunkInfo>)> = if threads == 1 {
         vec![work()]
     } else {

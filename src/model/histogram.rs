@@ -1,0 +1,341 @@
+//! A mergeable latency histogram with a stated relative error: the one way
+//! a per-minute cell holds latencies, whether it was filled from local log
+//! rows or from a KQL answer (see `collect::kql`).
+//!
+//! Log-spaced buckets (DDSketch-style): bucket 0 holds 0 ms; bucket `b ≥ 1`
+//! holds the latencies `x` with `γ^(b-1) ≤ x < γ^b`, where
+//! `γ = (1 + α) / (1 − α)` and `α = RELATIVE_ERROR` (1%). The index is
+//! `1 + floor(ln(x) · INV_LN_GAMMA)`, which a KQL engine computes with the
+//! same double arithmetic (`1 + toint(log(todouble(x)) * INV_LN_GAMMA)`), so a
+//! cell filled by Log Analytics has the same buckets as one filled here.
+//! Merging adds counts bucket by bucket, exactly: a window's histogram is the
+//! sum of its minutes', whatever the order. A percentile is the
+//! representative of the bucket holding the nearest-rank value, rounded to a
+//! whole millisecond and kept inside the bucket: within `α` of the true
+//! value plus at most half a millisecond of rounding (exact below 50 ms,
+//! where a bucket holds at most one whole millisecond).
+//!
+//! Size: at most `MAX_BUCKET + 1` buckets however many requests (1,110 for
+//! the whole `u32` millisecond range), a few dozen in a typical minute.
+
+use std::sync::LazyLock;
+
+/// The relative error every percentile read from a histogram carries.
+pub const RELATIVE_ERROR: f64 = 0.01;
+
+/// `1 / ln(γ)` with `γ = (1 + α) / (1 − α)`: the factor KQL multiplies
+/// `log(x)` by (printed in the query with all its digits).
+pub const INV_LN_GAMMA: f64 = 49.998_333_288_886_78;
+
+/// The bucket of `u32::MAX` ms.
+pub const MAX_BUCKET: u16 = 1109;
+
+/// Buckets of every latency below this, precomputed (the per-row path).
+const TABLE: usize = 1 << 16;
+
+static BUCKETS: LazyLock<Vec<u16>> =
+    LazyLock::new(|| (0..TABLE as u32).map(bucket_by_log).collect());
+
+fn bucket_by_log(ms: u32) -> u16 {
+    if ms == 0 {
+        return 0;
+    }
+    let b = 1.0 + (f64::from(ms).ln() * INV_LN_GAMMA).floor();
+    b.clamp(1.0, f64::from(MAX_BUCKET)) as u16
+}
+
+/// The bucket of a latency in milliseconds.
+#[inline]
+pub fn bucket_of(ms: u32) -> u16 {
+    match BUCKETS.get(ms as usize) {
+        Some(&b) => b,
+        None => bucket_by_log(ms),
+    }
+}
+
+/// `γ`, from the constant the buckets use.
+fn gamma() -> f64 {
+    (1.0 / INV_LN_GAMMA).exp()
+}
+
+/// The whole milliseconds a bucket stands for: the value with the least
+/// relative error to every latency in it, rounded and kept inside it.
+pub fn value_of(bucket: u16) -> u32 {
+    if bucket == 0 {
+        return 0;
+    }
+    let g = gamma();
+    let lo = g.powi(i32::from(bucket) - 1);
+    let hi = lo * g;
+    let rep = 2.0 * lo * hi / (lo + hi);
+    // Whole milliseconds inside [lo, hi): ceil(lo) ..= ceil(hi) - 1.
+    let first = lo.ceil();
+    let last = (hi.ceil() - 1.0).max(first);
+    rep.round().clamp(first, last).min(f64::from(u32::MAX)) as u32
+}
+
+/// Counts per bucket, ascending by bucket, no zero counts.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LatencyHistogram {
+    bins: Vec<(u16, u32)>,
+    count: u64,
+}
+
+impl LatencyHistogram {
+    /// Counts one latency.
+    #[inline]
+    pub fn add(&mut self, ms: u32) {
+        self.add_bucket(bucket_of(ms), 1);
+    }
+
+    /// Adds `n` to a bucket (as read from a KQL answer). Buckets past
+    /// `MAX_BUCKET` are counted in the last one.
+    pub fn add_bucket(&mut self, bucket: u16, n: u32) {
+        if n == 0 {
+            return;
+        }
+        let bucket = bucket.min(MAX_BUCKET);
+        self.count += u64::from(n);
+        // Rows arrive with similar latencies: try the end first.
+        match self.bins.last_mut() {
+            Some(last) if last.0 == bucket => {
+                last.1 = last.1.saturating_add(n);
+                return;
+            }
+            Some(last) if last.0 < bucket => {
+                self.bins.push((bucket, n));
+                return;
+            }
+            None => {
+                self.bins.push((bucket, n));
+                return;
+            }
+            _ => {}
+        }
+        match self.bins.binary_search_by_key(&bucket, |b| b.0) {
+            Ok(i) => {
+                if let Some(b) = self.bins.get_mut(i) {
+                    b.1 = b.1.saturating_add(n);
+                }
+            }
+            Err(i) => self.bins.insert(i, (bucket, n)),
+        }
+    }
+
+    /// Adds another histogram's counts (exact; order does not matter).
+    pub fn merge(&mut self, other: &LatencyHistogram) {
+        if other.bins.is_empty() {
+            return;
+        }
+        if self.bins.is_empty() {
+            self.clone_from(other);
+            return;
+        }
+        let (a, b) = (&self.bins, &other.bins);
+        let mut out = Vec::with_capacity(a.len() + b.len());
+        let (mut i, mut j) = (0, 0);
+        while let (Some(&x), Some(&y)) = (a.get(i), b.get(j)) {
+            if x.0 == y.0 {
+                out.push((x.0, x.1.saturating_add(y.1)));
+                i += 1;
+                j += 1;
+            } else if x.0 < y.0 {
+                out.push(x);
+                i += 1;
+            } else {
+                out.push(y);
+                j += 1;
+            }
+        }
+        out.extend_from_slice(a.get(i..).unwrap_or_default());
+        out.extend_from_slice(b.get(j..).unwrap_or_default());
+        self.bins = out;
+        self.count += other.count;
+    }
+
+    /// Latencies counted.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// (bucket, count), ascending by bucket.
+    pub fn bins(&self) -> &[(u16, u32)] {
+        &self.bins
+    }
+
+    /// Nearest-rank percentiles for ascending `ps` (0–100), each within the
+    /// stated relative error of the exact one.
+    pub fn percentiles<const N: usize>(&self, ps: [f64; N]) -> [Option<u32>; N] {
+        let mut out = [None; N];
+        if self.count == 0 {
+            return out;
+        }
+        let mut bins = self.bins.iter();
+        let mut seen = 0u64;
+        let mut current: Option<u16> = None;
+        for (slot, p) in out.iter_mut().zip(ps) {
+            let rank = (((p / 100.0) * self.count as f64).ceil().max(1.0) as u64).min(self.count);
+            while seen < rank {
+                match bins.next() {
+                    Some(&(b, n)) => {
+                        seen += u64::from(n);
+                        current = Some(b);
+                    }
+                    None => break,
+                }
+            }
+            *slot = current.map(value_of);
+        }
+        out
+    }
+
+    pub fn percentile(&self, p: f64) -> Option<u32> {
+        self.percentiles([p])[0]
+    }
+
+    /// How many latencies fall in `[lo, hi]` ms, by bucket value (a bucket
+    /// counts when its value does).
+    pub fn count_between(&self, lo: u32, hi: u32) -> u64 {
+        self.bins
+            .iter()
+            .filter(|(b, _)| (lo..=hi).contains(&value_of(*b)))
+            .map(|(_, n)| u64::from(*n))
+            .sum()
+    }
+
+    /// The largest latency's bucket value.
+    pub fn max(&self) -> Option<u32> {
+        self.bins.last().map(|(b, _)| value_of(*b))
+    }
+
+    /// Approximate mean (bucket values weighted by count).
+    pub fn mean(&self) -> Option<f64> {
+        (self.count > 0).then(|| {
+            self.bins
+                .iter()
+                .map(|(b, n)| f64::from(value_of(*b)) * f64::from(*n))
+                .sum::<f64>()
+                / self.count as f64
+        })
+    }
+}
+
+impl FromIterator<u32> for LatencyHistogram {
+    fn from_iter<I: IntoIterator<Item = u32>>(iter: I) -> Self {
+        let mut h = LatencyHistogram::default();
+        for x in iter {
+            h.add(x);
+        }
+        h
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exact(v: &mut [u32], p: f64) -> u32 {
+        v.sort_unstable();
+        let rank = ((p / 100.0) * v.len() as f64).ceil().max(1.0) as usize - 1;
+        v[rank.min(v.len() - 1)]
+    }
+
+    #[test]
+    fn the_constant_is_one_over_ln_gamma() {
+        let g = (1.0 + RELATIVE_ERROR) / (1.0 - RELATIVE_ERROR);
+        assert!((1.0 / g.ln() - INV_LN_GAMMA).abs() < 1e-9);
+        assert_eq!(bucket_by_log(u32::MAX), MAX_BUCKET);
+        assert_eq!(bucket_of(0), 0);
+        assert_eq!(bucket_of(1), 1);
+    }
+
+    #[test]
+    fn table_and_formula_agree() {
+        for ms in [1, 2, 3, 49, 50, 51, 999, 1000, 30_000, 65_535] {
+            assert_eq!(bucket_of(ms), bucket_by_log(ms), "{ms}");
+        }
+        assert_eq!(bucket_of(65_536), bucket_by_log(65_536));
+    }
+
+    #[test]
+    fn every_value_is_within_the_stated_error() {
+        let mut x = 0u32;
+        while x < 5_000_000 {
+            let v = value_of(bucket_of(x));
+            let err = (f64::from(v) - f64::from(x)).abs();
+            assert!(
+                err <= RELATIVE_ERROR * f64::from(x) + 0.5 + 1e-9,
+                "{x} -> {v} (bucket {})",
+                bucket_of(x)
+            );
+            if x < 50 {
+                assert_eq!(v, x, "exact below 50 ms");
+            }
+            x += 1 + x / 97;
+        }
+    }
+
+    #[test]
+    fn percentiles_within_error_and_merge_is_exact() {
+        // A skewed spread: most fast, a slow tail.
+        let mut state = 7u64;
+        let mut next = || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) as u32
+        };
+        let mut v: Vec<u32> = (0..20_000)
+            .map(|i| {
+                let r = next();
+                if i % 50 == 0 {
+                    2000 + r % 30_000
+                } else {
+                    5 + r % 400
+                }
+            })
+            .collect();
+        let whole: LatencyHistogram = v.iter().copied().collect();
+        let mut parts = LatencyHistogram::default();
+        for chunk in v.chunks(777).rev() {
+            parts.merge(&chunk.iter().copied().collect());
+        }
+        assert_eq!(parts, whole, "merge is exact and order-free");
+        assert_eq!(whole.count(), 20_000);
+        for p in [50.0, 90.0, 95.0, 99.0, 99.9, 100.0] {
+            let want = exact(&mut v, p);
+            let got = whole.percentile(p).unwrap();
+            let err = (f64::from(got) - f64::from(want)).abs();
+            assert!(
+                err <= RELATIVE_ERROR * f64::from(want) + 0.5,
+                "p{p}: {got} vs {want}"
+            );
+        }
+        assert_eq!(LatencyHistogram::default().percentile(50.0), None);
+    }
+
+    #[test]
+    fn added_out_of_order_stays_sorted() {
+        let mut h = LatencyHistogram::default();
+        for x in [500, 10, 500, 3, 10_000, 10] {
+            h.add(x);
+        }
+        let buckets: Vec<u16> = h.bins().iter().map(|b| b.0).collect();
+        let mut sorted = buckets.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(buckets, sorted);
+        assert_eq!(h.count(), 6);
+        assert_eq!(
+            h.percentiles([0.0, 50.0, 100.0]),
+            [Some(3), Some(10), h.max()]
+        );
+        assert_eq!(h.count_between(9, 11), 2);
+        h.add_bucket(9999, 2);
+        assert_eq!(h.bins().last(), Some(&(MAX_BUCKET, 2)));
+    }
+}
