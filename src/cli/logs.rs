@@ -5,6 +5,7 @@
 //! then the diagnosis again with them.
 
 use crate::analyze;
+use crate::azure::credential::{Credential, CredentialOptions};
 use crate::collect::kql::{self, LogsSource, Pushdown, query::SampleSubject};
 use crate::model::{Diagnosis, InputKind, Snapshot, Timestamp};
 use crate::playbook;
@@ -23,20 +24,26 @@ pub struct LogsArgs<'a> {
 /// Findings whose evidence is fetched (most urgent first).
 const SAMPLED_FINDINGS: usize = 20;
 
-/// The bearer token for the logs endpoint: `APIMEDIC_LOGS_TOKEN` (from
-/// `az account get-access-token --resource https://api.loganalytics.io`, or
-/// the cluster URL for ADX).
-fn token(source: &LogsSource) -> anyhow::Result<String> {
-    match std::env::var("APIMEDIC_LOGS_TOKEN") {
-        Ok(t) if !t.trim().is_empty() => Ok(t.trim().to_string()),
-        _ => bail!(
-            "{}: no access token. Set APIMEDIC_LOGS_TOKEN to a token for {} \
-             (az account get-access-token --scope {} --query accessToken -o tsv)",
-            source.label(),
-            source.endpoint.scope().trim_end_matches("/.default"),
-            source.endpoint.scope()
-        ),
+/// The bearer token for the logs endpoint: `APIMEDIC_LOGS_TOKEN` when set
+/// (e.g. `az account get-access-token --resource https://api.loganalytics.io`),
+/// else one for the endpoint's scope from the Azure sign-in chain
+/// (`azure::credential`, the one the live target uses).
+async fn token(source: &LogsSource) -> anyhow::Result<String> {
+    if let Ok(t) = std::env::var("APIMEDIC_LOGS_TOKEN")
+        && !t.trim().is_empty()
+    {
+        return Ok(t.trim().to_string());
     }
+    let scope = source.endpoint.scope();
+    let credential = Credential::new(CredentialOptions::default())
+        .map_err(|e| anyhow::anyhow!("{}: no token for {scope}: {e}", source.label()))?;
+    let token = credential.token(&scope).await.map_err(|e| {
+        anyhow::anyhow!(
+            "{}: no token for {scope}: {e}\n  or set APIMEDIC_LOGS_TOKEN to a bearer token for it",
+            source.label()
+        )
+    })?;
+    Ok(token.secret().to_string())
 }
 
 /// The window asked for: `--since`/`--until` (RFC 3339, or a duration
@@ -83,11 +90,15 @@ pub fn diagnose(
         .map_err(anyhow::Error::msg)?;
     let now = Timestamp(chrono::Utc::now().timestamp_millis());
     let (start, end) = window(args, now)?;
-    let token = token(&source)?;
     let chunk_cells = std::env::var("APIMEDIC_KQL_CHUNK_CELLS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(kql::CHUNK_CELLS);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let token = rt.block_on(token(&source))?;
     let mut pushdown = Pushdown::new(
         kql::Request {
             source: source.clone(),
@@ -99,10 +110,6 @@ pub fn diagnose(
         },
         token,
     )?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
     let (traffic, report) = rt.block_on(pushdown.load())?;
     if !snapshot.traffic.is_empty() {
         snapshot.loaded.problems.push(kql::source_problem(
