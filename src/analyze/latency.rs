@@ -20,7 +20,7 @@
 
 use super::Ctx;
 use super::rollup::OpRollup;
-use super::stats::{median, median_mad, select_percentiles};
+use super::stats::{median, median_mad};
 use crate::model::{
     Evidence, Finding, FindingKind, LatencyHistogram, Severity, Subject, Timestamp,
 };
@@ -245,22 +245,20 @@ fn calm_half(values: &[Option<f64>]) -> (Vec<f64>, Vec<bool>) {
     (calm, mask)
 }
 
-/// Every request latency of an operation per bucket of `size` minutes.
-fn bucket_latencies(ctx: &Ctx, op: &OpRollup, size: usize) -> Vec<Vec<u32>> {
-    let mut out: Vec<Vec<u32>> = vec![Vec::new(); ctx.len.div_ceil(size)];
-    for s in ctx
-        .snapshot
-        .traffic
+/// The latency histogram of an operation per bucket of `size` minutes.
+fn bucket_latencies(ctx: &Ctx, op: &OpRollup, size: usize) -> Vec<LatencyHistogram> {
+    let mut out: Vec<LatencyHistogram> = vec![LatencyHistogram::default(); ctx.len.div_ceil(size)];
+    for s in op
         .series
         .iter()
-        .filter(|s| s.key.api_id == op.api && s.key.operation_id == op.operation)
+        .filter_map(|&i| ctx.snapshot.traffic.series.get(i))
     {
         for (m, st) in &s.minutes {
             if !super::rollup::in_scope(ctx.options, *m) {
                 continue;
             }
             if let Some(v) = ctx.index_of(*m).and_then(|i| out.get_mut(i / size)) {
-                v.extend_from_slice(&st.total_times);
+                v.merge(&st.total_latency);
             }
         }
     }
@@ -307,26 +305,22 @@ fn creep(ctx: &Ctx, op: &OpRollup, size: usize, values: &[Option<f64>]) -> Optio
         return None;
     }
     let lat = bucket_latencies(ctx, op, size);
-    let mut base: Vec<u32> = lat
-        .iter()
-        .zip(&mask)
-        .filter(|(_, m)| **m)
-        .flat_map(|(v, _)| v.iter().copied())
-        .collect();
-    let [calm_p95] = select_percentiles(&mut base, [95.0]);
-    let calm_p95 = calm_p95?;
-    let above_base = base.iter().filter(|&&x| x > calm_p95).count() as f64;
+    let mut base = LatencyHistogram::default();
+    for (v, _) in lat.iter().zip(&mask).filter(|(_, m)| **m) {
+        base.merge(v);
+    }
+    let calm_p95 = base.percentile(95.0)?;
+    let above_base = base.count_between(calm_p95.saturating_add(1), u32::MAX) as f64;
     // What the calm half itself shows (about 5%), never below 5%.
-    let q0 = (above_base / base.len().max(1) as f64).max(0.05);
+    let q0 = (above_base / base.count().max(1) as f64).max(0.05);
     let mut best: Option<(Run, String, f64)> = None;
     for r in candidates {
-        let inside: Vec<u32> = lat[r.start..r.end.min(lat.len())]
-            .iter()
-            .flatten()
-            .copied()
-            .collect();
-        let n = inside.len() as u64;
-        let k = inside.iter().filter(|&&x| x > calm_p95).count() as u64;
+        let mut inside = LatencyHistogram::default();
+        for v in lat.get(r.start..r.end.min(lat.len())).unwrap_or_default() {
+            inside.merge(v);
+        }
+        let n = inside.count();
+        let k = inside.count_between(calm_p95.saturating_add(1), u32::MAX);
         let share = k as f64 / n.max(1) as f64;
         let p = super::stats::binom_tail(k, n, q0);
         if share < CREEP_SHARE || p >= CREEP_P {
