@@ -21,9 +21,7 @@
 use super::Ctx;
 use super::rollup::OpRollup;
 use super::stats::{median, median_mad};
-use crate::model::{
-    Evidence, Finding, FindingKind, LatencyHistogram, Severity, Subject, Timestamp,
-};
+use crate::model::{Evidence, Finding, FindingKind, LatencyHistogram, Severity, Subject};
 use rayon::prelude::*;
 
 /// Requests a bucket should hold for its p95 / p99 to mean something;
