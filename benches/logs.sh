@@ -43,8 +43,11 @@ if [[ ! -s $file ]]; then
     mv "$file.tmp" "$file"
 fi
 
+# BENCH_PYTHON: a python that already has duckdb and duckdb-kql (e.g. the
+# venv .ci/run makes); otherwise venvs are made under $dir.
 venv=$dir/venv-duckdb
-if [[ ! -x $venv/bin/python ]] || ! "$venv/bin/python" -c 'import duckdb' 2>/dev/null; then
+duck_py=${BENCH_PYTHON:-$venv/bin/python}
+if [[ -z ${BENCH_PYTHON:-} ]] && { [[ ! -x $venv/bin/python ]] || ! "$venv/bin/python" -c 'import duckdb' 2>/dev/null; }; then
     echo "installing duckdb into $venv ..." >&2
     python3 -m venv "$venv"
     "$venv/bin/pip" install -q duckdb
@@ -86,7 +89,7 @@ measure() { # name, rows, command... (exit 0 or 1 is success: diagnose exits
     APIMEDIC_BENCH_FILE=$file measure reader "$rows" "$testbin" --ignored --exact \
         collect::gateway_logs::tests::bench_read_ndjson
     measure diagnose "$rows" "$bin" diagnose "$file" --format json
-    measure duckdb "$rows" "$venv/bin/python" "$duck" "$file"
+    measure duckdb "$rows" "$duck_py" "$duck" "$file"
     for n in $ops_sweep; do
         f=$dir/ops-$n.ndjson
         [[ -s $f ]] || python3 benches/gen_ops.py "$n" 2 "$f"
@@ -96,7 +99,8 @@ measure() { # name, rows, command... (exit 0 or 1 is success: diagnose exits
 
 if [[ ${PUSHDOWN:-1} != 0 ]]; then
     kvenv=$dir/venv-kql
-    if [[ ! -x $kvenv/bin/python ]] || ! "$kvenv/bin/python" -c 'import duckdb_kql' 2>/dev/null; then
+    kql_py=${BENCH_PYTHON:-$kvenv/bin/python}
+    if [[ -z ${BENCH_PYTHON:-} ]] && { [[ ! -x $kvenv/bin/python ]] || ! "$kvenv/bin/python" -c 'import duckdb_kql' 2>/dev/null; }; then
         echo "installing duckdb-kql into $kvenv ..." >&2
         python3 -m venv "$kvenv"
         "$kvenv/bin/pip" install -q duckdb-kql==1.1.2 "duckdb>=2.0.0"
@@ -105,7 +109,7 @@ if [[ ${PUSHDOWN:-1} != 0 ]]; then
     echo "loading $rows rows into the KQL engine (takes a while) ..." >&2
     fifo=$dir/.kql-url
     rm -f "$fifo"
-    "$kvenv/bin/python" fixtures/kql/serve_kql.py --rows "$file" --resource-id "$rid" --token bench >"$fifo" 2>"$dir/.kql.err" &
+    "$kql_py" fixtures/kql/serve_kql.py --rows "$file" --resource-id "$rid" --token bench >"$fifo" 2>"$dir/.kql.err" &
     kql_pid=$!
     trap 'kill "$kql_pid" 2>/dev/null || true' EXIT
     for _ in $(seq 1 1200); do grep -q listening "$fifo" 2>/dev/null && break; sleep 1; done
