@@ -41,6 +41,16 @@ pub struct DaemonArgs {
     /// Log debug detail to stderr.
     #[arg(long, short)]
     pub verbose: bool,
+    /// Live Azure: how often each instance is read (overrides [azure] interval; default 5m).
+    #[arg(long, value_name = "DURATION", help_heading = "Live Azure")]
+    pub azure_interval: Option<String>,
+    #[command(flatten)]
+    pub azure: super::azure::AzureArgs,
+    /// With a live target: `--since 3h` reads the last 3 hours on every
+    /// poll (default 3h, or [azure] window); with `--until` too, always the
+    /// same span (a past incident).
+    #[command(flatten)]
+    pub span: super::azure::SpanArgs,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -109,9 +119,10 @@ pub fn resolve(args: &DaemonArgs) -> anyhow::Result<config::DaemonConfig> {
         None => config::DaemonConfig::default(),
     };
     cfg.paths.extend(args.paths.iter().cloned());
-    if cfg.paths.is_empty() {
+    resolve_azure(args, &mut cfg.azure)?;
+    if cfg.paths.is_empty() && cfg.azure.is_empty() {
         anyhow::bail!(
-            "nothing to watch: give instance folders or log files (apimedic daemon PATH...) or [sources] paths in --config"
+            "nothing to watch: give instance folders or log files (apimedic daemon PATH...), a live instance (--azure ID, --subscription S, --all), or [sources] paths / [[instances]] in --config"
         );
     }
     for p in &cfg.paths {
@@ -146,6 +157,59 @@ pub fn resolve(args: &DaemonArgs) -> anyhow::Result<config::DaemonConfig> {
     }
     config::finish_links(&mut cfg);
     Ok(cfg)
+}
+
+/// The live-Azure flags merged into the config's `[azure]`/`[[instances]]`.
+fn resolve_azure(args: &DaemonArgs, w: &mut daemon::azure::AzureWatch) -> anyhow::Result<()> {
+    let a = &args.azure;
+    if a.save.is_some() {
+        anyhow::bail!(
+            "--save is for one read (apimedic diagnose --azure ... --save DIR); the daemon records configuration history in --state-dir"
+        );
+    }
+    if a.history_dir.is_some() {
+        anyhow::bail!(
+            "--history-dir: the daemon records configuration history in --state-dir (read it with apimedic history --history-dir STATE_DIR)"
+        );
+    }
+    if let Some(t) = a.target()? {
+        w.instances.push((String::new(), t));
+        // The flags' limits apply to what the flags name.
+        let live = a.options(crate::azure::pull::Span {
+            start: chrono::Utc::now() - chrono::Duration::hours(1),
+            end: chrono::Utc::now(),
+        })?;
+        w.budget = live.arm.budget;
+        w.concurrency = live.arm.concurrency;
+    }
+    if let Some(s) = &a.sign_in {
+        w.sign_in = Some(crate::azure::SignIn::parse(s).with_context(|| {
+            format!(
+                "--sign-in {s}: use one of {}",
+                crate::azure::SignIn::ALL
+                    .map(crate::azure::SignIn::name)
+                    .join(", ")
+            )
+        })?);
+    }
+    if let Some(t) = &a.tenant {
+        w.tenant = Some(t.clone());
+    }
+    if let Some(i) = &args.azure_interval {
+        w.interval = duration("azure-interval", i)?.max(Duration::from_secs(1));
+    }
+    let (since, until) = (args.span.since.as_deref(), args.span.until.as_deref());
+    if since.is_some() || until.is_some() {
+        let now = chrono::Utc::now();
+        let span = super::azure::span(since, until, now)?;
+        let rolling = until.is_none() && since.and_then(config::parse_duration).is_some();
+        w.span = if rolling {
+            daemon::azure::WatchSpan::Last((span.end - span.start).to_std().unwrap_or_default())
+        } else {
+            daemon::azure::WatchSpan::Fixed(span)
+        };
+    }
+    Ok(())
 }
 
 pub fn run(args: DaemonArgs) -> anyhow::Result<ExitCode> {

@@ -230,7 +230,9 @@ impl AlertBook {
                 generator_url: String::new(),
             });
             alert.severity = f.severity;
-            alert.instance = rules.instance.clone();
+            // A finding of a named instance (a watched Azure instance)
+            // carries its own `instance` label; file sources share the rules'.
+            alert.instance = f.instance.clone().unwrap_or_else(|| rules.instance.clone());
             alert.service = f.subject.service.clone().or_else(|| rules.service.clone());
             alert.generator_url = fill_url(&rules.generator_url, id, f.kind);
             alert.annotations = annotations(&rules, f);
@@ -325,7 +327,9 @@ fn annotations(rules: &Rules, f: &Finding) -> BTreeMap<String, String> {
     if let Some(t) = f.timeline {
         a.insert("timeline".into(), t.describe());
     }
-    if !rules.command.is_empty() {
+    // The command opens the watched files; a live instance's finding
+    // is not among them.
+    if !rules.command.is_empty() && f.instance.is_none() {
         a.insert("command".into(), rules.command.clone());
     }
     a
@@ -477,6 +481,28 @@ mod tests {
         assert_eq!(ev[0].status, Status::Resolved);
         assert_eq!(ev[0].ends_at, Some(at(6)));
         assert!(b.alerts.is_empty());
+    }
+
+    #[test]
+    fn the_same_problem_on_two_instances_is_two_alerts_with_their_instance_label() {
+        let mut r = rules(0, 0);
+        r.instance = "files".into();
+        let mut b = AlertBook::new(r);
+        let mut weu = spike("get", "x", Severity::High);
+        weu.in_instance("prod-weu");
+        let mut neu = spike("get", "x", Severity::High);
+        neu.in_instance("prod-neu");
+        let plain = spike("get", "x", Severity::High);
+        let ev = b.observe(&[weu, neu, plain], at(0));
+        let mut got: Vec<&str> = ev.iter().map(|e| e.labels["instance"].as_str()).collect();
+        got.sort();
+        assert_eq!(got, ["files", "prod-neu", "prod-weu"]);
+        assert!(ev.iter().all(|e| e.status == Status::Firing));
+        let live = ev
+            .iter()
+            .find(|e| e.labels["instance"] == "prod-weu")
+            .unwrap();
+        assert!(!live.annotations.contains_key("command"));
     }
 
     #[test]

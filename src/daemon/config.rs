@@ -141,6 +141,29 @@ pub struct ConfigFile {
     pub delivery: DeliverySection,
     #[serde(default)]
     pub sinks: Vec<SinkConfig>,
+    #[serde(default)]
+    pub azure: AzureSection,
+    /// Live Azure instances to watch, each with the name its alerts carry.
+    #[serde(default)]
+    pub instances: Vec<crate::azure::target::InstanceConfig>,
+}
+
+/// `[azure]`: how the `[[instances]]` (and `--azure`) are read.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AzureSection {
+    /// How often each instance's config, metrics and activity log are read.
+    pub interval: Option<Dur>,
+    /// How much metric and activity-log history each read covers.
+    pub window: Option<Dur>,
+    /// The longest one read of every instance may take.
+    pub budget: Option<Dur>,
+    /// Requests to Azure in flight at most.
+    pub concurrency: Option<usize>,
+    /// azure-cli, client-secret, client-certificate, workload-identity, managed-identity.
+    pub sign_in: Option<String>,
+    /// Tenant for the Azure CLI sign-in.
+    pub tenant: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -358,7 +381,7 @@ pub fn finish_links(cfg: &mut DaemonConfig) {
     {
         r.runbook_url = format!("http://{l}/playbooks/{{kind}}");
     }
-    if r.command.is_empty() {
+    if r.command.is_empty() && !paths.is_empty() {
         r.command = format!("apimedic tui {}", paths.join(" "));
     }
 }
@@ -441,6 +464,8 @@ pub struct DaemonConfig {
     /// The config file, re-read when it changes (alert rules and engine
     /// sizes apply at once; sinks and paths need a restart).
     pub config_file: Option<PathBuf>,
+    /// Live Azure instances polled (empty: none).
+    pub azure: super::azure::AzureWatch,
 }
 
 impl Default for DaemonConfig {
@@ -458,6 +483,7 @@ impl Default for DaemonConfig {
             delivery: Delivery::default(),
             sinks: Vec::new(),
             config_file: None,
+            azure: Default::default(),
         }
     }
 }
@@ -534,9 +560,98 @@ fn minutes(d: Duration) -> i64 {
     (d.as_secs() / 60) as i64
 }
 
+/// The line of the `n`th (0-based) `[[instances]]` header, for messages.
+fn instance_line(text: &str, n: usize) -> usize {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| l.trim_start().starts_with("[[instances]]"))
+        .nth(n)
+        .map_or(1, |(i, _)| i + 1)
+}
+
+/// `[azure]` and `[[instances]]` checked into what the poller needs.
+fn validate_azure(
+    file: &str,
+    text: &str,
+    a: AzureSection,
+    instances: Vec<crate::azure::target::InstanceConfig>,
+) -> anyhow::Result<super::azure::AzureWatch> {
+    let mut w = super::azure::AzureWatch::default();
+    if let Some(Dur(d)) = a.interval {
+        if d < Duration::from_secs(1) {
+            anyhow::bail!(
+                "{}: [azure] interval = {d:?} is too short: use at least \"1s\" (every read costs Azure requests; minutes are usual)",
+                locate(file, text, "azure", "interval")
+            );
+        }
+        w.interval = d;
+    }
+    if let Some(Dur(d)) = a.window {
+        if d < Duration::from_secs(600) || d > Duration::from_secs(30 * 86_400) {
+            anyhow::bail!(
+                "{}: [azure] window = {d:?}: use \"10m\" to \"30d\" (detectors need a baseline; metrics are read at 1-minute grain)",
+                locate(file, text, "azure", "window")
+            );
+        }
+        w.span = super::azure::WatchSpan::Last(d);
+    }
+    if let Some(Dur(d)) = a.budget {
+        if d.is_zero() {
+            anyhow::bail!(
+                "{}: [azure] budget must be more than 0s",
+                locate(file, text, "azure", "budget")
+            );
+        }
+        w.budget = d;
+    }
+    if let Some(c) = a.concurrency {
+        if c == 0 || c > 64 {
+            anyhow::bail!(
+                "{}: [azure] concurrency = {c}: give 1 to 64",
+                locate(file, text, "azure", "concurrency")
+            );
+        }
+        w.concurrency = c;
+    }
+    if let Some(s) = &a.sign_in {
+        w.sign_in = Some(crate::azure::SignIn::parse(s).ok_or_else(|| {
+            anyhow::anyhow!(
+                "{}: [azure] sign_in = \"{s}\": use one of {}",
+                locate(file, text, "azure", "sign_in"),
+                crate::azure::SignIn::ALL
+                    .map(crate::azure::SignIn::name)
+                    .join(", ")
+            )
+        })?);
+    }
+    w.tenant = a.tenant;
+    for (i, inst) in instances.into_iter().enumerate() {
+        let line = instance_line(text, i);
+        if inst.name.trim().is_empty() {
+            anyhow::bail!(
+                "{file}:{line}: [[instances]] needs a `name` (the instance label of its alerts)"
+            );
+        }
+        if w.instances.iter().any(|(n, _)| *n == inst.name) {
+            anyhow::bail!(
+                "{file}:{line}: two instances are named `{}`: give each a unique name",
+                inst.name
+            );
+        }
+        let t = inst
+            .target()
+            .map_err(|e| anyhow::anyhow!("{file}:{line}: {e}"))?;
+        w.instances.push((inst.name, t));
+    }
+    Ok(w)
+}
+
 /// Cross-field checks and defaults.
 pub fn validate(file: &str, text: &str, f: ConfigFile) -> anyhow::Result<DaemonConfig> {
-    let mut cfg = DaemonConfig::default();
+    let mut cfg = DaemonConfig {
+        azure: validate_azure(file, text, f.azure, f.instances)?,
+        ..DaemonConfig::default()
+    };
     if let Some(Dur(t)) = f.daemon.tick {
         if t < Duration::from_millis(100) {
             anyhow::bail!(
@@ -803,6 +918,46 @@ min_severity = "critical"
         assert!(err.starts_with("a.toml:2:"), "{err}");
         assert!(err.contains("\"15s\""), "{err}");
         assert!(err.contains("field `for`"), "{err}");
+    }
+
+    #[test]
+    fn live_instances_are_named_and_checked_with_their_line() {
+        let ok = "[azure]\ninterval = \"2m\"\nwindow = \"6h\"\nsign_in = \"client-secret\"\n[[instances]]\nname = \"prod\"\nsubscription = \"s1\"\nresource_group = \"rg\"\nservice = \"apim\"\n";
+        let c = from_str("d.toml", ok).unwrap();
+        assert_eq!(c.azure.instances.len(), 1);
+        assert_eq!(c.azure.instances[0].0, "prod");
+        assert_eq!(c.azure.interval, Duration::from_secs(120));
+        assert_eq!(
+            c.azure.span,
+            crate::daemon::azure::WatchSpan::Last(Duration::from_secs(6 * 3600))
+        );
+        let bad = "[daemon]\ntick = \"1s\"\n\n[[instances]]\nname = \"a\"\nsubscription = \"s\"\n[[instances]]\nname = \"b\"\nresource_group = \"rg\"\n";
+        let e = from_str("d.toml", bad).unwrap_err().to_string();
+        assert!(
+            e.starts_with("d.toml:7:") && e.contains("instance `b`"),
+            "{e}"
+        );
+        let twice = "[[instances]]\nname = \"a\"\nsubscription = \"s\"\n[[instances]]\nname = \"a\"\nsubscription = \"t\"\n";
+        assert!(
+            from_str("d.toml", twice)
+                .unwrap_err()
+                .to_string()
+                .contains("d.toml:4: two instances")
+        );
+        let short = "[azure]\nwindow = \"1m\"\n";
+        assert!(
+            from_str("d.toml", short)
+                .unwrap_err()
+                .to_string()
+                .contains("d.toml:2")
+        );
+        let who = "[azure]\nsign_in = \"kerberos\"\n";
+        assert!(
+            from_str("d.toml", who)
+                .unwrap_err()
+                .to_string()
+                .contains("client-secret")
+        );
     }
 
     #[test]

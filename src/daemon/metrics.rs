@@ -38,6 +38,12 @@ pub struct Metrics {
     /// Connections refused (over the cap) or closed for being too slow.
     pub http_rejected: AtomicU64,
     pub static_files_read: AtomicU64,
+    /// Live Azure instances read (one per instance per poll).
+    pub azure_reads: AtomicU64,
+    /// Polls of Azure that failed as a whole (sign-in, nothing found).
+    pub azure_poll_failures: AtomicU64,
+    /// Resources of live instances that could not be read (403, 404, budget).
+    pub azure_problems: AtomicU64,
     pub ticks: AtomicU64,
     /// Sum and last of tick durations, in microseconds.
     pub tick_micros_sum: AtomicU64,
@@ -174,6 +180,24 @@ impl Metrics {
             "counter",
             "Configuration, metric and activity files (re-)read.",
             g(&self.static_files_read).to_string(),
+        );
+        one(
+            "apimedic_azure_reads_total",
+            "counter",
+            "Live Azure instances read (config, metrics, activity log), one per instance per poll.",
+            g(&self.azure_reads).to_string(),
+        );
+        one(
+            "apimedic_azure_poll_failures_total",
+            "counter",
+            "Polls of Azure that failed as a whole (sign-in, no instance found).",
+            g(&self.azure_poll_failures).to_string(),
+        );
+        one(
+            "apimedic_azure_problems_total",
+            "counter",
+            "Resources of live instances that could not be read (403, 404, throttled, over budget).",
+            g(&self.azure_problems).to_string(),
         );
         one(
             "apimedic_ticks_total",

@@ -12,11 +12,14 @@
 //! - [`sink`]: payloads (pure), outbox and delivery.
 //! - [`metrics`]: `/metrics`, `/healthz`, host sampling.
 //! - [`live`]: the simulated live feed (`apimedic daemon live`).
+//! - [`azure`]: live Azure instances polled on an interval (findings only
+//!   reach the engine, marked with their instance).
 //!
 //! Shutdown comes in as a `CancellationToken` (mini-redis style): every task
 //! selects on it; `run` returns after checkpoints and the outbox are saved.
 
 pub mod alerts;
+pub mod azure;
 pub mod config;
 pub mod engine;
 pub mod live;
@@ -51,6 +54,9 @@ pub enum Input {
     /// The daemon's config file changed and still validates: new rules
     /// and engine sizes apply from the next tick.
     Reload(Box<DaemonConfig>),
+    /// A live Azure instance was read and judged: its current findings
+    /// replace the ones of its last read.
+    Azure(Box<azure::Reading>),
 }
 
 /// Wall time that follows tokio's clock, so paused-time tests are exact.
@@ -225,10 +231,20 @@ pub async fn run_with(
     let (tx, rx) = mpsc::channel(8);
     tracker.spawn(watch(
         cfg.clone(),
-        tx,
+        tx.clone(),
         shared.clone(),
         shutdown.child_token(),
     ));
+    if !cfg.azure.is_empty() {
+        tracker.spawn(poll_azure(
+            cfg.clone(),
+            tx,
+            shared.clone(),
+            shutdown.child_token(),
+        ));
+    } else {
+        drop(tx);
+    }
     let engine = tracker.spawn(engine_task(
         cfg.clone(),
         rx,
@@ -345,6 +361,55 @@ async fn watch(
     save_offsets(&cfg.state_dir, &tailer, &shared);
 }
 
+/// Reads the live Azure instances every `[azure] interval` (see [`azure`]).
+/// A read runs on a blocking thread with its own runtime; on shutdown it
+/// is left to finish on its own (its results are no longer taken).
+async fn poll_azure(
+    cfg: DaemonConfig,
+    tx: mpsc::Sender<Input>,
+    shared: Arc<Shared>,
+    shutdown: CancellationToken,
+) {
+    let mut ticker = tokio::time::interval(cfg.azure.interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tracing::info!(
+        instances = cfg.azure.instances.len(),
+        interval_s = cfg.azure.interval.as_secs_f64(),
+        "Watching live Azure instances."
+    );
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = ticker.tick() => {}
+        }
+        let (watch, dir) = (cfg.azure.clone(), cfg.state_dir.clone());
+        let active = cfg.engine.active_minutes;
+        let (tx, m, stop) = (tx.clone(), shared.metrics.clone(), shutdown.clone());
+        let started = std::time::Instant::now();
+        let job = tokio::task::spawn_blocking(move || {
+            azure::poll_blocking(&watch, &dir, active, |r| {
+                Metrics::add(&m.azure_reads, 1);
+                Metrics::add(&m.azure_problems, r.problems.len() as u64);
+                !stop.is_cancelled() && tx.blocking_send(Input::Azure(Box::new(r))).is_ok()
+            })
+        });
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            r = job => match r {
+                Ok(Ok(())) => tracing::debug!(seconds = started.elapsed().as_secs_f64(), "Azure read."),
+                Ok(Err(e)) => {
+                    Metrics::add(&shared.metrics.azure_poll_failures, 1);
+                    tracing::error!(error = %format!("{e:#}"), "Cannot read Azure; the findings of the last read stay in force; retrying at the next interval.");
+                }
+                Err(e) => {
+                    Metrics::add(&shared.metrics.azure_poll_failures, 1);
+                    tracing::error!(error = %e, "The Azure reader stopped unexpectedly; retrying at the next interval.");
+                }
+            }
+        }
+    }
+}
+
 /// What a scan or a poll noticed, in the log: each thing once.
 fn log_notes(notes: &[tail::Note]) {
     for n in notes {
@@ -433,6 +498,8 @@ async fn engine_task(
         book.alerts = d.alerts.clone();
     }
     let mut statics = Snapshot::default();
+    // Live Azure instances: label → (current findings, problems of the last read).
+    let mut live: BTreeMap<String, (Vec<crate::model::Finding>, Vec<String>)> = BTreeMap::new();
     let mut host = metrics::HostSampler::new();
     let mut host_series: Vec<crate::model::MetricSeries> = Vec::new();
     let mut ready = false;
@@ -456,6 +523,22 @@ async fn engine_task(
                     }
                 }
                 Some(Input::Statics(s)) => statics = *s,
+                Some(Input::Azure(r)) => {
+                    let r = *r;
+                    let before = live.get(&r.label).map(|(_, p)| p.clone());
+                    if before.as_ref() != Some(&r.problems) {
+                        for p in &r.problems {
+                            tracing::warn!(instance = %r.label, problem = %crate::model::redact::scrub(p), "Part of a live instance cannot be read; the rest is judged.");
+                        }
+                    }
+                    if before.is_none() {
+                        tracing::info!(instance = %r.label, id = %r.service_id, findings = r.findings.len(), "Live instance read.");
+                    }
+                    if r.changes > 0 && before.is_some() {
+                        tracing::info!(instance = %r.label, documents = r.changes, "Configuration changed; recorded in the history (apimedic history).");
+                    }
+                    live.insert(r.label, (r.findings, r.problems));
+                }
                 Some(Input::Reload(new)) => {
                     let mut rules = new.rules.clone();
                     rules.inherit_links(&book.rules);
@@ -477,16 +560,20 @@ async fn engine_task(
                 } else {
                     host.sample(&m);
                 }
-                let findings = if host_series.is_empty() {
-                    store.evaluate(&statics)
+                let mut findings = if !cfg.paths.is_empty() || cfg.azure.is_empty() {
+                    if host_series.is_empty() {
+                        store.evaluate(&statics)
+                    } else {
+                        let mut s = statics.clone();
+                        s.metrics.extend(host_series.iter().cloned());
+                        store.evaluate(&s)
+                    }
                 } else {
-                    let mut s = statics.clone();
-                    s.metrics.extend(host_series.iter().cloned());
-                    store.evaluate(&s)
+                    Vec::new()
                 };
+                findings.extend(live.values().flat_map(|(f, _)| f.iter().cloned()));
                 // Secrets in findings (a key in a request URL, a password in a
                 // backend URL) never reach the alert book, the outbox or a sink.
-                let mut findings = findings;
                 for f in &mut findings {
                     crate::model::redact::Scrub::scrub(f);
                 }
@@ -740,11 +827,26 @@ pub fn once(cfg: &DaemonConfig) -> anyhow::Result<serde_json::Value> {
     let snap = read_statics(&statics);
     store.compact();
     let tick0 = std::time::Instant::now();
-    let mut findings = store.evaluate(&snap);
+    let mut findings = if !cfg.paths.is_empty() || cfg.azure.is_empty() {
+        store.evaluate(&snap)
+    } else {
+        Vec::new()
+    };
+    let tick = tick0.elapsed();
+    let mut instances = Vec::new();
+    if !cfg.azure.is_empty() {
+        azure::poll_blocking(&cfg.azure, &cfg.state_dir, cfg.engine.active_minutes, |r| {
+            instances.push(serde_json::json!({
+                "instance": r.label, "id": r.service_id, "findings": r.findings.len(),
+                "problems": r.problems, "config_changes": r.changes,
+            }));
+            findings.extend(r.findings);
+            true
+        })?;
+    }
     for f in &mut findings {
         crate::model::redact::Scrub::scrub(f);
     }
-    let tick = tick0.elapsed();
     let (series, minutes) = store.size();
     Ok(serde_json::json!({
         "rows": store.rows,
@@ -757,8 +859,10 @@ pub fn once(cfg: &DaemonConfig) -> anyhow::Result<serde_json::Value> {
         "rows_per_second": store.rows as f64 / read.as_secs_f64().max(1e-9),
         "tick_seconds": tick.as_secs_f64(),
         "watermark": store.watermark(),
+        "instances": instances,
         "findings": findings.iter().map(|f| serde_json::json!({
             "id": f.id, "kind": f.kind, "severity": f.severity, "subject": f.subject.to_string(), "summary": f.summary,
+            "instance": f.instance,
         })).collect::<Vec<_>>(),
     }))
 }

@@ -428,6 +428,11 @@ pub struct Finding {
     /// configuration findings, which hold for as long as the configuration does.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeline: Option<Timeline>,
+    /// The instance the finding belongs to, when one run judges several
+    /// (a daemon watching a fleet, `diagnose --subscription`): the name
+    /// shown in alert labels and TUI rows. `None` for a single instance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
 }
 
 impl Finding {
@@ -449,7 +454,16 @@ impl Finding {
             rule: None,
             location: None,
             timeline: None,
+            instance: None,
         }
+    }
+
+    /// Marks the finding as one of instance `name`: the same problem on two
+    /// instances is two findings (two alerts), so the fingerprint takes
+    /// the instance in.
+    pub fn in_instance(&mut self, name: &str) {
+        self.id = fingerprint_with(self.kind, &self.subject, &format!("{}@{name}", self.id));
+        self.instance = Some(name.to_string());
     }
 
     /// Like `new`, with a discriminator added to the fingerprint (a rule id

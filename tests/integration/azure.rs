@@ -609,3 +609,149 @@ fn managed_identity_only_where_the_host_says_it_exists() {
             .unwrap();
     assert_eq!(choice.method, SignIn::AzureCli);
 }
+
+/// Reads `path` until `ok` holds for its text or `secs` pass.
+fn wait_for(path: &Path, secs: u64, ok: impl Fn(&str) -> bool) -> String {
+    let until = std::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if ok(&text) || std::time::Instant::now() > until {
+            return text;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn the_daemon_polls_several_live_instances_alerts_with_their_instance_and_keeps_history() {
+    let s = start(
+        store(1, false),
+        Config {
+            page_size: 3,
+            forbidden: vec!["fleet-apim-00/namedValues".into()],
+            ..config()
+        },
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let alerts = dir.path().join("alerts.jsonl");
+    let cfg = dir.path().join("daemon.toml");
+    // Named instances: `prod` is one service; `team` a subscription, which
+    // also finds prod's service (labelled prod, read once) and fleet-apim-00.
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"[daemon]
+tick = "200ms"
+[engine]
+active = "10m"
+[alerts]
+for = "0s"
+[azure]
+interval = "1s"
+budget = "30s"
+[[instances]]
+name = "prod"
+azure = "{SIM_ID}"
+[[instances]]
+name = "team"
+subscription = "6f1d2c3b-4a5e-4f60-8b7c-9d0e1f2a3b4c"
+[[sinks]]
+type = "file"
+path = "{}"
+"#,
+            alerts.display()
+        ),
+    )
+    .unwrap();
+    let mut c = Command::new(env!("CARGO_BIN_EXE_apimedic"));
+    for k in [
+        "AZURE_CLIENT_CERTIFICATE_PATH",
+        "AZURE_FEDERATED_TOKEN_FILE",
+        "IDENTITY_ENDPOINT",
+        "MSI_ENDPOINT",
+    ] {
+        c.env_remove(k);
+    }
+    // The data lies in the past: watch the span where inventory-app is
+    // going down (memory from 10:10, restarts from 11:00).
+    let child = c
+        .env("APIMEDIC_ARM_URL", &s.arm_url)
+        .env("AZURE_AUTHORITY_HOST", &s.login_url)
+        .env("APIMEDIC_AZURE_CA_FILE", tls_dir().join("ca.crt"))
+        .env("HTTPS_PROXY", "")
+        .env("NO_PROXY", "127.0.0.1,localhost")
+        .envs(sp_env())
+        .args([
+            "daemon",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--state-dir",
+            state.to_str().unwrap(),
+        ])
+        .args([
+            "--since",
+            "2026-03-02T11:05:00Z",
+            "--until",
+            "2026-03-03T11:05:00Z",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let text = wait_for(&alerts, 60, |t| {
+        t.contains("\"instance\":\"prod\"") && t.contains("\"instance\":\"team/fleet-apim-00\"")
+    });
+    // Several polls: the requests of one read, at least twice.
+    let after_first = s.counters().arm.load(Ordering::Relaxed);
+    std::thread::sleep(Duration::from_millis(2500));
+    let later = s.counters().arm.load(Ordering::Relaxed);
+    let _ = Command::new("kill").arg(child.id().to_string()).status();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        text.contains("\"instance\":\"prod\"")
+            && text.contains("\"instance\":\"team/fleet-apim-00\""),
+        "alerts without both instances:\n{text}\nstderr:\n{err}"
+    );
+    let events: Vec<Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    for inst in ["prod", "team/fleet-apim-00"] {
+        let mine: Vec<&Value> = events
+            .iter()
+            .filter(|e| e.to_string().contains(&format!("\"instance\":\"{inst}\"")))
+            .collect();
+        assert!(
+            mine.iter().any(|e| e.to_string().contains("inventory-app")),
+            "{inst}: no alert on inventory-app: {mine:?}"
+        );
+    }
+    assert!(
+        later > after_first,
+        "no second poll ({after_first} then {later} requests)\n{err}"
+    );
+    // The 403 on one instance is said, with the instance; the rest was judged.
+    assert!(
+        err.contains("team/fleet-apim-00") && err.contains("namedValues"),
+        "{err}"
+    );
+    assert!(!err.contains(SECRET) && !text.contains(SECRET));
+    // Configuration history of both instances, in the state directory.
+    let log = std::fs::read_to_string(state.join("azure-history/log.ndjson")).unwrap();
+    assert!(log.contains("/service/contoso-apim") && log.contains("/service/fleet-apim-00"));
+    let history = Command::new(env!("CARGO_BIN_EXE_apimedic"))
+        .args(["history", "--history-dir", state.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(history.status.success(), "{}", stderr(&history));
+    // Polled again, nothing changed: each document recorded once.
+    let lines = log.lines().count();
+    let docs: std::collections::HashSet<(String, String)> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .map(|v| (v["instance"].to_string(), v["document"].to_string()))
+        .collect();
+    assert_eq!(lines, docs.len(), "an unchanged document recorded twice");
+}
