@@ -10,6 +10,7 @@
 //! in [`Catalog::unlisted`] instead: never silently left out.
 
 use super::gateway_logs::{At, Records};
+use super::input::{Counted, Cut, Guard, MAX_RATIO, Seen};
 use crate::model::{Origin, Problem, Request, RequestRecord};
 use std::io::{self, Read, Seek};
 use std::path::PathBuf;
@@ -68,6 +69,21 @@ const SNIFF: usize = 64 * 1024;
 const BLOCK: usize = 4 << 20;
 
 /// Why a file that holds rows is not listed.
+/// Why a compressed file's rows end early, for the logs view.
+fn stream_cut(cut: &Cut) -> String {
+    match cut {
+        Cut::Bomb { compressed } => format!(
+            "stopped listing: more than {MAX_RATIO} bytes decompressed per compressed byte after {compressed} compressed bytes (a decompression bomb?)"
+        ),
+        Cut::Error(e) => {
+            format!("the compressed stream ends early ({e}): rows before the cut are listed")
+        }
+    }
+}
+
+/// Why a stream is not listed.
+const NOT_REREADABLE: &str = "is a stream (FIFO, device or socket): its rows were read once at load and cannot be listed again; save them to a file to browse them";
+
 const NOT_LINES: &str = "holds gateway log rows in a JSON document; its rows are counted but not listed (NDJSON, CSV and nginx logs are)";
 
 impl Catalog {
@@ -113,9 +129,18 @@ impl Catalog {
                     seen.insert(std::fs::canonicalize(f).unwrap_or_else(|_| f.clone()))
                 });
                 for f in files {
-                    let Ok(mut file) = std::fs::File::open(&f) else {
+                    // Never blocks on a FIFO; a stream (FIFO, device,
+                    // socket) was read once at load and cannot be read again.
+                    let Ok(mut file) = super::input::open(&f) else {
                         continue;
                     };
+                    if super::input::is_stream(&file).unwrap_or(true) {
+                        cat.unlisted.push(Problem {
+                            origin: Origin::file(f.display().to_string()),
+                            message: NOT_REREADABLE.into(),
+                        });
+                        continue;
+                    }
                     let mut magic = [0u8; 2];
                     let gz = file.read_exact(&mut magic).is_ok() && magic == [0x1f, 0x8b];
                     if file.seek(io::SeekFrom::Start(0)).is_err() {
@@ -166,26 +191,34 @@ impl Catalog {
         }
     }
 
-    /// Reads the whole (decompressed) content of a file as a stream.
-    fn reader(&self, file: &LogFile) -> io::Result<Box<dyn Read + '_>> {
+    /// Reads the whole (decompressed) content of a file as a stream. A
+    /// compressed file goes through the same guard as the load: past the
+    /// decompression-ratio cap, or at a corrupt or cut-short stream, it
+    /// ends, and [`stream_cut`] says why.
+    fn reader(&self, file: &LogFile) -> io::Result<(Box<dyn Read + '_>, Option<Seen>)> {
+        fn guarded<'a>(r: impl Read + 'a) -> (Box<dyn Read + 'a>, Option<Seen>) {
+            let (counted, n) = Counted::new(r);
+            let (g, seen) = Guard::new(flate2::read::MultiGzDecoder::new(counted), Some(n));
+            (Box::new(g), Some(seen))
+        }
         Ok(match (&file.at, &self.source) {
             (FileAt::Memory(i), RowSource::Memory(files)) => {
                 let bytes = files.get(*i).map(|(_, b)| b.as_slice()).unwrap_or_default();
                 if file.gz {
-                    Box::new(flate2::read::MultiGzDecoder::new(bytes))
+                    guarded(bytes)
                 } else {
-                    Box::new(bytes)
+                    (Box::new(bytes), None)
                 }
             }
             (FileAt::Path(p), _) => {
-                let f = std::fs::File::open(p)?;
+                let f = super::input::open(p)?;
                 if file.gz {
-                    Box::new(flate2::read::MultiGzDecoder::new(io::BufReader::new(f)))
+                    guarded(io::BufReader::new(f))
                 } else {
-                    Box::new(f)
+                    (Box::new(f), None)
                 }
             }
-            (FileAt::Memory(_), RowSource::Paths(_)) => Box::new(io::empty()),
+            (FileAt::Memory(_), RowSource::Paths(_)) => (Box::new(io::empty()), None),
         })
     }
 
@@ -201,7 +234,7 @@ impl Catalog {
         let Some(file) = self.files.get(index) else {
             return Ok(());
         };
-        let mut input = self.reader(file)?;
+        let (mut input, seen) = self.reader(file)?;
         let mut skip = vec![0u8; file.skip];
         input.read_exact(&mut skip)?;
         let mut buf: Vec<u8> = Vec::with_capacity(BLOCK);
@@ -250,7 +283,10 @@ impl Catalog {
             base_line = base_line.saturating_add(memchr::memchr_iter(b'\n', block).count() as u32);
             buf.drain(..end);
         }
-        Ok(())
+        match seen.and_then(|s| s.cut()) {
+            Some(cut) if go => Err(io::Error::other(stream_cut(&cut))),
+            _ => Ok(()),
+        }
     }
 
     fn visit_block(
@@ -327,12 +363,12 @@ impl Catalog {
         };
         let mut record = Vec::new();
         let mut plain = match (&file.at, file.gz) {
-            (FileAt::Path(p), false) => std::fs::File::open(p).ok(),
+            (FileAt::Path(p), false) => super::input::open(p).ok(),
             _ => None,
         };
         let mut stream = match &plain {
             Some(_) => None,
-            None => self.reader(file).ok(),
+            None => self.reader(file).ok().map(|r| r.0),
         };
         let mut pos = 0u64;
         for &k in which {
@@ -345,7 +381,7 @@ impl Catalog {
             } else {
                 if loc.offset < pos {
                     // Two rows of one record: read it again from the start.
-                    stream = self.reader(file).ok();
+                    stream = self.reader(file).ok().map(|r| r.0);
                     pos = 0;
                 }
                 match stream.as_mut() {
@@ -419,6 +455,52 @@ mod tests {
             .unwrap();
         }
         (locs, bad)
+    }
+
+    /// A `.gz` cut short lists every complete row before the cut and then
+    /// says why it stopped (the same guard as the load).
+    #[test]
+    fn a_cut_gzip_lists_rows_before_the_cut_then_says_so() {
+        let mut text = String::new();
+        for m in 0..2000u32 {
+            text.push_str(&line(m % 60, 200, &format!("op-{m}")));
+        }
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, text.as_bytes()).unwrap();
+        let mut bytes = gz.finish().unwrap();
+        bytes.truncate(bytes.len() / 2);
+        let cat = Catalog::open(&memory(vec![("logs/a.ndjson.gz", bytes)]));
+        assert_eq!(cat.files.len(), 1);
+        let mut rows = 0;
+        let err = cat
+            .scan(0, &mut |_, row| {
+                rows += usize::from(row.is_ok());
+                true
+            })
+            .unwrap_err();
+        assert!(rows > 100 && rows < 2000, "{rows}");
+        assert!(err.to_string().contains("ends early"), "{err}");
+    }
+
+    /// A FIFO among the paths is named as not listable, never opened in a
+    /// way that blocks.
+    #[test]
+    fn a_fifo_is_unlisted_without_blocking() {
+        let dir = std::env::temp_dir().join(format!("apimedic-rows-fifo-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("gateway.ndjson");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let cat = Catalog::open(&RowSource::Paths(vec![fifo.clone()]));
+        assert!(cat.files.is_empty());
+        assert_eq!(cat.unlisted.len(), 1);
+        assert!(
+            cat.unlisted[0].message.contains("is a stream"),
+            "{:?}",
+            cat.unlisted
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -24,6 +24,7 @@ use crate::model::{
     Finding, LatencyHistogram, LoadReport, Minute, MinuteStats, Origin, Problem, Snapshot,
     Timestamp, Traffic, histogram::bucket_of,
 };
+use std::time::Duration;
 
 /// How far ahead of the wall clock a row may be stamped (clock skew
 /// between the gateway and this host); later rows are rejected.
@@ -140,6 +141,68 @@ fn expand(s: &[u16; SKETCH], n: u32) -> LatencyHistogram {
         );
     }
     h
+}
+
+/// How fast the followed data advances against the wall clock. The
+/// alert rules wait in wall time (`for`, the tick), so on a feed faster
+/// than real time (a replay, `simulate --live --speed 60`) one tick spans
+/// many data minutes and a short incident can pass between two looks.
+/// Measured from the first tick after the baseline, over at least three
+/// ticks; said once (pure).
+#[derive(Debug, Default)]
+pub struct Pace {
+    start: Option<(Timestamp, Timestamp)>,
+    said: bool,
+}
+
+impl Pace {
+    /// A warning, the first time the feed is seen running so fast that a
+    /// tick spans more than one data minute.
+    pub fn observe(
+        &mut self,
+        wall: Timestamp,
+        watermark: Option<Timestamp>,
+        tick: Duration,
+        for_: Duration,
+    ) -> Option<String> {
+        let data = watermark?;
+        if self.said {
+            return None;
+        }
+        let Some((w0, d0)) = self.start else {
+            self.start = Some((wall, data));
+            return None;
+        };
+        let wall_ms = wall.0 - w0.0;
+        let need = (3 * tick.as_millis() as i64).max(10_000);
+        if wall_ms < need {
+            return None;
+        }
+        let ratio = (data.0 - d0.0) as f64 / wall_ms as f64;
+        self.start = Some((wall, data));
+        let per_tick_min = ratio * tick.as_secs_f64() / 60.0;
+        if per_tick_min <= 1.0 {
+            return None;
+        }
+        self.said = true;
+        let must_last = ratio * (for_ + tick).as_secs_f64() / 60.0;
+        Some(format!(
+            "The followed data runs {ratio:.0}x faster than real time: each tick ({}) covers {per_tick_min:.0} data minutes and an incident must last about {must_last:.0} data minutes to alert (for = {}). For a replay or an accelerated feed, set [daemon] tick and [alerts] for shorter by the same factor, or read the files with `apimedic diagnose`.",
+            humantime(tick),
+            humantime(for_),
+        ))
+    }
+}
+
+fn humantime(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms % 1000 != 0 {
+        format!("{ms}ms")
+    } else if ms % 60_000 == 0 && ms > 0 {
+        format!("{}m", ms / 60_000)
+    } else {
+        format!("{}s", ms / 1000)
+    }
 }
 
 /// Retained traffic, in two tiers.
@@ -543,6 +606,38 @@ pub fn line_origin(file: &str, line: u64) -> Origin {
 
 #[cfg(test)]
 mod tests {
+
+    /// A feed at 60x real time with the default tick (15 s) and `for`
+    /// (60 s) is named, once; a real-time feed is not.
+    #[test]
+    fn pace_warns_once_when_a_tick_spans_data_minutes() {
+        let tick = Duration::from_secs(15);
+        let for_ = Duration::from_secs(60);
+        let mut fast = Pace::default();
+        let mut said = Vec::new();
+        for i in 0..20i64 {
+            let wall = Timestamp(1_000_000 + i * 15_000);
+            let data = Timestamp(5_000_000 + i * 15_000 * 60);
+            said.extend(fast.observe(wall, Some(data), tick, for_));
+        }
+        assert_eq!(said.len(), 1, "{said:?}");
+        assert!(
+            said[0].contains("60x faster") && said[0].contains("covers 15 data minutes"),
+            "{}",
+            said[0]
+        );
+        assert!(said[0].contains("about 75 data minutes"), "{}", said[0]);
+        let mut real = Pace::default();
+        for i in 0..20i64 {
+            let t = Timestamp(1_000_000 + i * 15_000);
+            assert_eq!(real.observe(t, Some(Timestamp(t.0 + 7)), tick, for_), None);
+        }
+        // No data yet: nothing to judge.
+        assert_eq!(
+            Pace::default().observe(Timestamp(0), None, tick, for_),
+            None
+        );
+    }
     use super::*;
     use crate::model::FindingKind;
 

@@ -503,6 +503,7 @@ async fn engine_task(
     let mut host = metrics::HostSampler::new();
     let mut host_series: Vec<crate::model::MetricSeries> = Vec::new();
     let mut ready = false;
+    let mut pace = engine::Pace::default();
     let mut ticker = tokio::time::interval(cfg.tick);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let m = shared.metrics.clone();
@@ -578,6 +579,9 @@ async fn engine_task(
                     crate::model::redact::Scrub::scrub(f);
                 }
                 let now = shared.clock.now();
+                if let Some(w) = pace.observe(now, store.watermark(), cfg.tick, book.rules.for_) {
+                    tracing::warn!("{w}");
+                }
                 let evs = book.observe(&findings, now);
                 m.set_pages(alerts::pages(&book));
                 let mut dropped = 0;

@@ -843,7 +843,29 @@ const ONGOING_MINUTES: i64 = 2;
 
 /// When a problem (several findings taken as one) began, whether it is
 /// still going on at `as_of` (the end of the loaded data), and when it ended.
+/// The findings' own timelines (judged by analysis, `Finding.timeline`) are
+/// the answer; a finding without one falls back to its window.
 pub fn timing(findings: &[&Finding], as_of: crate::model::Timestamp) -> Option<String> {
+    use crate::model::{Activity, Timeline};
+    if findings.iter().all(|f| f.timeline.is_some()) {
+        if let Some(t) = Timeline::combine(findings.iter().filter_map(|f| f.timeline)) {
+            return Some(match t.state {
+                Activity::Ongoing => format!(
+                    "began {} UTC and is still going on at the end of the data ({} UTC, {} min so far)",
+                    t.since.hhmm(),
+                    t.as_of.hhmm(),
+                    t.duration_minutes()
+                ),
+                Activity::Ended => format!(
+                    "began {} UTC, ended {} UTC after {} min; healthy for the {} min since",
+                    t.since.hhmm(),
+                    t.ended_at.unwrap_or(t.as_of).hhmm(),
+                    t.duration_minutes(),
+                    t.healthy_minutes().unwrap_or(0)
+                ),
+            });
+        }
+    }
     let windows: Vec<crate::model::Window> = findings.iter().filter_map(|f| f.window).collect();
     let start = windows.iter().map(|w| w.start).min()?;
     let end = windows.iter().map(|w| w.end).max()?;
@@ -2481,6 +2503,46 @@ mod tests {
             }],
             ..Snapshot::default()
         }
+    }
+
+    /// Timing comes from the timeline analysis judged, not from the window:
+    /// a spike whose window reaches the end of the data but which analysis
+    /// judged ended (healthy minutes after it) is told as ended.
+    #[test]
+    fn timing_reads_the_findings_timeline() {
+        use crate::model::{Severity, Subject, Timeline, Timestamp, Window, parse_timestamp};
+        let t = |s: &str| parse_timestamp(s).unwrap();
+        let mut f = Finding::new(
+            FindingKind::ErrorSpike,
+            Severity::High,
+            Subject::default(),
+            "5xx spike",
+        );
+        f.window = Some(Window {
+            start: t("2026-01-01T10:00:00Z"),
+            end: t("2026-01-01T10:59:00Z"),
+        });
+        let as_of: Timestamp = t("2026-01-01T11:00:00Z");
+        f.timeline = Some(Timeline::ended(
+            t("2026-01-01T10:02:00Z"),
+            t("2026-01-01T10:40:00Z"),
+            as_of,
+        ));
+        let line = timing(&[&f], as_of).unwrap();
+        assert!(
+            line.contains("began 10:02 UTC, ended 10:40 UTC after 38 min"),
+            "{line}"
+        );
+        assert!(line.contains("healthy for the 20 min since"), "{line}");
+        f.timeline = Some(Timeline::ongoing(t("2026-01-01T10:02:00Z"), as_of));
+        let line = timing(&[&f], as_of).unwrap();
+        assert!(
+            line.contains("still going on") && line.contains("58 min so far"),
+            "{line}"
+        );
+        // Without a timeline, the window decides (its end is in the last minutes).
+        f.timeline = None;
+        assert!(timing(&[&f], as_of).unwrap().contains("still going on"));
     }
 
     #[test]

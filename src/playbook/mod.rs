@@ -241,10 +241,73 @@ pub fn diagnose(
 
 /// Parses one playbook, with serde's line and column in the error.
 pub fn parse_playbook(name: &str, text: &str) -> anyhow::Result<Playbook> {
-    serde_yaml_ng::from_str::<Playbook>(text).map_err(|e| match e.location() {
+    let book = serde_yaml_ng::from_str::<Playbook>(text).map_err(|e| match e.location() {
         Some(loc) => anyhow::anyhow!("{name}:{}:{}: {e}", loc.line(), loc.column()),
         None => anyhow::anyhow!("{name}: {e}"),
-    })
+    })?;
+    for t in book.texts() {
+        if let Some(p) = unknown_placeholder(t) {
+            let line = text
+                .lines()
+                .position(|l| l.contains(&p))
+                .map(|i| format!(":{}", i + 1))
+                .unwrap_or_default();
+            anyhow::bail!(
+                "{name}{line}: unknown placeholder `{p}`: use one of {} (or write the text without braces)",
+                PLACEHOLDERS.join(", ")
+            );
+        }
+    }
+    Ok(book)
+}
+
+/// The placeholders a finding fills (`propose::Fill::apply`); any other
+/// `{word}` would reach a reader unfilled, so loading rejects it.
+pub const PLACEHOLDERS: [&str; 8] = [
+    "{api}",
+    "{operation}",
+    "{backend}",
+    "{scope}",
+    "{nsg}",
+    "{rule}",
+    "{units}",
+    "{seconds}",
+];
+
+/// The first `{word}` in `text` that is not a known placeholder.
+fn unknown_placeholder(text: &str) -> Option<String> {
+    let mut rest = text;
+    while let Some(i) = rest.find('{') {
+        let after = &rest[i + 1..];
+        let Some(j) = after.find('}') else { break };
+        let word = &after[..j];
+        if !word.is_empty() && word.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            let p = format!("{{{word}}}");
+            if !PLACEHOLDERS.contains(&p.as_str()) {
+                return Some(p);
+            }
+        }
+        rest = after;
+    }
+    None
+}
+
+impl Playbook {
+    /// Every text a reader sees, before filling.
+    fn texts(&self) -> impl Iterator<Item = &str> {
+        let proposals = self.proposals.iter().flat_map(|p| {
+            let steps: &[String] = match &p.action {
+                ActionSpec::Manual { steps } => steps,
+                _ => &[],
+            };
+            std::iter::once(p.title.as_str())
+                .chain(p.preconditions.iter().map(String::as_str))
+                .chain(steps.iter().map(String::as_str))
+        });
+        std::iter::once(self.title.as_str())
+            .chain(self.diagnosis.iter().map(String::as_str))
+            .chain(proposals)
+    }
 }
 
 #[cfg(test)]
@@ -284,6 +347,53 @@ mod tests {
             .to_string();
         assert!(err.starts_with("x.yaml:3:"), "{err}");
         assert!(err.contains("unknown field `proposal`"), "{err}");
+    }
+
+    #[test]
+    fn unknown_placeholder_is_an_error_with_line() {
+        let err = parse_playbook(
+            "z.yaml",
+            "kind: capacity\ntitle: t\ndiagnosis:\n  - check {gateway} load\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("z.yaml:4: unknown placeholder `{gateway}`"),
+            "{err}"
+        );
+        // JSON braces in a step are not placeholders.
+        assert!(
+            parse_playbook(
+                "j.yaml",
+                "kind: capacity\ntitle: t\ndiagnosis:\n  - 'send {\"a\": 1}'\n"
+            )
+            .is_ok()
+        );
+    }
+
+    /// Every placeholder the loader accepts is filled, from a finding that
+    /// knows nothing as from one that knows everything.
+    #[test]
+    fn every_known_placeholder_is_filled() {
+        let all = PLACEHOLDERS.join(" ");
+        let bare = Finding::new(
+            FindingKind::ErrorSpike,
+            Severity::High,
+            Subject::default(),
+            "x",
+        );
+        let filled = propose::Fill::from_finding(&bare).apply(&all);
+        assert!(!filled.contains('{'), "{filled}");
+        for (_, book) in Playbooks::built_in().books {
+            for t in book.texts() {
+                let out = propose::Fill::from_finding(&bare).apply(t);
+                assert!(
+                    unknown_placeholder(t).is_none()
+                        && PLACEHOLDERS.iter().all(|p| !out.contains(p)),
+                    "{out}"
+                );
+            }
+        }
     }
 
     #[test]

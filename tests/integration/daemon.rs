@@ -596,3 +596,111 @@ fn every_invalid_config_fixture_says_what_to_fix() {
     }
     assert_eq!(seen.len(), want.len(), "fixtures missing: {seen:?}");
 }
+
+/// `apimedic daemon DIR` with every setting at its default (no --config):
+/// alerts go to stdout, here into `out`.
+fn default_daemon(dir: &Path, state: &Path, listen: u16, out: &Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_apimedic"))
+        .args([
+            "daemon",
+            dir.to_str().unwrap(),
+            "--state-dir",
+            state.to_str().unwrap(),
+            "--listen",
+            &format!("127.0.0.1:{listen}"),
+        ])
+        .stdout(std::fs::File::create(out).unwrap())
+        .stderr(std::fs::File::create(out.with_extension("log")).unwrap())
+        .spawn()
+        .expect("the daemon starts")
+}
+
+/// #11 item 10: with the daemon's defaults, a sustained incident on a feed
+/// running in real time (`simulate --live`'s default speed) alerts within
+/// minutes of its start, and the pace draws no warning. Runs in real time:
+/// about three minutes.
+#[test]
+fn default_settings_alert_on_a_real_time_feed_within_minutes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let inst = tmp.path().join("inst");
+    let _feed = Proc::spawn(
+        Command::new(env!("CARGO_BIN_EXE_apimedic")).args([
+            "daemon",
+            "live",
+            "--out",
+            inst.to_str().unwrap(),
+            "--speed",
+            "1",
+            "--backlog",
+            "60m",
+            "--incident-after",
+            "1m",
+            "--incident-for",
+            "30m",
+            "--incident-every",
+            "0s",
+        ]),
+        tmp.path().join("feed.log"),
+    );
+    let logs = inst.join("logs");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::fs::read_dir(&logs).map_or(true, |mut d| d.next().is_none()) {
+        assert!(Instant::now() < deadline, "the feed wrote no backlog");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = tmp.path().join("alerts.ndjson");
+    let started = Instant::now();
+    let mut d = default_daemon(&inst, &tmp.path().join("state"), free_port(), &out);
+    // The incident begins a minute in; "within minutes" is five after it.
+    let deadline = started + Duration::from_secs(6 * 60);
+    let firing = loop {
+        let text = std::fs::read_to_string(&out).unwrap_or_default();
+        if let Some(l) = text.lines().find(|l| l.contains("\"firing\"")) {
+            break l.to_string();
+        }
+        if Instant::now() > deadline {
+            let _ = d.kill();
+            panic!(
+                "no alert within 6 minutes with default settings:\n{}",
+                std::fs::read_to_string(out.with_extension("log")).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    };
+    let _ = d.kill();
+    let _ = d.wait();
+    eprintln!("first alert after {:?}: {firing}", started.elapsed());
+    assert!(firing.contains("check-stock"), "{firing}");
+    let log = std::fs::read_to_string(out.with_extension("log")).unwrap_or_default();
+    assert!(!log.contains("faster than real time"), "{log}");
+}
+
+/// The other side of #11 item 10: on a feed 60 times faster than real time
+/// the default tick cannot see an incident's pace, and the daemon says so
+/// (with what to set) within its first minute of watching.
+#[test]
+fn an_accelerated_feed_with_default_ticks_draws_a_pace_warning() {
+    let tmp = tempfile::tempdir().unwrap();
+    let inst = tmp.path().join("inst");
+    let _feed = live_feed(&inst, 600, 5);
+    let logs = inst.join("logs");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::fs::read_dir(&logs).map_or(true, |mut d| d.next().is_none()) {
+        assert!(Instant::now() < deadline, "the feed wrote no backlog");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = tmp.path().join("alerts.ndjson");
+    let mut d = default_daemon(&inst, &tmp.path().join("state"), free_port(), &out);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let log = loop {
+        let log = std::fs::read_to_string(out.with_extension("log")).unwrap_or_default();
+        if log.contains("faster than real time") || Instant::now() > deadline {
+            break log;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let _ = d.kill();
+    let _ = d.wait();
+    assert!(log.contains("x faster than real time"), "{log}");
+    assert!(log.contains("[daemon] tick"), "{log}");
+}
