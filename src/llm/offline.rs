@@ -847,24 +847,24 @@ const ONGOING_MINUTES: i64 = 2;
 /// the answer; a finding without one falls back to its window.
 pub fn timing(findings: &[&Finding], as_of: crate::model::Timestamp) -> Option<String> {
     use crate::model::{Activity, Timeline};
-    if findings.iter().all(|f| f.timeline.is_some()) {
-        if let Some(t) = Timeline::combine(findings.iter().filter_map(|f| f.timeline)) {
-            return Some(match t.state {
-                Activity::Ongoing => format!(
-                    "began {} UTC and is still going on at the end of the data ({} UTC, {} min so far)",
-                    t.since.hhmm(),
-                    t.as_of.hhmm(),
-                    t.duration_minutes()
-                ),
-                Activity::Ended => format!(
-                    "began {} UTC, ended {} UTC after {} min; healthy for the {} min since",
-                    t.since.hhmm(),
-                    t.ended_at.unwrap_or(t.as_of).hhmm(),
-                    t.duration_minutes(),
-                    t.healthy_minutes().unwrap_or(0)
-                ),
-            });
-        }
+    if findings.iter().all(|f| f.timeline.is_some())
+        && let Some(t) = Timeline::combine(findings.iter().filter_map(|f| f.timeline))
+    {
+        return Some(match t.state {
+            Activity::Ongoing => format!(
+                "began {} UTC and is still going on at the end of the data ({} UTC, {} min so far)",
+                t.since.hhmm(),
+                t.as_of.hhmm(),
+                t.duration_minutes()
+            ),
+            Activity::Ended => format!(
+                "began {} UTC, ended {} UTC after {} min; healthy for the {} min since",
+                t.since.hhmm(),
+                t.ended_at.unwrap_or(t.as_of).hhmm(),
+                t.duration_minutes(),
+                t.healthy_minutes().unwrap_or(0)
+            ),
+        });
     }
     let windows: Vec<crate::model::Window> = findings.iter().filter_map(|f| f.window).collect();
     let start = windows.iter().map(|w| w.start).min()?;
