@@ -53,7 +53,9 @@ if [[ -z ${BENCH_PYTHON:-} ]] && { [[ ! -x $venv/bin/python ]] || ! "$venv/bin/p
     "$venv/bin/pip" install -q duckdb
 fi
 
-cargo build --release --quiet
+# --all-targets: the same feature set as the test builds (dev-dependencies
+# unified), so the dependencies already built for the tests are reused.
+cargo build --release --all-targets --quiet
 bin=${CARGO_TARGET_DIR:-target}/release/apimedic
 # The test binary holding the reader-only timing.
 testbin=$(cargo test --release --lib --no-run --message-format=json 2>/dev/null |

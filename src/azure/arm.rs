@@ -207,6 +207,7 @@ pub mod api_version {
     pub const ACTIVITY_LOG: &str = "2015-04-01";
     pub const METRICS: &str = "2023-10-01";
     pub const DIAGNOSTIC_SETTINGS: &str = "2021-05-01-preview";
+    pub const LOG_ANALYTICS_WORKSPACES: &str = "2022-10-01";
     pub const RESOURCE_GRAPH: &str = "2022-10-01";
     pub const RESOURCES: &str = "2022-09-01";
 }

@@ -277,7 +277,7 @@ pub fn save(
 
 /// One instance's line in the manifest.
 pub fn instance_entry(p: &Pulled) -> serde_json::Value {
-    serde_json::json!({"id": p.service_id, "documents": p.documents.len(), "workspaces": p.workspaces})
+    serde_json::json!({"id": p.service_id, "documents": p.documents.len(), "workspaces": p.log_workspaces.iter().map(|w| &w.resource_id).collect::<Vec<_>>()})
 }
 
 /// A one-line progress display on stderr (only on a terminal).

@@ -12,7 +12,8 @@
 //! or Key Vault value, and `listValue` is never called); policy fragments;
 //! policies at every scope as raw XML (global, product, API, operation;
 //! 404 = no policy there); diagnostic settings (which Log Analytics
-//! workspace the logs go to); the gateway subnet and its NSG; autoscale
+//! workspace the gateway logs go to) and each such workspace (its
+//! `customerId`, the id its query API takes); the gateway subnet and its NSG; autoscale
 //! settings of the resource group that target the service; Azure Monitor
 //! metrics at 1-minute grain for the gateway and for each backend app found
 //! (Container Apps, App Service, Functions); the activity log of the
@@ -21,7 +22,7 @@
 //! rest still loads.
 
 use super::arm::{ArmClient, ArmError, Failure, Role, api_version as v};
-use crate::model::{Origin, Problem};
+use crate::model::{LogWorkspace, Origin, Problem};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
@@ -64,8 +65,9 @@ pub struct Pulled {
     /// (relative path, JSON bytes), in the order read.
     pub documents: Vec<(String, Vec<u8>)>,
     pub problems: Vec<Problem>,
-    /// Log Analytics workspaces (ARM ids) the diagnostic settings send gateway logs to.
-    pub workspaces: Vec<String>,
+    /// Log Analytics workspaces the diagnostic settings send gateway logs
+    /// to, with their customerId once the workspace was read.
+    pub log_workspaces: Vec<LogWorkspace>,
 }
 
 impl Pulled {
@@ -381,7 +383,11 @@ pub async fn pull_service(client: &ArmClient, id: &ServiceId, opts: PullOptions)
                     "apis" => apis = items.clone(),
                     "products" => products = items.clone(),
                     "backends" => backends = items.clone(),
-                    "diagnostic-settings" => out.workspaces = workspaces_of(&items),
+                    "diagnostic-settings" => {
+                        let (found, notes) = gateway_log_workspaces(&svc, &items);
+                        out.log_workspaces = found;
+                        out.problems.extend(notes);
+                    }
                     _ => {}
                 }
                 let items = if label == "autoscale" {
@@ -402,6 +408,19 @@ pub async fn pull_service(client: &ArmClient, id: &ServiceId, opts: PullOptions)
 
     // Round 2: what the first answers point at.
     let mut set: JoinSet<Got> = JoinSet::new();
+    let workspaces: BTreeSet<String> = out
+        .log_workspaces
+        .iter()
+        .map(|w| w.resource_id.clone())
+        .collect();
+    for ws in workspaces {
+        doc(
+            &mut set,
+            format!("workspace:{ws}"),
+            format!("{ws}?api-version={}", v::LOG_ANALYTICS_WORKSPACES),
+            Role::Reader,
+        );
+    }
     let api_ids: Vec<String> = apis.iter().filter_map(child_name).collect();
     for api in &api_ids {
         list(
@@ -523,6 +542,20 @@ pub async fn pull_service(client: &ArmClient, id: &ServiceId, opts: PullOptions)
                         .and_then(arm_id_of);
                 } else if let Some(stem) = label.strip_prefix("metrics:") {
                     out.add(format!("{name}/metrics/{stem}.json"), &v);
+                } else if let Some(ws) = label.strip_prefix("workspace:") {
+                    match customer_id_of(&v) {
+                        Some(id) => {
+                            for w in out.log_workspaces.iter_mut() {
+                                if w.resource_id.eq_ignore_ascii_case(ws) {
+                                    w.customer_id = Some(id.clone());
+                                }
+                            }
+                        }
+                        None => out.problems.push(Problem {
+                            origin: Origin::file(format!("azure:{ws}")),
+                            message: "the Log Analytics workspace answered without a GUID in properties.customerId: its gateway logs cannot be queried (give --logs la:WORKSPACE_GUID)".into(),
+                        }),
+                    }
                 }
             }
             Got::Doc(label, Err(e))
@@ -656,21 +689,178 @@ fn targets(setting: &Value, service: &str) -> bool {
         .is_some_and(|t| t.eq_ignore_ascii_case(service))
 }
 
-/// Workspaces of diagnostic settings that send gateway logs somewhere.
-fn workspaces_of(settings: &[Value]) -> Vec<String> {
-    let mut out: Vec<String> = settings
-        .iter()
-        .filter_map(|s| s.pointer("/properties/workspaceId").and_then(Value::as_str))
-        .map(str::to_string)
-        .collect();
-    out.sort();
-    out.dedup();
-    out
+/// The Log Analytics workspaces the diagnostic settings of `service` send
+/// gateway logs to (the `GatewayLogs` category or the `allLogs` group
+/// enabled), one per (setting, workspace) in setting order; and a problem
+/// for each setting that has a workspace but leaves gateway logs out, or
+/// names something that is not a workspace id.
+fn gateway_log_workspaces(service: &str, settings: &[Value]) -> (Vec<LogWorkspace>, Vec<Problem>) {
+    let mut found = Vec::new();
+    let mut notes = Vec::new();
+    for s in settings {
+        let Some(raw) = s.pointer("/properties/workspaceId").and_then(Value::as_str) else {
+            continue;
+        };
+        let setting = s
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let origin = Origin::file(format!(
+            "azure:{service}/providers/Microsoft.Insights/diagnosticSettings/{setting}"
+        ));
+        let Some(resource_id) = workspace_id_of(raw) else {
+            notes.push(Problem {
+                origin,
+                message: format!(
+                    "workspaceId `{raw}` is not a Log Analytics workspace id (/subscriptions/…/providers/Microsoft.OperationalInsights/workspaces/NAME)"
+                ),
+            });
+            continue;
+        };
+        let sends_gateway_logs = s
+            .pointer("/properties/logs")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter(|l| l.get("enabled").and_then(Value::as_bool) == Some(true))
+            .any(|l| {
+                let is = |k: &str, want: &str| {
+                    l.get(k)
+                        .and_then(Value::as_str)
+                        .is_some_and(|c| c.eq_ignore_ascii_case(want))
+                };
+                is("category", "GatewayLogs") || is("categoryGroup", "allLogs")
+            });
+        if !sends_gateway_logs {
+            notes.push(Problem {
+                origin,
+                message: format!(
+                    "sends to workspace {resource_id} but not the GatewayLogs category: the gateway's requests are not there (enable GatewayLogs or allLogs in this setting, or give --logs)"
+                ),
+            });
+            continue;
+        }
+        found.push(LogWorkspace {
+            resource_id,
+            setting,
+            customer_id: None,
+        });
+    }
+    (found, notes)
+}
+
+/// A Log Analytics workspace's ARM id, checked segment by segment (it is
+/// read next, so nothing but a workspace id may pass).
+fn workspace_id_of(s: &str) -> Option<String> {
+    let id = arm_id_of(s)?;
+    let parts: Vec<&str> = id.trim_matches('/').split('/').collect();
+    let ok = parts.len() == 8
+        && parts[0].eq_ignore_ascii_case("subscriptions")
+        && parts[2].eq_ignore_ascii_case("resourceGroups")
+        && parts[4].eq_ignore_ascii_case("providers")
+        && parts[5].eq_ignore_ascii_case("Microsoft.OperationalInsights")
+        && parts[6].eq_ignore_ascii_case("workspaces")
+        && parts.iter().all(|p| !p.is_empty() && is_safe_segment(p));
+    ok.then_some(id)
+}
+
+/// A workspace resource's `properties.customerId`, when it is a GUID.
+fn customer_id_of(workspace: &Value) -> Option<String> {
+    let id = workspace
+        .pointer("/properties/customerId")
+        .and_then(Value::as_str)?
+        .trim();
+    let parts: Vec<&str> = id.split('-').collect();
+    let guid = parts.len() == 5
+        && parts
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(p, n)| p.len() == n && p.chars().all(|c| c.is_ascii_hexdigit()));
+    guid.then(|| id.to_ascii_lowercase())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn diagnostic_settings_name_the_workspaces_that_hold_gateway_logs() {
+        let svc =
+            "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ApiManagement/service/apim";
+        let ws = |n: &str| {
+            format!(
+                "/subscriptions/s/resourceGroups/rg-logs/providers/Microsoft.OperationalInsights/workspaces/{n}"
+            )
+        };
+        let setting = |name: &str, workspace: &str, logs: Value| {
+            json!({"id": format!("{svc}/providers/microsoft.insights/diagnosticSettings/{name}"), "name": name,
+                   "properties": {"workspaceId": workspace, "logAnalyticsDestinationType": "Dedicated",
+                                  "logs": logs, "metrics": [{"category": "AllMetrics", "enabled": true}]}})
+        };
+        let settings = vec![
+            setting(
+                "gw",
+                &ws("main"),
+                json!([{"category": "GatewayLogs", "categoryGroup": null, "enabled": true}]),
+            ),
+            setting(
+                "all",
+                &ws("other"),
+                json!([{"category": null, "categoryGroup": "allLogs", "enabled": true}]),
+            ),
+            setting(
+                "metrics-only",
+                &ws("metrics"),
+                json!([{"category": "GatewayLogs", "enabled": false}]),
+            ),
+            setting(
+                "odd",
+                "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/x",
+                json!([{"category": "GatewayLogs", "enabled": true}]),
+            ),
+            json!({"name": "to-eventhub", "properties": {"eventHubName": "eh", "logs": [{"category": "GatewayLogs", "enabled": true}]}}),
+        ];
+        let (found, notes) = gateway_log_workspaces(svc, &settings);
+        let got: Vec<(&str, &str)> = found
+            .iter()
+            .map(|w| (w.setting.as_str(), w.resource_id.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [("gw", ws("main").as_str()), ("all", ws("other").as_str())]
+        );
+        assert!(found.iter().all(|w| w.customer_id.is_none()));
+        assert_eq!(notes.len(), 2, "{notes:?}");
+        assert!(notes[0].message.contains("not the GatewayLogs category"));
+        assert!(
+            notes[0]
+                .origin
+                .file
+                .ends_with("diagnosticSettings/metrics-only")
+        );
+        assert!(
+            notes[1]
+                .message
+                .contains("is not a Log Analytics workspace id")
+        );
+        // Nothing but a workspace id is read next.
+        assert!(workspace_id_of(&format!("{}?api-version=1", ws("x"))).is_none());
+        assert!(workspace_id_of(&format!("{}/tables/t", ws("x"))).is_none());
+        assert_eq!(workspace_id_of(&ws("x")).as_deref(), Some(ws("x").as_str()));
+    }
+
+    #[test]
+    fn a_workspace_gives_its_customer_id_only_when_it_is_a_guid() {
+        let w =
+            |id: &str| json!({"properties": {"customerId": id, "provisioningState": "Succeeded"}});
+        assert_eq!(
+            customer_id_of(&w("6F1D2C3B-4A5E-4F60-8B7C-9D0E1F2A3B4C")).as_deref(),
+            Some("6f1d2c3b-4a5e-4f60-8b7c-9d0e1f2a3b4c")
+        );
+        assert_eq!(customer_id_of(&w("main")), None);
+        assert_eq!(customer_id_of(&json!({"properties": {}})), None);
+    }
 
     #[test]
     fn service_ids_are_checked() {

@@ -206,6 +206,7 @@ impl AzureArgs {
             for problem in &p.problems {
                 snap.loaded.reject(problem.clone());
             }
+            snap.log_workspaces = p.log_workspaces.clone();
             each(p.service_id.clone(), snap)
         })?;
         for problem in &live.problems {

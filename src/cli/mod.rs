@@ -111,8 +111,9 @@ pub struct DiagnoseArgs {
     /// KQL: `la:WORKSPACE_ID` (Log Analytics; base URL from
     /// APIMEDIC_LOGS_URL) or `adx:CLUSTER/DATABASE[/TABLE]` (Azure Data
     /// Explorer). Configuration comes from the paths given or the live
-    /// target. Token: APIMEDIC_LOGS_TOKEN. Window: --since/--until (default
-    /// the last 24 h).
+    /// target. Token: APIMEDIC_LOGS_TOKEN, else the Azure sign-in. Window:
+    /// --since/--until (default the last 24 h). With a live target and no
+    /// --logs, the workspace its diagnostic setting sends GatewayLogs to.
     #[arg(long, value_name = "SOURCE")]
     pub logs: Option<String>,
     /// With --logs: only this API Management service's rows (its ARM id),
@@ -120,8 +121,9 @@ pub struct DiagnoseArgs {
     /// target, each instance's own id is used).
     #[arg(long, value_name = "ID", requires = "logs")]
     pub logs_resource: Option<String>,
-    /// With --logs: print every KQL query to stderr as it is sent.
-    #[arg(long, requires = "logs")]
+    /// With --logs or a live target: print every KQL query to stderr as it
+    /// is sent.
+    #[arg(long)]
     pub explain: bool,
 }
 
@@ -209,6 +211,11 @@ fn parse_relative(text: &str) -> Option<f64> {
 
 fn diagnose(args: DiagnoseArgs) -> anyhow::Result<ExitCode> {
     let started = std::time::Instant::now();
+    if args.explain && args.logs.is_none() && !args.azure.is_live() {
+        anyhow::bail!(
+            "--explain shows the KQL sent for --logs or a live target's workspace (--azure …); neither was given"
+        );
+    }
     if args.azure.is_live() {
         if !args.paths.is_empty() {
             anyhow::bail!(
@@ -292,7 +299,28 @@ fn diagnose_snapshot(
         Some(dir) => playbook::Playbooks::load_dir(dir)?,
         None => playbook::Playbooks::built_in(),
     };
-    let diagnosis = match &args.logs {
+    // A live instance without --logs: the workspace its diagnostic
+    // setting sends gateway logs to, if any (else a problem says why no
+    // request was read).
+    let discovered = match (&args.logs, logs_resource) {
+        (None, Some(id)) => {
+            match crate::collect::kql::discovered_source(&snapshot.log_workspaces) {
+                Ok((spec, note)) => {
+                    eprintln!("apimedic: {id}: {note}");
+                    Some(spec)
+                }
+                Err(why) => {
+                    snapshot.loaded.problems.push(crate::model::Problem {
+                        origin: crate::model::Origin::file(format!("azure:{id}")),
+                        message: why,
+                    });
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
+    let diagnosis = match args.logs.as_ref().or(discovered.as_ref()) {
         Some(spec) => logs::diagnose(
             &mut snapshot,
             &logs::LogsArgs {

@@ -31,6 +31,19 @@ pub struct Service {
     pub origin: Origin,
 }
 
+/// A Log Analytics workspace a diagnostic setting of the service sends
+/// its gateway logs (`GatewayLogs`, or the `allLogs` group) to.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogWorkspace {
+    /// The workspace's ARM id, as the diagnostic setting names it.
+    pub resource_id: String,
+    /// The diagnostic setting's name.
+    pub setting: String,
+    /// The workspace's `customerId` (the GUID its query API takes); `None`
+    /// when the workspace itself could not be read.
+    pub customer_id: Option<String>,
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Api {
     /// The API's name (last id segment), e.g. `orders-api` or `echo;rev=2`.

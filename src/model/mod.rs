@@ -210,6 +210,10 @@ pub struct Snapshot {
     pub history: Vec<ConfigHistory>,
     pub traffic: Traffic,
     pub loaded: LoadReport,
+    /// Where the service's diagnostic settings send its gateway logs (a
+    /// live pull reads them); `diagnose` queries the logs there when no
+    /// `--logs` is given.
+    pub log_workspaces: Vec<LogWorkspace>,
 }
 
 impl Snapshot {
@@ -232,6 +236,11 @@ impl Snapshot {
         merge_histories(&mut self.history, other.history);
         self.traffic.merge(other.traffic);
         self.loaded.merge(other.loaded);
+        for w in other.log_workspaces {
+            if !self.log_workspaces.contains(&w) {
+                self.log_workspaces.push(w);
+            }
+        }
     }
 
     pub fn api(&self, id: &str) -> Option<&Api> {

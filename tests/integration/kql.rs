@@ -450,3 +450,199 @@ fn explain_shows_every_query_sent() {
         );
     }
 }
+
+/// A diagnostic setting of the simulated service sending `logs` to the
+/// workspace `name`, and that workspace (customerId `WORKSPACE`).
+fn diagnostic_setting(name: &str, logs: Value) -> [Vec<u8>; 2] {
+    let ws = format!(
+        "/subscriptions/6f1d2c3b-4a5e-4f60-8b7c-9d0e1f2a3b4c/resourceGroups/rg-logs/providers/Microsoft.OperationalInsights/workspaces/{name}"
+    );
+    let setting = serde_json::json!({
+        "id": format!("{RID}/providers/microsoft.insights/diagnosticSettings/to-{name}"),
+        "name": format!("to-{name}"),
+        "type": "Microsoft.Insights/diagnosticSettings",
+        "properties": {"workspaceId": ws, "logAnalyticsDestinationType": "Dedicated", "logs": logs,
+                       "metrics": [{"category": "AllMetrics", "enabled": true}]}
+    });
+    let workspace = serde_json::json!({
+        "id": ws, "name": name, "type": "Microsoft.OperationalInsights/workspaces", "location": "westeurope",
+        "properties": {"customerId": WORKSPACE, "provisioningState": "Succeeded", "sku": {"name": "PerGB2018"},
+                       "retentionInDays": 30}
+    });
+    [setting, workspace].map(|v| serde_json::to_vec(&v).unwrap())
+}
+
+/// The loopback Azure stand-in serving the instance's configuration and
+/// metrics (`config`, its logs moved out) plus `extra` documents.
+fn azure_standin(config: &Path, extra: &[Vec<u8>]) -> apimedic::simulate::standin::StandIn {
+    use apimedic::simulate::standin::{Config, StandIn, Store};
+    fn add_dir(store: &mut Store, dir: &Path) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                add_dir(store, &p);
+            } else {
+                store.add_document(&std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    let mut store = Store::default();
+    add_dir(&mut store, config);
+    for d in extra {
+        assert!(store.add_document(d));
+    }
+    let tls = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/azure/tls");
+    StandIn::start(
+        store,
+        Config {
+            tenant: AZ_TENANT.into(),
+            client_id: AZ_CLIENT.into(),
+            client_secret: Some(AZ_SECRET.into()),
+            token_lifetime: 3600,
+            ..Config::default()
+        },
+        (
+            &std::fs::read(tls.join("server.crt")).unwrap(),
+            &std::fs::read(tls.join("server.key")).unwrap(),
+        ),
+        0,
+    )
+    .expect("the Azure stand-in starts")
+}
+
+const AZ_TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+const AZ_CLIENT: &str = "535fb089-9ff3-47b6-9bfb-4f1264799865";
+const AZ_SECRET: &str = "s3cr3t-value";
+
+/// `diagnose --azure RID` (no --logs) against the stand-in, the logs
+/// query API at `logs_url`.
+fn live_diagnose(
+    s: &apimedic::simulate::standin::StandIn,
+    logs_url: &str,
+    w: &(String, String),
+    state: &Path,
+) -> Output {
+    let tls = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/azure/tls");
+    let mut c = Command::new(env!("CARGO_BIN_EXE_apimedic"));
+    for k in [
+        "AZURE_CLIENT_CERTIFICATE_PATH",
+        "AZURE_FEDERATED_TOKEN_FILE",
+        "IDENTITY_ENDPOINT",
+        "IDENTITY_HEADER",
+        "MSI_ENDPOINT",
+        "APIMEDIC_AZURE_SIGN_IN",
+    ] {
+        c.env_remove(k);
+    }
+    c.env("NO_COLOR", "1")
+        .env("XDG_STATE_HOME", state)
+        .env("APIMEDIC_ARM_URL", &s.arm_url)
+        .env("AZURE_AUTHORITY_HOST", &s.login_url)
+        .env("APIMEDIC_AZURE_CA_FILE", tls.join("ca.crt"))
+        .env("AZURE_TENANT_ID", AZ_TENANT)
+        .env("AZURE_CLIENT_ID", AZ_CLIENT)
+        .env("AZURE_CLIENT_SECRET", AZ_SECRET)
+        .env("HTTPS_PROXY", "")
+        .env("NO_PROXY", "127.0.0.1,localhost")
+        .env("APIMEDIC_LOGS_URL", logs_url)
+        .env("APIMEDIC_LOGS_TOKEN", TOKEN)
+        .args([
+            "diagnose",
+            "--azure",
+            RID,
+            "--since",
+            &w.0,
+            "--until",
+            &w.1,
+            "--format",
+            "json",
+            "--timings",
+        ]);
+    c.output().unwrap()
+}
+
+#[test]
+fn a_live_instance_reads_its_logs_where_its_diagnostic_setting_sends_them() {
+    let py = need_engine!();
+    let dir = tempfile::tempdir().unwrap();
+    let (full, config, rows) = instance(dir.path(), "backend-oom");
+    let w = window(&rows);
+    let server = serve(&py, &[&rows], &[], dir.path());
+    // The same traffic through --logs with the configuration from files:
+    // what the discovered workspace must give.
+    let explicit = json_of(&pushdown(&server, &config, &la(&server), &w, &[]));
+    let files = json_of(&apimedic(
+        &["diagnose", full.to_str().unwrap(), "--format", "json"],
+        &[],
+    ));
+    // Findings read from the requests (configuration comes from the live
+    // pull here and from files there, so the rest may differ).
+    let traffic = |v: &Value| -> Vec<String> {
+        findings(v)
+            .into_iter()
+            .filter(|f| {
+                [
+                    "error_spike",
+                    "backend_timeout",
+                    "backend_failure",
+                    "backend_unhealthy",
+                    "latency_regression",
+                ]
+                .iter()
+                .any(|k| f.starts_with(&format!("\"{k}\"")))
+            })
+            .collect()
+    };
+    assert!(!traffic(&files).is_empty());
+
+    let [setting, workspace] = diagnostic_setting(
+        "main",
+        serde_json::json!([{"category": "GatewayLogs", "categoryGroup": null, "enabled": true}]),
+    );
+    let s = azure_standin(&config, &[setting, workspace]);
+    let out = live_diagnose(&s, &server.url, &w, dir.path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("gateway logs from Log Analytics workspace")
+            && stderr.contains("workspaces/main")
+            && stderr.contains(&format!("la:{WORKSPACE}")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("pushdown:"), "{stderr}");
+    let live = json_of(&out);
+    // The same requests per operation as the explicit --logs run.
+    let requests = |v: &Value| -> Vec<String> {
+        v["backend_map"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| format!("{} {} {}", b["api"], b["operation"], b["requests"]))
+            .collect()
+    };
+    assert!(!requests(&explicit).is_empty());
+    assert_eq!(requests(&live), requests(&explicit), "{stderr}");
+    assert_eq!(traffic(&live), traffic(&explicit), "{stderr}");
+    // The queries were filtered to the instance's own id.
+    let sent = std::fs::read_to_string(&server.log).unwrap();
+    assert!(sent.contains(&RID.to_ascii_lowercase()), "{sent}");
+
+    // A setting that sends only metrics there: no request is read, and the
+    // report says why and what to give, never a healthy traffic verdict.
+    let [setting, workspace] = diagnostic_setting(
+        "metrics-only",
+        serde_json::json!([{"category": "GatewayLogs", "enabled": false}]),
+    );
+    let s = azure_standin(&config, &[setting, workspace]);
+    let out = live_diagnose(&s, &server.url, &w, dir.path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let live = json_of(&out);
+    let problems = live["loaded"]["problems"].to_string();
+    assert!(
+        problems.contains("not the GatewayLogs category")
+            && problems.contains("no diagnostic setting sends GatewayLogs")
+            && problems.contains("--logs"),
+        "{problems}\n{stderr}"
+    );
+    assert!(traffic(&live).is_empty(), "{stderr}");
+    assert!(!stderr.contains("pushdown:"), "{stderr}");
+}

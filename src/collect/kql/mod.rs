@@ -20,7 +20,8 @@ pub mod query;
 pub mod wire;
 
 use crate::model::{
-    LoadReport, Origin, Problem, RequestRecord, Snapshot, Timestamp, Traffic, url_host,
+    LoadReport, LogWorkspace, Origin, Problem, RequestRecord, Snapshot, Timestamp, Traffic,
+    url_host,
 };
 use client::{Client, Endpoint};
 use query::{Binding, Ident, Query, SampleSubject, Scope, Table};
@@ -538,9 +539,78 @@ pub fn source_problem(source: &LogsSource, message: String) -> Problem {
     }
 }
 
+/// `--logs` for a live instance that was given none: the first workspace
+/// (in diagnostic-setting order) whose customerId was read, as
+/// (`la:GUID`, a line saying where it came from). Otherwise why there is
+/// none and what to give instead, for the load report: the instance's
+/// requests are then not read, and the report must say so.
+pub fn discovered_source(workspaces: &[LogWorkspace]) -> Result<(String, String), String> {
+    if let Some(w) = workspaces.iter().find(|w| w.customer_id.is_some()) {
+        let guid = w.customer_id.as_deref().unwrap_or_default();
+        let mut note = format!(
+            "gateway logs from Log Analytics workspace {} (la:{guid}), where diagnostic setting `{}` sends GatewayLogs",
+            w.resource_id, w.setting
+        );
+        let others: Vec<&str> = workspaces
+            .iter()
+            .map(|o| o.resource_id.as_str())
+            .filter(|o| !o.eq_ignore_ascii_case(&w.resource_id))
+            .collect();
+        if !others.is_empty() {
+            note.push_str(&format!(
+                "; not also from {} (the same logs; give --logs to choose)",
+                others.join(", ")
+            ));
+        }
+        return Ok((format!("la:{guid}"), note));
+    }
+    if workspaces.is_empty() {
+        return Err(
+            "no diagnostic setting sends GatewayLogs to a Log Analytics workspace, so no gateway request was read \
+             (give --logs la:WORKSPACE_GUID or adx:CLUSTER/DATABASE[/TABLE] where the logs are)"
+                .into(),
+        );
+    }
+    let names: Vec<&str> = workspaces.iter().map(|w| w.resource_id.as_str()).collect();
+    Err(format!(
+        "the workspace the diagnostic setting sends GatewayLogs to could not be read ({}), so no gateway request was read \
+         (give it Reader on the workspace, or --logs la:WORKSPACE_GUID)",
+        names.join(", ")
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_live_instance_finds_its_workspace_or_says_why_not() {
+        let ws = |id: &str, guid: Option<&str>| LogWorkspace {
+            resource_id: format!(
+                "/subscriptions/s/resourceGroups/rg/providers/Microsoft.OperationalInsights/workspaces/{id}"
+            ),
+            setting: format!("to-{id}"),
+            customer_id: guid.map(str::to_string),
+        };
+        let guid = "6f1d2c3b-4a5e-4f60-8b7c-9d0e1f2a3b4c";
+        let (spec, note) =
+            discovered_source(&[ws("unread", None), ws("main", Some(guid)), ws("copy", None)])
+                .unwrap();
+        assert_eq!(spec, format!("la:{guid}"));
+        assert!(
+            note.contains("workspaces/main") && note.contains("`to-main`"),
+            "{note}"
+        );
+        assert!(note.contains("workspaces/unread") && note.contains("workspaces/copy"));
+        assert!(LogsSource::parse(&spec, None).is_ok());
+        let none = discovered_source(&[]).unwrap_err();
+        assert!(
+            none.contains("no diagnostic setting") && none.contains("--logs"),
+            "{none}"
+        );
+        let unread = discovered_source(&[ws("locked", None)]).unwrap_err();
+        assert!(unread.contains("workspaces/locked") && unread.contains("could not be read"));
+    }
 
     #[test]
     fn sources_parse_and_bad_ones_say_what_to_give() {
