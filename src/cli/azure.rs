@@ -224,6 +224,58 @@ impl AzureArgs {
 }
 
 impl AzureArgs {
+    /// The same flags aimed at `t` instead.
+    pub fn for_target(&self, t: &Target) -> AzureArgs {
+        let mut a = AzureArgs {
+            azure: None,
+            subscription: None,
+            resource_group: None,
+            service: None,
+            all: false,
+            ..self.clone()
+        };
+        match t {
+            Target::Service(id) => a.azure = Some(id.id()),
+            Target::Scope {
+                subscription,
+                resource_group,
+                service,
+            } => {
+                a.subscription = Some(subscription.clone());
+                a.resource_group = resource_group.clone();
+                a.service = service.clone();
+            }
+            Target::All => a.all = true,
+        }
+        a
+    }
+
+    /// The service ids the target names (Resource Graph for a
+    /// subscription or `--all`); nothing else is read.
+    pub fn discover(&self) -> anyhow::Result<Vec<String>> {
+        let Some(target) = self.target()? else {
+            return Ok(Vec::new());
+        };
+        if let Target::Service(id) = &target {
+            return Ok(vec![id.id()]);
+        }
+        let now = chrono::Utc::now();
+        let options = self.options(Span {
+            start: now - chrono::Duration::hours(1),
+            end: now,
+        })?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        rt.block_on(async {
+            let client = live::connect(&options)?;
+            let found = crate::azure::target::resolve(&client, &target)
+                .await
+                .map_err(|e| anyhow::anyhow!("{}", crate::azure::pull::problem_of(&e)))?;
+            Ok(found.iter().map(|s| s.id()).collect())
+        })
+    }
+
     /// For surfaces that show one instance (ask, chat, tui): the one
     /// snapshot of the live target, or `None` without a live target. A
     /// target that finds several instances is an error naming them.

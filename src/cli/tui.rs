@@ -29,6 +29,10 @@ pub struct TuiArgs {
     pub azure: super::azure::AzureArgs,
     #[command(flatten)]
     pub span: super::azure::SpanArgs,
+    /// A config file whose `[[instances]]` (named live instances, as for
+    /// the daemon) the TUI switches between with `:ctx NAME`.
+    #[arg(long, value_name = "FILE", help_heading = "Live Azure")]
+    pub config: Option<PathBuf>,
 }
 
 pub fn run(args: TuiArgs) -> anyhow::Result<ExitCode> {
@@ -43,7 +47,42 @@ pub fn run(args: TuiArgs) -> anyhow::Result<ExitCode> {
         Some(dir) => playbook::Playbooks::load_dir(dir)?,
         None => playbook::Playbooks::built_in(),
     };
-    let source = if let Some(t) = args.azure.target()? {
+    // Named instances (a config file) or the instances a subscription or
+    // --all finds: the contexts `:ctx` switches between.
+    let mut contexts: Vec<(String, super::azure::Target)> = Vec::new();
+    if let Some(file) = &args.config {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+        contexts = crate::azure::target::instances_from_toml(&file.display().to_string(), &text)
+            .map_err(anyhow::Error::msg)?;
+        if contexts.is_empty() {
+            anyhow::bail!("{}: no [[instances]] to show", file.display());
+        }
+        if args.azure.is_live() {
+            anyhow::bail!("give --config with [[instances]] or a live target, not both");
+        }
+    } else if args.azure.is_live()
+        && !matches!(args.azure.target()?, Some(super::azure::Target::Service(_)))
+    {
+        for id in args.azure.discover()? {
+            let t = super::azure::Target::Service(
+                crate::azure::pull::ServiceId::parse(&id).map_err(anyhow::Error::msg)?,
+            );
+            contexts.push((id.rsplit('/').next().unwrap_or(&id).to_string(), t));
+        }
+        if contexts.is_empty() {
+            anyhow::bail!(
+                "no API Management instance found for {}",
+                args.azure
+                    .target()?
+                    .map(|t| t.describe())
+                    .unwrap_or_default()
+            );
+        }
+    }
+    let source = if let Some((name, _)) = contexts.first() {
+        name.clone()
+    } else if let Some(t) = args.azure.target()? {
         format!("azure {}", t.describe())
     } else if args.paths.is_empty() {
         "demo".to_string()
@@ -54,6 +93,7 @@ pub fn run(args: TuiArgs) -> anyhow::Result<ExitCode> {
     let assistant = crate::llm::Assistant::from_options(&args.llm)?;
     let engine = tui::chat::engine_label(&assistant, args.llm.model.as_deref());
     let paths = args.paths;
+    let live = args.azure.is_live() || !contexts.is_empty();
     let rows = if paths.is_empty() {
         crate::collect::rows::RowSource::Memory(std::sync::Arc::new(crate::simulate::demo_files()))
     } else {
@@ -71,12 +111,38 @@ pub fn run(args: TuiArgs) -> anyhow::Result<ExitCode> {
         },
         assistant,
         engine,
-        rows: Some(rows),
+        // Gateway logs of a live instance are in Log Analytics, not here
+        // (before, a live TUI showed the demo's rows).
+        rows: (!live).then_some(rows),
         state_dir: tui::state_dir(
             std::env::var("XDG_STATE_HOME").ok().as_deref(),
             std::env::var("HOME").ok().as_deref(),
         ),
+        contexts: contexts.iter().map(|(n, _)| n.clone()).collect(),
+        context: Default::default(),
     };
+    if !contexts.is_empty() {
+        if !paths.is_empty() {
+            anyhow::bail!(
+                "give exported files or a live target (--azure, --subscription, --all, --config), not both"
+            );
+        }
+        let (azure, span) = (args.azure, args.span);
+        let shown = options.context.clone();
+        tui::run(
+            Box::new(move || {
+                let i = shown.load(std::sync::atomic::Ordering::Relaxed);
+                let (_, t) = contexts
+                    .get(i)
+                    .ok_or_else(|| anyhow::anyhow!("no context {i}"))?;
+                let mut one = azure.for_target(t);
+                one.quiet = true;
+                Ok(one.load_one(&span)?.unwrap_or_default())
+            }),
+            options,
+        )?;
+        return Ok(ExitCode::SUCCESS);
+    }
     if args.azure.is_live() {
         if !paths.is_empty() {
             anyhow::bail!(

@@ -279,6 +279,11 @@ pub struct App {
     pub readonly: bool,
     /// What is shown: `demo` or the folder given.
     pub source: String,
+    /// The instances of a live run that `:ctx` switches between (k9s
+    /// contexts); empty or one: nothing to switch.
+    pub contexts: Vec<String>,
+    /// The one shown, shared with the loader (it reads that instance).
+    pub context: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     pub load: Load,
     /// A diagnosis for a new window is being computed.
     pub busy: bool,
@@ -500,6 +505,8 @@ impl App {
             theme,
             readonly,
             source: source.to_string(),
+            contexts: Vec::new(),
+            context: Default::default(),
             load: Load::Loading,
             busy: false,
             cursor: None,
@@ -1735,13 +1742,77 @@ fn command(app: &mut App, line: &str) -> Option<Cmd> {
         },
         "time" | "t" => time_command(app, &arg),
         "export" | "w" | "write" => export_command(app, &arg),
+        "ctx" | "context" | "contexts" => ctx_command(app, &arg),
         other => {
             app.complain(format!(
-                "unknown command `{other}`; try :ops :backends :findings :changes :logs :chat :time :sort :export :q (Tab completes, ? lists every key)"
+                "unknown command `{other}`; try :ops :backends :findings :changes :logs :chat :time :sort :export :ctx :q (Tab completes, ? lists every key)"
             ));
             None
         }
     }
+}
+
+/// `:ctx [NAME]`: the instances of a live run, like k9s contexts. Without
+/// a name it lists them (the current one starred); with one (exact, else
+/// the one name containing it) it switches: back to the overview, all data,
+/// and that instance is read.
+fn ctx_command(app: &mut App, arg: &str) -> Option<Cmd> {
+    use std::sync::atomic::Ordering;
+    if app.contexts.len() < 2 {
+        app.complain(
+            "one instance only: read several (--subscription, --all, or [[instances]] in --config) to switch with :ctx",
+        );
+        return None;
+    }
+    let current = app.context.load(Ordering::Relaxed);
+    if arg.is_empty() {
+        let list: Vec<String> = app
+            .contexts
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                if i == current {
+                    format!("*{c}")
+                } else {
+                    c.clone()
+                }
+            })
+            .collect();
+        app.message = Some(Message {
+            text: format!("contexts: {} (:ctx NAME switches)", list.join("  ")),
+            error: false,
+        });
+        return None;
+    }
+    let want = arg.trim().to_ascii_lowercase();
+    let exact = app
+        .contexts
+        .iter()
+        .position(|c| c.to_ascii_lowercase() == want);
+    let partial: Vec<usize> = (0..app.contexts.len())
+        .filter(|&i| app.contexts[i].to_ascii_lowercase().contains(&want))
+        .collect();
+    let Some(i) = exact.or(match partial.as_slice() {
+        [one] => Some(*one),
+        _ => None,
+    }) else {
+        app.complain(if partial.is_empty() {
+            format!("no context `{arg}` (:ctx lists them, Tab completes)")
+        } else {
+            format!("`{arg}` names several contexts; Tab completes")
+        });
+        return None;
+    };
+    if i == current {
+        return None;
+    }
+    app.context.store(i, Ordering::Relaxed);
+    app.source = app.contexts[i].clone();
+    app.load = Load::Loading;
+    app.cursor = None;
+    app.policy = None;
+    app.stack.truncate(1);
+    Some(Cmd::Load)
 }
 
 /// `:export md|json FILE`: the logs view's rows (all of them, written by
@@ -1802,7 +1873,7 @@ fn find_operation(app: &mut App, arg: &str) -> Option<(String, String)> {
 /// Every command word, for completion.
 const COMMANDS: &[&str] = &[
     "overview", "ops", "backends", "findings", "changes", "logs", "chat", "sort", "time", "export",
-    "help", "quit",
+    "ctx", "help", "quit",
 ];
 
 /// Tab on the `:` line: the text completed as far as it is unambiguous,
@@ -1842,6 +1913,7 @@ pub fn complete(app: &App, text: &str) -> (String, Vec<String>) {
                 .map(|(a, o)| format!("{a}/{o}"))
                 .collect(),
             "be" | "backend" | "backends" | "map" => app.backend_ids(),
+            "ctx" | "context" | "contexts" => app.contexts.clone(),
             _ => Vec::new(),
         }
     };
@@ -2172,6 +2244,35 @@ mod tests {
         update(&mut app, Msg::Loaded(Err("cannot read x".into())));
         assert!(matches!(&app.load, Load::Failed(e) if e == "cannot read x"));
         assert_eq!(key(&mut app, 'q'), Some(Cmd::Quit));
+    }
+
+    #[test]
+    fn ctx_switches_instances_like_k9s_contexts() {
+        use std::sync::atomic::Ordering;
+        let mut app = ready();
+        // One source: nothing to switch, said so.
+        assert_eq!(command(&mut app, "ctx prod"), None);
+        assert!(app.message.as_ref().is_some_and(|m| m.error));
+        app.contexts = vec!["prod-weu".into(), "prod-neu".into(), "staging".into()];
+        app.go(Screen::Backends);
+        assert_eq!(command(&mut app, "ctx"), None);
+        let m = app.message.clone().unwrap();
+        assert!(
+            !m.error && m.text.contains("*prod-weu") && m.text.contains("staging"),
+            "{}",
+            m.text
+        );
+        // Ambiguous and unknown names change nothing.
+        assert_eq!(command(&mut app, "ctx prod"), None);
+        assert_eq!(command(&mut app, "ctx qa"), None);
+        assert_eq!(app.context.load(Ordering::Relaxed), 0);
+        // A unique part of a name switches: the loader reads that one.
+        assert_eq!(command(&mut app, "ctx neu"), Some(Cmd::Load));
+        assert_eq!(app.context.load(Ordering::Relaxed), 1);
+        assert_eq!(app.source, "prod-neu");
+        assert!(matches!(app.load, Load::Loading));
+        assert_eq!(app.screen(), &Screen::Overview);
+        assert_eq!(complete(&app, "ctx st").0, "ctx staging ");
     }
 
     #[test]

@@ -92,6 +92,10 @@ pub struct Options {
     /// Where approvals and rejections are recorded (`None`: nowhere to
     /// write, and the dialog says so).
     pub state_dir: Option<PathBuf>,
+    /// The instances `:ctx` switches between, and the shared index of the
+    /// one shown (the loader reads it). Empty: one source.
+    pub contexts: Vec<String>,
+    pub context: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// The state directory: `$XDG_STATE_HOME/apimedic`, else
@@ -200,6 +204,8 @@ pub fn run(loader: Loader, options: Options) -> anyhow::Result<()> {
         options.playbooks.clone(),
     );
     app.chat.engine = options.engine.clone();
+    app.contexts = options.contexts.clone();
+    app.context = options.context.clone();
     if let Some(dir) = &options.state_dir {
         app.decisions = load_decisions(dir, &options.source);
     }
