@@ -6,6 +6,15 @@
 //! names the previous hash (`prev`). Editing, reordering or removing a line
 //! breaks the chain at that line; [`verify`] finds it.
 //!
+//! Nothing secret lands in the log: every string of an entry (messages,
+//! request and policy bodies, before/after states, the plan) passes through
+//! the one redaction, `model::redact`, before it is written — a named-value
+//! secret, a key in a URL, an `Authorization` value become `[SECRET-n]`.
+//! Undo needs the exact before-state, so a plan the redaction changed is
+//! kept beside the log in `plans/<sha256>.json` (owner-only, 0600), named
+//! by the digest its entry records (`plan_sha256`); [`Log::plan_of`] reads
+//! it back and refuses one whose digest no longer matches.
+//!
 //! This module only records and reads; it cannot execute anything, so every
 //! surface (the model's refusals included) may write to it.
 
@@ -87,6 +96,10 @@ pub struct Entry {
     /// undo and crash reconciliation.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plan: Option<Value>,
+    /// sha256 of the exact plan kept in `plans/` when `plan` (as logged)
+    /// had secrets redacted.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub plan_sha256: Option<String>,
     /// How the person approved (typed the proposal id, `--approve HASH`, an autonomy rule).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub approval: Option<String>,
@@ -161,6 +174,32 @@ fn sha256_hex(prev: &str, body: &[u8]) -> String {
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Writes `bytes` to `path` readable by the owner only (0600), creating
+/// its directory (0700). An existing file with the same name holds the
+/// same bytes (the name is their digest) and is left as it is.
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    if let Some(dir) = path.parent() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+    }
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(mut f) => {
+            f.write_all(bytes)?;
+            f.sync_data()
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 /// An exclusive lock on the open log for the duration of an append.
 struct Locked(std::fs::File);
 
@@ -219,6 +258,7 @@ impl Log {
             // A crash cut the last line; start ours on a fresh line.
             prefix.push('\n');
         }
+        self.redact(&mut entry)?;
         entry.seq = last_seq + 1;
         entry.prev = last.clone();
         entry.time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
@@ -236,6 +276,71 @@ impl Log {
             line: lines + 1,
             entry,
         })
+    }
+
+    /// Passes every string of `entry` through the one redaction; keeps an
+    /// exact plan the redaction changed in `plans/` for undo.
+    fn redact(&self, entry: &mut Entry) -> anyhow::Result<()> {
+        use anyhow::Context;
+        let mut r = crate::model::redact::Redactor::new(false);
+        if let Some(plan) = entry.plan.as_mut() {
+            let mut logged = plan.clone();
+            r.redact_value(&mut logged);
+            if logged != *plan {
+                let exact = serde_json::to_vec(plan)?;
+                let digest = sha256_hex("", &exact);
+                let path = self.plans_dir().join(format!("{digest}.json"));
+                write_private(&path, &exact).with_context(|| {
+                    format!("cannot keep the exact plan in {}", path.display())
+                })?;
+                entry.plan_sha256 = Some(digest);
+                *plan = logged;
+            }
+        }
+        entry.message = r.redact(&entry.message);
+        if let Some(op) = entry.operation.as_mut() {
+            *op = r.redact(op);
+        }
+        for v in entry
+            .requests
+            .iter_mut()
+            .chain(entry.before.iter_mut())
+            .chain(entry.after.iter_mut())
+        {
+            r.redact_value(v);
+        }
+        Ok(())
+    }
+
+    fn plans_dir(&self) -> PathBuf {
+        self.path
+            .parent()
+            .map(|d| d.join("plans"))
+            .unwrap_or_else(|| PathBuf::from("plans"))
+    }
+
+    /// The exact plan of an entry: from `plans/` when the logged one was
+    /// redacted (its digest checked), else the logged one.
+    pub fn plan_of(&self, stored: &Stored) -> anyhow::Result<Option<Value>> {
+        let Some(digest) = &stored.entry.plan_sha256 else {
+            return Ok(stored.entry.plan.clone());
+        };
+        let path = self.plans_dir().join(format!("{digest}.json"));
+        let bytes = std::fs::read(&path).map_err(|e| {
+            anyhow::anyhow!(
+                "audit entry {}: its exact plan {} cannot be read ({e}); the logged plan has secrets redacted and cannot restore them",
+                stored.id,
+                path.display()
+            )
+        })?;
+        if sha256_hex("", &bytes) != *digest {
+            anyhow::bail!(
+                "audit entry {}: {} was altered (its sha256 is not the one the log recorded)",
+                stored.id,
+                path.display()
+            );
+        }
+        Ok(Some(serde_json::from_slice(&bytes)?))
     }
 
     /// Every readable entry, in order (lines that do not parse are skipped
@@ -422,6 +527,66 @@ pub fn record_model_refusals(refused: &[String]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_never_reach_the_log_and_undo_reads_the_exact_plan() {
+        use serde_json::json;
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::new(dir.path());
+        let xml = "<policies><inbound><set-header name=\"Ocp-Apim-Subscription-Key\" exists-action=\"override\"><value>4f1c2d3e5a6b7c8d9e0f1a2b3c4d5e6f</value></set-header><set-header name=\"Authorization\"><value>Basic dXNlcjpodW50ZXIy</value></set-header><send-request><set-url>https://backend.example.com/x?code=Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5</set-url></send-request></inbound></policies>";
+        let secrets = [
+            "4f1c2d3e5a6b7c8d9e0f1a2b3c4d5e6f",
+            "dXNlcjpodW50ZXIy",
+            "Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5",
+        ];
+        let plan = json!({"action": "rollback_policy",
+            "before": [{"path": "/p", "body": {"properties": {"value": xml}}}],
+            "undo": [{"method": "PUT", "body": {"properties": {"value": xml}}}]});
+        let stored = log
+            .append(Entry {
+                kind: Some(Kind::Apply),
+                plan: Some(plan.clone()),
+                before: vec![json!({"properties": {"value": xml}})],
+                requests: vec![json!({"body": {"properties": {"value": xml}}})],
+                after: vec![json!({"properties": {"value": xml}})],
+                message: format!("restoring {xml}"),
+                ..entry("")
+            })
+            .unwrap();
+        let text = std::fs::read_to_string(log.path()).unwrap();
+        for s in secrets {
+            assert!(!text.contains(s), "{s} in the log:\n{text}");
+        }
+        assert!(text.contains("[SECRET-"), "{text}");
+        let (entries, v) = log.verify().unwrap();
+        assert!(v.broken.is_empty(), "{v:?}");
+        // Undo gets the exact before-state back, from an owner-only file.
+        let back = &entries[0];
+        assert_eq!(back.id, stored.id);
+        assert_eq!(log.plan_of(back).unwrap(), Some(plan));
+        let digest = back.entry.plan_sha256.clone().expect("kept aside");
+        let kept = dir.path().join("plans").join(format!("{digest}.json"));
+        let mode = std::fs::metadata(&kept).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "owner-only: {mode:o}");
+        // Altered or missing: refused, never a redacted restore.
+        std::fs::write(&kept, b"{\"action\":\"x\"}").unwrap();
+        assert!(log.plan_of(back).unwrap_err().to_string().contains("altered"));
+        std::fs::remove_file(&kept).unwrap();
+        assert!(log.plan_of(back).is_err());
+        // An entry without secrets keeps its plan inline.
+        let plain = log
+            .append(Entry {
+                plan: Some(json!({"action": "scale_out"})),
+                ..entry("scale")
+            })
+            .unwrap();
+        assert!(plain.entry.plan_sha256.is_none());
+        assert_eq!(
+            log.plan_of(&plain).unwrap(),
+            Some(json!({"action": "scale_out"}))
+        );
+    }
 
     fn entry(msg: &str) -> Entry {
         Entry {

@@ -13,12 +13,13 @@ use crate::audit::{self, Kind, Log};
 use crate::model::{Diagnosis, Finding, Proposal, Risk, Snapshot};
 use crate::remediate::exec::{Approval, Engine, Outcome, Progress};
 use crate::remediate::plan::{self, Facts, Plan, PlanError, Resource, ServiceId};
-use crate::remediate::{StaticToken, TokenSource, autonomy, exec, verify};
+use crate::remediate::render::{az_commands, render, risk_word};
+use crate::remediate::{TokenSource, autonomy, exec, verify};
 use crate::{analyze, playbook};
 use anyhow::{Context, bail};
 use clap::{Subcommand, ValueEnum};
 use serde_json::{Value, json};
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -406,18 +407,9 @@ fn offline_facts(snapshot: &Snapshot, svc: &ServiceId, reads: &[String]) -> Fact
     facts
 }
 
-/// The token for ARM writes: the shared Azure credential (src/azure:
-/// Azure CLI sign-in, `AZURE_*` service principal, workload or managed
-/// identity), or a token pasted into APIMEDIC_ARM_TOKEN. Never printed.
-fn token_source() -> anyhow::Result<Arc<dyn TokenSource>> {
-    if let Ok(t) = std::env::var("APIMEDIC_ARM_TOKEN")
-        && !t.trim().is_empty()
-    {
-        return Ok(Arc::new(StaticToken::new(t.trim().to_string())));
-    }
-    let cred = crate::azure::credential::Credential::new(Default::default())
-        .map_err(|e| anyhow::anyhow!("cannot sign in to Azure: {}", e.hint()))?;
-    Ok(cred)
+/// The token for ARM writes (see [`crate::remediate::token_source`]).
+pub fn token_source() -> anyhow::Result<Arc<dyn TokenSource>> {
+    crate::remediate::token_source()
 }
 
 fn engine(
@@ -492,124 +484,6 @@ fn plan_error(e: PlanError) -> anyhow::Error {
     anyhow::anyhow!("cannot plan: {e}")
 }
 
-/// `az rest` commands a person can run by hand.
-pub fn az_commands(plan: &Plan) -> Vec<String> {
-    plan.requests
-        .iter()
-        .map(|r| {
-            let mut s = format!(
-                "az rest --method {} --url '{}'",
-                r.method.to_ascii_lowercase(),
-                shell_quote_inner(&format!("https://management.azure.com{}", r.path))
-            );
-            if let Some(m) = &r.if_match {
-                s.push_str(&format!(" --headers 'If-Match={}'", shell_quote_inner(m)));
-            }
-            if let Some(b) = &r.body {
-                s.push_str(&format!(
-                    " --body '{}'",
-                    shell_quote_inner(&serde_json::to_string(b).unwrap_or_default())
-                ));
-            }
-            s
-        })
-        .collect()
-}
-
-fn shell_quote_inner(s: &str) -> String {
-    s.replace('\'', "'\\''")
-}
-
-fn risk_word(r: Risk) -> &'static str {
-    match r {
-        Risk::Low => "low",
-        Risk::Medium => "medium",
-        Risk::High => "high",
-    }
-}
-
-/// The plan for people.
-pub fn render(plan: &Plan) -> String {
-    let mut o = String::new();
-    let w = &mut o;
-    use std::fmt::Write as _;
-    let _ = writeln!(w, "Plan for proposal {}: {}", plan.proposal, plan.title);
-    let _ = writeln!(
-        w,
-        "  action {}   risk {}   finding {}   plan {}",
-        plan.action,
-        risk_word(plan.risk),
-        plan.finding,
-        &plan.hash[..12]
-    );
-    let _ = writeln!(w, "  service {}", plan.service);
-    if !plan.live {
-        let _ = writeln!(
-            w,
-            "  NOT EXECUTED: offline plan from exported files; run the commands below by hand, or plan against the live service id."
-        );
-    }
-    let _ = writeln!(w, "\nChange:");
-    for l in plan.diff.lines() {
-        let _ = writeln!(w, "  {l}");
-    }
-    let _ = writeln!(w, "\nPreconditions:");
-    for c in &plan.checks {
-        let _ = writeln!(
-            w,
-            "  [{}] {}: {}",
-            if c.ok { "ok" } else { "FAILED" },
-            c.name,
-            c.detail
-        );
-    }
-    for warn in &plan.warnings {
-        let _ = writeln!(w, "  warning: {warn}");
-    }
-    let _ = writeln!(w, "\nBlast radius: {}", plan.blast_radius);
-    let _ = writeln!(w, "Expected: {}", plan.expected);
-    let _ = writeln!(w, "Verify: {}", plan.verify.how);
-    let _ = writeln!(
-        w,
-        "\nRequests{}:",
-        if plan.live { "" } else { " (not executed)" }
-    );
-    for r in &plan.requests {
-        let _ = writeln!(w, "  {} {}", r.method, r.path);
-        if let Some(m) = &r.if_match {
-            let _ = writeln!(w, "  If-Match: {m}");
-        }
-        if let Some(b) = &r.body {
-            for l in serde_json::to_string_pretty(b).unwrap_or_default().lines() {
-                let _ = writeln!(w, "    {l}");
-            }
-        }
-    }
-    if !plan.live {
-        let _ = writeln!(
-            w,
-            "\nBy hand (not executed; If-Match * overwrites whatever is there: compare first):"
-        );
-        for c in az_commands(plan) {
-            let _ = writeln!(w, "  {c}");
-        }
-    }
-    let _ = writeln!(w, "\nUndo:");
-    for r in &plan.undo {
-        let _ = writeln!(w, "  {} {}", r.method, r.path);
-        if let Some(b) = &r.body {
-            let s = serde_json::to_string(b).unwrap_or_default();
-            let short: String = s.chars().take(160).collect();
-            let _ = writeln!(
-                w,
-                "    {short}{}",
-                if s.chars().count() > 160 { "…" } else { "" }
-            );
-        }
-    }
-    o
-}
-
 fn plan_json(plan: &Plan) -> Value {
     let mut v = serde_json::to_value(plan).unwrap_or(Value::Null);
     v["executed"] = json!(false);
@@ -672,37 +546,13 @@ fn prompt(plan: &Plan) -> anyhow::Result<bool> {
     Ok(typed == plan.proposal || (low && typed.eq_ignore_ascii_case("yes")))
 }
 
-fn progress_printer() -> impl FnMut(Progress) {
-    let tty = std::io::stderr().is_terminal();
+fn progress_printer() -> impl FnMut(Progress) + Send {
     move |p: Progress| {
-        let line = match p {
-            Progress::Sent {
-                method,
-                path,
-                status,
-            } => {
-                format!(
-                    "sent {method} {} -> {status}",
-                    path.split('?').next().unwrap_or("")
-                )
-            }
-            Progress::Accepted { operation } => format!(
-                "accepted: long-running operation {operation}\n  (Ctrl-C stops watching; the operation continues in Azure)"
-            ),
-            Progress::Polling {
-                status,
-                percent,
-                elapsed,
-            } => format!(
-                "  {status}{} after {}s",
-                percent.map(|p| format!(" {p:.0}%")).unwrap_or_default(),
-                elapsed.as_secs()
-            ),
-            Progress::Waiting { reason, seconds } => format!("  waiting {seconds}s: {reason}"),
-            Progress::Note(n) => format!("  {n}"),
-        };
-        let _ = tty;
-        eprintln!("{line}");
+        let accepted = matches!(p, Progress::Accepted { .. });
+        eprintln!("{p}");
+        if accepted {
+            eprintln!("  (Ctrl-C stops watching; the operation continues in Azure)");
+        }
     }
 }
 
@@ -911,10 +761,8 @@ fn applied_plan(log: &Log, id: &str) -> anyhow::Result<(audit::Stored, Plan)> {
             e.entry.kind
         );
     }
-    let plan: Plan = e
-        .entry
-        .plan
-        .clone()
+    let plan: Plan = log
+        .plan_of(&e)?
         .and_then(|v| serde_json::from_value(v).ok())
         .with_context(|| format!("audit entry {} holds no plan", e.id))?;
     Ok((e, plan))
@@ -950,16 +798,9 @@ fn undo_cmd(
     let cancel = cancel_on_ctrl_c(&rt);
     let mut progress = progress_printer();
     for _ in 0..3 {
-        let paths: Vec<String> = applied
-            .undo
-            .iter()
-            .map(|r| r.path.split('?').next().unwrap_or("").to_string())
-            .chain(applied.verify.expect.iter().map(|e| e.path.clone()))
-            .collect();
-        let facts = rt
-            .block_on(eng.facts(&paths))
+        let plan = rt
+            .block_on(eng.plan_undo(&applied))
             .map_err(|e| anyhow::anyhow!("cannot read the live state: {e}"))?;
-        let plan = exec::undo_plan(&applied, &facts);
         eprint!("{}", render(&plan));
         if !plan.ready() {
             let bad: Vec<String> = plan
@@ -1088,39 +929,7 @@ fn verify_log(
         bail!("{} does not exist", missing.display());
     }
     let fresh = super::load(data)?;
-    let minutes = minutes.unwrap_or(plan.verify.window_minutes);
-    let options = analyze::Options {
-        since: verify::window_start(&fresh, minutes),
-        until: None,
-    };
-    let diagnosis = playbook::diagnose(&fresh, &options, &playbooks(common)?);
-    // A finding's id is a fingerprint of its kind and subject: the same
-    // problem on fresh data has the same id.
-    let kind = plan.verify.kind.unwrap_or_else(|| kind_of(&plan.action));
-    let verdict = verify::judge(
-        &plan.finding,
-        kind,
-        plan.verify.seen_until,
-        &fresh,
-        &diagnosis,
-        minutes,
-    );
-    let message = match &verdict {
-        verify::Verdict::Cleared { window, rows } => {
-            format!(
-                "finding {} cleared over {window} ({rows} log rows)",
-                plan.finding
-            )
-        }
-        verify::Verdict::NotCleared { window, summary } => format!(
-            "finding {} did NOT clear over {window}: {summary}. Undo: `apimedic remediate undo {}`",
-            plan.finding, entry.id
-        ),
-        verify::Verdict::CannotTell { why } => format!(
-            "cannot tell whether finding {} cleared: {why}",
-            plan.finding
-        ),
-    };
+    let (verdict, message) = verify::on_fresh(&plan, &entry.id, &fresh, &playbooks(common)?, minutes);
     log.append(audit::Entry {
         kind: Some(Kind::Verify),
         status: verdict.status().into(),
@@ -1139,19 +948,6 @@ fn verify_log(
         verify::Verdict::NotCleared { .. } => ExitCode::from(1),
         verify::Verdict::CannotTell { .. } => ExitCode::from(NOT_DONE),
     })
-}
-
-fn kind_of(action: &str) -> crate::model::FindingKind {
-    use crate::model::FindingKind as K;
-    match action.trim_start_matches("undo_") {
-        "scale_out" => K::Capacity,
-        "set_timeout" => K::BackendTimeout,
-        "rollback_policy" => K::ConfigChange,
-        "fix_nsg_rule" => K::NetworkGap,
-        "fix_route" => K::RouteMismatch,
-        "raise_limit" => K::Quota,
-        _ => K::ErrorSpike,
-    }
 }
 
 fn log_cmd(format: OutFormat, common: &Common) -> anyhow::Result<ExitCode> {

@@ -114,12 +114,11 @@ pub fn run(args: TuiArgs) -> anyhow::Result<ExitCode> {
         // Gateway logs of a live instance are in Log Analytics, not here
         // (before, a live TUI showed the demo's rows).
         rows: (!live).then_some(rows),
-        state_dir: tui::state_dir(
-            std::env::var("XDG_STATE_HOME").ok().as_deref(),
-            std::env::var("HOME").ok().as_deref(),
-        ),
+        // The one state directory `apimedic remediate log` reads too.
+        state_dir: Some(crate::audit::state_dir(None)),
         contexts: contexts.iter().map(|(n, _)| n.clone()).collect(),
         context: Default::default(),
+        live: None,
     };
     if !contexts.is_empty() {
         if !paths.is_empty() {
@@ -160,4 +159,18 @@ pub fn run(args: TuiArgs) -> anyhow::Result<ExitCode> {
     }
     tui::run(Box::new(move || super::load(&paths)), options)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// What the approve key executes against when the dashboard shows one live
+/// APIM service: ARM (`APIMEDIC_ARM_URL` in tests), the shared Azure
+/// credential, the audit log in the state directory.
+pub fn live_remediation(service: &str) -> anyhow::Result<tui::remedy::Live> {
+    Ok(tui::remedy::Live {
+        service: service.to_string(),
+        arm_base: crate::remediate::arm::base_url(),
+        tokens: super::remediate::token_source()?,
+        state_dir: crate::audit::state_dir(None),
+        poll: std::time::Duration::from_secs(15),
+        max_wait: std::time::Duration::from_secs(3600),
+    })
 }

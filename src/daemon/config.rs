@@ -146,6 +146,8 @@ pub struct ConfigFile {
     /// Live Azure instances to watch, each with the name its alerts carry.
     #[serde(default)]
     pub instances: Vec<crate::azure::target::InstanceConfig>,
+    #[serde(default)]
+    pub autonomy: AutonomySection,
 }
 
 /// `[azure]`: how the `[[instances]]` (and `--azure`) are read.
@@ -164,6 +166,26 @@ pub struct AzureSection {
     pub sign_in: Option<String>,
     /// Tenant for the Azure CLI sign-in.
     pub tenant: Option<String>,
+}
+
+/// `[autonomy]`: off unless `policy` names a policy file. The daemon then
+/// runs the actions that file allows, within its limits, on `service`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AutonomySection {
+    /// The autonomy policy (TOML; see `remediate::autonomy`).
+    pub policy: Option<PathBuf>,
+    /// The APIM service id acted on (/subscriptions/…/service/NAME).
+    pub service: Option<String>,
+}
+
+/// An `[autonomy]` section with both keys. The policy file is read and
+/// checked when the daemon starts (`daemon/act.rs`, the one daemon file
+/// that reaches `remediate`; the config and the alerting never do).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Autonomy {
+    pub policy_file: PathBuf,
+    pub service: String,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -466,6 +488,8 @@ pub struct DaemonConfig {
     pub config_file: Option<PathBuf>,
     /// Live Azure instances polled (empty: none).
     pub azure: super::azure::AzureWatch,
+    /// Opt-in autonomous remediation (`None`: off, the default).
+    pub autonomy: Option<Autonomy>,
 }
 
 impl Default for DaemonConfig {
@@ -484,6 +508,7 @@ impl Default for DaemonConfig {
             sinks: Vec::new(),
             config_file: None,
             azure: Default::default(),
+            autonomy: None,
         }
     }
 }
@@ -825,7 +850,46 @@ pub fn validate(file: &str, text: &str, f: ConfigFile) -> anyhow::Result<DaemonC
                 .collect(),
         });
     }
+    cfg.autonomy = autonomy(file, text, f.autonomy)?;
     Ok(cfg)
+}
+
+fn autonomy(file: &str, text: &str, a: AutonomySection) -> anyhow::Result<Option<Autonomy>> {
+    let Some(policy_file) = a.policy else {
+        if a.service.is_some() {
+            anyhow::bail!(
+                "{}: [autonomy] service without policy: autonomy stays off unless a policy file names the actions allowed",
+                locate(file, text, "autonomy", "service")
+            );
+        }
+        return Ok(None);
+    };
+    let Some(service) = a.service else {
+        anyhow::bail!(
+            "{}: [autonomy] policy needs service = \"/subscriptions/…/providers/Microsoft.ApiManagement/service/NAME\" (the instance acted on)",
+            locate(file, text, "autonomy", "policy")
+        );
+    };
+    if !service
+        .to_ascii_lowercase()
+        .contains("/providers/microsoft.apimanagement/service/")
+    {
+        anyhow::bail!(
+            "{}: [autonomy] service = \"{service}\" is not an API Management service id (/subscriptions/…/providers/Microsoft.ApiManagement/service/NAME)",
+            locate(file, text, "autonomy", "service")
+        );
+    }
+    if !policy_file.is_file() {
+        anyhow::bail!(
+            "{}: [autonomy] policy: {} is not a readable file",
+            locate(file, text, "autonomy", "policy"),
+            policy_file.display()
+        );
+    }
+    Ok(Some(Autonomy {
+        policy_file,
+        service,
+    }))
 }
 
 impl DaemonConfig {
@@ -849,6 +913,28 @@ impl DaemonConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn autonomy_is_off_by_default_and_checked() {
+        assert!(from_str("d.toml", "").unwrap().autonomy.is_none());
+        let svc = "/subscriptions/x/resourceGroups/r/providers/Microsoft.ApiManagement/service/s";
+        let e = from_str("d.toml", &format!("[autonomy]\nservice = \"{svc}\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("d.toml:2") && e.contains("without policy"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.toml");
+        std::fs::write(&p, "[[allow]]\naction = \"scale_out\"\n").unwrap();
+        let text = format!("[autonomy]\npolicy = \"{}\"\n", p.display());
+        let e = from_str("d.toml", &text).unwrap_err().to_string();
+        assert!(e.contains("needs service"), "{e}");
+        let text = format!("{text}service = \"{svc}\"\n");
+        let cfg = from_str("d.toml", &text).unwrap();
+        assert_eq!(cfg.autonomy.unwrap().policy_file, p);
+        std::fs::remove_file(&p).unwrap();
+        let e = from_str("d.toml", &text).unwrap_err().to_string();
+        assert!(e.contains("not a readable file"), "{e}");
+    }
 
     const FULL: &str = r#"
 [daemon]

@@ -18,6 +18,7 @@
 //! Shutdown comes in as a `CancellationToken` (mini-redis style): every task
 //! selects on it; `run` returns after checkpoints and the outbox are saved.
 
+pub mod act;
 pub mod alerts;
 pub mod azure;
 pub mod config;
@@ -228,6 +229,18 @@ pub async fn run_with(
             shutdown.child_token(),
         ));
     }
+    // Autonomy (off by default): its own task, so a long-running operation
+    // never holds up a tick; a tick while it acts is skipped for it.
+    let act = match &cfg.autonomy {
+        Some(a) => {
+            let actor = act::Actor::start(a, &cfg.state_dir)?;
+            tracing::info!(policy = %a.policy_file.display(), service = %a.service, rules = actor.policy.allow.len(), "Autonomy on: the policy's actions run on their own, audited.");
+            let (atx, arx) = mpsc::channel(1);
+            tracker.spawn(act_task(actor, arx, shared.clone(), shutdown.child_token()));
+            Some(atx)
+        }
+        None => None,
+    };
     let (tx, rx) = mpsc::channel(8);
     tracker.spawn(watch(
         cfg.clone(),
@@ -251,6 +264,7 @@ pub async fn run_with(
         shared.clone(),
         notifies,
         events,
+        act,
         shutdown.child_token(),
     ));
     tracker.close();
@@ -490,6 +504,7 @@ async fn engine_task(
     shared: Arc<Shared>,
     notifies: Vec<Arc<Notify>>,
     events: Option<mpsc::UnboundedSender<AlertEvent>>,
+    act: Option<mpsc::Sender<(Snapshot, Vec<crate::model::Finding>)>>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let mut store = engine::Store::new(cfg.engine);
@@ -578,6 +593,12 @@ async fn engine_task(
                 for f in &mut findings {
                     crate::model::redact::Scrub::scrub(f);
                 }
+                if let Some(act) = &act
+                    && !findings.is_empty()
+                {
+                    // Busy acting: this tick's findings wait for the next.
+                    let _ = act.try_send((statics.clone(), findings.clone()));
+                }
                 let now = shared.clock.now();
                 if let Some(w) = pace.observe(now, store.watermark(), cfg.tick, book.rules.for_) {
                     tracing::warn!("{w}");
@@ -633,6 +654,38 @@ async fn engine_task(
         shared.save(&d);
     }
     Ok(())
+}
+
+/// Runs the autonomy policy on the findings the engine hands over.
+async fn act_task(
+    mut actor: act::Actor,
+    mut rx: mpsc::Receiver<(Snapshot, Vec<crate::model::Finding>)>,
+    shared: Arc<Shared>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let (snapshot, findings) = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            m = rx.recv() => match m {
+                Some(m) => m,
+                None => break,
+            },
+        };
+        let now = shared.clock.now().0;
+        for step in actor.consider(&snapshot, &findings, now, &shutdown).await {
+            match step {
+                act::Step::Applied { proposal, audit } => {
+                    tracing::warn!(%proposal, %audit, "Autonomous remediation applied (audited).")
+                }
+                act::Step::Refused { proposal, why } => {
+                    tracing::debug!(%proposal, %why, "Autonomy policy refused a proposal.")
+                }
+                act::Step::Failed { proposal, why } => {
+                    tracing::error!(%proposal, why = %crate::model::redact::scrub(&why), "Autonomous remediation failed.")
+                }
+            }
+        }
+    }
 }
 
 /// Host CPU and memory as metric series for the analysis.

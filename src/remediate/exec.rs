@@ -43,6 +43,37 @@ pub enum Progress {
     Note(String),
 }
 
+impl std::fmt::Display for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Progress::Sent {
+                method,
+                path,
+                status,
+            } => write!(
+                f,
+                "sent {method} {} -> {status}",
+                path.split('?').next().unwrap_or("")
+            ),
+            Progress::Accepted { operation } => {
+                write!(f, "accepted: long-running operation {operation}")
+            }
+            Progress::Polling {
+                status,
+                percent,
+                elapsed,
+            } => write!(
+                f,
+                "  {status}{} after {}s",
+                percent.map(|p| format!(" {p:.0}%")).unwrap_or_default(),
+                elapsed.as_secs()
+            ),
+            Progress::Waiting { reason, seconds } => write!(f, "  waiting {seconds}s: {reason}"),
+            Progress::Note(n) => write!(f, "  {n}"),
+        }
+    }
+}
+
 /// How an apply ended.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Outcome {
@@ -151,6 +182,56 @@ impl Engine {
         Ok(facts)
     }
 
+    /// Reads the live state a proposal's plan needs and builds the plan.
+    pub async fn plan(
+        &self,
+        proposal: &crate::model::Proposal,
+        finding: Option<&crate::model::Finding>,
+        snapshot: &crate::model::Snapshot,
+        svc: &plan::ServiceId,
+    ) -> Result<Plan, String> {
+        let reads =
+            plan::reads(proposal, svc, snapshot).map_err(|e| format!("cannot plan: {e}"))?;
+        let facts = self
+            .facts(&reads)
+            .await
+            .map_err(|e| format!("cannot read the live state: {e}"))?;
+        plan::build(proposal, finding, snapshot, svc, &facts)
+            .map_err(|e| format!("cannot plan: {e}"))
+    }
+
+    /// The plan restoring an applied plan's before-state, against the
+    /// live state read now.
+    pub async fn plan_undo(&self, applied: &Plan) -> Result<Plan, ArmError> {
+        let paths: Vec<String> = applied
+            .undo
+            .iter()
+            .map(|r| r.path.split('?').next().unwrap_or("").to_string())
+            .chain(applied.verify.expect.iter().map(|e| e.path.clone()))
+            .collect();
+        let facts = self.facts(&paths).await?;
+        Ok(undo_plan(applied, &facts))
+    }
+
+    /// Records a verification on fresh data (the check after an apply).
+    pub fn record_verify(
+        &self,
+        plan: &Plan,
+        apply: &str,
+        verdict: &super::verify::Verdict,
+        surface: &str,
+        message: &str,
+    ) -> anyhow::Result<Stored> {
+        self.log.append(Entry {
+            proposal: Some(plan.proposal.clone()),
+            finding: Some(plan.finding.clone()),
+            target: Some(plan.service.clone()),
+            refers_to: Some(apply.to_string()),
+            message: message.into(),
+            ..self.entry(Kind::Verify, verdict.status(), surface)
+        })
+    }
+
     /// Records a dry run (nothing written).
     pub fn record_dry_run(
         &self,
@@ -237,7 +318,7 @@ impl Engine {
         path: &str,
         if_match: Option<&str>,
         body: Option<&Value>,
-        progress: &mut dyn FnMut(Progress),
+        progress: &mut (dyn FnMut(Progress) + Send),
     ) -> Result<Reply, ArmError> {
         let started = Instant::now();
         let mut throttled = 0;
@@ -321,7 +402,7 @@ impl Engine {
         approval: &Approval,
         kind: Kind,
         refers_to: Option<String>,
-        progress: &mut dyn FnMut(Progress),
+        progress: &mut (dyn FnMut(Progress) + Send),
         cancel: &CancellationToken,
     ) -> anyhow::Result<Outcome> {
         if approval.plan_hash != plan.hash {
@@ -559,7 +640,7 @@ impl Engine {
         op: &str,
         status_object: bool,
         first_wait: Option<u64>,
-        progress: &mut dyn FnMut(Progress),
+        progress: &mut (dyn FnMut(Progress) + Send),
         cancel: &CancellationToken,
     ) -> Follow {
         let started = Instant::now();
@@ -649,7 +730,7 @@ impl Engine {
     async fn follow_resource(
         &self,
         path: &str,
-        progress: &mut dyn FnMut(Progress),
+        progress: &mut (dyn FnMut(Progress) + Send),
         cancel: &CancellationToken,
     ) -> Follow {
         let started = Instant::now();
@@ -690,10 +771,11 @@ impl Engine {
         let entries = self.log.read()?;
         let mut out = Vec::new();
         for p in pending(&entries) {
-            let Some(plan) = p
-                .entry
-                .plan
-                .clone()
+            let Some(plan) = self
+                .log
+                .plan_of(p)
+                .ok()
+                .flatten()
                 .and_then(|v| serde_json::from_value::<Plan>(v).ok())
             else {
                 continue;

@@ -17,6 +17,7 @@ pub mod arm;
 pub mod autonomy;
 pub mod exec;
 pub mod plan;
+pub mod render;
 pub mod verify;
 
 use std::future::Future;
@@ -71,6 +72,20 @@ impl TokenSource for crate::azure::credential::Credential {
                 .map_err(|e| e.hint())
         })
     }
+}
+
+/// The token for ARM writes: a token pasted into `APIMEDIC_ARM_TOKEN`, else
+/// the shared Azure credential (src/azure: Azure CLI sign-in, `AZURE_*`
+/// service principal, workload or managed identity). Never printed.
+pub fn token_source() -> anyhow::Result<std::sync::Arc<dyn TokenSource>> {
+    if let Ok(t) = std::env::var("APIMEDIC_ARM_TOKEN")
+        && !t.trim().is_empty()
+    {
+        return Ok(std::sync::Arc::new(StaticToken::new(t.trim().to_string())));
+    }
+    let cred = crate::azure::credential::Credential::new(Default::default())
+        .map_err(|e| anyhow::anyhow!("cannot sign in to Azure: {}", e.hint()))?;
+    Ok(cred)
 }
 
 /// The principal a JWT access token names (`upn`, `unique_name`,

@@ -3,6 +3,7 @@
 //! Never a false all-clear: with no fresh data in the window, or none of the
 //! kind the finding is judged on, the verdict is "cannot tell".
 
+use super::plan::Plan;
 use crate::model::{Diagnosis, FindingKind, InputKind, Snapshot, Timestamp};
 use serde::Serialize;
 
@@ -105,6 +106,62 @@ fn judge_present(id: &str, diagnosis: &Diagnosis, window: String, rows: u64) -> 
         },
         None => Verdict::Cleared { window, rows },
     }
+}
+
+/// The finding kind an action fixes (for plans recorded without one).
+pub fn kind_of(action: &str) -> FindingKind {
+    use FindingKind as K;
+    match action.trim_start_matches("undo_") {
+        "scale_out" => K::Capacity,
+        "set_timeout" => K::BackendTimeout,
+        "rollback_policy" => K::ConfigChange,
+        "fix_nsg_rule" => K::NetworkGap,
+        "fix_route" => K::RouteMismatch,
+        "raise_limit" => K::Quota,
+        _ => K::ErrorSpike,
+    }
+}
+
+/// Re-diagnoses `fresh` over the last `minutes` (default: the plan's
+/// window) and judges whether the finding `plan` targeted cleared; with the
+/// sentence to show and audit (`apply` is the apply's audit id, for undo).
+pub fn on_fresh(
+    plan: &Plan,
+    apply: &str,
+    fresh: &Snapshot,
+    playbooks: &crate::playbook::Playbooks,
+    minutes: Option<u32>,
+) -> (Verdict, String) {
+    let minutes = minutes.unwrap_or(plan.verify.window_minutes);
+    let options = crate::analyze::Options {
+        since: window_start(fresh, minutes),
+        until: None,
+    };
+    let diagnosis = crate::playbook::diagnose(fresh, &options, playbooks);
+    // A finding's id is a fingerprint of its kind and subject: the same
+    // problem on fresh data has the same id.
+    let kind = plan.verify.kind.unwrap_or_else(|| kind_of(&plan.action));
+    let verdict = judge(
+        &plan.finding,
+        kind,
+        plan.verify.seen_until,
+        fresh,
+        &diagnosis,
+        minutes,
+    );
+    let message = match &verdict {
+        Verdict::Cleared { window, rows } => {
+            format!("finding {} cleared over {window} ({rows} log rows)", plan.finding)
+        }
+        Verdict::NotCleared { window, summary } => format!(
+            "finding {} did NOT clear over {window}: {summary}. Undo: `apimedic remediate undo {apply}`",
+            plan.finding
+        ),
+        Verdict::CannotTell { why } => {
+            format!("cannot tell whether finding {} cleared: {why}", plan.finding)
+        }
+    };
+    (verdict, message)
 }
 
 #[cfg(test)]

@@ -8,6 +8,8 @@ use super::chat::{self, ChatMsg, ChatPane, ChatReply};
 use super::data::{Loaded, OpRow, PolicyView, Scoped, concerns_op};
 use super::keys;
 use super::logs::{LogColumn, LogQuery, LogSort, LogsJob, LogsPage, LogsProgress};
+use super::remedy;
+use crate::remediate::plan::Plan;
 use super::theme::Theme;
 use crate::model::{Finding, Minute, Proposal, RouteEntry, Timestamp, Window};
 use crate::playbook::Playbooks;
@@ -164,7 +166,7 @@ pub enum Decision {
 impl Decision {
     pub fn label(self) -> &'static str {
         match self {
-            Decision::Approved => "approved (execution not available in this build)",
+            Decision::Approved => "approved (record only, not executed: folder data)",
             Decision::Rejected => "rejected",
         }
     }
@@ -183,7 +185,7 @@ pub struct DecisionRecord {
 }
 
 /// The proposal dialog of one finding.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct PlanDialog {
     pub finding: String,
     /// Index into the finding's proposals.
@@ -191,9 +193,36 @@ pub struct PlanDialog {
     /// A decision waiting for `y`.
     pub confirm: Option<Decision>,
     pub scroll: u16,
+    /// Execution against the live instance, once approved (`None` on
+    /// folder data, and before `A`).
+    pub run: Option<Run>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Where execution of the selected proposal stands (live instances only).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Run {
+    /// Reading the live state to plan (`undo_of`: planning that undo).
+    Planning { undo_of: Option<String> },
+    /// The exact plan, waiting for approval: `y` for low and medium risk,
+    /// the proposal id typed and Enter for high risk.
+    Review {
+        plan: Box<Plan>,
+        typed: String,
+        undo_of: Option<String>,
+    },
+    /// Executing: progress lines as they come.
+    Running { lines: Vec<String> },
+    /// Ended. `applied`: the apply's audit id and plan (verify and undo
+    /// are offered); `verify`: the verification's sentence once known.
+    Done {
+        ok: bool,
+        lines: Vec<String>,
+        applied: Option<(String, Box<Plan>)>,
+        verify: Option<String>,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq)]
 pub enum Overlay {
     Help { scroll: u16 },
     Plan(PlanDialog),
@@ -302,6 +331,14 @@ pub struct App {
     pub sort: Sort,
     /// Proposal id → what the user decided.
     pub decisions: BTreeMap<String, Decision>,
+    /// The live APIM service the approve key executes against (`None`:
+    /// folder data or the demo, where a decision is recorded only).
+    pub live: Option<String>,
+    /// A dialog closed (Esc) while its remediation runs: its answers land
+    /// here, and `p` on the finding reopens it.
+    pub hidden_run: Option<PlanDialog>,
+    /// An apply to verify once the instance has been re-read.
+    pub verify_after_load: Option<(String, Box<Plan>)>,
     /// The effective policy of the operation on screen, once computed.
     pub policy: Option<PolicyView>,
     pub playbooks: Playbooks,
@@ -390,6 +427,8 @@ pub enum Msg {
     },
     /// A file written by `:export` (what was written, or why not).
     Written(Result<String, String>),
+    /// The remediation thread: a plan, progress, an outcome, a verification.
+    Remedy(remedy::Event),
     Quit,
 }
 
@@ -453,6 +492,13 @@ pub enum PlanMsg {
     Ask(Decision),
     Confirm,
     Cancel,
+    /// A character of the proposal id typed to approve a high-risk plan.
+    Input(char),
+    Erase,
+    /// `U` after an apply: plan its undo.
+    Undo,
+    /// `v` after an apply: verify again on the dashboard's current data.
+    Verify,
 }
 
 /// Side effects `update` asks the UI loop to start.
@@ -469,9 +515,12 @@ pub enum Cmd {
     Inspect {
         api: String,
         op: String,
+        /// The time cursor: the policy in force then.
+        cursor: Option<Minute>,
     },
-    /// Answer a chat line (a question or slash command) on the chat thread.
-    Chat(String),
+    /// Answer a chat line (a question or slash command) on the chat thread,
+    /// about the time cursor's window (`None`: all data).
+    Chat(String, Option<Window>),
     /// A job for the logs thread.
     Logs(LogsJob),
     /// Put text on the clipboard (OSC 52).
@@ -483,6 +532,8 @@ pub enum Cmd {
     },
     /// Record an approval or rejection in the state directory.
     Decide(DecisionRecord),
+    /// A job for the remediation thread (live instances only).
+    Remedy(remedy::Job),
     Quit,
 }
 
@@ -521,6 +572,9 @@ impl App {
                 descending: true,
             },
             decisions: BTreeMap::new(),
+            live: None,
+            hidden_run: None,
+            verify_after_load: None,
             policy: None,
             playbooks,
             chat: ChatPane {
@@ -578,6 +632,17 @@ impl App {
     /// First and last minute of the data.
     pub fn range(&self) -> Option<(Minute, Minute)> {
         self.loaded().and_then(|l| l.range)
+    }
+
+    /// The window the time cursor selects (the data's first minute to the
+    /// cursor's), which chat answers are about; `None` without a cursor.
+    pub fn cursor_window(&self) -> Option<Window> {
+        let c = self.cursor?;
+        let (first, _) = self.range()?;
+        Some(Window {
+            start: Timestamp::from_minute(first.min(c)),
+            end: Timestamp::from_minute(c + 1),
+        })
     }
 
     fn keeps(&self, text: &str) -> bool {
@@ -691,9 +756,9 @@ impl App {
         l.scoped.counts.get(i).copied()
     }
 
-    /// When a finding happened, as of the end of the analysed window.
+    /// When a finding happened: its timeline, as the analysis judged it.
     pub fn finding_time(&self, f: &Finding) -> Option<super::data::FindingTime> {
-        super::data::finding_time(f, self.loaded().and_then(|l| l.scoped.as_of))
+        super::data::finding_time(f)
     }
 
     /// Changes and anomaly onsets in time order, filtered.
@@ -924,13 +989,13 @@ impl App {
     pub(super) fn inspect_cmd(&self, screen: &Screen) -> Option<Cmd> {
         match screen {
             Screen::Operation { api, op } => {
-                let have = self
-                    .policy
-                    .as_ref()
-                    .is_some_and(|p| &p.api == api && &p.operation == op);
+                let have = self.policy.as_ref().is_some_and(|p| {
+                    &p.api == api && &p.operation == op && p.cursor == self.cursor
+                });
                 (!have).then(|| Cmd::Inspect {
                     api: api.clone(),
                     op: op.clone(),
+                    cursor: self.cursor,
                 })
             }
             _ => None,
@@ -989,6 +1054,16 @@ pub fn update(app: &mut App, msg: Msg) -> Option<Cmd> {
                     cmd = Some(c);
                 }
             }
+            if cmd.is_none()
+                && let Some((apply, plan)) = app.verify_after_load.take()
+                && let Some(l) = app.loaded()
+            {
+                cmd = Some(Cmd::Remedy(remedy::Job::Verify {
+                    apply,
+                    plan,
+                    snapshot: l.snapshot.clone(),
+                }));
+            }
             cmd
         }
         Msg::Loaded(Err(e)) => {
@@ -1005,6 +1080,8 @@ pub fn update(app: &mut App, msg: Msg) -> Option<Cmd> {
             {
                 l.scoped = *scoped;
                 app.busy = false;
+                // The policy pane follows the cursor: the version in force then.
+                return app.inspect_cmd(&app.screen().clone());
             }
             None
         }
@@ -1049,6 +1126,7 @@ pub fn update(app: &mut App, msg: Msg) -> Option<Cmd> {
             logs_page_cmd(app)
         }
         Msg::Copy { location } => copy(app, location),
+        Msg::Remedy(e) => remedy_event(app, e),
         Msg::Written(Ok(text)) => {
             app.say(text);
             None
@@ -2096,6 +2174,11 @@ fn plan(app: &mut App, p: PlanMsg) -> Option<Cmd> {
             app.say("read-only: actions are hidden");
             return None;
         }
+        if let Some(d) = app.hidden_run.take() {
+            // The remediation still running (or ended) in the background.
+            app.overlay = Some(Overlay::Plan(d));
+            return None;
+        }
         let Some(f) = app.current_finding() else {
             app.say("select a finding first (:findings)");
             return None;
@@ -2110,12 +2193,16 @@ fn plan(app: &mut App, p: PlanMsg) -> Option<Cmd> {
             selected: 0,
             confirm: None,
             scroll: 0,
+            run: None,
         }));
         return None;
     }
     let Some(Overlay::Plan(dialog)) = app.overlay.clone() else {
         return None;
     };
+    if dialog.run.is_some() {
+        return run_step(app, dialog, p);
+    }
     let proposals: Vec<String> = app
         .proposals_of(&dialog.finding)
         .iter()
@@ -2134,7 +2221,35 @@ fn plan(app: &mut App, p: PlanMsg) -> Option<Cmd> {
         PlanMsg::Scroll(delta) => {
             d.scroll = (i64::from(d.scroll) + delta).clamp(0, i64::from(MAX_SCROLL)) as u16;
         }
+        PlanMsg::Ask(Decision::Approved) if app.live.is_some() => {
+            // Live: approving starts with the exact plan read from ARM;
+            // the review that follows is the confirmation.
+            let proposal = app.proposals_of(&d.finding).get(d.selected).map(|p| (*p).clone());
+            match (proposal, app.loaded()) {
+                (Some(p), _) if matches!(p.action, crate::model::Action::Manual { .. }) => {
+                    app.say("this proposal is carried out by hand (its steps are above): nothing to execute");
+                }
+                (Some(p), Some(l)) => {
+                    let finding = app
+                        .findings()
+                        .iter()
+                        .find(|f| f.id == d.finding)
+                        .cloned()
+                        .map(Box::new);
+                    cmd = Some(Cmd::Remedy(remedy::Job::Plan {
+                        proposal: Box::new(p),
+                        finding,
+                        snapshot: l.snapshot.clone(),
+                    }));
+                    d.run = Some(Run::Planning { undo_of: None });
+                    d.confirm = None;
+                    d.scroll = 0;
+                }
+                _ => {}
+            }
+        }
         PlanMsg::Ask(decision) => d.confirm = Some(decision),
+        PlanMsg::Input(_) | PlanMsg::Erase | PlanMsg::Undo | PlanMsg::Verify => {}
         PlanMsg::Confirm => {
             if let (Some(decision), Some(id)) = (d.confirm.take(), proposals.get(d.selected)) {
                 app.decisions.insert(id.clone(), decision);
@@ -2161,6 +2276,221 @@ fn plan(app: &mut App, p: PlanMsg) -> Option<Cmd> {
         }
     }
     app.overlay = Some(Overlay::Plan(d));
+    cmd
+}
+
+/// A key while execution is under way in the dialog.
+fn run_step(app: &mut App, mut d: PlanDialog, p: PlanMsg) -> Option<Cmd> {
+    let mut cmd = None;
+    let Some(run) = d.run.take() else {
+        return None;
+    };
+    d.run = match (run, p) {
+        (run, PlanMsg::Scroll(delta)) => {
+            d.scroll = (i64::from(d.scroll) + delta).clamp(0, i64::from(MAX_SCROLL)) as u16;
+            Some(run)
+        }
+        (Run::Review { .. } | Run::Done { .. }, PlanMsg::Cancel) => None,
+        (run @ (Run::Planning { .. } | Run::Running { .. }), PlanMsg::Cancel) => {
+            app.say("the remediation goes on in the background; its result shows on this line");
+            app.overlay = None;
+            d.run = Some(run);
+            app.hidden_run = Some(d);
+            return None;
+        }
+        (
+            Run::Review {
+                plan,
+                mut typed,
+                undo_of,
+            },
+            m @ (PlanMsg::Input(_) | PlanMsg::Erase),
+        ) => {
+            if let PlanMsg::Input(c) = m {
+                if typed.chars().count() < 200 {
+                    typed.push(c);
+                }
+            } else {
+                typed.pop();
+            }
+            Some(Run::Review {
+                plan,
+                typed,
+                undo_of,
+            })
+        }
+        (
+            Run::Review {
+                plan,
+                typed,
+                undo_of,
+            },
+            PlanMsg::Confirm,
+        ) => {
+            let high = plan.risk == crate::model::Risk::High;
+            if high && typed.trim() != plan.proposal {
+                app.complain(format!(
+                    "type the proposal id {} and Enter to approve this high-risk plan; Esc cancels",
+                    plan.proposal
+                ));
+                Some(Run::Review {
+                    plan,
+                    typed,
+                    undo_of,
+                })
+            } else {
+                let how = if high {
+                    "typed the proposal id"
+                } else {
+                    "confirmed the plan with y"
+                };
+                cmd = Some(Cmd::Remedy(remedy::Job::Apply {
+                    plan,
+                    how: how.into(),
+                    undo_of,
+                }));
+                d.scroll = 0;
+                Some(Run::Running { lines: Vec::new() })
+            }
+        }
+        (
+            Run::Done {
+                applied: Some((apply, plan)),
+                ..
+            },
+            PlanMsg::Undo,
+        ) => {
+            cmd = Some(Cmd::Remedy(remedy::Job::PlanUndo {
+                apply: apply.clone(),
+                plan,
+            }));
+            d.scroll = 0;
+            Some(Run::Planning {
+                undo_of: Some(apply),
+            })
+        }
+        (
+            Run::Done {
+                ok,
+                lines,
+                applied: Some((apply, plan)),
+                ..
+            },
+            PlanMsg::Verify,
+        ) => {
+            app.verify_after_load = Some((apply.clone(), plan.clone()));
+            cmd = Some(Cmd::Load);
+            Some(Run::Done {
+                ok,
+                lines,
+                applied: Some((apply, plan)),
+                verify: Some("re-reading the instance to verify…".into()),
+            })
+        }
+        (run, _) => Some(run),
+    };
+    app.overlay = Some(Overlay::Plan(d));
+    cmd
+}
+
+/// The remediation thread's answer, into the dialog (or the status line
+/// when the dialog was closed meanwhile).
+fn remedy_event(app: &mut App, e: remedy::Event) -> Option<Cmd> {
+    use remedy::Event;
+    let mut open = match app.overlay.take() {
+        Some(Overlay::Plan(d)) if d.run.is_some() => Some(d),
+        other => {
+            app.overlay = other;
+            None
+        }
+    };
+    let hidden = open.is_none();
+    let mut d = match open.take().or_else(|| app.hidden_run.take()) {
+        Some(d) => d,
+        None => {
+            if let Event::Progress(l) | Event::Verified(l) = &e {
+                app.say(l.clone());
+            }
+            return None;
+        }
+    };
+    let mut cmd = None;
+    let run = d.run.take();
+    d.run = match (run, e) {
+        (Some(Run::Planning { .. }), Event::Planned { plan, undo_of }) => Some(match plan {
+            Ok(plan) => Run::Review {
+                plan,
+                typed: String::new(),
+                undo_of,
+            },
+            Err(e) => Run::Done {
+                ok: false,
+                lines: vec![e],
+                applied: None,
+                verify: None,
+            },
+        }),
+        (Some(Run::Running { mut lines }), Event::Progress(l)) => {
+            lines.push(l);
+            Some(Run::Running { lines })
+        }
+        (
+            Some(Run::Running { lines: mut all }),
+            Event::Finished { ok, lines, applied },
+        ) => {
+            all.extend(lines);
+            // The data on screen was read before the change: re-read the
+            // instance, then verify on what it holds now.
+            let verify = applied.as_ref().map(|(apply, plan)| {
+                app.verify_after_load = Some((apply.clone(), plan.clone()));
+                cmd = Some(Cmd::Load);
+                "re-reading the instance to verify…".to_string()
+            });
+            if hidden {
+                let last = all.last().cloned().unwrap_or_default();
+                if ok {
+                    app.say(last);
+                } else {
+                    app.complain(last);
+                }
+            }
+            Some(Run::Done {
+                ok,
+                lines: all,
+                applied,
+                verify,
+            })
+        }
+        (
+            Some(Run::Done {
+                ok,
+                lines,
+                applied,
+                ..
+            }),
+            Event::Verified(v),
+        ) => {
+            if hidden {
+                app.say(v.clone());
+            }
+            Some(Run::Done {
+                ok,
+                lines,
+                applied,
+                verify: Some(v),
+            })
+        }
+        (run, Event::Progress(l)) => {
+            app.say(l);
+            run
+        }
+        (run, _) => run,
+    };
+    if hidden {
+        app.hidden_run = Some(d);
+    } else {
+        app.overlay = Some(Overlay::Plan(d));
+    }
     cmd
 }
 
@@ -2349,7 +2679,8 @@ mod tests {
             cmd,
             Some(Cmd::Inspect {
                 api: "orders-api".into(),
-                op: "get-order".into()
+                op: "get-order".into(),
+                cursor: None,
             })
         );
         assert_eq!(app.stack.len(), 3);
@@ -2589,7 +2920,7 @@ mod tests {
                 .as_ref()
                 .unwrap()
                 .text
-                .contains("execution not available")
+                .contains("record only, not executed")
         );
         key(&mut app, 'R');
         key(&mut app, 'y');

@@ -305,7 +305,7 @@ fn send(app: &mut App) -> Option<Cmd> {
         line: line.clone(),
         partial: String::new(),
     });
-    Some(Cmd::Chat(line))
+    Some(Cmd::Chat(line, app.cursor_window()))
 }
 
 /// Answers one line as `apimedic chat` would: a question through the
@@ -445,7 +445,7 @@ mod tests {
         let cmd = code(&mut app, KeyCode::Enter);
         assert_eq!(
             cmd,
-            Some(Cmd::Chat("what backends does my instance have".into()))
+            Some(Cmd::Chat("what backends does my instance have".into(), None))
         );
         assert_eq!(
             app.chat.pending.as_ref().map(|p| p.line.as_str()),
@@ -477,7 +477,7 @@ mod tests {
         app_update(&mut app, Msg::ChatAnswer(Box::new(answer("9 backends."))));
         assert_eq!(
             code(&mut app, KeyCode::Enter),
-            Some(Cmd::Chat("and why?".into())),
+            Some(Cmd::Chat("and why?".into(), None)),
             "sent once the answer is in"
         );
     }
@@ -582,7 +582,7 @@ mod tests {
         assert_eq!(app.chat.recall, None, "editing a recalled line adopts it");
         assert_eq!(
             code(&mut app, KeyCode::Enter),
-            Some(Cmd::Chat("two!".into()))
+            Some(Cmd::Chat("two!".into(), None))
         );
     }
 
@@ -619,7 +619,7 @@ mod tests {
         typed(&mut app, "/findings");
         assert_eq!(
             code(&mut app, KeyCode::Enter),
-            Some(Cmd::Chat("/findings".into()))
+            Some(Cmd::Chat("/findings".into(), None))
         );
     }
 

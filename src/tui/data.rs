@@ -350,15 +350,16 @@ pub struct FindingTime {
     pub age_minutes: i64,
 }
 
-/// A window that reaches the last two minutes of the data is ongoing.
-pub fn finding_time(f: &Finding, as_of: Option<Timestamp>) -> Option<FindingTime> {
-    let w = f.window?;
-    let as_of = as_of.unwrap_or(w.end);
-    let ongoing = w.end.plus_minutes(2) >= as_of;
+/// When a finding happened: its own timeline (`Finding.timeline`, judged by
+/// the analysis at the end of the analysed data), so "ongoing" here is the
+/// word `diagnose` and the report print. `None` for a finding without one
+/// (configuration findings): the dashboard claims neither ongoing nor ended.
+pub fn finding_time(f: &Finding) -> Option<FindingTime> {
+    let t = f.timeline?;
     Some(FindingTime {
-        start: w.start,
-        ended: (!ongoing).then_some(w.end),
-        age_minutes: ((as_of.0 - w.start.0) / 60_000).max(0),
+        start: t.since,
+        ended: (!t.is_ongoing()).then(|| t.ended_at.unwrap_or(t.as_of)),
+        age_minutes: ((t.as_of.0 - t.since.0) / 60_000).max(0),
     })
 }
 
@@ -452,6 +453,11 @@ pub struct PolicyView {
     /// (file, line, element name) of statements findings may point at:
     /// `forward-request` and `set-backend-service`.
     pub key_lines: Vec<(String, u32, String)>,
+    /// The time cursor it was computed for (`None`: all data, today's policy).
+    pub cursor: Option<Minute>,
+    /// Which version is shown when the cursor is in the past: the one in
+    /// force then (from the change history), or that it is today's.
+    pub in_force: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -792,7 +798,53 @@ pub fn policy_view(s: &Snapshot, api: &str, op: &str) -> PolicyView {
         summary,
         docs,
         key_lines,
+        cursor: None,
+        in_force: None,
     }
+}
+
+/// The effective policy as it was at the time cursor: the policy in force
+/// then, taken back through the change history (activity log writes,
+/// dated copies, git history), as the window's diagnosis judges it; or
+/// today's, said so, when no policy was written after the cursor. `past`
+/// is the worker's copy of the snapshot with past policies.
+pub fn policy_view_at(
+    s: &Snapshot,
+    past: &mut Option<Snapshot>,
+    api: &str,
+    op: &str,
+    cursor: Option<Minute>,
+) -> PolicyView {
+    let Some(c) = cursor else {
+        return policy_view(s, api, op);
+    };
+    let at = Timestamp::from_minute(c + 1);
+    let hhmm = Timestamp::from_minute(c).hhmm();
+    let mut view = match config_at(s, at) {
+        Some(config) => {
+            let copy = past.get_or_insert_with(|| s.clone());
+            copy.policies = config.policies;
+            let mut v = policy_view(copy, api, op);
+            let notes = if config.notes.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", config.notes.join("; "))
+            };
+            v.in_force = Some(format!(
+                "the policy in force at {hhmm} UTC (the cursor), from the change history{notes}"
+            ));
+            v
+        }
+        None => {
+            let mut v = policy_view(s, api, op);
+            v.in_force = Some(format!(
+                "today's policy: the change history has no policy write after {hhmm} UTC (the cursor)"
+            ));
+            v
+        }
+    };
+    view.cursor = cursor;
+    view
 }
 
 #[cfg(test)]
@@ -801,6 +853,33 @@ pub(crate) mod tests {
     use crate::model::{
         Api, Backend, Change, MetricSeries, Operation, Origin, PolicyDoc, Request, Window,
     };
+
+    #[test]
+    fn ongoing_is_the_findings_own_timeline() {
+        use crate::model::{FindingKind, Severity, Subject, Timeline};
+        let at = |m: i64| Timestamp(m * 60_000);
+        let mut f = Finding::new(
+            FindingKind::ErrorSpike,
+            Severity::High,
+            Subject::operation("a", "b"),
+            "spike",
+        );
+        // The window reaches the end of the data, but the analysis judged
+        // it ended (healthy since): the dashboard says ended, as diagnose does.
+        f.window = Some(Window {
+            start: at(100),
+            end: at(159),
+        });
+        f.timeline = Some(Timeline::ended(at(100), at(158), at(160)));
+        let t = finding_time(&f).unwrap();
+        assert_eq!(t.ended, Some(at(158)));
+        assert_eq!(t.age_minutes, 60);
+        f.timeline = Some(Timeline::ongoing(at(100), at(200)));
+        assert_eq!(finding_time(&f).unwrap().ended, None);
+        // No timeline: neither ongoing nor ended is claimed.
+        f.timeline = None;
+        assert_eq!(finding_time(&f), None);
+    }
 
     /// A small instance: `orders-api/get-order` fails through `orders-app`
     /// from minute 30 on (OOM restarts), `orders-api/list-orders` stays fine.

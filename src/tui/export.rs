@@ -52,7 +52,7 @@ fn ticket(app: &App, markdown: bool) -> String {
         return String::new();
     };
     let d = &l.scoped.diagnosis;
-    let (word, _) = verdict(&d.findings);
+    let (word, _) = verdict(d);
     let rows = app.finding_rows();
     let selected = app.current_finding().or(rows.first().copied());
     if !markdown {

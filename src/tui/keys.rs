@@ -4,9 +4,10 @@
 //! letter and then `y`: nothing that acts sits on a key pressed by reflex.
 
 use super::app::{
-    App, Decision, Load, Msg, Nav, Overlay, PlanMsg, PromptKind, PromptMsg, Screen, SortMsg,
+    App, Decision, Load, Msg, Nav, Overlay, PlanMsg, PromptKind, PromptMsg, Run, Screen, SortMsg,
     TimeMsg,
 };
+use crate::model::Risk;
 use super::chat::{ChatMsg, PAGE};
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
@@ -110,8 +111,9 @@ pub const HELP: &[(&str, &[KeyHelp])] = &[
             act("p", "open the remediation plan of the selected finding"),
             act(
                 "A  then y",
-                "approve the selected proposal (execution is not in this build)",
+                "approve; live: ARM plan, y (high risk: its id + Enter) runs it",
             ),
+            act("U  v", "after a live apply: undo it / verify again"),
             act("R  then y", "reject the selected proposal"),
             act("n  Esc", "cancel the confirmation / close the dialog"),
             act("j k", "choose a proposal in the dialog"),
@@ -182,7 +184,12 @@ pub fn translate(app: &App, key: KeyEvent) -> Option<Msg> {
                 _ => None,
             };
         }
-        Some(Overlay::Plan(_)) => return plan_key(key),
+        Some(Overlay::Plan(d)) => {
+            return match &d.run {
+                Some(run) => run_key(run, key),
+                None => plan_key(key),
+            };
+        }
         None => {}
     }
     if !matches!(app.load, Load::Ready(_)) {
@@ -268,6 +275,43 @@ fn plan_key(key: KeyEvent) -> Option<Msg> {
         KeyCode::Char('y') | KeyCode::Char('Y') => PlanMsg::Confirm,
         KeyCode::Char('n') | KeyCode::Char('q') | KeyCode::Esc => PlanMsg::Cancel,
         _ => return None,
+    };
+    Some(Msg::Plan(m))
+}
+
+/// Keys while a remediation runs in the dialog. Approving a high-risk plan
+/// takes its proposal id typed in full, then Enter; a lower risk takes `y`.
+fn run_key(run: &Run, key: KeyEvent) -> Option<Msg> {
+    let scroll = match key.code {
+        KeyCode::PageDown => Some(PlanMsg::Scroll(5)),
+        KeyCode::PageUp => Some(PlanMsg::Scroll(-5)),
+        _ => None,
+    };
+    let m = match run {
+        Run::Review { plan, .. } if plan.risk == Risk::High => match key.code {
+            KeyCode::Enter => PlanMsg::Confirm,
+            KeyCode::Esc => PlanMsg::Cancel,
+            KeyCode::Backspace => PlanMsg::Erase,
+            KeyCode::Char(c) => PlanMsg::Input(c),
+            _ => scroll?,
+        },
+        Run::Review { .. } => match key.code {
+            KeyCode::Char('y') | KeyCode::Char('Y') => PlanMsg::Confirm,
+            KeyCode::Char('n') | KeyCode::Char('q') | KeyCode::Esc => PlanMsg::Cancel,
+            KeyCode::Char(' ') => PlanMsg::Scroll(5),
+            _ => scroll?,
+        },
+        Run::Done { .. } => match key.code {
+            KeyCode::Char('U') => PlanMsg::Undo,
+            KeyCode::Char('v') => PlanMsg::Verify,
+            KeyCode::Char('n') | KeyCode::Char('q') | KeyCode::Esc => PlanMsg::Cancel,
+            KeyCode::Char(' ') => PlanMsg::Scroll(5),
+            _ => scroll?,
+        },
+        Run::Planning { .. } | Run::Running { .. } => match key.code {
+            KeyCode::Esc | KeyCode::Char('q') => PlanMsg::Cancel,
+            _ => scroll?,
+        },
     };
     Some(Msg::Plan(m))
 }

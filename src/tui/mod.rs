@@ -44,6 +44,7 @@ pub mod data;
 pub mod export;
 pub mod keys;
 pub mod logs;
+pub mod remedy;
 pub mod terminal;
 pub mod theme;
 pub mod view;
@@ -96,6 +97,9 @@ pub struct Options {
     /// one shown (the loader reads it). Empty: one source.
     pub contexts: Vec<String>,
     pub context: Arc<std::sync::atomic::AtomicUsize>,
+    /// The live instance the approve key executes against (`None`: folder
+    /// data or the demo; a decision is recorded, never executed).
+    pub live: Option<remedy::Live>,
 }
 
 /// The state directory: `$XDG_STATE_HOME/apimedic`, else
@@ -209,6 +213,11 @@ pub fn run(loader: Loader, options: Options) -> anyhow::Result<()> {
     if let Some(dir) = &options.state_dir {
         app.decisions = load_decisions(dir, &options.source);
     }
+    app.live = options.live.as_ref().map(|l| l.service.clone());
+    let remedy = options
+        .live
+        .clone()
+        .map(|l| remedy::Remedy::spawn(l, options.playbooks.clone(), tx.clone()));
     let chat = ChatThread::spawn(options.assistant, tx.clone());
     let worker = Worker::spawn(loader, options.playbooks, tx.clone(), chat.jobs.clone());
     let logs = LogsThread::spawn(options.rows, tx.clone());
@@ -224,7 +233,7 @@ pub fn run(loader: Loader, options: Options) -> anyhow::Result<()> {
     }
     spawn_input(tx, stop.clone());
     let result = run_loop(&mut terminal, app, first, &rx, |cmd| match cmd {
-        Cmd::Chat(line) => chat.send(ChatJob::Line(line)),
+        Cmd::Chat(line, window) => chat.send(ChatJob::Line(line, window)),
         Cmd::Logs(job) => logs.send(job),
         Cmd::Copy(text) => {
             // OSC 52 goes to the terminal between frames; the status line
@@ -240,6 +249,14 @@ pub fn run(loader: Loader, options: Options) -> anyhow::Result<()> {
             };
             let _ = done.send(Msg::Written(msg));
         }
+        Cmd::Remedy(job) => match &remedy {
+            Some(r) => r.send(job),
+            None => {
+                let _ = done.send(Msg::Written(Err(
+                    "not connected to a live instance: nothing is executed".into(),
+                )));
+            }
+        },
         Cmd::Decide(d) => {
             let msg = match &state {
                 Some(dir) => match record_decision(dir, &d) {
@@ -441,16 +458,19 @@ fn jobs(
                         s, &mut past, playbooks, generation, cursor,
                     )))
                 }
-                Cmd::Inspect { api, op } => {
+                Cmd::Inspect { api, op, cursor } => {
                     let Some(s) = &snapshot else { continue };
-                    Msg::Inspected(Box::new(data::policy_view(s, &api, &op)))
+                    Msg::Inspected(Box::new(data::policy_view_at(
+                        s, &mut past, &api, &op, cursor,
+                    )))
                 }
                 Cmd::Diagnose { .. }
-                | Cmd::Chat(_)
+                | Cmd::Chat(..)
                 | Cmd::Logs(_)
                 | Cmd::Copy(_)
                 | Cmd::Write { .. }
                 | Cmd::Decide(_)
+                | Cmd::Remedy(_)
                 | Cmd::Quit => continue,
             };
             if out.send(msg).is_err() {
@@ -494,8 +514,9 @@ pub enum ChatJob {
         snapshot: Arc<Snapshot>,
         diagnosis: Box<Diagnosis>,
     },
-    /// A question or slash command to answer.
-    Line(String),
+    /// A question or slash command to answer, about this window (the time
+    /// cursor's; `None`: all data).
+    Line(String, Option<crate::model::Window>),
 }
 
 /// The thread that answers chat lines, one at a time, so a slow model
@@ -534,7 +555,11 @@ fn converse(assistant: &Assistant, rx: &Receiver<ChatJob>, out: &Sender<Msg>) {
                 fresh = Some((snapshot, diagnosis));
                 continue;
             }
-            ChatJob::Line(line) => line,
+            ChatJob::Line(line, window) => {
+                // Answers are about the window on screen, as the title says.
+                conversation.window = window;
+                line
+            }
         };
         if let Some((snapshot, diagnosis)) = fresh.take() {
             inst = Some(Instance {
@@ -697,6 +722,7 @@ mod tests {
         jtx.send(Cmd::Inspect {
             api: "orders-api".into(),
             op: "get-order".into(),
+            cursor: None,
         })
         .unwrap();
         drop(jtx);
@@ -771,10 +797,49 @@ mod tests {
     }
 
     #[test]
+    fn the_chat_thread_answers_about_the_window_it_is_given() {
+        // The window reaches the answerer as the conversation's window (the
+        // answer's entities carry it); how each intent narrows its text to
+        // it is the answerer's (llm) job.
+        use crate::model::{Timestamp, Window};
+        let (jobs, rx) = channel();
+        let (out, msgs) = channel();
+        let loaded = data::prepare(data::tests::incident(), &Playbooks::built_in());
+        jobs.send(ChatJob::Data {
+            snapshot: loaded.snapshot.clone(),
+            diagnosis: Box::new(loaded.scoped.diagnosis.clone()),
+        })
+        .unwrap();
+        // The incident's get-order failures start at 07:10 (minute 30).
+        let before = Window {
+            start: Timestamp::from_minute(28_600_000),
+            end: Timestamp::from_minute(28_600_020),
+        };
+        let q = "is orders-api/get-order failing?";
+        jobs.send(ChatJob::Line(q.into(), None)).unwrap();
+        jobs.send(ChatJob::Line(q.into(), Some(before))).unwrap();
+        drop(jobs);
+        converse(&Assistant::Offline, &rx, &out);
+        let answers: Vec<crate::llm::Answer> = msgs
+            .try_iter()
+            .filter_map(|m| match m {
+                Msg::ChatAnswer(r) => match *r {
+                    chat::ChatReply::Answer(a) => Some(*a),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect();
+        assert_eq!(answers.len(), 2, "{answers:?}");
+        assert_ne!(answers[0].entities.window, Some(before));
+        assert_eq!(answers[1].entities.window, Some(before), "{:?}", answers[1]);
+    }
+
+    #[test]
     fn the_chat_thread_answers_in_order_once_the_data_is_in() {
         let (jobs, rx) = channel();
         let (out, msgs) = channel();
-        jobs.send(ChatJob::Line("/backends".into())).unwrap();
+        jobs.send(ChatJob::Line("/backends".into(), None)).unwrap();
         let loaded = data::prepare(data::tests::incident(), &Playbooks::built_in());
         jobs.send(ChatJob::Data {
             snapshot: loaded.snapshot.clone(),
@@ -786,7 +851,7 @@ mod tests {
             "and are any unhealthy?",
             "/history",
         ] {
-            jobs.send(ChatJob::Line(line.into())).unwrap();
+            jobs.send(ChatJob::Line(line.into(), None)).unwrap();
         }
         drop(jobs);
         converse(&Assistant::Offline, &rx, &out);

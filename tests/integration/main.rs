@@ -37,4 +37,5 @@ mod remediate;
 mod scenarios;
 mod secrets;
 mod tui_e2e;
+mod tui_remediate;
 mod verdict;

@@ -1096,3 +1096,103 @@ fn llm_chat_tools_mcp_and_alerting_cannot_reach_remediate() {
         "the graph finds the CLI's path to remediate"
     );
 }
+
+/// The daemon's autonomy against the stand-in: off without rules; a rule's
+/// limits (quiet hours) refuse and audit once; within them the action runs
+/// on its own, audited as `daemon (autonomous)`, and never twice.
+#[test]
+fn daemon_autonomy_runs_only_what_the_policy_allows_and_audits_it() {
+    use apimedic::daemon::act::{Actor, Step};
+    use apimedic::remediate::{StaticToken, autonomy};
+    let w = World::new("capacity");
+    let snapshot = apimedic::cli::load(&[scenario("capacity")]).expect("load");
+    let books = apimedic::playbook::Playbooks::built_in();
+    let findings = apimedic::playbook::diagnose(&snapshot, &Default::default(), &books).findings;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let actor = |policy: &str| {
+        let mut a = Actor::new(
+            autonomy::parse("policy.toml", policy).expect("policy"),
+            &w.svc,
+            &w.arm.url,
+            std::sync::Arc::new(StaticToken::new(TOKEN)),
+            w.state.path(),
+            books.clone(),
+        )
+        .expect("actor");
+        a.engine.poll = Duration::from_millis(100);
+        a
+    };
+    let noon = 1_700_000_000_000 / 86_400_000 * 86_400_000 + 12 * 3_600_000;
+    let night = noon + 11 * 3_600_000;
+    // Off by default: an empty policy does nothing, writes nothing.
+    let steps = rt.block_on(actor("").consider(&snapshot, &findings, noon, &cancel));
+    assert!(steps.is_empty(), "{steps:?}");
+    // A rule for another action: the scale-out is not touched.
+    let steps = rt.block_on(actor("[[allow]]\naction = \"set_timeout\"\n").consider(
+        &snapshot, &findings, noon, &cancel,
+    ));
+    assert!(steps.is_empty(), "{steps:?}");
+    assert!(w.arm.writes().is_empty());
+    // The step limit: this scale-out adds 2 units; a rule allowing 1 refuses.
+    let steps = rt.block_on(
+        actor("[[allow]]\naction = \"scale_out\"\nmax_risk = \"medium\"\nmax_units = 1\n")
+            .consider(&snapshot, &findings, noon, &cancel),
+    );
+    assert!(
+        matches!(steps.as_slice(), [Step::Refused { why, .. }] if why.contains("adds 2")),
+        "{steps:?}"
+    );
+    let policy = "[[allow]]\naction = \"scale_out\"\nmax_risk = \"medium\"\nmax_units = 2\nmax_capacity = 4\nmin_interval = \"1h\"\nquiet_hours = \"22:00-06:00\"\n";
+    let mut a = actor(policy);
+    // Inside the quiet hours: refused, audited once however many ticks.
+    for _ in 0..3 {
+        let steps = rt.block_on(a.consider(&snapshot, &findings, night, &cancel));
+        assert!(
+            matches!(steps.as_slice(), [Step::Refused { why, .. }] if why.contains("quiet")),
+            "{steps:?}"
+        );
+    }
+    assert!(w.arm.writes().is_empty(), "{:?}", w.arm.writes());
+    let refusals = w
+        .entries()
+        .iter()
+        .filter(|e| e["kind"] == "refused" && e["surface"] == autonomy::SURFACE)
+        .count();
+    assert_eq!(refusals, 2, "step limit once, quiet hours once: {:?}", w.entries());
+    // At noon it runs, audited like a manual apply.
+    let steps = rt.block_on(a.consider(&snapshot, &findings, noon, &cancel));
+    assert!(
+        matches!(steps.as_slice(), [Step::Applied { .. }]),
+        "{steps:?}"
+    );
+    let writes = w.arm.writes();
+    assert!(!writes.is_empty());
+    let entries = w.entries();
+    let apply = entries
+        .iter()
+        .find(|e| e["kind"] == "apply")
+        .expect("apply entry");
+    assert_eq!(apply["surface"], autonomy::SURFACE);
+    assert!(
+        apply["approval"]
+            .as_str()
+            .unwrap_or("")
+            .contains("autonomy rule `scale_out`"),
+        "{apply}"
+    );
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["kind"] == "result" && e["status"] == "succeeded"),
+        "{entries:?}"
+    );
+    // The next tick sees it applied: nothing is sent twice.
+    let steps = rt.block_on(a.consider(&snapshot, &findings, noon + 60_000, &cancel));
+    assert!(steps.is_empty(), "{steps:?}");
+    assert_eq!(w.arm.writes().len(), writes.len());
+    assert_eq!(w.log()["verified"], true);
+}

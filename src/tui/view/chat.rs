@@ -29,8 +29,12 @@ fn transcript(app: &App, area: Rect, buf: &mut Buffer) {
         chat.questions(),
         if chat.questions() == 1 { "" } else { "s" }
     );
-    if app.cursor.is_some() {
-        title.push_str(" · answers cover all data, not the time window");
+    if let Some(w) = app.cursor_window() {
+        title.push_str(&format!(
+            " · answers cover the time window {}–{} UTC",
+            w.start.hhmm(),
+            w.end.hhmm()
+        ));
     }
     let block = pane(title, false, t);
     let inner = block.inner(area);

@@ -1,11 +1,14 @@
 //! The proposal dialog: a finding's remediations, the selected one's plan
 //! (action, risk, preconditions, steps) and a dry-run description of what
-//! it would change. Deciding takes `A` or `R` and then `y`; execution is
-//! not in this build, so a decision is only recorded.
+//! it would change. Deciding takes `A` or `R` and then `y`. On folder data
+//! a decision is recorded only (the dialog says so); connected to a live
+//! instance, `A` shows the exact plan read from ARM, and approving it
+//! (`y`; the proposal id typed for high risk) executes it with progress,
+//! then the verification and an undo offer.
 
 use super::{centered, clear, pane, scrolled_text};
 use crate::model::{Action, Proposal, Snapshot};
-use crate::tui::app::{App, Decision, PlanDialog};
+use crate::tui::app::{App, Decision, PlanDialog, Run};
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
@@ -61,7 +64,92 @@ fn action_name(a: &Action) -> &'static str {
     }
 }
 
+/// The dialog while a remediation runs: the plan, progress, the outcome.
+fn run_lines<'a>(app: &App, run: &Run) -> Vec<Line<'a>> {
+    let t = app.theme;
+    let service = app
+        .live
+        .as_deref()
+        .and_then(|s| s.rsplit('/').next())
+        .unwrap_or("the live instance");
+    let mut out = Vec::new();
+    match run {
+        Run::Planning { undo_of } => out.push(Line::styled(
+            match undo_of {
+                Some(a) => format!("Reading the live state of {service} to plan the undo of {a}…"),
+                None => format!("Reading the live state of {service} to plan…"),
+            },
+            t.dim(),
+        )),
+        Run::Review {
+            plan,
+            typed,
+            undo_of,
+        } => {
+            if let Some(a) = undo_of {
+                out.push(Line::styled(format!("Undo of {a}"), t.title()));
+            }
+            out.extend(
+                crate::remediate::render::render(plan)
+                    .lines()
+                    .map(|l| Line::from(l.to_string())),
+            );
+            out.push(Line::from(""));
+            let prompt = if !plan.ready() {
+                "A precondition failed: approving records the refusal, nothing is written. Esc cancels".to_string()
+            } else if plan.risk == crate::model::Risk::High {
+                format!(
+                    "HIGH RISK. Type the proposal id {} and Enter to execute on {service}; Esc cancels: {typed}▏",
+                    plan.proposal
+                )
+            } else {
+                format!("Execute this plan on {service}? y executes, n cancels")
+            };
+            out.push(Line::styled(prompt, t.error()));
+        }
+        Run::Running { lines } => {
+            out.push(Line::styled(format!("Executing on {service}…"), t.header()));
+            out.extend(lines.iter().map(|l| Line::from(l.clone())));
+            out.push(Line::styled(
+                "Esc hides this; the operation goes on and its result shows in the status line",
+                t.dim(),
+            ));
+        }
+        Run::Done {
+            ok,
+            lines,
+            applied,
+            verify,
+        } => {
+            out.push(Line::styled(
+                if *ok { "Done" } else { "Not done" },
+                if *ok { t.approved() } else { t.error() },
+            ));
+            out.extend(lines.iter().map(|l| Line::from(l.clone())));
+            if let Some(v) = verify {
+                out.push(Line::from(""));
+                out.push(Line::styled("Verify", t.header()));
+                out.push(Line::from(v.clone()));
+            }
+            out.push(Line::from(""));
+            out.push(Line::styled(
+                match applied {
+                    Some((a, _)) => format!(
+                        "U undo {a} (shows the undo plan first) · v verify again · Esc close"
+                    ),
+                    None => "Esc close".to_string(),
+                },
+                t.dim(),
+            ));
+        }
+    }
+    out
+}
+
 pub fn lines<'a>(app: &App, d: &PlanDialog) -> Vec<Line<'a>> {
+    if let Some(run) = &d.run {
+        return run_lines(app, run);
+    }
     let t = app.theme;
     let proposals = app.proposals_of(&d.finding);
     let mut out = Vec::new();
@@ -129,8 +217,12 @@ pub fn lines<'a>(app: &App, d: &PlanDialog) -> Vec<Line<'a>> {
             format!("Reject \"{}\"? y confirms, n cancels", p.title),
             t.error(),
         )),
+        None if app.live.is_some() => out.push(Line::styled(
+            "A plan on the live instance (review, then execute) · R reject (then y) · j/k choose · PgDn scroll · Esc close",
+            t.dim(),
+        )),
         None => out.push(Line::styled(
-            "A approve · R reject (then y) · j/k choose · PgDn scroll · Esc close",
+            "A approve · R reject (then y) · j/k choose · Esc close — folder data: recorded only, not executed",
             t.dim(),
         )),
     }

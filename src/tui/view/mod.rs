@@ -19,7 +19,7 @@ pub mod overview;
 
 use super::app::{App, Load, Overlay, PromptKind, Screen};
 use super::theme::Theme;
-use crate::model::{Finding, Minute, Severity, Subject, Timestamp};
+use crate::model::{Diagnosis, Finding, Health, Minute, Severity, Subject, Timestamp, VerdictState};
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Style;
@@ -80,21 +80,46 @@ impl Widget for &App {
     }
 }
 
-/// The worst severity among findings that describe misbehaviour, as a verdict.
-pub fn verdict(findings: &[Finding]) -> (&'static str, Option<Severity>) {
-    let worst = findings
-        .iter()
-        .filter(|f| f.kind.is_anomaly())
-        .map(|f| f.severity)
-        .max();
-    let any = findings.iter().map(|f| f.severity).max();
-    match worst {
-        Some(s) if s >= Severity::High => ("UNHEALTHY", Some(s)),
-        Some(Severity::Medium) => ("DEGRADED", Some(Severity::Medium)),
-        _ => match any {
-            Some(s) if s >= Severity::Medium => ("AT RISK", Some(s)),
-            _ => ("HEALTHY", None),
-        },
+/// The diagnosis' own verdict (`model::Verdict`, the one `diagnose` and the
+/// report print) as the dashboard's word, with the severity of what holds
+/// now when it is unhealthy. Never computed here from the findings.
+pub fn verdict(d: &Diagnosis) -> (&'static str, Option<Severity>) {
+    match d.verdict.state {
+        VerdictState::Unhealthy => (
+            "UNHEALTHY",
+            Some(d.verdict.severity.unwrap_or(Severity::Medium)),
+        ),
+        VerdictState::Recovered => ("RECOVERED", None),
+        VerdictState::Healthy => ("HEALTHY", None),
+        VerdictState::Unknown => ("UNKNOWN", None),
+    }
+}
+
+/// The verdict's colour: a severity while unhealthy, healthy green once
+/// healthy or recovered, the unknown colour when there is nothing to judge
+/// (never green without evidence).
+pub fn verdict_style(t: Theme, d: &Diagnosis) -> Style {
+    match (d.verdict.state, verdict(d).1) {
+        (VerdictState::Unhealthy, Some(s)) => t.severity(s),
+        (VerdictState::Healthy | VerdictState::Recovered, _) => t.health(Health::Healthy),
+        _ => t.health(Health::Unknown),
+    }
+}
+
+/// What the verdict rests on, in a line: since when it is unhealthy, when
+/// it recovered, or what is missing to judge.
+pub fn verdict_detail(d: &Diagnosis) -> Option<String> {
+    let v = &d.verdict;
+    match v.state {
+        VerdictState::Unhealthy => v.since.map(|t| format!("ongoing since {} UTC", t.hhmm())),
+        VerdictState::Recovered => v
+            .recovered_at
+            .map(|t| format!("recovered at {} UTC", t.hhmm())),
+        VerdictState::Unknown => Some(format!(
+            "cannot judge: {}",
+            v.missing.as_deref().unwrap_or("nothing to judge from")
+        )),
+        VerdictState::Healthy => None,
     }
 }
 
@@ -105,7 +130,7 @@ fn top_bar(app: &App, area: Rect, buf: &mut Buffer) {
     let t = app.theme;
     buf.set_style(area, t.bar());
     let verdict_span = app.loaded().map(|l| {
-        let (word, sev) = verdict(&l.scoped.diagnosis.findings);
+        let (word, sev) = verdict(&l.scoped.diagnosis);
         let style = match (sev, t.color) {
             (Some(s), true) => t.severity(s).bg(ratatui::style::Color::Black),
             _ => t.bar().add_modifier(ratatui::style::Modifier::BOLD),

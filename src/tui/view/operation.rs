@@ -56,7 +56,7 @@ pub fn render(app: &App, api: &str, op: &str, area: Rect, buf: &mut Buffer) {
     let policy_lines = match app
         .policy
         .as_ref()
-        .filter(|p| p.api == api && p.operation == op)
+        .filter(|p| p.api == api && p.operation == op && p.cursor == app.cursor)
     {
         Some(p) => policy_lines(p, &findings, t),
         None => vec![Line::styled("reading the effective policy…", t.dim())],
@@ -248,10 +248,15 @@ fn blame(findings: &[&Finding], view: &PolicyView, file: &str, line: u32) -> Opt
 
 pub fn policy_lines<'a>(view: &PolicyView, findings: &[&Finding], t: Theme) -> Vec<Line<'a>> {
     let mut lines: Vec<Line> = view
-        .summary
+        .in_force
         .iter()
-        .map(|s| Line::styled(format!("▸ {s}"), t.dim()))
+        .map(|s| Line::styled(format!("◷ {s}"), t.header()))
         .collect();
+    lines.extend(
+        view.summary
+            .iter()
+            .map(|s| Line::styled(format!("▸ {s}"), t.dim())),
+    );
     if view.docs.is_empty() {
         lines.push(Line::styled(
             "no policy document loaded on this operation's chain",

@@ -3,7 +3,7 @@
 //! cursor, and the top findings.
 
 use super::chart::{Chart, Series, fmt_count, fmt_ms, fmt_percent};
-use super::{anomaly_marks, finding_line, list_rows, pane, verdict};
+use super::{anomaly_marks, finding_line, list_rows, pane, verdict, verdict_detail, verdict_style};
 use crate::model::{MetricSeries, Timestamp};
 use crate::tui::app::App;
 use crate::tui::data::Loaded;
@@ -75,14 +75,15 @@ fn charts(app: &App, l: &Loaded, area: Rect, buf: &mut Buffer) {
 fn verdict_pane(app: &App, l: &Loaded, area: Rect, buf: &mut Buffer) {
     let t = app.theme;
     let d = &l.scoped.diagnosis;
-    let (word, sev) = verdict(&d.findings);
-    let style = sev
-        .map(|s| t.severity(s))
-        .unwrap_or_else(|| t.health(crate::model::Health::Healthy));
+    let (word, _) = verdict(d);
+    let style = verdict_style(t, d);
     let mut lines = vec![Line::styled(
         format!("● {word}"),
         style.add_modifier(ratatui::style::Modifier::BOLD),
     )];
+    if let Some(detail) = verdict_detail(d) {
+        lines.push(Line::styled(detail, t.dim()));
+    }
     if let Some(story) = d.stories.first() {
         lines.push(Line::from(story.title.clone()));
     } else if let Some(f) = d.findings.first() {

@@ -53,8 +53,8 @@ fn send(app: &mut App, msg: Msg) {
     let mut queue = vec![msg];
     while let Some(m) = queue.pop() {
         match app::update(app, m) {
-            Some(Cmd::Inspect { api, op }) => queue.push(Msg::Inspected(Box::new(
-                data::policy_view(&snapshot, &api, &op),
+            Some(Cmd::Inspect { api, op, cursor }) => queue.push(Msg::Inspected(Box::new(
+                data::policy_view_at(&snapshot, &mut None, &api, &op, cursor),
             ))),
             Some(Cmd::Diagnose { generation, cursor }) => queue.push(Msg::Scoped(Box::new(
                 data::scope_in_time(&snapshot, &mut None, &app.playbooks, generation, cursor),
@@ -84,11 +84,14 @@ fn send(app: &mut App, msg: Msg) {
                 got.reverse();
                 queue.extend(got);
             }
-            // As the chat thread would: all data, offline.
-            Some(Cmd::Chat(line)) => {
+            // As the chat thread would: offline, about the cursor's window.
+            Some(Cmd::Chat(line, window)) => {
                 let inst = crate::tools::Instance::new(snapshot.as_ref().clone(), &app.playbooks);
                 let reply = crate::tui::chat::reply(
-                    &mut crate::llm::Conversation::default(),
+                    &mut crate::llm::Conversation {
+                        window,
+                        ..Default::default()
+                    },
                     &inst,
                     &crate::llm::Assistant::Offline,
                     &line,
@@ -206,6 +209,8 @@ fn a_policy_line_a_finding_points_at_is_highlighted() {
         api: "inv".into(),
         operation: "get".into(),
         summary: vec![],
+        cursor: None,
+        in_force: None,
         docs: vec![PolicyText {
             scope: PolicyScope::Api("inv".into()),
             file: "p.xml".into(),
@@ -386,22 +391,42 @@ fn tiny_terminals_do_not_panic() {
 }
 
 #[test]
-fn verdict_follows_the_worst_anomaly() {
-    assert_eq!(verdict(&[]).0, "HEALTHY");
-    let lint = finding(
-        FindingKind::PolicyRisk,
-        Severity::Medium,
-        Subject::default(),
-        "r",
+fn the_verdict_is_the_diagnosis_verdict() {
+    // Nothing to judge: UNKNOWN, never drawn healthy green.
+    let d = crate::model::Diagnosis::default();
+    assert_eq!(verdict(&d), ("UNKNOWN", None));
+    assert_ne!(
+        verdict_style(Theme::COLOR, &d),
+        Theme::COLOR.health(crate::model::Health::Healthy)
     );
-    assert_eq!(verdict(std::slice::from_ref(&lint)).0, "AT RISK");
-    let spike = finding(
-        FindingKind::ErrorSpike,
-        Severity::High,
-        Subject::default(),
-        "s",
-    );
-    assert_eq!(verdict(&[lint, spike]), ("UNHEALTHY", Some(Severity::High)));
+    // Every scenario: the dashboard's word is the one `diagnose` computes.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/scenarios");
+    let mut seen = std::collections::BTreeSet::new();
+    for e in std::fs::read_dir(&root).unwrap().flatten() {
+        if !e.path().is_dir() {
+            continue;
+        }
+        let s = crate::collect::collect(&[e.path()]).unwrap();
+        let want = crate::playbook::diagnose(&s, &Default::default(), &Playbooks::built_in())
+            .verdict
+            .state;
+        seen.insert(want.as_str());
+        let app = app_with(s, Theme::PLAIN);
+        let screen = text(&draw(&app, 140, 40));
+        let word = want.as_str().to_ascii_uppercase();
+        assert!(
+            screen.lines().next().unwrap_or("").contains(&format!("● {word}")),
+            "{}: want {word}\n{screen}",
+            e.path().display()
+        );
+    }
+    assert!(!seen.is_empty());
+    // Recovered reads as such, with when.
+    let mut d = crate::model::Diagnosis::default();
+    d.verdict.state = crate::model::VerdictState::Recovered;
+    d.verdict.recovered_at = Some(crate::model::Timestamp(3_600_000));
+    assert_eq!(verdict(&d), ("RECOVERED", None));
+    assert_eq!(verdict_detail(&d).as_deref(), Some("recovered at 01:00 UTC"));
 }
 
 #[test]
@@ -415,7 +440,9 @@ fn gauges_say_n_a_without_the_metric() {
     }
     let screen = text(&draw(&app, 120, 40));
     assert!(screen.contains("capacity n/a"), "{screen}");
-    assert!(screen.contains("HEALTHY"), "{screen}");
+    // Nothing to judge from: never a false all-clear.
+    assert!(screen.contains("UNKNOWN"), "{screen}");
+    assert!(!screen.contains("HEALTHY"), "{screen}");
 }
 
 #[test]
@@ -452,7 +479,7 @@ fn plan_dialog_shows_the_dry_run_and_the_decision() {
     keys(&mut app, "Ay");
     let screen = text(&draw(&app, 120, 40));
     assert!(
-        screen.contains("approved (execution not available in this build)"),
+        screen.contains("approved (record only, not executed: folder data)"),
         "{screen}"
     );
 }
@@ -883,7 +910,7 @@ fn chat_pane_shows_thinking_the_stream_and_the_cursor() {
         &mut app,
         Msg::Key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE)),
     );
-    assert_eq!(cmd, Some(Cmd::Chat("why slow".into())));
+    assert_eq!(cmd, Some(Cmd::Chat("why slow".into(), None)));
     app::update(&mut app, Msg::ChatDelta("The p95 of orders-api".into()));
     keys(&mut app, "next");
     let term = draw(&app, 80, 24);
@@ -946,18 +973,28 @@ fn a_long_answer_is_read_from_its_question_down_and_scrolls() {
 }
 
 #[test]
-fn the_chat_title_says_answers_ignore_the_time_window() {
+fn the_chat_answers_about_the_cursors_window_and_its_title_says_which() {
     let mut app = app_with(data::tests::incident(), Theme::COLOR);
     keys(&mut app, "[a");
-    assert!(app.cursor.is_some());
+    let w = app.cursor_window().expect("the cursor selects a window");
+    assert_eq!(w.end, Timestamp::from_minute(app.cursor.unwrap() + 1));
     let screen = text(&draw(&app, 120, 30));
-    assert!(
-        screen.contains("answers cover all data, not the time window"),
-        "{screen}"
+    let title = format!(
+        "answers cover the time window {}–{} UTC",
+        w.start.hhmm(),
+        w.end.hhmm()
     );
+    assert!(screen.contains(&title), "{screen}");
+    keys(&mut app, "why");
+    let cmd = app::update(
+        &mut app,
+        Msg::Key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE)),
+    );
+    assert_eq!(cmd, Some(Cmd::Chat("why".into(), Some(w))));
     keys(&mut app, "\u{1b}0a");
     let screen = text(&draw(&app, 120, 30));
-    assert!(!screen.contains("not the time window"), "{screen}");
+    assert!(!screen.contains("answers cover the time window"), "{screen}");
+    assert_eq!(app.cursor_window(), None, "all data again");
 }
 
 #[test]
