@@ -290,9 +290,8 @@ impl Log {
                 let exact = serde_json::to_vec(plan)?;
                 let digest = sha256_hex("", &exact);
                 let path = self.plans_dir().join(format!("{digest}.json"));
-                write_private(&path, &exact).with_context(|| {
-                    format!("cannot keep the exact plan in {}", path.display())
-                })?;
+                write_private(&path, &exact)
+                    .with_context(|| format!("cannot keep the exact plan in {}", path.display()))?;
                 entry.plan_sha256 = Some(digest);
                 *plan = logged;
             }
@@ -571,7 +570,12 @@ mod tests {
         assert_eq!(mode & 0o077, 0, "owner-only: {mode:o}");
         // Altered or missing: refused, never a redacted restore.
         std::fs::write(&kept, b"{\"action\":\"x\"}").unwrap();
-        assert!(log.plan_of(back).unwrap_err().to_string().contains("altered"));
+        assert!(
+            log.plan_of(back)
+                .unwrap_err()
+                .to_string()
+                .contains("altered")
+        );
         std::fs::remove_file(&kept).unwrap();
         assert!(log.plan_of(back).is_err());
         // An entry without secrets keeps its plan inline.

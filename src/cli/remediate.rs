@@ -929,7 +929,8 @@ fn verify_log(
         bail!("{} does not exist", missing.display());
     }
     let fresh = super::load(data)?;
-    let (verdict, message) = verify::on_fresh(&plan, &entry.id, &fresh, &playbooks(common)?, minutes);
+    let (verdict, message) =
+        verify::on_fresh(&plan, &entry.id, &fresh, &playbooks(common)?, minutes);
     log.append(audit::Entry {
         kind: Some(Kind::Verify),
         status: verdict.status().into(),

@@ -15,11 +15,11 @@
 use crate::audit::{Kind, Log};
 use crate::model::{Action, Finding, Proposal, Snapshot};
 use crate::playbook::Playbooks;
+use crate::remediate::TokenSource;
 use crate::remediate::arm::Arm;
 use crate::remediate::autonomy::{self, Policy};
 use crate::remediate::exec::{self, Approval, Engine, Outcome};
 use crate::remediate::plan::ServiceId;
-use crate::remediate::TokenSource;
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
@@ -131,11 +131,7 @@ impl Actor {
                 continue;
             }
             let finding = findings.iter().find(|f| f.id == p.finding);
-            let plan = match self
-                .engine
-                .plan(&p, finding, snapshot, &self.service)
-                .await
-            {
+            let plan = match self.engine.plan(&p, finding, snapshot, &self.service).await {
                 Ok(plan) => plan,
                 Err(why) => {
                     steps.push(Step::Failed {

@@ -921,7 +921,10 @@ mod tests {
         let e = from_str("d.toml", &format!("[autonomy]\nservice = \"{svc}\"\n"))
             .unwrap_err()
             .to_string();
-        assert!(e.starts_with("d.toml:2") && e.contains("without policy"), "{e}");
+        assert!(
+            e.starts_with("d.toml:2") && e.contains("without policy"),
+            "{e}"
+        );
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("a.toml");
         std::fs::write(&p, "[[allow]]\naction = \"scale_out\"\n").unwrap();

@@ -123,4 +123,3 @@ pub fn render(plan: &Plan) -> String {
     }
     o
 }
-

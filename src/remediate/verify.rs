@@ -151,14 +151,20 @@ pub fn on_fresh(
     );
     let message = match &verdict {
         Verdict::Cleared { window, rows } => {
-            format!("finding {} cleared over {window} ({rows} log rows)", plan.finding)
+            format!(
+                "finding {} cleared over {window} ({rows} log rows)",
+                plan.finding
+            )
         }
         Verdict::NotCleared { window, summary } => format!(
             "finding {} did NOT clear over {window}: {summary}. Undo: `apimedic remediate undo {apply}`",
             plan.finding
         ),
         Verdict::CannotTell { why } => {
-            format!("cannot tell whether finding {} cleared: {why}", plan.finding)
+            format!(
+                "cannot tell whether finding {} cleared: {why}",
+                plan.finding
+            )
         }
     };
     (verdict, message)

@@ -9,10 +9,10 @@ use super::data::{Loaded, OpRow, PolicyView, Scoped, concerns_op};
 use super::keys;
 use super::logs::{LogColumn, LogQuery, LogSort, LogsJob, LogsPage, LogsProgress};
 use super::remedy;
-use crate::remediate::plan::Plan;
 use super::theme::Theme;
 use crate::model::{Finding, Minute, Proposal, RouteEntry, Timestamp, Window};
 use crate::playbook::Playbooks;
+use crate::remediate::plan::Plan;
 use crossterm::event::KeyEvent;
 use regex::Regex;
 use std::collections::BTreeMap;
@@ -2224,7 +2224,10 @@ fn plan(app: &mut App, p: PlanMsg) -> Option<Cmd> {
         PlanMsg::Ask(Decision::Approved) if app.live.is_some() => {
             // Live: approving starts with the exact plan read from ARM;
             // the review that follows is the confirmation.
-            let proposal = app.proposals_of(&d.finding).get(d.selected).map(|p| (*p).clone());
+            let proposal = app
+                .proposals_of(&d.finding)
+                .get(d.selected)
+                .map(|p| (*p).clone());
             match (proposal, app.loaded()) {
                 (Some(p), _) if matches!(p.action, crate::model::Action::Manual { .. }) => {
                     app.say("this proposal is carried out by hand (its steps are above): nothing to execute");
@@ -2434,10 +2437,7 @@ fn remedy_event(app: &mut App, e: remedy::Event) -> Option<Cmd> {
             lines.push(l);
             Some(Run::Running { lines })
         }
-        (
-            Some(Run::Running { lines: mut all }),
-            Event::Finished { ok, lines, applied },
-        ) => {
+        (Some(Run::Running { lines: mut all }), Event::Finished { ok, lines, applied }) => {
             all.extend(lines);
             // The data on screen was read before the change: re-read the
             // instance, then verify on what it holds now.
@@ -2463,10 +2463,7 @@ fn remedy_event(app: &mut App, e: remedy::Event) -> Option<Cmd> {
         }
         (
             Some(Run::Done {
-                ok,
-                lines,
-                applied,
-                ..
+                ok, lines, applied, ..
             }),
             Event::Verified(v),
         ) => {

@@ -445,7 +445,10 @@ mod tests {
         let cmd = code(&mut app, KeyCode::Enter);
         assert_eq!(
             cmd,
-            Some(Cmd::Chat("what backends does my instance have".into(), None))
+            Some(Cmd::Chat(
+                "what backends does my instance have".into(),
+                None
+            ))
         );
         assert_eq!(
             app.chat.pending.as_ref().map(|p| p.line.as_str()),

@@ -7,8 +7,8 @@ use super::app::{
     App, Decision, Load, Msg, Nav, Overlay, PlanMsg, PromptKind, PromptMsg, Run, Screen, SortMsg,
     TimeMsg,
 };
-use crate::model::Risk;
 use super::chat::{ChatMsg, PAGE};
+use crate::model::Risk;
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
 /// One line of the help screen.

@@ -1132,9 +1132,10 @@ fn daemon_autonomy_runs_only_what_the_policy_allows_and_audits_it() {
     let steps = rt.block_on(actor("").consider(&snapshot, &findings, noon, &cancel));
     assert!(steps.is_empty(), "{steps:?}");
     // A rule for another action: the scale-out is not touched.
-    let steps = rt.block_on(actor("[[allow]]\naction = \"set_timeout\"\n").consider(
-        &snapshot, &findings, noon, &cancel,
-    ));
+    let steps = rt.block_on(
+        actor("[[allow]]\naction = \"set_timeout\"\n")
+            .consider(&snapshot, &findings, noon, &cancel),
+    );
     assert!(steps.is_empty(), "{steps:?}");
     assert!(w.arm.writes().is_empty());
     // The step limit: this scale-out adds 2 units; a rule allowing 1 refuses.
@@ -1162,7 +1163,12 @@ fn daemon_autonomy_runs_only_what_the_policy_allows_and_audits_it() {
         .iter()
         .filter(|e| e["kind"] == "refused" && e["surface"] == autonomy::SURFACE)
         .count();
-    assert_eq!(refusals, 2, "step limit once, quiet hours once: {:?}", w.entries());
+    assert_eq!(
+        refusals,
+        2,
+        "step limit once, quiet hours once: {:?}",
+        w.entries()
+    );
     // At noon it runs, audited like a manual apply.
     let steps = rt.block_on(a.consider(&snapshot, &findings, noon, &cancel));
     assert!(

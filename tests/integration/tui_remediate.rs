@@ -45,8 +45,9 @@ impl Dash {
             Some(Cmd::Load) => {
                 self.reloads += 1;
                 let books = Playbooks::built_in();
-                let s = apimedic::cli::load(&[root().join("fixtures/scenarios").join(&self.scenario)])
-                    .expect("reload");
+                let s =
+                    apimedic::cli::load(&[root().join("fixtures/scenarios").join(&self.scenario)])
+                        .expect("reload");
                 let cmd = app::update(
                     &mut self.app,
                     Msg::Loaded(Ok(Box::new(data::prepare(s, &books)))),
@@ -183,7 +184,10 @@ fn approving_on_a_live_instance_plans_executes_verifies_and_undoes() {
     assert_eq!(plan.risk, Risk::High, "the test wants a high-risk plan");
     assert!(plan.live && plan.ready(), "{plan:?}");
     assert!(arm.writes().is_empty(), "reviewing never writes");
-    let text = format!("{:?}", apimedic::tui::view::dialog::lines(&d.app, d.app_dialog()));
+    let text = format!(
+        "{:?}",
+        apimedic::tui::view::dialog::lines(&d.app, d.app_dialog())
+    );
     assert!(text.contains("Type the proposal id"), "{text}");
     assert!(text.contains("Preconditions"), "the plan is shown: {text}");
 
@@ -195,10 +199,15 @@ fn approving_on_a_live_instance_plans_executes_verifies_and_undoes() {
     d.key(KeyCode::Backspace);
 
     type_id(&mut d, &id);
-    assert!(matches!(d.run(), Some(Run::Running { .. })), "{:?}", d.run());
-    d.wait("the outcome and the verification", |d| {
-        matches!(d.run(), Some(Run::Done { verify: Some(v), .. }) if !v.ends_with('…'))
-    });
+    assert!(
+        matches!(d.run(), Some(Run::Running { .. })),
+        "{:?}",
+        d.run()
+    );
+    d.wait(
+        "the outcome and the verification",
+        |d| matches!(d.run(), Some(Run::Done { verify: Some(v), .. }) if !v.ends_with('…')),
+    );
     let Some(Run::Done {
         ok,
         lines,
@@ -219,11 +228,15 @@ fn approving_on_a_live_instance_plans_executes_verifies_and_undoes() {
     // the verification says so instead of claiming an all-clear.
     let verify = verify.unwrap_or_default();
     assert!(verify.contains("did NOT clear"), "{verify}");
-    assert!(verify.contains("(audit "), "the verification is audited: {verify}");
+    assert!(
+        verify.contains("(audit "),
+        "the verification is audited: {verify}"
+    );
     let writes = arm.writes();
     assert!(
-        writes.iter().any(|w| w.starts_with("PUT")
-            && w.to_ascii_lowercase().contains("/securityrules/")),
+        writes
+            .iter()
+            .any(|w| w.starts_with("PUT") && w.to_ascii_lowercase().contains("/securityrules/")),
         "{writes:?}"
     );
     let log = audit(state.path());
@@ -240,18 +253,27 @@ fn approving_on_a_live_instance_plans_executes_verifies_and_undoes() {
     for want in ["apply", "result", "verify"] {
         assert!(tui.iter().any(|(k, _)| k == want), "{want}: {tui:?}");
     }
-    assert!(tui.contains(&("result".into(), "succeeded".into())), "{tui:?}");
+    assert!(
+        tui.contains(&("result".into(), "succeeded".into())),
+        "{tui:?}"
+    );
     let apply = log.iter().find(|e| e["kind"] == "apply").unwrap();
     assert_eq!(apply["approval"], "typed the proposal id via tui");
 
     // Undo: its plan first, then the same approval rule.
     d.key(KeyCode::Char('U'));
-    d.wait("the undo plan", |d| matches!(d.run(), Some(Run::Review { .. })));
+    d.wait("the undo plan", |d| {
+        matches!(d.run(), Some(Run::Review { .. }))
+    });
     let Some(Run::Review { plan, undo_of, .. }) = d.run().cloned() else {
         unreachable!()
     };
     assert_eq!(undo_of.as_deref(), Some(apply_id.as_str()));
-    assert_eq!(arm.writes().len(), writes.len(), "the undo plan is not run yet");
+    assert_eq!(
+        arm.writes().len(),
+        writes.len(),
+        "the undo plan is not run yet"
+    );
     if plan.risk == Risk::High {
         type_id(&mut d, &plan.proposal);
     } else {
@@ -261,7 +283,10 @@ fn approving_on_a_live_instance_plans_executes_verifies_and_undoes() {
     let Some(Run::Done { ok, lines, .. }) = d.run().cloned() else {
         unreachable!()
     };
-    assert!(ok && lines.iter().any(|l| l.contains("undone")), "{lines:?}");
+    assert!(
+        ok && lines.iter().any(|l| l.contains("undone")),
+        "{lines:?}"
+    );
     assert!(
         arm.writes().iter().any(|w| w.starts_with("DELETE")),
         "{:?}",
@@ -274,14 +299,20 @@ fn approving_on_a_live_instance_plans_executes_verifies_and_undoes() {
         "{log:?}"
     );
     for e in &log {
-        assert!(!e.to_string().contains(TOKEN), "the token never reaches the log");
+        assert!(
+            !e.to_string().contains(TOKEN),
+            "the token never reaches the log"
+        );
     }
 }
 
 #[test]
 fn on_folder_data_approving_records_only_and_says_so() {
     let (mut d, id) = dashboard("nsg-block", None);
-    let text = format!("{:?}", apimedic::tui::view::dialog::lines(&d.app, d.app_dialog()));
+    let text = format!(
+        "{:?}",
+        apimedic::tui::view::dialog::lines(&d.app, d.app_dialog())
+    );
     assert!(text.contains("recorded only, not executed"), "{text}");
     d.key(KeyCode::Char('A'));
     d.key(KeyCode::Char('y'));

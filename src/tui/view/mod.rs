@@ -19,7 +19,9 @@ pub mod overview;
 
 use super::app::{App, Load, Overlay, PromptKind, Screen};
 use super::theme::Theme;
-use crate::model::{Diagnosis, Finding, Health, Minute, Severity, Subject, Timestamp, VerdictState};
+use crate::model::{
+    Diagnosis, Finding, Health, Minute, Severity, Subject, Timestamp, VerdictState,
+};
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Style;

@@ -415,7 +415,11 @@ fn the_verdict_is_the_diagnosis_verdict() {
         let screen = text(&draw(&app, 140, 40));
         let word = want.as_str().to_ascii_uppercase();
         assert!(
-            screen.lines().next().unwrap_or("").contains(&format!("● {word}")),
+            screen
+                .lines()
+                .next()
+                .unwrap_or("")
+                .contains(&format!("● {word}")),
             "{}: want {word}\n{screen}",
             e.path().display()
         );
@@ -426,7 +430,10 @@ fn the_verdict_is_the_diagnosis_verdict() {
     d.verdict.state = crate::model::VerdictState::Recovered;
     d.verdict.recovered_at = Some(crate::model::Timestamp(3_600_000));
     assert_eq!(verdict(&d), ("RECOVERED", None));
-    assert_eq!(verdict_detail(&d).as_deref(), Some("recovered at 01:00 UTC"));
+    assert_eq!(
+        verdict_detail(&d).as_deref(),
+        Some("recovered at 01:00 UTC")
+    );
 }
 
 #[test]
@@ -993,7 +1000,10 @@ fn the_chat_answers_about_the_cursors_window_and_its_title_says_which() {
     assert_eq!(cmd, Some(Cmd::Chat("why".into(), Some(w))));
     keys(&mut app, "\u{1b}0a");
     let screen = text(&draw(&app, 120, 30));
-    assert!(!screen.contains("answers cover the time window"), "{screen}");
+    assert!(
+        !screen.contains("answers cover the time window"),
+        "{screen}"
+    );
     assert_eq!(app.cursor_window(), None, "all data again");
 }
 
