@@ -99,6 +99,16 @@ pub fn run(args: TuiArgs) -> anyhow::Result<ExitCode> {
     } else {
         crate::collect::rows::RowSource::Paths(paths.clone())
     };
+    // One live service: the approve key executes there (a subscription or
+    // fleet target shows data but has no single service to act on).
+    let remediation = match args.azure.target()? {
+        Some(crate::azure::target::Target::Service(svc))
+            if !args.readonly && contexts.is_empty() =>
+        {
+            Some(live_remediation(&svc.id())?)
+        }
+        _ => None,
+    };
     let options = tui::Options {
         source,
         readonly: args.readonly,
@@ -118,7 +128,7 @@ pub fn run(args: TuiArgs) -> anyhow::Result<ExitCode> {
         state_dir: Some(crate::audit::state_dir(None)),
         contexts: contexts.iter().map(|(n, _)| n.clone()).collect(),
         context: Default::default(),
-        live: None,
+        live: remediation,
     };
     if !contexts.is_empty() {
         if !paths.is_empty() {
