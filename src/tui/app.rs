@@ -2285,9 +2285,7 @@ fn plan(app: &mut App, p: PlanMsg) -> Option<Cmd> {
 /// A key while execution is under way in the dialog.
 fn run_step(app: &mut App, mut d: PlanDialog, p: PlanMsg) -> Option<Cmd> {
     let mut cmd = None;
-    let Some(run) = d.run.take() else {
-        return None;
-    };
+    let run = d.run.take()?;
     d.run = match (run, p) {
         (run, PlanMsg::Scroll(delta)) => {
             d.scroll = (i64::from(d.scroll) + delta).clamp(0, i64::from(MAX_SCROLL)) as u16;
