@@ -210,7 +210,7 @@ fn scenario_to_failing_operation_and_its_finding() {
     t.wait_for("Evidence");
     t.keys(&["?"]);
     t.wait_for("Keys · Esc closes");
-    t.wait_for("approve the selected proposal");
+    t.wait_for("approve; live: ARM plan");
     // A lone Escape: sent together with the next key it would read as Alt.
     t.keys(&["Escape"]);
     t.wait_gone("Keys · Esc closes");
