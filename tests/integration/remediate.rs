@@ -1202,3 +1202,127 @@ fn daemon_autonomy_runs_only_what_the_policy_allows_and_audits_it() {
     assert_eq!(w.arm.writes().len(), writes.len());
     assert_eq!(w.log()["verified"], true);
 }
+
+/// plan -> apply -> re-read -> undo through `remediate::exec::Engine` for a
+/// proposal the scenario's playbooks leave manual (their scope or backend
+/// is a person's call), given here as the typed action a person would pick.
+fn engine_round_trip(
+    scen: &str,
+    action: apimedic::model::Action,
+    policy_path: &str,
+    after: impl Fn(&str),
+) {
+    use apimedic::audit::{Kind, Log};
+    use apimedic::remediate::exec::{Approval, Engine, Outcome};
+    use apimedic::remediate::plan::ServiceId;
+    let w = World::new(scen);
+    let snapshot = apimedic::cli::load(&[scenario(scen)]).expect("load");
+    let proposal = apimedic::model::Proposal {
+        id: format!("{scen}-manual-1"),
+        finding: "f".into(),
+        story: None,
+        title: "test".into(),
+        action,
+        risk: apimedic::model::Risk::Low,
+        preconditions: vec![],
+        steps: vec![],
+        command: None,
+        request: None,
+        document: None,
+        needs: vec![],
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let arm = apimedic::remediate::arm::Arm::new(
+        &w.arm.url,
+        std::sync::Arc::new(apimedic::remediate::StaticToken::new(TOKEN)),
+    )
+    .unwrap();
+    let mut eng = Engine::new(arm, Log::new(w.state.path()));
+    eng.poll = Duration::from_millis(100);
+    let svc = ServiceId::parse(&w.svc).unwrap();
+    let plan = rt
+        .block_on(eng.plan(&proposal, None, &snapshot, &svc))
+        .expect("plan");
+    assert!(plan.live && plan.ready(), "{plan:?}");
+    assert!(w.arm.writes().is_empty(), "planning never writes");
+    let before = policy_value(&w, policy_path);
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let approval = |p: &apimedic::remediate::plan::Plan| Approval {
+        plan_hash: p.hash.clone(),
+        surface: "cli".into(),
+        how: "test".into(),
+    };
+    let out = rt
+        .block_on(eng.apply(
+            &plan,
+            &approval(&plan),
+            Kind::Apply,
+            None,
+            &mut |_| {},
+            &cancel,
+        ))
+        .unwrap();
+    let Outcome::Succeeded { audit, .. } = out else {
+        panic!("{out:?}")
+    };
+    let now = policy_value(&w, policy_path);
+    assert!(
+        w.arm
+            .writes()
+            .iter()
+            .any(|s| s.starts_with("PUT") && s.to_ascii_lowercase().ends_with("/policies/policy")),
+        "{:?}",
+        w.arm.writes()
+    );
+    after(&now);
+    let undo = rt.block_on(eng.plan_undo(&plan)).expect("undo plan");
+    assert!(undo.ready(), "{undo:?}");
+    let out = rt
+        .block_on(eng.apply(
+            &undo,
+            &approval(&undo),
+            Kind::Undo,
+            Some(audit),
+            &mut |_| {},
+            &cancel,
+        ))
+        .unwrap();
+    assert!(matches!(out, Outcome::Succeeded { .. }), "{out:?}");
+    assert_eq!(
+        apimedic::remediate::plan::normalise_xml(&policy_value(&w, policy_path)),
+        apimedic::remediate::plan::normalise_xml(&before),
+        "undo restores the text"
+    );
+    assert_eq!(w.log()["verified"], true);
+}
+
+#[test]
+fn timeout_fix_round_trip() {
+    engine_round_trip(
+        "policy-timeout",
+        apimedic::model::Action::SetTimeout {
+            scope: apimedic::model::PolicyScope::Api("orders-api".into()),
+            seconds: 45,
+            from: None,
+        },
+        "/apis/orders-api/policies/policy",
+        |xml| assert!(xml.contains("timeout=\"45\""), "{xml}"),
+    );
+}
+
+#[test]
+fn route_fix_round_trip() {
+    engine_round_trip(
+        "wrong-route",
+        apimedic::model::Action::FixRoute {
+            api: "catalog-api".into(),
+            operation: "get-product".into(),
+            backend: "catalog-web".into(),
+        },
+        "/apis/catalog-api/operations/get-product/policies/policy",
+        |xml| assert!(xml.contains("backend-id=\"catalog-web\""), "{xml}"),
+    );
+}
