@@ -116,13 +116,14 @@ impl Server {
             return Ok(error_result(format!("{name}: {msg}")));
         }
         let args = Value::Object(args.clone());
-        if let Err(msg) = self.check_names(&args) {
-            return Ok(error_result(format!("{name}: {msg}")));
-        }
         let tool = match Tool::from_call(name, &args) {
             Ok(t) => t,
             Err(msg) => return Ok(error_result(msg)),
         };
+        // Names must mean one thing in this data: the query layer's check.
+        if let Err(msg) = tool.check(&self.inst) {
+            return Ok(error_result(format!("{name}: {msg}")));
+        }
         let out = redacted(tool.run(&self.inst));
         if let Some(err) = out.data.get("error").and_then(Value::as_str) {
             return Ok(error_result(err.to_string()));
@@ -130,45 +131,6 @@ impl Server {
         let mut result = CallToolResult::success(vec![ContentBlock::text(out.text.clone())]);
         result.structured_content = Some(serde_json::to_value(&out).unwrap_or(Value::Null));
         Ok(result)
-    }
-
-    /// Names in the arguments must mean one thing in this data.
-    fn check_names(&self, args: &Value) -> Result<(), String> {
-        let snap = &self.inst.snapshot;
-        let get = |k: &str| {
-            args.get(k)
-                .and_then(Value::as_str)
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-        };
-        let mut api_id = None;
-        if let Some(api) = get("api") {
-            let r = resolve::api(snap, api);
-            if let Some(p) = r.problem("API", api) {
-                return Err(p);
-            }
-            api_id = r.found().map(str::to_string);
-        }
-        if let Some(op) = get("operation") {
-            let r = resolve::operation(snap, api_id.as_deref(), op);
-            if let Some(p) = r.problem("operation", op) {
-                return Err(p);
-            }
-        }
-        if let Some(b) = get("backend")
-            && let Some(p) = resolve::backend(snap, b).problem("backend", b)
-        {
-            return Err(p);
-        }
-        for key in ["id", "finding"] {
-            if let Some(id) = get(key) {
-                let r = resolve::finding(&self.inst.diagnosis, id);
-                if let Some(p) = r.problem("finding", id) {
-                    return Err(format!("{p}; the `findings` tool lists the ids"));
-                }
-            }
-        }
-        Ok(())
     }
 
     /// The resources: the findings, the backend map and the policies in

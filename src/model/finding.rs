@@ -168,6 +168,41 @@ pub struct Subject {
 }
 
 impl Subject {
+    /// The one "does this concern it" rule, for every surface (the query
+    /// layer's filters, the dashboard's rows): exact ids, case-insensitive,
+    /// never a substring (`order` is not `orders-api`). A subject concerns
+    /// the API (and operation) given when it names them, directly or as its
+    /// policy scope; and concerns a backend of `backends` when it names that
+    /// backend — and no operation, when an API or operation is asked about
+    /// (a backend finding of another operation is not this one's). With
+    /// nothing given, everything concerns it.
+    pub fn concerns(
+        &self,
+        api: Option<&str>,
+        operation: Option<&str>,
+        backends: &[String],
+    ) -> bool {
+        if api.is_none() && operation.is_none() && backends.is_empty() {
+            return true;
+        }
+        let eq = |a: Option<&str>, b: &str| a.is_some_and(|x| x.eq_ignore_ascii_case(b));
+        let (scope_api, scope_op) = match &self.policy_scope {
+            Some(PolicyScope::Operation(a, o)) => (Some(a.as_str()), Some(o.as_str())),
+            Some(PolicyScope::Api(a)) => (Some(a.as_str()), None),
+            _ => (None, None),
+        };
+        let op_hit = |o: &str| eq(self.operation.as_deref(), o) || eq(scope_op, o);
+        let direct = (api.is_some() || operation.is_some())
+            && api.is_none_or(|a| eq(self.api.as_deref(), a) || eq(scope_api, a))
+            && operation.is_none_or(op_hit);
+        let via_backend = self
+            .backend
+            .as_deref()
+            .is_some_and(|b| backends.iter().any(|x| x.eq_ignore_ascii_case(b)))
+            && (self.operation.is_none() || (api.is_none() && operation.is_none()));
+        direct || via_backend
+    }
+
     pub fn operation(api: &str, op: &str) -> Self {
         Subject {
             api: Some(api.into()),
@@ -817,6 +852,39 @@ pub struct Diagnosis {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn concerns_is_exact_and_follows_scope_and_backend() {
+        let op = Subject::operation("orders-api", "get-order");
+        assert!(op.concerns(Some("Orders-API"), None, &[]));
+        assert!(op.concerns(Some("orders-api"), Some("get-order"), &[]));
+        assert!(!op.concerns(Some("order"), None, &[]), "never a substring");
+        assert!(!op.concerns(Some("orders-api"), Some("list-orders"), &[]));
+        assert!(op.concerns(None, None, &[]), "no filter");
+        let scoped = Subject {
+            policy_scope: Some(PolicyScope::Operation(
+                "orders-api".into(),
+                "get-order".into(),
+            )),
+            ..Subject::default()
+        };
+        assert!(scoped.concerns(Some("orders-api"), Some("get-order"), &[]));
+        let backend = Subject {
+            backend: Some("inventory-app".into()),
+            ..Subject::default()
+        };
+        let routed = vec!["inventory-app".to_string()];
+        assert!(backend.concerns(Some("orders-api"), Some("get-order"), &routed));
+        assert!(!backend.concerns(Some("orders-api"), Some("get-order"), &[]));
+        assert!(backend.concerns(None, None, &routed));
+        let other_op = Subject {
+            backend: Some("inventory-app".into()),
+            ..Subject::operation("orders-api", "list-orders")
+        };
+        assert!(!other_op.concerns(Some("orders-api"), Some("get-order"), &routed));
+        assert!(other_op.concerns(None, None, &routed));
+    }
+
     use super::*;
 
     #[test]

@@ -109,6 +109,11 @@ pub enum Tool {
     },
 }
 
+/// A finding id as written in text (`[3f2a…]`), without the brackets.
+pub(crate) fn finding_id(id: &str) -> &str {
+    id.trim().trim_matches(|c| c == '[' || c == ']')
+}
+
 /// What a tool returns: data for machines, text for people and models.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ToolOutput {
@@ -261,9 +266,79 @@ impl Tool {
         })
     }
 
+    /// The names a call gives (API, operation, backend, finding id).
+    fn names(&self) -> [Option<&str>; 4] {
+        fn s(o: &Option<String>) -> Option<&str> {
+            o.as_deref().map(str::trim).filter(|x| !x.is_empty())
+        }
+        match self {
+            Tool::ListOperations { api } | Tool::BackendMap { api } => [s(api), None, None, None],
+            Tool::FailureRate {
+                api,
+                operation,
+                backend,
+                ..
+            }
+            | Tool::FailureLog {
+                api,
+                operation,
+                backend,
+                ..
+            } => [s(api), s(operation), s(backend), None],
+            Tool::BackendHealth { backend } => [None, None, s(backend), None],
+            Tool::Policies { api, operation } => [s(api), s(operation), None, None],
+            Tool::Findings { api, backend, .. } => [s(api), None, s(backend), None],
+            Tool::Explain { id } => [None, None, None, Some(finding_id(id))],
+            Tool::Proposals { finding } => [None, None, None, s(finding).map(finding_id)],
+            _ => [None; 4],
+        }
+    }
+
+    /// Every name in the call must mean one thing in this data, by the one
+    /// resolver ([`resolve`]): otherwise the message names what did not
+    /// resolve and the closest ids ("did you mean"). Every caller (the LLM
+    /// tool loop, the MCP server, the offline answerer) gets the same answer.
+    pub fn check(&self, inst: &Instance) -> Result<(), String> {
+        let snap = &inst.snapshot;
+        let [api, operation, backend, finding] = self.names();
+        let mut api_id = None;
+        if let Some(api) = api {
+            let r = resolve::api(snap, api);
+            if let Some(p) = r.problem("API", api) {
+                return Err(p);
+            }
+            api_id = r.found().map(str::to_string);
+        }
+        if let Some(op) = operation
+            && let Some(p) =
+                resolve::operation(snap, api_id.as_deref(), op).problem("operation", op)
+        {
+            return Err(p);
+        }
+        if let Some(b) = backend
+            && let Some(p) = resolve::backend(snap, b).problem("backend", b)
+        {
+            return Err(p);
+        }
+        if let Some(id) = finding
+            && let Some(p) = resolve::finding(&inst.diagnosis, id).problem("finding", id)
+        {
+            return Err(format!("{p}; the `findings` tool lists the ids"));
+        }
+        Ok(())
+    }
+
     /// Runs the tool over the instance; never fails (a bad argument gives an
     /// output that says so).
     pub fn run(&self, inst: &Instance) -> ToolOutput {
+        if let Err(msg) = self.check(inst) {
+            return ToolOutput {
+                tool: self.name().to_string(),
+                data: json!({ "error": msg }),
+                text: msg,
+                truncated: false,
+            };
+        }
         let mut out = run::run(self, inst);
         out.truncated |= cap_data(&mut out.data);
         if out.text.chars().count() > MAX_TEXT {

@@ -1,11 +1,12 @@
 //! What each tool computes: lookups over the snapshot, the rollup and the
 //! diagnosis, turned into JSON and a short text. Names given by a person or
-//! a model are resolved loosely (`resolve_api`: id, display name or path).
+//! a model are resolved by the one resolver (`super::resolve`: exact id,
+//! alias, unique prefix, near match); a call is checked before it runs.
 
-use super::{Instance, Tool, ToolOutput};
+use super::{Instance, Tool, ToolOutput, resolve};
 use crate::analyze::rollup::{Stats, group_stats};
 use crate::analyze::{self, network, policy, scaling};
-use crate::model::{Access, Api, Backend, Direction, Finding, Health, Snapshot, Timestamp, Window};
+use crate::model::{Access, Direction, Finding, Health, Snapshot, Timestamp, Window};
 use serde_json::{Value, json};
 use std::fmt::Write;
 
@@ -70,86 +71,45 @@ pub fn period_window(snapshot: &Snapshot, period: Period) -> (Option<Window>, bo
     }
 }
 
-fn norm(s: &str) -> String {
-    s.trim()
-        .trim_matches('/')
-        .to_ascii_lowercase()
-        .replace([' ', '_'], "-")
-}
-
-/// An API by id, display name or path (exact first, then containment).
-pub fn resolve_api<'a>(snapshot: &'a Snapshot, name: &str) -> Option<&'a Api> {
-    let n = norm(name);
-    if n.is_empty() {
-        return None;
-    }
-    let keys = |a: &Api| {
-        vec![
-            norm(&a.id),
-            a.display_name.as_deref().map(norm).unwrap_or_default(),
-            a.path.as_deref().map(norm).unwrap_or_default(),
-        ]
-    };
-    snapshot
-        .apis
-        .iter()
-        .find(|a| keys(a).contains(&n))
-        .or_else(|| {
-            snapshot
-                .apis
-                .iter()
-                .find(|a| keys(a).iter().any(|k| !k.is_empty() && k.contains(&n)))
-        })
-}
-
-/// An API id from a name, or the name itself when no API is loaded under it
-/// (traffic may still carry it).
+/// An API id from a name (configured, or only seen in traffic), or the name
+/// itself when it resolves to none.
 fn api_id(snapshot: &Snapshot, name: &str) -> String {
-    resolve_api(snapshot, name)
-        .map(|a| a.id.clone())
-        .unwrap_or_else(|| name.to_string())
+    resolve::api(snapshot, name)
+        .found()
+        .map_or_else(|| name.to_string(), str::to_string)
 }
 
-/// An operation id of `api` by id, display name or URL template.
+/// An operation of `api` (or any API) by id, display name or URL template:
+/// (API id, operation id).
 pub fn resolve_operation(
     snapshot: &Snapshot,
     api: Option<&str>,
     name: &str,
 ) -> Option<(String, String)> {
-    let n = norm(name);
-    let ops = snapshot
+    let r = resolve::operation(snapshot, api, name);
+    let op = r.found()?;
+    let of_api = |a: &str| api.is_none_or(|w| w.eq_ignore_ascii_case(a));
+    snapshot
         .operations
         .iter()
-        .filter(|o| api.is_none_or(|a| o.api_id.eq_ignore_ascii_case(a)));
-    let mut fallback = None;
-    for o in ops {
-        let keys = [
-            norm(&o.id),
-            o.display_name.as_deref().map(norm).unwrap_or_default(),
-            o.url_template.as_deref().map(norm).unwrap_or_default(),
-        ];
-        if keys.contains(&n) {
-            return Some((o.api_id.clone(), o.id.clone()));
-        }
-        if fallback.is_none() && keys.iter().any(|k| !k.is_empty() && k.contains(&n)) {
-            fallback = Some((o.api_id.clone(), o.id.clone()));
-        }
-    }
-    fallback
+        .find(|o| o.id == op && of_api(&o.api_id))
+        .map(|o| (o.api_id.clone(), o.id.clone()))
+        .or_else(|| {
+            snapshot
+                .traffic
+                .series
+                .iter()
+                .find(|s| s.key.operation_id == op && of_api(&s.key.api_id))
+                .map(|s| (s.key.api_id.clone(), s.key.operation_id.clone()))
+        })
 }
 
-/// A backend by id, URL or host.
-pub fn resolve_backend<'a>(snapshot: &'a Snapshot, name: &str) -> Option<&'a Backend> {
-    let n = norm(name);
-    snapshot
-        .backends
-        .iter()
-        .find(|b| norm(&b.id) == n)
-        .or_else(|| {
-            snapshot.backends.iter().find(|b| {
-                norm(&b.id).contains(&n) || b.url.as_deref().is_some_and(|u| norm(u).contains(&n))
-            })
-        })
+/// A backend id from a name (configured, or only seen in traffic), or the
+/// name itself.
+fn backend_id(snapshot: &Snapshot, name: &str) -> String {
+    resolve::backend(snapshot, name)
+        .found()
+        .map_or_else(|| name.to_string(), str::to_string)
 }
 
 fn stats_json(s: &Stats) -> Value {
@@ -247,17 +207,12 @@ pub fn finding_line(f: &Finding) -> String {
     format!("[{}] {} {}: {}", f.id, f.severity, f.kind, f.summary)
 }
 
+/// The query layer's finding filter: [`Subject::concerns`](crate::model::Subject::concerns)
+/// for the API and for the backend, both when both are given.
 fn subject_matches(f: &Finding, api: Option<&str>, backend: Option<&str>) -> bool {
-    let eq = |a: &Option<String>, b: &str| a.as_deref().is_some_and(|x| x.eq_ignore_ascii_case(b));
-    let api_ok = api.is_none_or(|a| {
-        eq(&f.subject.api, a)
-            || f.subject
-                .policy_scope
-                .as_ref()
-                .is_some_and(|s| s.to_string().contains(a))
-    });
-    let backend_ok = backend.is_none_or(|b| eq(&f.subject.backend, b));
-    api_ok && backend_ok
+    let backends: Vec<String> = backend.map(str::to_string).into_iter().collect();
+    (api.is_none() || f.subject.concerns(api, None, &[]))
+        && (backend.is_none() || f.subject.concerns(None, None, &backends))
 }
 
 pub(super) fn run(tool: &Tool, inst: &Instance) -> ToolOutput {
@@ -418,13 +373,10 @@ pub fn failure_rate(
     let mut parts = Vec::new();
     let scope;
     if let Some(b) = backend {
-        let id = resolve_backend(snap, b)
-            .map(|x| x.id.clone())
-            .unwrap_or_else(|| b.to_string());
+        let id = backend_id(snap, b);
         scope = format!("backend {id}");
-        let want = id.to_ascii_lowercase();
         totals = group_stats(snap, &options, |k| {
-            !k.backend.is_empty() && k.backend.to_ascii_lowercase().contains(&want)
+            !k.backend.is_empty() && k.backend.eq_ignore_ascii_case(&id)
         });
     } else {
         scope = match (&api, &op) {
@@ -497,11 +449,11 @@ fn failure_log(
     limit: usize,
 ) -> (Value, String) {
     let api = api.map(|a| api_id(snap, a));
-    let backend = backend.map(|b| {
-        resolve_backend(snap, b)
-            .map(|x| x.id.clone())
-            .unwrap_or_else(|| b.to_string())
+    let operation = operation.map(|o| {
+        resolve_operation(snap, api.as_deref(), o).map_or_else(|| o.to_string(), |(_, id)| id)
     });
+    let operation = operation.as_deref();
+    let backend = backend.map(|b| backend_id(snap, b));
     let mut rows: Vec<&crate::model::RequestRecord> = Vec::new();
     for s in &snap.traffic.series {
         let k = &s.key;
@@ -509,11 +461,9 @@ fn failure_log(
             .as_deref()
             .is_some_and(|a| !k.api_id.eq_ignore_ascii_case(a))
             || operation.is_some_and(|o| !k.operation_id.eq_ignore_ascii_case(o))
-            || backend.as_deref().is_some_and(|b| {
-                !k.backend
-                    .to_ascii_lowercase()
-                    .contains(&b.to_ascii_lowercase())
-            })
+            || backend
+                .as_deref()
+                .is_some_and(|b| !k.backend.eq_ignore_ascii_case(b))
         {
             continue;
         }
@@ -631,16 +581,12 @@ fn backend_map(inst: &Instance, api: Option<&str>) -> (Value, String) {
 /// totals and findings.
 fn backend_health(inst: &Instance, backend: Option<&str>) -> (Value, String) {
     let snap = &inst.snapshot;
-    let want = backend.map(|b| {
-        resolve_backend(snap, b)
-            .map(|x| x.id.to_ascii_lowercase())
-            .unwrap_or_else(|| b.to_ascii_lowercase())
-    });
+    let want = backend.map(|b| backend_id(snap, b).to_ascii_lowercase());
     let mut rows = Vec::new();
     let mut text = String::new();
     for b in &snap.backends {
         let id = b.id.to_ascii_lowercase();
-        if want.as_deref().is_some_and(|w| !id.contains(w)) {
+        if want.as_deref().is_some_and(|w| id != w) {
             continue;
         }
         let host = b
@@ -1119,11 +1065,7 @@ pub fn select_findings<'a>(
     backend: Option<&str>,
 ) -> Vec<&'a Finding> {
     let api = api.map(|a| api_id(&inst.snapshot, a));
-    let backend = backend.map(|b| {
-        resolve_backend(&inst.snapshot, b)
-            .map(|x| x.id.clone())
-            .unwrap_or_else(|| b.to_string())
-    });
+    let backend = backend.map(|b| backend_id(&inst.snapshot, b));
     inst.diagnosis
         .findings
         .iter()
@@ -1157,12 +1099,11 @@ fn findings(
 }
 
 fn explain(inst: &Instance, id: &str) -> (Value, String) {
-    let id = id.trim().trim_matches(|c| c == '[' || c == ']');
-    let Some(f) = inst
-        .diagnosis
-        .findings
-        .iter()
-        .find(|f| f.id == id || (id.len() >= 6 && f.id.starts_with(id)))
+    let id = super::finding_id(id);
+    let found = resolve::finding(&inst.diagnosis, id);
+    let Some(f) = found
+        .found()
+        .and_then(|full| inst.diagnosis.findings.iter().find(|f| f.id == full))
     else {
         return (
             json!({"error": format!("no finding with id {id}")}),
@@ -1222,7 +1163,12 @@ fn proposals(inst: &Instance, finding: Option<&str>) -> (Value, String) {
         .diagnosis
         .proposals
         .iter()
-        .filter(|p| finding.is_none_or(|f| p.finding == f.trim()))
+        .filter(|p| {
+            finding.is_none_or(|f| {
+                let f = super::finding_id(f);
+                resolve::finding(&inst.diagnosis, f).found() == Some(p.finding.as_str())
+            })
+        })
         .collect();
     let mut text = format!(
         "{} proposals (proposals only: nothing is executed without approval)",

@@ -1,3 +1,4 @@
+use super::resolve;
 use super::*;
 use crate::model::{Api, Backend, Snapshot};
 
@@ -46,18 +47,49 @@ fn calls_parse_and_unknown_tools_are_refused() {
 #[test]
 fn names_resolve_by_id_display_name_and_path() {
     let i = inst();
+    let api = |n: &str| resolve::api(&i.snapshot, n).found().map(str::to_string);
+    assert_eq!(api("/billing").as_deref(), Some("billing-api"));
+    assert_eq!(api("Billing API").as_deref(), Some("billing-api"));
+    assert_eq!(api("checkout"), None);
     assert_eq!(
-        run::resolve_api(&i.snapshot, "/billing").map(|a| a.id.as_str()),
-        Some("billing-api")
-    );
-    assert_eq!(
-        run::resolve_api(&i.snapshot, "Billing API").map(|a| a.id.as_str()),
-        Some("billing-api")
-    );
-    assert!(run::resolve_api(&i.snapshot, "checkout").is_none());
-    assert_eq!(
-        run::resolve_backend(&i.snapshot, "billing.internal").map(|b| b.id.as_str()),
+        resolve::backend(&i.snapshot, "billing.internal").found(),
         Some("billing-app")
+    );
+}
+
+/// Every caller of the layer gets the resolver's answer: a name that means
+/// nothing is an error with "did you mean", never a substring guess or an
+/// empty result that reads as "all clear".
+#[test]
+fn a_name_that_does_not_resolve_is_an_error_for_every_caller() {
+    let i = inst();
+    let out = Tool::FailureRate {
+        api: Some("biling-api".into()),
+        operation: None,
+        backend: None,
+        period: None,
+    }
+    .run(&i);
+    // A near match resolves (one edit away).
+    assert!(out.data.get("error").is_none(), "{}", out.text);
+    let out = Tool::Findings {
+        kind: None,
+        api: None,
+        backend: Some("no-such-backend-at-all".into()),
+    }
+    .run(&i);
+    assert!(
+        out.text
+            .starts_with("no backend named `no-such-backend-at-all`"),
+        "{}",
+        out.text
+    );
+    assert!(out.data["error"].is_string());
+    let out = Tool::Explain { id: "zzzz".into() }.run(&i);
+    assert!(
+        out.text.contains("the `findings` tool lists the ids"),
+        "{}",
+        out.text
     );
 }
 

@@ -583,24 +583,10 @@ pub fn options_for(cursor: Option<Minute>) -> Options {
     }
 }
 
-/// Does a finding concern this operation (directly or through its backend)?
+/// Does a finding concern this operation (directly or through its
+/// backend)? The one rule, [`Subject::concerns`](crate::model::Subject::concerns).
 pub fn concerns_op(f: &Finding, api: &str, op: &str, backends: &[String]) -> bool {
-    let s = &f.subject;
-    let same =
-        |a: &Option<String>, b: &str| a.as_deref().is_some_and(|x| x.eq_ignore_ascii_case(b));
-    if same(&s.api, api) && same(&s.operation, op) {
-        return true;
-    }
-    if let Some(PolicyScope::Operation(a, o)) = &s.policy_scope
-        && a.eq_ignore_ascii_case(api)
-        && o.eq_ignore_ascii_case(op)
-    {
-        return true;
-    }
-    s.operation.is_none()
-        && s.backend
-            .as_deref()
-            .is_some_and(|b| backends.iter().any(|x| x.eq_ignore_ascii_case(b)))
+    f.subject.concerns(Some(api), Some(op), backends)
 }
 
 /// An operation's health in the window: its own anomaly findings, and its
