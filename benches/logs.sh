@@ -73,10 +73,10 @@ out=$dir/logs-bench-$(date -u +%Y%m%dT%H%M%SZ).txt
 measure() { # name, rows, command... (exit 0 or 1 is success: diagnose exits
              # 1 when it has findings, and this data has incidents)
     local name=$1 n=$2; shift 2
-    local line wall maxrss anon filemem rc
+    local line wall maxrss anon filemem rc _cpu
     for run in $(seq "$runs"); do
         line=$(python3 benches/peak_mem.py "$@" 2>"$dir/.bench.err")
-        read -r wall maxrss anon filemem rc <<<"$line"
+        read -r wall maxrss anon filemem rc _cpu <<<"$line"
         if ((rc > 1)); then
             echo "logs.sh: $name failed (exit $rc):" >&2; cat "$dir/.bench.err" >&2; exit 1
         fi
@@ -122,19 +122,19 @@ if [[ ${PUSHDOWN:-1} != 0 ]]; then
     until=$(date -u -d "$since + 1 day" +%FT%TZ)
     {
         echo "# pushdown: the same $rows rows held by duckdb-kql (Log Analytics wire shape, loopback, gzip); apimedic's side"
-        printf '%-12s %3s %8s %9s %8s %8s %8s %12s %10s %8s\n' tool run wall_s maxrss_mb anon_mb file_mb queries rows_recv bytes_recv pct_raw
+        printf '%-12s %3s %8s %6s %9s %8s %8s %8s %12s %10s %8s\n' tool run wall_s cpu_s maxrss_mb anon_mb file_mb queries rows_recv bytes_recv pct_raw
         for run in $(seq "$runs"); do
             line=$(APIMEDIC_LOGS_URL=$url APIMEDIC_LOGS_TOKEN=bench python3 benches/peak_mem.py \
                 "$bin" diagnose --logs la:00000000-0000-0000-0000-000000000001 --logs-resource "$rid" \
                 --since "$since" --until "$until" --format json --timings 2>"$dir/.bench.err")
-            read -r wall maxrss anon filemem rc <<<"$line"
+            read -r wall maxrss anon filemem rc cpu <<<"$line"
             ((rc <= 1)) || { echo "logs.sh: pushdown failed (exit $rc):" >&2; cat "$dir/.bench.err" >&2; exit 1; }
             stats=$(grep '^pushdown:' "$dir/.bench.err")
             q=$(sed -n 's/.* \([0-9]*\) queries.*/\1/p' <<<"$stats")
             rr=$(sed -n 's/.*engine, \([0-9]*\) rows and.*/\1/p' <<<"$stats")
             br=$(sed -n 's/.* rows and \([0-9]*\) bytes received.*/\1/p' <<<"$stats")
-            awk -v r="$run" -v w="$wall" -v m="$maxrss" -v a="$anon" -v f="$filemem" -v q="$q" -v rr="$rr" -v br="$br" -v raw="$bytes" \
-                'BEGIN { printf "%-12s %3d %8.2f %9d %8d %8d %8d %12d %10d %7.3f%%\n", "pushdown", r, w, m, a, f, q, rr, br, 100*br/raw }'
+            awk -v r="$run" -v w="$wall" -v c="$cpu" -v m="$maxrss" -v a="$anon" -v f="$filemem" -v q="$q" -v rr="$rr" -v br="$br" -v raw="$bytes" \
+                'BEGIN { printf "%-12s %3d %8.2f %6.2f %9d %8d %8d %8d %12d %10d %7.3f%%\n", "pushdown", r, w, c, m, a, f, q, rr, br, 100*br/raw }'
         done
     } | tee -a "$out"
 fi

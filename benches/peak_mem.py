@@ -3,12 +3,13 @@
 and file-backed memory apart:
 
     peak_mem.py CMD [ARGS...]
-    -> wall_s maxrss_mb peak_anon_mb peak_file_mb exit_code   (one line, stderr of CMD passed through)
+    -> wall_s maxrss_mb peak_anon_mb peak_file_mb exit_code cpu_s   (one line, stderr of CMD passed through)
 
 maxrss is the kernel's ru_maxrss of the child (what /usr/bin/time %M
 reports); peak_anon and peak_file are the highest RssAnon and RssFile seen in
 /proc/PID/status, sampled every 5 ms (a memory-mapped input file counts in
-RssFile). Standard library only.
+RssFile). cpu_s is the child's user + system CPU time (what it computed
+itself, apart from time spent waiting on a server). Standard library only.
 """
 
 import os
@@ -47,7 +48,8 @@ def main():
         time.sleep(0.005)
     wall = time.monotonic() - start
     code = os.waitstatus_to_exitcode(status)
-    print(f"{wall:.2f} {usage.ru_maxrss / 1024:.0f} {peak_anon / 1024:.0f} {peak_file / 1024:.0f} {code}")
+    cpu = usage.ru_utime + usage.ru_stime
+    print(f"{wall:.2f} {usage.ru_maxrss / 1024:.0f} {peak_anon / 1024:.0f} {peak_file / 1024:.0f} {code} {cpu:.2f}")
 
 
 if __name__ == "__main__":

@@ -68,6 +68,11 @@ pub struct SimulateArgs {
     /// With --serve-azure: items per list page (0: one page).
     #[arg(long, default_value_t = 0, requires = "serve_azure")]
     pub page_size: usize,
+    /// With --serve-azure: every instance gets a diagnostic setting sending
+    /// GatewayLogs to one Log Analytics workspace with this customerId
+    /// (serve the logs with fixtures/kql/serve_kql.py at APIMEDIC_LOGS_URL).
+    #[arg(long, value_name = "GUID", requires = "serve_azure")]
+    pub logs_workspace: Option<String>,
 }
 
 /// The stand-in's test service principal (loopback only, never a real one).
@@ -113,6 +118,11 @@ fn serve_azure(args: &SimulateArgs, port: u16) -> anyhow::Result<ExitCode> {
         }
     }
     drop(fleet);
+    if let Some(guid) = &args.logs_workspace {
+        for d in log_workspace_documents(&store.service_ids(), guid)? {
+            store.add_document(&d);
+        }
+    }
     let ids = store.service_ids();
     let standin = StandIn::start(
         store,
@@ -156,6 +166,38 @@ fn serve_azure(args: &SimulateArgs, port: u16) -> anyhow::Result<ExitCode> {
     loop {
         std::thread::sleep(std::time::Duration::from_secs(3600));
     }
+}
+
+/// A diagnostic setting per service sending GatewayLogs to one workspace
+/// (in the first service's subscription), and that workspace, as ARM
+/// documents.
+fn log_workspace_documents(services: &[String], guid: &str) -> anyhow::Result<Vec<Vec<u8>>> {
+    if crate::collect::kql::LogsSource::parse(&format!("la:{guid}"), None).is_err() {
+        bail!("--logs-workspace: `{guid}` is not a workspace customerId (a GUID)");
+    }
+    let sub = services
+        .first()
+        .and_then(|id| id.split('/').nth(2))
+        .unwrap_or("00000000-0000-0000-0000-000000000000");
+    let ws = format!(
+        "/subscriptions/{sub}/resourceGroups/rg-logs/providers/Microsoft.OperationalInsights/workspaces/apim-logs"
+    );
+    let mut out = vec![serde_json::to_vec(&serde_json::json!({
+        "id": ws, "name": "apim-logs", "type": "Microsoft.OperationalInsights/workspaces",
+        "location": "westeurope",
+        "properties": {"customerId": guid.to_ascii_lowercase(), "provisioningState": "Succeeded",
+                       "sku": {"name": "PerGB2018"}, "retentionInDays": 30}
+    }))?];
+    for id in services {
+        out.push(serde_json::to_vec(&serde_json::json!({
+            "id": format!("{id}/providers/microsoft.insights/diagnosticSettings/to-apim-logs"),
+            "name": "to-apim-logs", "type": "Microsoft.Insights/diagnosticSettings",
+            "properties": {"workspaceId": ws, "logAnalyticsDestinationType": "Dedicated",
+                           "logs": [{"category": "GatewayLogs", "categoryGroup": null, "enabled": true}],
+                           "metrics": [{"category": "AllMetrics", "enabled": true}]}
+        }))?);
+    }
+    Ok(out)
 }
 
 /// Test-only TLS material of the stand-in's sign-in endpoint (fixtures/azure/tls).
