@@ -284,6 +284,27 @@ pub fn activity_path(subscription: &str, resource_group: &str, span: &Span) -> S
     )
 }
 
+/// The first network interface with an IP configuration in a subnet
+/// (`properties.ipConfigurations[].id`); none for a VNet-injected stv2
+/// gateway, whose NICs are not in the customer's subscription.
+pub fn nic_in_subnet(subnet: &Value) -> Option<String> {
+    subnet
+        .pointer("/properties/ipConfigurations")?
+        .as_array()?
+        .iter()
+        .filter_map(|c| c.get("id").and_then(Value::as_str))
+        .find_map(|id| {
+            let lower = id.to_ascii_lowercase();
+            let at = lower.find("/providers/microsoft.network/networkinterfaces/")?;
+            let rest = &id[at..];
+            // .../networkInterfaces/{nic}/ipConfigurations/{name}
+            let parts: Vec<&str> = rest.trim_matches('/').split('/').collect();
+            (parts.len() >= 4)
+                .then(|| format!("{}/{}", &id[..at], parts[..4].join("/")))
+                .and_then(|nic| arm_id_of(&nic))
+        })
+}
+
 /// One read in flight: its label, and the answer.
 enum Got {
     Doc(String, Result<Value, ArmError>),
@@ -510,6 +531,7 @@ pub async fn pull_service(client: &ArmClient, id: &ServiceId, opts: PullOptions)
 
     let mut operations: Vec<(String, Vec<Value>)> = Vec::new();
     let mut nsg: Option<String> = None;
+    let mut nic: Option<String> = None;
     while let Some(joined) = set.join_next().await {
         let Ok(got) = joined else { continue };
         match got {
@@ -540,6 +562,7 @@ pub async fn pull_service(client: &ArmClient, id: &ServiceId, opts: PullOptions)
                         .pointer("/properties/networkSecurityGroup/id")
                         .and_then(Value::as_str)
                         .and_then(arm_id_of);
+                    nic = nic_in_subnet(&v);
                 } else if let Some(stem) = label.strip_prefix("metrics:") {
                     out.add(format!("{name}/metrics/{stem}.json"), &v);
                 } else if let Some(ws) = label.strip_prefix("workspace:") {
@@ -589,6 +612,24 @@ pub async fn pull_service(client: &ArmClient, id: &ServiceId, opts: PullOptions)
             Role::Reader,
         );
     }
+    // What Azure enforces on the gateway subnet: a NIC's effective rules
+    // (a long-running POST the client follows), when there is a NIC in
+    // the subnet the principal may ask about.
+    if let (Some(nic), Some(_)) = (&nic, &nsg) {
+        let (c, path) = (
+            client.clone(),
+            format!(
+                "{nic}/effectiveNetworkSecurityGroups?api-version={}",
+                v::NETWORK
+            ),
+        );
+        set.spawn(async move {
+            Got::Doc(
+                "effective".into(),
+                c.post(&path, &json!({}), Role::Reader).await,
+            )
+        });
+    }
     // The resource groups whose activity matters, and the ids inside them.
     let mut watched: Vec<String> = vec![svc.clone()];
     watched.extend(nsg.iter().cloned());
@@ -626,8 +667,24 @@ pub async fn pull_service(client: &ArmClient, id: &ServiceId, opts: PullOptions)
                         .unwrap_or("nsg")
                         .to_string();
                     out.add(format!("{name}/config/network/{nsg_name}.json"), &v);
+                } else if label == "effective" {
+                    let nic_name = nic
+                        .as_deref()
+                        .and_then(|n| n.rsplit('/').next())
+                        .unwrap_or("nic");
+                    out.add(
+                        format!("{name}/config/network/effective-{nic_name}.json"),
+                        &v,
+                    );
                 }
             }
+            Got::Doc(label, Err(e)) if label == "effective" => out.problems.push(Problem {
+                origin: Origin::file(format!("azure:{}", e.resource)),
+                message: format!(
+                    "the effective security rules of the gateway subnet's NIC cannot be read ({}); the NSG's declared rules are used (reading them needs Microsoft.Network/networkInterfaces/effectiveNetworkSecurityGroups/action, e.g. Network Contributor)",
+                    e.message
+                ),
+            }),
             Got::Doc(label, Err(e))
                 if label.starts_with("policy:") && e.failure == Failure::NotFound => {}
             Got::Doc(_, Err(e)) => out.problem(&e),
@@ -783,6 +840,63 @@ fn customer_id_of(workspace: &Value) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn declared_and_effective_rules_of_one_nsg_are_one_nsg_with_the_effective_rules() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../shared/corpus/azure-rest/arm-nsg-get.json");
+        let Ok(text) = std::fs::read(&path) else {
+            eprintln!("skipping: {} is absent", path.display());
+            return;
+        };
+        let exchange: serde_json::Value = serde_json::from_slice(&text).unwrap();
+        let declared = &exchange["response"]["body"];
+        let id = declared["id"].as_str().unwrap();
+        let subnet = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/v/subnets/apim";
+        let effective = crate::simulate::standin::effective_rules(declared, id, subnet);
+        let d = (
+            "a/config/network/nsg.json".to_string(),
+            serde_json::to_vec(declared).unwrap(),
+        );
+        let e = (
+            "a/config/network/effective-nic.json".to_string(),
+            serde_json::to_vec(&effective).unwrap(),
+        );
+        for files in [vec![d.clone(), e.clone()], vec![e, d]] {
+            let snap = crate::collect::collect_files(&files);
+            assert_eq!(snap.nsgs.len(), 1, "{:#?}", snap.nsgs);
+            let n = &snap.nsgs[0];
+            assert!(n.effective, "{n:#?} {:?}", snap.loaded);
+            assert_eq!(n.name, declared["name"].as_str().unwrap());
+            assert!(n.subnets.iter().any(|s| s == subnet), "{:?}", n.subnets);
+            let rules = declared
+                .pointer("/properties/securityRules")
+                .and_then(|v| v.as_array())
+                .map_or(0, Vec::len);
+            assert_eq!(n.rules.len(), rules);
+            assert!(
+                snap.loaded.problems.is_empty(),
+                "{:?}",
+                snap.loaded.problems
+            );
+        }
+    }
+
+    #[test]
+    fn the_nic_of_a_subnet_is_found_from_its_ip_configurations() {
+        let subnet = json!({"properties": {"ipConfigurations": [
+            {"id": "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/loadBalancers/lb/frontendIPConfigurations/f"},
+            {"id": "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/networkInterfaces/vm1-nic/ipConfigurations/ipconfig1"},
+        ]}});
+        assert_eq!(
+            nic_in_subnet(&subnet).as_deref(),
+            Some(
+                "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/networkInterfaces/vm1-nic"
+            )
+        );
+        // A VNet-injected stv2 gateway: no NIC the customer can see.
+        assert_eq!(nic_in_subnet(&json!({"properties": {}})), None);
+    }
 
     #[test]
     fn diagnostic_settings_name_the_workspaces_that_hold_gateway_logs() {

@@ -37,7 +37,9 @@ pub enum OutputFormat {
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {
     /// NSG file or folder (REST, `az` or ARM-template JSON); repeatable.
-    #[arg(long, required = true)]
+    /// Or a live instance (--azure ID): its gateway subnet's NSG, with the
+    /// effective rules of a NIC in the subnet when they can be read.
+    #[arg(long, required_unless_present_any = ["azure", "subscription"])]
     pub nsg: Vec<PathBuf>,
     /// Which NSG to use when the input holds several.
     #[arg(long)]
@@ -69,6 +71,10 @@ pub struct CheckArgs {
     /// the flow and the verdict.
     #[arg(long, value_enum, default_value = "text")]
     pub format: OutputFormat,
+    #[command(flatten)]
+    pub azure: super::azure::AzureArgs,
+    #[command(flatten)]
+    pub span: super::azure::SpanArgs,
 }
 
 pub fn run(args: NetArgs) -> anyhow::Result<ExitCode> {
@@ -78,9 +84,26 @@ pub fn run(args: NetArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
-    let snapshot = crate::collect::collect(&args.nsg)
-        .with_context(|| format!("reading {}", show_paths(&args.nsg)))?;
+    let snapshot = if args.azure.is_live() {
+        if !args.nsg.is_empty() {
+            bail!("give --nsg files or a live target (--azure, --subscription), not both");
+        }
+        let mut azure = args.azure.clone();
+        azure.quiet = true;
+        azure.load_one(&args.span)?.unwrap_or_default()
+    } else {
+        crate::collect::collect(&args.nsg)
+            .with_context(|| format!("reading {}", show_paths(&args.nsg)))?
+    };
     let nsg = pick_nsg(&snapshot.nsgs, args.nsg_name.as_deref(), &args.nsg)?;
+    // Said when a live read could not get the effective rules.
+    let fallback: Vec<String> = snapshot
+        .loaded
+        .problems
+        .iter()
+        .filter(|p| p.message.contains("effective security rules"))
+        .map(|p| p.message.clone())
+        .collect();
     let mut ctx = network::net_context(&snapshot);
     for v in &args.vnet {
         let c = Cidr::parse(v)
@@ -110,6 +133,11 @@ fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
     let verdict = network::evaluate_in(nsg, &flow, &ctx);
     let mut out = std::io::stdout().lock();
     render(&mut out, nsg, &flow, &verdict, args.format, &why)?;
+    if args.format == OutputFormat::Text {
+        for f in &fallback {
+            writeln!(out, "  note: {}", crate::model::redact::scrub(f))?;
+        }
+    }
     Ok(match verdict.access {
         Access::Allow => ExitCode::SUCCESS,
         Access::Deny => ExitCode::from(1),
@@ -275,6 +303,8 @@ pub fn infer_direction(from: &str, to: &str, vnet: &[Cidr]) -> (Direction, Strin
 #[derive(Serialize)]
 struct JsonOut<'a> {
     nsg: &'a str,
+    /// `effective` (what Azure enforces, from a NIC) or `declared`.
+    rules: &'a str,
     allowed: bool,
     flow: &'a Flow,
     /// How the direction was chosen.
@@ -297,6 +327,11 @@ pub fn render(
         OutputFormat::Json => {
             let j = JsonOut {
                 nsg: &nsg.name,
+                rules: if nsg.effective {
+                    "effective"
+                } else {
+                    "declared"
+                },
                 allowed,
                 flow,
                 direction_reason,
@@ -312,7 +347,17 @@ pub fn render(
                 "{word} by {} (priority {})",
                 verdict.rule, verdict.priority
             )?;
-            writeln!(out, "  nsg {}: {}", nsg.name, flow.describe())?;
+            writeln!(
+                out,
+                "  nsg {} ({} rules): {}",
+                nsg.name,
+                if nsg.effective {
+                    "effective"
+                } else {
+                    "declared"
+                },
+                flow.describe()
+            )?;
             writeln!(
                 out,
                 "  direction {} ({direction_reason})",

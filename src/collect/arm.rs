@@ -503,8 +503,7 @@ pub fn load_resource(
         Kind::Nsg => {
             let id = str_at(o, "id");
             let nsg = nsg(doc, props, own_name(), id, record, snap);
-            snap.nsgs.push(nsg);
-            snap.loaded.count(InputKind::Nsgs, 1);
+            add_nsg(snap, nsg);
         }
         Kind::NsgRule | Kind::NsgDefaultRule => {
             // One rule on its own (a PUT response): an NSG holding just it.
@@ -880,6 +879,11 @@ fn effective_nsg(doc: &Doc, e: &Map<String, Value>, record: Option<u32>, snap: &
             ),
         }
     }
+    n.effective = true;
+    add_nsg(snap, n);
+}
+
+fn add_nsg(snap: &mut Snapshot, n: Nsg) {
     snap.nsgs.push(n);
     snap.loaded.count(InputKind::Nsgs, 1);
 }

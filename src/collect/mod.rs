@@ -1133,6 +1133,25 @@ fn finalize(snap: &mut Snapshot) {
             .iter_mut()
             .find(|m| m.name.eq_ignore_ascii_case(&n.name) && !n.name.is_empty())
         {
+            Some(m) if m.effective != n.effective => {
+                // The NSG as declared and as a NIC's effective rules: one
+                // NSG with the effective rules (what Azure enforces) and
+                // the subnets of both, whichever document came first.
+                let (mut eff, decl) = if n.effective {
+                    (n, std::mem::take(m))
+                } else {
+                    (std::mem::take(m), n)
+                };
+                for s in decl.subnets {
+                    if !eff.subnets.iter().any(|x| x.eq_ignore_ascii_case(&s)) {
+                        eff.subnets.push(s);
+                    }
+                }
+                if eff.resource_id.is_none() {
+                    eff.resource_id = decl.resource_id;
+                }
+                *m = eff;
+            }
             Some(m) => {
                 for r in n.rules {
                     if !m.rules.iter().any(|x| x.name == r.name) {

@@ -254,6 +254,11 @@ pub struct Nsg {
     pub default_rules: Vec<SecurityRule>,
     pub subnets: Vec<String>,
     pub origin: Origin,
+    /// The rules are Azure's effective rules (a NIC's
+    /// `effectiveNetworkSecurityGroups`: what Azure enforces, tags
+    /// expanded), not the rules as declared on the NSG.
+    #[serde(default)]
+    pub effective: bool,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -68,6 +68,9 @@ pub struct Store {
     events: Vec<Value>,
     /// Lower-cased paths whose answer is a bare JSON document from the corpus.
     bare: HashMap<String, Value>,
+    /// Lower-cased NIC id → (NSG id, subnet id): the one NIC served in
+    /// each NSG's subnet, whose effective rules are that NSG's.
+    nics: HashMap<String, (String, String)>,
 }
 
 impl Store {
@@ -216,9 +219,19 @@ impl Store {
                 .flatten()
             {
                 if let Some(sid) = s.get("id").and_then(Value::as_str) {
+                    // One NIC in the subnet (a VM or an stv1 gateway's).
+                    let rg: Vec<&str> = sid.trim_matches('/').split('/').take(4).collect();
+                    let nic = format!(
+                        "/{}/providers/Microsoft.Network/networkInterfaces/{}-nic",
+                        rg.join("/"),
+                        sid.rsplit('/').next().unwrap_or("subnet")
+                    );
+                    self.nics
+                        .insert(nic.to_ascii_lowercase(), (id.to_string(), sid.to_string()));
                     self.resources.entry(sid.to_ascii_lowercase()).or_insert_with(|| {
                         json!({"id": sid, "name": sid.rsplit('/').next(), "type": "Microsoft.Network/virtualNetworks/subnets",
-                               "properties": {"provisioningState": "Succeeded", "networkSecurityGroup": {"id": id}}})
+                               "properties": {"provisioningState": "Succeeded", "networkSecurityGroup": {"id": id},
+                                              "ipConfigurations": [{"id": format!("{nic}/ipConfigurations/ipconfig1")}]}})
                     });
                 }
             }
@@ -705,6 +718,19 @@ fn handle(state: &State, req: &Req) -> Resp {
         "POST" if lower == "/providers/microsoft.resourcegraph/resources" => {
             resource_graph(state, req)
         }
+        // A NIC's effective rules: a long-running operation (202 and a
+        // Location to poll), as ARM answers it.
+        "POST" if lower.ends_with("/effectivenetworksecuritygroups") => {
+            let nic = lower.trim_end_matches("/effectivenetworksecuritygroups");
+            if !state.store.nics.contains_key(nic) {
+                return arm_error(404, "NotFound", "no such network interface");
+            }
+            let mut r = resp(202, &Value::Null);
+            r.headers
+                .push(("Location".into(), format!("/lro/effective{nic}")));
+            r.headers.push(("Retry-After".into(), "0".into()));
+            r
+        }
         "POST" => arm_error(404, "NotFound", "no such operation in the stand-in"),
         _ => arm_error(
             405,
@@ -716,6 +742,17 @@ fn handle(state: &State, req: &Req) -> Resp {
 
 fn get(state: &State, req: &Req, lower: &str) -> Resp {
     let store = &state.store;
+    if let Some(nic) = lower.strip_prefix("/lro/effective") {
+        return match store.nics.get(nic).and_then(|(nsg, subnet)| {
+            store
+                .resources
+                .get(&nsg.to_ascii_lowercase())
+                .map(|v| effective_rules(v, nsg, subnet))
+        }) {
+            Some(body) => resp(200, &body),
+            None => arm_error(404, "NotFound", "no such operation"),
+        };
+    }
     if lower.ends_with("/providers/microsoft.insights/metrics") {
         return metrics(state, req, lower);
     }
@@ -921,6 +958,67 @@ fn activity(state: &State, req: &Req, lower: &str) -> Resp {
         .cloned()
         .collect();
     page(state, req, &items)
+}
+
+/// A NIC's `effectiveNetworkSecurityGroups` answer for an NSG on its
+/// subnet (pure): every rule flattened with its `securityRules/` or
+/// `defaultSecurityRules/` prefix, `*` written as Azure writes it in
+/// effective listings (`0.0.0.0/0`, `0-65535`, protocol `All`).
+pub fn effective_rules(nsg: &Value, nsg_id: &str, subnet: &str) -> Value {
+    let port = |v: &Value| match v.as_str() {
+        Some("*") | None => "0-65535".to_string(),
+        Some(p) if !p.contains('-') => format!("{p}-{p}"),
+        Some(p) => p.to_string(),
+    };
+    let addr = |v: &Value| match v.as_str() {
+        Some("*") | None => "0.0.0.0/0".to_string(),
+        Some(a) => a.to_string(),
+    };
+    let list = |v: &Value| v.as_array().cloned().unwrap_or_default();
+    let mut rules = Vec::new();
+    for (key, prefix) in [
+        ("securityRules", "securityRules"),
+        ("defaultSecurityRules", "defaultSecurityRules"),
+    ] {
+        for r in nsg
+            .pointer(&format!("/properties/{key}"))
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let p = &r["properties"];
+            let one = |single: &str, plural: &str, f: &dyn Fn(&Value) -> String| {
+                if list(&p[plural]).is_empty() {
+                    Value::String(f(&p[single]))
+                } else {
+                    Value::Null
+                }
+            };
+            rules.push(json!({
+                "name": format!("{prefix}/{}", r["name"].as_str().unwrap_or("rule")),
+                "protocol": match p["protocol"].as_str() { Some("*") | None => "All", Some(x) => x },
+                "sourcePortRange": one("sourcePortRange", "sourcePortRanges", &port),
+                "destinationPortRange": one("destinationPortRange", "destinationPortRanges", &port),
+                "sourcePortRanges": list(&p["sourcePortRanges"]),
+                "destinationPortRanges": list(&p["destinationPortRanges"]),
+                "sourceAddressPrefix": one("sourceAddressPrefix", "sourceAddressPrefixes", &addr),
+                "destinationAddressPrefix": one("destinationAddressPrefix", "destinationAddressPrefixes", &addr),
+                "sourceAddressPrefixes": list(&p["sourceAddressPrefixes"]),
+                "destinationAddressPrefixes": list(&p["destinationAddressPrefixes"]),
+                "expandedSourceAddressPrefix": [],
+                "expandedDestinationAddressPrefix": [],
+                "access": p["access"],
+                "priority": p["priority"],
+                "direction": p["direction"],
+            }));
+        }
+    }
+    json!({"value": [{
+        "networkSecurityGroup": {"id": nsg_id},
+        "association": {"subnet": {"id": subnet}},
+        "effectiveSecurityRules": rules,
+        "tagMap": "{}",
+    }]})
 }
 
 fn resource_graph(state: &State, req: &Req) -> Resp {

@@ -763,3 +763,50 @@ path = "{}"
         .collect();
     assert_eq!(lines, docs.len(), "an unchanged document recorded twice");
 }
+
+#[test]
+fn net_check_reads_the_gateway_subnet_nsg_live_with_effective_rules_or_says_it_fell_back() {
+    let args = [
+        "net", "check", "--azure", SIM_ID, "--from", "gateway", "--to", "Internet", "--port",
+        "443", "--since", SINCE, "--until", UNTIL,
+    ];
+    // The NIC's effective rules (a long-running POST) are read and used.
+    let s = start(store(0, false), config());
+    let out = apimedic(&s, &sp_env(), &args);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "{text}\n{}",
+        stderr(&out)
+    );
+    assert!(
+        text.contains("(effective rules)"),
+        "{text}\n{}",
+        stderr(&out)
+    );
+    let effective_verdict = text.lines().next().unwrap_or("").to_string();
+    // Not allowed to ask for them: the declared rules decide, with a note.
+    let s = start(
+        store(0, false),
+        Config {
+            forbidden: vec!["effectiveNetworkSecurityGroups".into()],
+            ..config()
+        },
+    );
+    let out = apimedic(&s, &sp_env(), &args);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        text.contains("(declared rules)"),
+        "{text}\n{}",
+        stderr(&out)
+    );
+    assert!(
+        text.contains("note: the effective security rules") && text.contains("Network Contributor"),
+        "{text}"
+    );
+    // The same NSG either way: the same decision, by the same rule
+    // (effective listings prefix the name).
+    let declared_verdict = text.lines().next().unwrap_or("");
+    let norm = |l: &str| l.replace("securityRules/", "").replace("default", "");
+    assert_eq!(norm(&effective_verdict), norm(declared_verdict));
+}
