@@ -60,8 +60,13 @@ pub struct Target {
     #[arg(long)]
     pub azure: Option<String>,
     /// Exported data the proposal was diagnosed from (with a live TARGET).
+    /// Without it a live TARGET is read through the azure loader, as
+    /// `apimedic diagnose --azure ID` reads it.
     #[arg(long = "data", num_args = 1..)]
     pub data: Vec<PathBuf>,
+    /// The span the live read covers (no --data).
+    #[command(flatten)]
+    pub span: super::azure::SpanArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -288,12 +293,21 @@ fn source(t: &Target, common: &Common) -> anyhow::Result<Source> {
             missing.display()
         );
     }
-    if live.is_some() && paths.is_empty() {
-        bail!(
-            "a live target needs the data its proposal was diagnosed from: add --data FOLDER (the export `apimedic diagnose` read)"
-        );
-    }
-    let snapshot = super::load(&paths)?;
+    let snapshot = match &live {
+        // No export given: the proposal is diagnosed from the instance
+        // itself, read live through the azure loader (configuration,
+        // metrics, activity log, gateway logs where the diagnostic setting
+        // sends them), as `apimedic diagnose --azure ID` reads it.
+        Some(id) if paths.is_empty() => {
+            let args = super::azure::AzureArgs {
+                azure: Some(id.clone()),
+                ..Default::default()
+            };
+            args.load_one(&t.span)?
+                .with_context(|| format!("{id}: nothing was read from Azure"))?
+        }
+        _ => super::load(&paths)?,
+    };
     let diagnosis =
         playbook::diagnose(&snapshot, &analyze::Options::default(), &playbooks(common)?);
     let mode = match live {

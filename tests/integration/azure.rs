@@ -810,3 +810,45 @@ fn net_check_reads_the_gateway_subnet_nsg_live_with_effective_rules_or_says_it_f
     let norm = |l: &str| l.replace("securityRules/", "").replace("default", "");
     assert_eq!(norm(&effective_verdict), norm(declared_verdict));
 }
+
+/// `remediate plan` on a live target without `--data` reads the instance
+/// through the azure loader (the same pull `diagnose --azure` makes) and
+/// finds the proposal there.
+#[test]
+fn remediate_reads_a_live_target_through_the_azure_loader() {
+    let s = start(store(0, false), config());
+    let live = apimedic(
+        &s,
+        &sp_env(),
+        &[
+            "diagnose", "--azure", SIM_ID, "--since", SINCE, "--until", UNTIL, "--format", "json",
+        ],
+    );
+    let report = json_of(&live);
+    let id = report["proposals"][0]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a proposal: {report}"))
+        .to_string();
+    let state = tempfile::tempdir().unwrap();
+    let out = apimedic(
+        &s,
+        &[
+            sp_env(),
+            vec![("APIMEDIC_STATE_DIR", state.path().to_str().unwrap())],
+        ]
+        .concat(),
+        &[
+            "remediate", "plan", &id, SIM_ID, "--since", SINCE, "--until", UNTIL,
+        ],
+    );
+    let err = stderr(&out);
+    assert!(!err.contains("--data"), "no export needed: {err}");
+    // Found in the live diagnosis: planned, or named as manual (the
+    // simulated incident's fixes are a person's) — never "no proposal".
+    let text = format!("{}{err}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        text.contains(&format!("Plan for proposal {id}"))
+            || text.contains(&format!("proposal {id} is manual")),
+        "{text}"
+    );
+}
