@@ -117,5 +117,9 @@ fn tools_answer_on_empty_data_without_failing() {
         backend: Some("nothere".into()),
     }
     .run(&i);
-    assert!(out.text.starts_with("no backend named `nothere`"), "{}", out.text);
+    assert!(
+        out.text.starts_with("no backend named `nothere`"),
+        "{}",
+        out.text
+    );
 }

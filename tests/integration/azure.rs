@@ -838,7 +838,14 @@ fn remediate_reads_a_live_target_through_the_azure_loader() {
         ]
         .concat(),
         &[
-            "remediate", "plan", &id, SIM_ID, "--since", SINCE, "--until", UNTIL,
+            "remediate",
+            "plan",
+            &id,
+            SIM_ID,
+            "--since",
+            SINCE,
+            "--until",
+            UNTIL,
         ],
     );
     let err = stderr(&out);
