@@ -14,12 +14,13 @@
 //! the operations whose error spikes it explains.
 
 use super::Ctx;
+use super::apps::app_matches;
 use super::policy;
 use super::rollup::{BackendRollup, ratio};
 use super::stats::{Burst, BurstParams, FAST_BURN, bursts};
 use crate::model::{
     ChangeKind, Evidence, Finding, FindingKind, MetricSeries, MetricSource, Origin, PolicyScope,
-    Severity, Subject, Timestamp, Window, url_host,
+    Severity, Subject, Timestamp, Window,
 };
 use std::collections::BTreeMap;
 
@@ -131,7 +132,7 @@ fn timeout_counts(ctx: &Ctx, b: &BackendRollup, t: &Option<TimeoutInForce>) -> V
                 .changes
                 .iter()
                 .filter(|c| c.policy_scope.as_ref() == Some(scope))
-                .filter(|c| !c.status.as_deref().is_some_and(is_failed))
+                .filter(|c| !c.failed())
                 .map(|c| c.time.minute())
                 .max()
         })
@@ -361,25 +362,11 @@ fn last_change(
         .changes
         .iter()
         .filter(|c| c.policy_scope.as_ref() == Some(scope) && c.time <= until)
-        .filter(|c| !c.status.as_deref().is_some_and(is_failed))
+        .filter(|c| !c.failed())
         .max_by_key(|c| c.time)?;
     let before =
-        super::changes::policy_before(ctx.snapshot, c).and_then(|xml| timeout_in_xml(&xml));
+        policy::policy_before(ctx.snapshot, c).and_then(|xml| policy::timeout_in_xml(&xml));
     Some((c.time, c.caller.clone(), before))
-}
-
-pub fn is_failed(status: &str) -> bool {
-    status.eq_ignore_ascii_case("Failed") || status.eq_ignore_ascii_case("Failure")
-}
-
-/// The first forward-request timeout written in a policy document.
-pub fn timeout_in_xml(xml: &str) -> Option<f64> {
-    let parsed = policy::parse_policy(xml);
-    let root = parsed.root.as_ref()?;
-    root.walk()
-        .into_iter()
-        .find(|e| e.name == "forward-request")
-        .map(policy::effective::forward_timeout_secs)
 }
 
 /// Operations of a backend with what they contributed inside `window`.
@@ -688,77 +675,6 @@ impl AppHealth {
     }
 }
 
-/// Does metric series / change resource `name` (short name or full id)
-/// belong to `backend`? The resource id is read as the app it is under
-/// (`…/sites/NAME/deployments/ID` and `…/sites/NAME/slots/S` are site NAME
-/// and its slot, `…/containerApps/NAME/revisions/R` is container app NAME),
-/// then matched against the backend entity's `resourceId`, or against the
-/// backend URL's host naming the app.
-pub fn app_matches(
-    ctx: &Ctx,
-    backend: &str,
-    resource_id: Option<&str>,
-    name: Option<&str>,
-) -> bool {
-    let app = resource_id.and_then(crate::model::app_of_resource);
-    let short = name
-        .map(str::to_string)
-        .or_else(|| app.as_ref().map(|a| a.host_label()))
-        .or_else(|| resource_id.and_then(|r| r.rsplit('/').next().map(str::to_string)))
-        .unwrap_or_default()
-        .to_ascii_lowercase();
-    // App Service host names are exactly NAME or NAME-SLOT: no prefix match
-    // (site `catalog-web` is not slot `catalog-web-staging`).
-    let exact_host = app
-        .as_ref()
-        .is_some_and(|a| a.provider == crate::model::AppProvider::AppService);
-    if let Some(entity) = ctx.snapshot.backend(backend) {
-        let want_app = entity
-            .resource_id
-            .as_deref()
-            .and_then(crate::model::app_of_resource);
-        if let (Some(want), Some(have)) = (&want_app, &app) {
-            // Both ids name an app: that settles it.
-            return want.same_app(have);
-        }
-        if let (Some(want), Some(have)) = (entity.resource_id.as_deref(), resource_id) {
-            let want = want.trim_start_matches("https://management.azure.com");
-            if want.eq_ignore_ascii_case(have) {
-                return true;
-            }
-        }
-        if let Some(want) = entity.resource_id.as_deref()
-            && want
-                .rsplit('/')
-                .next()
-                .is_some_and(|w| !short.is_empty() && w.eq_ignore_ascii_case(&short))
-        {
-            return true;
-        }
-        if let Some(url) = entity.url.as_deref()
-            && host_names(url_host(url), &short, exact_host)
-        {
-            return true;
-        }
-        if entity.id.eq_ignore_ascii_case(&short) {
-            return true;
-        }
-    }
-    host_names(backend, &short, exact_host)
-}
-
-/// A host (or backend key) whose first label is the app's name, or starts
-/// with it (`inventory-app.azurecontainerapps.io`, `inventory-app-prod…`)
-/// unless `exact`.
-fn host_names(host: &str, app: &str, exact: bool) -> bool {
-    if app.len() < 3 {
-        return false;
-    }
-    let host = host.to_ascii_lowercase();
-    let first = host.split(['.', ':']).next().unwrap_or("");
-    first == app || (!exact && app.len() >= 5 && first.starts_with(app))
-}
-
 /// The app metrics of a backend, over the scope (or around `window`).
 pub fn app_health(ctx: &Ctx, backend: &str, window: Option<Window>) -> Option<AppHealth> {
     let span = window
@@ -793,7 +709,7 @@ pub fn app_health(ctx: &Ctx, backend: &str, window: Option<Window>) -> Option<Ap
         .changes
         .iter()
         .filter(|c| c.kind == ChangeKind::Deployment && deploy_inside(c.time))
-        .filter(|c| !c.status.as_deref().is_some_and(is_failed))
+        .filter(|c| !c.failed())
         .filter(|c| app_matches(ctx, backend, c.resource_id.as_deref(), None))
         .map(|c| (c.time, c.operation.clone()))
         .collect();

@@ -9,7 +9,8 @@
 //! known.
 
 use super::Ctx;
-use super::backends::{app_matches, is_failed};
+use super::apps::app_matches;
+use super::policy::{policy_after, policy_before, policy_diff, timeout_in_xml};
 use crate::model::{
     Change, ChangeKind, Evidence, Finding, FindingKind, PolicyScope, Severity, Snapshot, Subject,
     Suspect,
@@ -28,78 +29,6 @@ pub struct Implicated {
     pub lead_minutes: i64,
     /// 0..1: how directly the change touches the anomaly's subject.
     pub relevance: f64,
-}
-
-/// The policy XML before a change: the event's own `policy_before`, else the
-/// `policy_after` of the previous write to the same scope, else — when the
-/// event carries the new XML, it is the last write to its scope and the
-/// loaded policy differs from it — the loaded policy (the export predates
-/// the write, or the write was rolled back since; either way it is the
-/// version the write replaced or returned to).
-pub fn policy_before(snapshot: &Snapshot, c: &Change) -> Option<String> {
-    if let Some(b) = &c.policy_before {
-        return Some(b.clone());
-    }
-    let scope = c.policy_scope.as_ref()?;
-    // The previous write's XML; a Started event of this same write (same
-    // XML) is not a previous version.
-    let previous = snapshot
-        .changes
-        .iter()
-        .filter(|p| p.policy_scope.as_ref() == Some(scope) && p.time < c.time)
-        .filter(|p| p.policy_after.is_some() && p.policy_after != c.policy_after)
-        .max_by_key(|p| p.time);
-    if let Some(p) = previous {
-        return p.policy_after.clone();
-    }
-    let after = c.policy_after.as_deref()?;
-    let later = snapshot
-        .changes
-        .iter()
-        .any(|p| p.policy_scope.as_ref() == Some(scope) && p.time > c.time);
-    let current = snapshot.policy(scope)?;
-    (!later && normalise(&current.xml) != normalise(after)).then(|| current.xml.clone())
-}
-
-/// The policy XML a change set: the event's `policy_after`, else the loaded
-/// policy when no later write to that scope is known.
-pub fn policy_after(snapshot: &Snapshot, c: &Change) -> Option<String> {
-    if let Some(a) = &c.policy_after {
-        return Some(a.clone());
-    }
-    let scope = c.policy_scope.as_ref()?;
-    let later = snapshot
-        .changes
-        .iter()
-        .any(|p| p.policy_scope.as_ref() == Some(scope) && p.time > c.time);
-    (!later)
-        .then(|| snapshot.policy(scope).map(|d| d.xml.clone()))
-        .flatten()
-}
-
-fn normalise(xml: &str) -> String {
-    xml.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-/// Unified diff of a policy change, when both versions are known.
-pub fn policy_diff(snapshot: &Snapshot, c: &Change) -> Option<String> {
-    let before = policy_before(snapshot, c)?;
-    let after = policy_after(snapshot, c)?;
-    let scope = c
-        .policy_scope
-        .as_ref()
-        .map(|s| s.to_string())
-        .unwrap_or_default();
-    super::diff::unified(
-        &normalise(&before),
-        &normalise(&after),
-        &format!("{scope} before"),
-        &format!("{scope} after {}", c.time),
-    )
 }
 
 /// The changes implicated in `finding` (an anomaly with a window), most
@@ -128,7 +57,7 @@ pub fn implicated(ctx: &Ctx, finding: &Finding) -> Vec<Implicated> {
         if !(-1..=LOOKBACK_MINUTES).contains(&lead) || after_scope {
             continue;
         }
-        if c.status.as_deref().is_some_and(is_failed) || superseded(ctx.snapshot, i) {
+        if c.failed() || superseded(ctx.snapshot, i) {
             continue;
         }
         let rid = c.resource_id.as_deref().unwrap_or("").to_ascii_lowercase();
@@ -270,7 +199,7 @@ fn superseded(snapshot: &Snapshot, i: usize) -> bool {
             && d.time >= c.time
             && (d.time.millis() - c.time.millis()) <= 5 * 60_000
             && (d.time > c.time || j > i)
-            && !d.status.as_deref().is_some_and(is_failed)
+            && !d.failed()
     })
 }
 
@@ -546,8 +475,8 @@ pub fn findings(ctx: &Ctx, findings: &[Finding]) -> Vec<Finding> {
 /// "forward-request timeout 120 s → 5 s" when a policy change moved it
 /// (or "set to 5 s" where the earlier version is unknown).
 pub fn timeout_detail(snapshot: &Snapshot, c: &Change) -> Option<String> {
-    let before = super::backends::timeout_in_xml(&policy_before(snapshot, c)?);
-    let after = super::backends::timeout_in_xml(&policy_after(snapshot, c)?);
+    let before = timeout_in_xml(&policy_before(snapshot, c)?);
+    let after = timeout_in_xml(&policy_after(snapshot, c)?);
     match (before, after) {
         (Some(b), Some(a)) if (a - b).abs() > f64::EPSILON => {
             Some(format!("forward-request timeout {b} s → {a} s"))

@@ -7,6 +7,7 @@
 //! (`routes`) and change correlation (`changes`), then ranks everything.
 //! `stories` ties the findings into root-cause stories (`story`).
 
+pub mod apps;
 pub mod axis;
 pub mod backends;
 pub mod changes;

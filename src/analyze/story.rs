@@ -220,7 +220,7 @@ fn backend_story<'a>(
                 && f.subject
                     .backend
                     .as_deref()
-                    .is_some_and(|app| super::backends::app_matches(ctx, backend, None, Some(app)))
+                    .is_some_and(|app| super::apps::app_matches(ctx, backend, None, Some(app)))
         })
         .collect();
     let changes = change_findings(ctx, findings, &backend_findings);

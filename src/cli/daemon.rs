@@ -2,7 +2,8 @@
 //! work is `daemon::run`. `apimedic daemon live` writes a simulated live
 //! feed for demos and tests.
 
-use crate::daemon::{self, config, live};
+use crate::daemon::{self, config};
+use crate::simulate::live;
 use anyhow::Context;
 use std::path::PathBuf;
 use std::process::ExitCode;

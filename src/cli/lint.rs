@@ -4,16 +4,15 @@
 //! is at error level, 1 otherwise (Deny mode: a missing `<base />` too), 2 on
 //! error.
 
-use crate::analyze::policy::{self, Mode, rules::level_of};
+use crate::analyze::policy::{self, Mode};
+use crate::model::lint_rules;
 use crate::model::{Finding, Severity};
+use crate::report::{lint, sarif};
 use anyhow::Context;
 use clap::ValueEnum;
-use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
-
-use crate::report::sarif;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum LintMode {
@@ -50,23 +49,11 @@ pub fn run(args: LintArgs) -> anyhow::Result<ExitCode> {
     let color = super::use_color(args.color);
     if args.rules {
         let out = match args.format {
-            LintFormat::Text => rules_text(color),
-            LintFormat::Json => {
-                let rules: Vec<serde_json::Value> = policy::rules()
-                    .iter()
-                    .map(|r| {
-                        serde_json::json!({
-                            "id": r.id, "name": r.name, "kind": r.kind.as_str(),
-                            "severity": r.severity.as_str(), "level": r.level(),
-                            "summary": r.summary, "fix": r.fix
-                        })
-                    })
-                    .collect();
-                pretty(&serde_json::json!({ "rules": rules }))?
-            }
+            LintFormat::Text => lint::rules_text(color),
+            LintFormat::Json => pretty(&lint::rules_json())?,
             LintFormat::Sarif => pretty(&sarif::render(
                 &[],
-                policy::rules(),
+                lint_rules::rules(),
                 env!("CARGO_PKG_VERSION"),
             ))?,
         };
@@ -102,7 +89,7 @@ pub fn run(args: LintArgs) -> anyhow::Result<ExitCode> {
                 eprintln!("apimedic: note: {p}");
             }
             // Secrets a policy holds (a key in a header) are never printed.
-            crate::model::redact::scrub(&text(&findings, snapshot.policies.len(), color))
+            crate::model::redact::scrub(&lint::text(&findings, snapshot.policies.len(), color))
         }
         LintFormat::Json => {
             let mut v = serde_json::json!({ "findings": findings });
@@ -110,7 +97,7 @@ pub fn run(args: LintArgs) -> anyhow::Result<ExitCode> {
             pretty(&v)?
         }
         LintFormat::Sarif => {
-            let mut v = sarif::render(&findings, policy::rules(), env!("CARGO_PKG_VERSION"));
+            let mut v = sarif::render(&findings, lint_rules::rules(), env!("CARGO_PKG_VERSION"));
             crate::model::redact::scrub_value(&mut v);
             pretty(&v)?
         }
@@ -145,94 +132,10 @@ fn write_stdout(s: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn paint(on: bool, level: &str, s: &str) -> String {
-    if !on {
-        return s.to_string();
-    }
-    let code = match level {
-        "error" => "1;31",
-        "warning" => "33",
-        "note" => "36",
-        _ => "2",
-    };
-    format!("\x1b[{code}m{s}\x1b[0m")
-}
-
-/// `file:line:col: level APIM0xx message`, the fix hint indented below, and
-/// a summary line.
-pub fn text(findings: &[Finding], documents: usize, color: bool) -> String {
-    let mut out = String::new();
-    let (mut errors, mut warnings, mut notes) = (0, 0, 0);
-    for f in findings {
-        let level = level_of(f.severity);
-        match level {
-            "error" => errors += 1,
-            "warning" => warnings += 1,
-            _ => notes += 1,
-        }
-        let place = f
-            .location
-            .as_ref()
-            .map(|l| {
-                let mut s = l.file.clone();
-                if let Some(line) = l.line {
-                    let _ = write!(s, ":{line}");
-                    if let Some(c) = l.column {
-                        let _ = write!(s, ":{c}");
-                    }
-                }
-                s
-            })
-            .unwrap_or_else(|| f.subject.to_string());
-        let rule = f.rule.as_deref().unwrap_or(f.kind.as_str());
-        let _ = writeln!(
-            out,
-            "{place}: {} {rule} {}",
-            paint(color, level, level),
-            f.summary
-        );
-        if let Some(r) = f.rule.as_deref().and_then(policy::rule_by_id) {
-            let _ = writeln!(out, "    fix: {}", r.fix);
-        }
-    }
-    let _ = writeln!(
-        out,
-        "{} finding{} ({errors} error{}, {warnings} warning{}, {notes} note{}) in {documents} policy document{}",
-        findings.len(),
-        plural(findings.len()),
-        plural(errors),
-        plural(warnings),
-        plural(notes),
-        plural(documents)
-    );
-    out
-}
-
-fn plural(n: usize) -> &'static str {
-    if n == 1 { "" } else { "s" }
-}
-
-fn rules_text(color: bool) -> String {
-    let mut out = String::new();
-    for r in policy::rules() {
-        let level = r.level();
-        let _ = writeln!(
-            out,
-            "{} {:<7} {:<28} {}",
-            r.id,
-            paint(color, level, level),
-            r.name,
-            r.summary
-        );
-        let _ = writeln!(out, "{:<46}fix: {}", "", r.fix);
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Location, PolicyDoc, PolicyScope, Snapshot};
+    use crate::model::{PolicyDoc, PolicyScope, Snapshot};
 
     fn snap(xml: &str, scope: &str) -> Snapshot {
         Snapshot {
@@ -256,46 +159,5 @@ mod tests {
         assert!(!failing(&audit), "{audit:#?}");
         let deny = policy::lint(&s, Mode::Deny);
         assert!(failing(&deny));
-    }
-
-    #[test]
-    fn text_lines_are_file_line_col_level_rule() {
-        let s = snap(NO_BASE, "api:a");
-        let out = text(&policy::lint(&s, Mode::Audit), 1, false);
-        let first = out.lines().next().unwrap();
-        assert_eq!(
-            first,
-            "p.xml:1:11: warning APIM020 <inbound> at api:a has no <base />: the parent scope's inbound policies do not run"
-        );
-        assert!(
-            out.lines()
-                .nth(1)
-                .unwrap()
-                .starts_with("    fix: Add <base />")
-        );
-        assert!(
-            out.trim_end()
-                .ends_with("1 finding (0 errors, 1 warning, 0 notes) in 1 policy document"),
-            "{out}"
-        );
-        assert!(!out.contains('\x1b'));
-    }
-
-    #[test]
-    fn text_without_findings_is_one_summary_line() {
-        let out = text(&[], 3, true);
-        assert_eq!(
-            out,
-            "0 findings (0 errors, 0 warnings, 0 notes) in 3 policy documents\n"
-        );
-        let _ = Location::default();
-    }
-
-    #[test]
-    fn rules_listing_names_every_rule() {
-        let out = rules_text(false);
-        for r in policy::rules() {
-            assert!(out.contains(r.id) && out.contains(r.fix));
-        }
     }
 }

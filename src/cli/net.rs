@@ -2,10 +2,11 @@
 //! the way Azure does (priority order, default rules, first match wins) and
 //! say which rule decided it. Exit 0 allowed, 1 denied, 2 error.
 
-use crate::analyze::network::{self, Cidr, Flow, Protocol, Verdict};
+use crate::analyze::network::{self, Cidr};
+use crate::model::network::{Flow, Protocol, Verdict};
 use crate::model::{Access, Direction, Nsg};
+use crate::report;
 use anyhow::{Context, bail};
-use serde::Serialize;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -300,20 +301,7 @@ pub fn infer_direction(from: &str, to: &str, vnet: &[Cidr]) -> (Direction, Strin
     )
 }
 
-#[derive(Serialize)]
-struct JsonOut<'a> {
-    nsg: &'a str,
-    /// `effective` (what Azure enforces, from a NIC) or `declared`.
-    rules: &'a str,
-    allowed: bool,
-    flow: &'a Flow,
-    /// How the direction was chosen.
-    direction_reason: &'a str,
-    verdict: &'a Verdict,
-}
-
-/// Writes the verdict: first line `allowed by <rule> (priority N)` or
-/// `denied by <rule> (priority N)`, details indented below.
+/// Writes the verdict (`report::net`): text or JSON.
 pub fn render(
     out: &mut impl Write,
     nsg: &Nsg,
@@ -322,60 +310,17 @@ pub fn render(
     format: OutputFormat,
     direction_reason: &str,
 ) -> anyhow::Result<()> {
-    let allowed = verdict.access == Access::Allow;
     match format {
         OutputFormat::Json => {
-            let j = JsonOut {
-                nsg: &nsg.name,
-                rules: if nsg.effective {
-                    "effective"
-                } else {
-                    "declared"
-                },
-                allowed,
-                flow,
-                direction_reason,
-                verdict,
-            };
+            let j = report::net::NetCheck::new(nsg, flow, verdict, direction_reason);
             serde_json::to_writer_pretty(&mut *out, &j)?;
             writeln!(out)?;
         }
-        OutputFormat::Text => {
-            let word = if allowed { "allowed" } else { "denied" };
-            writeln!(
-                out,
-                "{word} by {} (priority {})",
-                verdict.rule, verdict.priority
-            )?;
-            writeln!(
-                out,
-                "  nsg {} ({} rules): {}",
-                nsg.name,
-                if nsg.effective {
-                    "effective"
-                } else {
-                    "declared"
-                },
-                flow.describe()
-            )?;
-            writeln!(
-                out,
-                "  direction {} ({direction_reason})",
-                match flow.direction {
-                    Direction::Inbound => "inbound",
-                    Direction::Outbound => "outbound",
-                }
-            )?;
-            if verdict.default_rule {
-                writeln!(out, "  {} is one of Azure's default rules", verdict.rule)?;
-            }
-            for u in &verdict.uncertain {
-                writeln!(
-                    out,
-                    "  note: {u} might also match (address space or value unknown; see --vnet)"
-                )?;
-            }
-        }
+        OutputFormat::Text => write!(
+            out,
+            "{}",
+            report::net::text(nsg, flow, verdict, direction_reason)
+        )?,
     }
     Ok(())
 }
@@ -403,42 +348,6 @@ mod tests {
             }],
             ..Nsg::default()
         }
-    }
-
-    fn text(flow: &Flow, format: OutputFormat) -> String {
-        let n = nsg();
-        let v = network::evaluate(&n, flow);
-        let mut buf = Vec::new();
-        render(&mut buf, &n, flow, &v, format, "given").unwrap_or_else(|e| panic!("{e}"));
-        String::from_utf8(buf).unwrap_or_default()
-    }
-
-    #[test]
-    fn text_first_line_names_rule_and_priority() {
-        let f = Flow::new(Direction::Outbound, "VirtualNetwork", "Internet", 80);
-        let t = text(&f, OutputFormat::Text);
-        assert_eq!(
-            t.lines().next(),
-            Some("denied by Deny_All_Internet_Outbound (priority 999)")
-        );
-        let f = Flow::new(Direction::Outbound, "VirtualNetwork", "VirtualNetwork", 443);
-        let t = text(&f, OutputFormat::Text);
-        assert!(
-            t.starts_with("allowed by AllowVnetOutBound (priority 65000)\n"),
-            "{t}"
-        );
-        assert!(t.contains("default rules"));
-    }
-
-    #[test]
-    fn json_is_machine_readable() {
-        let f = Flow::new(Direction::Outbound, "VirtualNetwork", "Internet", 80);
-        let v: serde_json::Value =
-            serde_json::from_str(&text(&f, OutputFormat::Json)).unwrap_or_default();
-        assert_eq!(v["allowed"], false);
-        assert_eq!(v["verdict"]["rule"], "Deny_All_Internet_Outbound");
-        assert_eq!(v["verdict"]["access"], "deny");
-        assert_eq!(v["flow"]["direction"], "outbound");
     }
 
     #[test]

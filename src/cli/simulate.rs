@@ -237,11 +237,11 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         let Some(dir) = args.out else {
             bail!("give --out DIR for the live feed");
         };
-        let cfg = crate::daemon::live::LiveConfig {
+        let cfg = crate::simulate::live::LiveConfig {
             out: dir,
             speed: args.speed,
             seed: args.seed,
-            ..crate::daemon::live::LiveConfig::default()
+            ..crate::simulate::live::LiveConfig::default()
         };
         return super::daemon::run_live_config(cfg);
     }

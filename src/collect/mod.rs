@@ -12,6 +12,7 @@
 //! templates, REST spec examples, apiops artifacts and API specifications),
 //! fake-server exchange files (`{request, response}`), and policy XML files.
 //! Error answers, access tokens and anything else are reported, not loaded.
+//! `series` reads the `timestamp,value` CSV that `apimedic detect` scores.
 
 pub mod activity;
 pub mod arm;
@@ -24,6 +25,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod policy_files;
 pub mod rows;
+pub mod series;
 
 #[cfg(test)]
 mod corpus_tests;

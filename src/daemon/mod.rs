@@ -11,7 +11,6 @@
 //! - [`alerts`]: the alert lifecycle (pure).
 //! - [`sink`]: payloads (pure), outbox and delivery.
 //! - [`metrics`]: `/metrics`, `/healthz`, host sampling.
-//! - [`live`]: the simulated live feed (`apimedic daemon live`).
 //! - [`azure`]: live Azure instances polled on an interval (findings only
 //!   reach the engine, marked with their instance).
 //!
@@ -23,7 +22,6 @@ pub mod alerts;
 pub mod azure;
 pub mod config;
 pub mod engine;
-pub mod live;
 pub mod metrics;
 pub mod sink;
 pub mod tail;

@@ -365,6 +365,15 @@ pub struct Change {
     pub origin: Origin,
 }
 
+impl Change {
+    /// The write failed (`Failed`, `Failure`): it changed nothing.
+    pub fn failed(&self) -> bool {
+        self.status
+            .as_deref()
+            .is_some_and(|s| s.eq_ignore_ascii_case("Failed") || s.eq_ignore_ascii_case("Failure"))
+    }
+}
+
 /// Which Azure service hosts an app behind a backend.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

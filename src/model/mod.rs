@@ -9,6 +9,8 @@
 pub mod config;
 pub mod finding;
 pub mod histogram;
+pub mod lint_rules;
+pub mod network;
 pub mod redact;
 pub mod time;
 pub mod traffic;

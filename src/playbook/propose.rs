@@ -209,7 +209,7 @@ fn condition_holds(c: Condition, snapshot: &Snapshot, f: &Finding, story: Option
         Condition::PolicyChangeKnown => {
             f.kind == FindingKind::ConfigChange
                 && change_of(snapshot, f)
-                    .is_some_and(|c| analyze::changes::policy_before(snapshot, c).is_some())
+                    .is_some_and(|c| analyze::policy::policy_before(snapshot, c).is_some())
         }
     }
 }
@@ -323,7 +323,7 @@ fn propose_one(
                 return None;
             };
             let before =
-                change_of(snapshot, f).and_then(|c| analyze::changes::policy_before(snapshot, c));
+                change_of(snapshot, f).and_then(|c| analyze::policy::policy_before(snapshot, c));
             match before {
                 Some(xml) => apply = apply::put_policy(snapshot, scope, &xml),
                 None => extra_pre.push(

@@ -376,13 +376,13 @@ pub fn build(
                     "no recorded change of the policy at {scope} near {to}: the version to restore is unknown"
                 )));
             };
-            let Some(old) = crate::analyze::changes::policy_before(snapshot, change) else {
+            let Some(old) = crate::analyze::policy::policy_before(snapshot, change) else {
                 return Err(PlanError::Missing(format!(
                     "the change at {} ({}) does not carry the previous policy text; restore it from source control",
                     change.time, change.operation
                 )));
             };
-            match &crate::analyze::changes::policy_after(snapshot, change) {
+            match &crate::analyze::policy::policy_after(snapshot, change) {
                 Some(after) => {
                     let same = normalise_xml(after) == normalise_xml(&xml);
                     plan.checks.push(Check {

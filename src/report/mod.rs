@@ -2,6 +2,8 @@
 //! text for a terminal, Markdown for an incident ticket, JSON with a stable
 //! schema. Nothing here decides anything; it only lays out a `Diagnosis`.
 
+pub mod lint;
+pub mod net;
 pub mod sarif;
 
 use crate::model::{

@@ -2,8 +2,8 @@
 //! code scanning, Azure DevOps, VS Code SARIF viewer). Pure: findings and
 //! the rule table in, a JSON value out.
 
-use crate::analyze::policy::rules::{Rule, level_of};
 use crate::model::Finding;
+use crate::model::lint_rules::{Rule, level_of};
 use serde_json::{Map, Value, json};
 
 pub const SARIF_SCHEMA: &str = "https://json.schemastore.org/sarif-2.1.0.json";
@@ -111,7 +111,7 @@ pub fn uri(path: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analyze::policy::rules::rules;
+    use crate::model::lint_rules::rules;
     use crate::model::{FindingKind, Location, PolicyScope, Severity, Subject};
 
     #[test]

@@ -6,12 +6,15 @@
 //! Pure and deterministic: the same (scenario, seed, scale, minutes) gives
 //! the same bytes on every machine. There is no clock: the data ends at a
 //! fixed instant derived from the seed (see `plan::end_minute`). The CLI
-//! (`cli::simulate`) only writes what `generate` returns.
+//! (`cli::simulate`) only writes what `generate` returns. Two edges live
+//! here too: `live` writes a gateway-log feed in real time (`simulate --live`,
+//! `daemon live`) and `standin` serves a scenario as a loopback ARM API.
 
 mod activity;
 mod catalog;
 mod config;
 mod json;
+pub mod live;
 mod logs;
 mod metrics;
 mod plan;

@@ -692,7 +692,7 @@ fn backend_apps(ctx: &Ctx) -> BTreeMap<String, AppInfo> {
             .enumerate()
             .filter(|(_, m)| m.source == MetricSource::BackendApp)
             .filter(|(_, m)| {
-                analyze::backends::app_matches(
+                analyze::apps::app_matches(
                     ctx,
                     &name,
                     m.resource_id.as_deref(),
@@ -706,9 +706,7 @@ fn backend_apps(ctx: &Ctx) -> BTreeMap<String, AppInfo> {
             .iter()
             .enumerate()
             .filter(|(_, c)| c.kind == ChangeKind::Deployment)
-            .filter(|(_, c)| {
-                analyze::backends::app_matches(ctx, &name, c.resource_id.as_deref(), None)
-            })
+            .filter(|(_, c)| analyze::apps::app_matches(ctx, &name, c.resource_id.as_deref(), None))
             .map(|(i, _)| i)
             .collect();
         if series.is_empty() && deployments.is_empty() {

@@ -10,9 +10,10 @@
 
 pub mod eval;
 
+pub use crate::model::network::{Flow, Protocol, Verdict};
 pub use eval::{
-    Cidr, Flow, NetContext, Protocol, Tri, Verdict, azure_default_rules, evaluate, evaluate_in,
-    ordered_rules, rule_contains, rule_covers,
+    Cidr, NetContext, Tri, azure_default_rules, evaluate, evaluate_in, ordered_rules,
+    rule_contains, rule_covers,
 };
 
 use crate::model::{

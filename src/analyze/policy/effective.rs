@@ -151,6 +151,16 @@ impl EffectivePolicy {
     }
 }
 
+/// The first forward-request timeout written in a policy document.
+pub fn timeout_in_xml(xml: &str) -> Option<f64> {
+    let parsed = parse_policy(xml);
+    let root = parsed.root.as_ref()?;
+    root.walk()
+        .into_iter()
+        .find(|e| e.name == "forward-request")
+        .map(forward_timeout_secs)
+}
+
 /// Seconds of a `forward-request` element: `timeout`, `timeout-ms`/1000,
 /// else the APIM default of 300 (also when the value is an expression).
 pub fn forward_timeout_secs(e: &Element) -> f64 {

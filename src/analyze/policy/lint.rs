@@ -5,7 +5,7 @@
 use super::catalog::{self, ElementSpec};
 use super::effective::{EffectivePolicy, LoadedPolicy, PolicyIndex, forward_timeout_secs};
 use super::reader::{Element, ProblemKind, SNIPPET_ROOT};
-use super::rules::{INHERITANCE_RULE, rule_by_id};
+use crate::model::lint_rules::{INHERITANCE_RULE, rule_by_id};
 use crate::model::{
     BackendKind, Evidence, Finding, LatencyHistogram, Location, Origin, PolicyDoc, PolicyScope,
     Severity, Snapshot, Subject, fingerprint_with,

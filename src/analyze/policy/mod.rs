@@ -1,20 +1,23 @@
 //! APIM policy XML: expression-aware reading (`reader`), the effective
 //! policy of an operation with `<base />` resolved (`effective`), and the
-//! linter behind `apimedic lint` (`catalog` of elements, `rules`, `lint`).
+//! linter behind `apimedic lint` (`catalog` of elements, `lint`; its rule
+//! table is shared vocabulary, `model::lint_rules`),
+//! and the versions a policy write moved between (`versions`).
 //! Pure: no I/O, no clock.
 
 pub mod catalog;
 pub mod effective;
 pub mod lint;
 pub mod reader;
-pub mod rules;
+pub mod versions;
 
 pub use effective::{
     BackendTarget, EffectivePolicy, Placed, PolicyIndex, Section, TargetKind, effective_policy,
+    timeout_in_xml,
 };
 pub use lint::{Mode, lint};
 pub use reader::{Element, Expression, ParsedPolicy, PolicyProblem, ProblemKind, parse_policy};
-pub use rules::{INHERITANCE_RULE, Rule, rule_by_id, rules};
+pub use versions::{policy_after, policy_before, policy_diff};
 
 use crate::model::{Finding, Snapshot};
 

@@ -1,7 +1,9 @@
-//! The lint rules: stable ids, default (Audit mode) severity, a one-line
-//! explanation and a fix hint. Ids never change meaning once released.
+//! The policy lint rules: stable ids, default (Audit mode) severity, a
+//! one-line explanation and a fix hint. Ids never change meaning once
+//! released. Shared vocabulary: `analyze::policy::lint` raises findings by
+//! these ids and the renderers (`report::lint`, SARIF) describe them.
 
-use crate::model::{FindingKind, Severity};
+use super::{FindingKind, Severity};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Rule {
