@@ -986,7 +986,7 @@ impl Builder<'_> {
                     .iter()
                     .any(|(a, o)| a == &r.api && o == &r.operation);
             if in_scope {
-                for x in r.configured.iter().chain(&r.observed) {
+                for x in r.routes() {
                     push(&mut out, x.backend.clone());
                 }
             }
@@ -2242,12 +2242,7 @@ impl Builder<'_> {
                 .diagnosis
                 .backend_map
                 .iter()
-                .filter(|r| {
-                    r.configured
-                        .iter()
-                        .chain(&r.observed)
-                        .any(|x| x.backend.eq_ignore_ascii_case(bk))
-                })
+                .filter(|r| r.calls(bk))
                 .map(|r| format!("{}/{}", r.api, r.operation))
                 .collect();
             if !callers.is_empty() {
@@ -2339,12 +2334,7 @@ impl Builder<'_> {
                     r.api.eq_ignore_ascii_case(a)
                         && o.is_none_or(|o| r.operation.eq_ignore_ascii_case(o))
                 })
-                .flat_map(|r| {
-                    r.configured
-                        .iter()
-                        .chain(&r.observed)
-                        .map(|x| x.backend.clone())
-                })
+                .flat_map(|r| r.routes().map(|x| x.backend.clone()))
                 .collect(),
             _ => Vec::new(),
         };

@@ -41,6 +41,18 @@ impl Severity {
             .into_iter()
             .find(|v| v.as_str().eq_ignore_ascii_case(s.trim()))
     }
+
+    /// The four-character tag lists align on: `CRIT`, `HIGH`, `MED `,
+    /// `LOW `, `INFO`.
+    pub fn tag(self) -> &'static str {
+        match self {
+            Severity::Critical => "CRIT",
+            Severity::High => "HIGH",
+            Severity::Medium => "MED ",
+            Severity::Low => "LOW ",
+            Severity::Info => "INFO",
+        }
+    }
 }
 
 impl std::fmt::Display for Severity {
@@ -562,6 +574,24 @@ pub enum Health {
     Unhealthy,
 }
 
+impl Health {
+    /// `unknown`, `healthy`, `degraded`, `unhealthy` (as serialised).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::Unknown => "unknown",
+            Health::Healthy => "healthy",
+            Health::Degraded => "degraded",
+            Health::Unhealthy => "unhealthy",
+        }
+    }
+}
+
+impl std::fmt::Display for Health {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Where a route to a backend was learnt.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "type", content = "scope")]
@@ -602,6 +632,20 @@ pub struct RouteEntry {
     pub p95_ms: Option<u32>,
     /// Configured and observed routes disagree.
     pub mismatch: bool,
+}
+
+impl RouteEntry {
+    /// Every route of the operation: configured first, then observed.
+    pub fn routes(&self) -> impl Iterator<Item = &Route> {
+        self.configured.iter().chain(&self.observed)
+    }
+
+    /// The operation routes to `backend` (id or host, any case), configured
+    /// or observed.
+    pub fn calls(&self, backend: &str) -> bool {
+        self.routes()
+            .any(|r| r.backend.eq_ignore_ascii_case(backend))
+    }
 }
 
 /// A change named as a likely cause of a symptom.

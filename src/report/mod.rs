@@ -55,25 +55,6 @@ fn paint(on: bool, p: Paint, s: &str) -> String {
     format!("\x1b[{code}m{s}\x1b[0m")
 }
 
-fn sev_tag(s: Severity) -> &'static str {
-    match s {
-        Severity::Critical => "CRIT",
-        Severity::High => "HIGH",
-        Severity::Medium => "MED ",
-        Severity::Low => "LOW ",
-        Severity::Info => "INFO",
-    }
-}
-
-fn health_word(h: Health) -> &'static str {
-    match h {
-        Health::Healthy => "healthy",
-        Health::Degraded => "degraded",
-        Health::Unhealthy => "unhealthy",
-        Health::Unknown => "unknown",
-    }
-}
-
 /// Groups digits: 1234567 → "1,234,567".
 pub fn thousands(n: u64) -> String {
     let s = n.to_string();
@@ -334,7 +315,7 @@ fn story_text(out: &mut String, i: usize, s: &Story, c: bool) {
         out,
         "  {}. {} {}  {}",
         i + 1,
-        paint(c, Paint::Severity(s.severity), sev_tag(s.severity)),
+        paint(c, Paint::Severity(s.severity), s.severity.tag()),
         paint(c, Paint::Bold, &s.title),
         paint(c, Paint::Dim, &timeline_text(s.timeline))
     );
@@ -372,7 +353,7 @@ fn finding_text(out: &mut String, f: &Finding, opts: &TextOptions) {
     let _ = writeln!(
         out,
         "  {} {:<18} {}  {}",
-        paint(c, Paint::Severity(f.severity), sev_tag(f.severity)),
+        paint(c, Paint::Severity(f.severity), f.severity.tag()),
         f.kind.as_str(),
         paint(c, Paint::Bold, &f.subject.to_string()),
         paint(c, Paint::Dim, &when)
@@ -470,7 +451,7 @@ fn backend_map_text(out: &mut String, map: &[RouteEntry], c: bool) {
         let health = paint(
             c,
             Paint::Health(r.health),
-            &format!("{:<9}", health_word(r.health)),
+            &format!("{:<9}", r.health.as_str()),
         );
         let _ = writeln!(
             out,
@@ -679,12 +660,7 @@ pub fn markdown(d: &Diagnosis) -> String {
     if !d.backend_map.is_empty() {
         out.push_str("\n## Backend map\n\n| operation | backend | health | requests | 5xx | p95 |\n|---|---|---|---|---|---|\n");
         for r in &d.backend_map {
-            let b: Vec<&str> = r
-                .configured
-                .iter()
-                .chain(&r.observed)
-                .map(|x| x.backend.as_str())
-                .collect();
+            let b: Vec<&str> = r.routes().map(|x| x.backend.as_str()).collect();
             let mut b: Vec<&str> = b.into_iter().collect();
             b.dedup();
             let _ = writeln!(
@@ -693,7 +669,7 @@ pub fn markdown(d: &Diagnosis) -> String {
                 r.api,
                 r.operation,
                 b.join(", "),
-                health_word(r.health),
+                r.health.as_str(),
                 r.requests,
                 r.error_rate * 100.0,
                 r.p95_ms.map(|p| format!("{p} ms")).unwrap_or_default()

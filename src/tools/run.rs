@@ -537,15 +537,6 @@ fn short_resource(id: &str) -> String {
     parts[parts.len().saturating_sub(3)..].join("/")
 }
 
-fn health_str(h: Health) -> &'static str {
-    match h {
-        Health::Unknown => "unknown",
-        Health::Healthy => "healthy",
-        Health::Degraded => "degraded",
-        Health::Unhealthy => "unhealthy",
-    }
-}
-
 fn backend_map(inst: &Instance, api: Option<&str>) -> (Value, String) {
     let api = api.map(|a| api_id(&inst.snapshot, a));
     let rows: Vec<&crate::model::RouteEntry> = inst
@@ -565,7 +556,7 @@ fn backend_map(inst: &Instance, api: Option<&str>) -> (Value, String) {
             r.operation,
             conf.join("|"),
             obs.join("|"),
-            health_str(r.health),
+            r.health.as_str(),
             r.requests,
             pct(r.error_rate),
             if r.mismatch { ", MISMATCH" } else { "" }
@@ -603,12 +594,7 @@ fn backend_health(inst: &Instance, backend: Option<&str>) -> (Value, String) {
             .diagnosis
             .backend_map
             .iter()
-            .filter(|e| {
-                e.configured
-                    .iter()
-                    .chain(&e.observed)
-                    .any(|x| x.backend.eq_ignore_ascii_case(&b.id))
-            })
+            .filter(|e| e.calls(&b.id))
             .map(|e| e.health)
             .max()
             .unwrap_or(Health::Unknown);
@@ -635,7 +621,7 @@ fn backend_health(inst: &Instance, backend: Option<&str>) -> (Value, String) {
                 .as_deref()
                 .map(|u| format!(" {u}"))
                 .unwrap_or_default(),
-            health_str(health),
+            health.as_str(),
             stats_line(&totals)
         );
         for f in &fs {
@@ -645,7 +631,7 @@ fn backend_health(inst: &Instance, backend: Option<&str>) -> (Value, String) {
             "id": b.id, "kind": format!("{:?}", b.kind).to_lowercase(), "url": b.url,
             "pool": b.pool.iter().map(|m| &m.id).collect::<Vec<_>>(),
             "circuit_breaker": !b.circuit_breaker.is_empty(),
-            "health": health_str(health), "traffic": stats_json(&totals),
+            "health": health.as_str(), "traffic": stats_json(&totals),
             "findings": fs.iter().map(|f| f.id.as_str()).collect::<Vec<_>>(),
         }));
     }

@@ -861,12 +861,7 @@ impl App {
                     .diagnosis
                     .backend_map
                     .iter()
-                    .filter(|e| {
-                        e.configured
-                            .iter()
-                            .chain(&e.observed)
-                            .any(|r| r.backend.eq_ignore_ascii_case(id))
-                    })
+                    .filter(|e| e.calls(id))
                     .collect()
             })
             .unwrap_or_default()
@@ -1009,12 +1004,7 @@ pub fn op_text(r: &OpRow) -> String {
 }
 
 pub fn route_text(e: &RouteEntry) -> String {
-    let backends: Vec<&str> = e
-        .configured
-        .iter()
-        .chain(&e.observed)
-        .map(|r| r.backend.as_str())
-        .collect();
+    let backends: Vec<&str> = e.routes().map(|r| r.backend.as_str()).collect();
     format!(
         "{}/{} {} {:?}",
         e.api,

@@ -286,7 +286,7 @@ pub fn backend_rows(
     }
     for e in &d.backend_map {
         let label = format!("{}/{}", e.api, e.operation);
-        for route in e.configured.iter().chain(&e.observed) {
+        for route in e.routes() {
             let Some(i) = find(&rows, &route.backend) else {
                 continue;
             };

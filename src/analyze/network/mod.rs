@@ -635,7 +635,7 @@ fn backend_targets(snapshot: &Snapshot, map: &[RouteEntry]) -> Vec<(String, Stri
         )),
     };
     for entry in map {
-        for r in entry.configured.iter().chain(entry.observed.iter()) {
+        for r in entry.routes() {
             let op = Some(format!("{}/{}", entry.api, entry.operation));
             match &r.url {
                 Some(url) => add(&r.backend, url, op),

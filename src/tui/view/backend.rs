@@ -2,7 +2,6 @@
 //! metrics (restarts, memory, CPU…) charted over time, and deployments.
 
 use super::chart::{Chart, fmt_plain};
-use super::operations::health_word;
 use super::{anomaly_marks, list_rows, pane};
 use crate::model::{BackendKind, MetricSeries, Minute};
 use crate::tui::app::App;
@@ -90,7 +89,7 @@ pub fn render(app: &App, id: &str, area: Rect, buf: &mut Buffer) {
         .map(|e| {
             Line::from(vec![
                 Span::raw(format!("{}/{}  ", e.api, e.operation)),
-                Span::styled(health_word(e.health), t.health(e.health)),
+                Span::styled(e.health.as_str(), t.health(e.health)),
             ])
         })
         .collect();

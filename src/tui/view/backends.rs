@@ -3,7 +3,6 @@
 //! and the operations routed to it (`✗`: a route that fails: a backend is
 //! unhealthy only for those). `routes` formats routes for other views.
 
-use super::operations::health_word;
 use super::{count, pane};
 use crate::model::{Route, RouteSource};
 use crate::tui::app::App;
@@ -68,11 +67,11 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
                 .or_else(|| b.seen_as.first().cloned())
                 .unwrap_or_else(|| "–".into());
             let health = if b.failing.is_empty() || b.operations.len() <= 1 {
-                health_word(b.health).to_string()
+                b.health.as_str().to_string()
             } else {
                 format!(
                     "{} {}/{}",
-                    health_word(b.health),
+                    b.health.as_str(),
                     b.failing.len(),
                     b.operations.len()
                 )

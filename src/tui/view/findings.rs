@@ -2,7 +2,7 @@
 //! excerpts, raw records with file:line), the playbook's steps and the
 //! proposed remediations with any decision taken.
 
-use super::{count, list_rows, pane, scrolled_text, subject_short, tag};
+use super::{count, list_rows, pane, scrolled_text, subject_short};
 use crate::model::{Finding, Timestamp};
 use crate::tui::app::App;
 use crate::tui::data::age_text;
@@ -52,7 +52,7 @@ pub fn finding_row<'a>(app: &App, f: &Finding) -> Line<'a> {
     };
     let sw = if days { 11 } else { 5 };
     Line::from(vec![
-        Span::styled(tag(f.severity), t.severity(f.severity)),
+        Span::styled(f.severity.tag(), t.severity(f.severity)),
         Span::raw(format!(" {story:<3} ")),
         Span::styled(format!("{state:<13} "), state_style),
         Span::raw(format!("{start:<sw$} {age:>6} {reqs:>6} ")),
@@ -155,7 +155,7 @@ pub fn detail_lines<'a>(app: &App, f: &Finding) -> Vec<Line<'a>> {
     let t = app.theme;
     let mut out = vec![
         Line::from(vec![
-            Span::styled(tag(f.severity), t.severity(f.severity)),
+            Span::styled(f.severity.tag(), t.severity(f.severity)),
             Span::styled(format!(" {}", f.summary), t.title()),
         ]),
         Line::styled(

@@ -286,21 +286,10 @@ pub fn pane<'a>(title: impl Into<Line<'a>>, focused: bool, t: Theme) -> Block<'a
         .title_style(t.title())
 }
 
-/// Four-letter severity tags, aligned in lists.
-pub fn tag(s: Severity) -> &'static str {
-    match s {
-        Severity::Critical => "CRIT",
-        Severity::High => "HIGH",
-        Severity::Medium => "MED ",
-        Severity::Low => "LOW ",
-        Severity::Info => "INFO",
-    }
-}
-
 /// A finding as a list row: severity tag, kind, subject.
 pub fn finding_line<'a>(f: &Finding, t: Theme) -> Line<'a> {
     Line::from(vec![
-        Span::styled(tag(f.severity), t.severity(f.severity)),
+        Span::styled(f.severity.tag(), t.severity(f.severity)),
         Span::raw(format!(" {} ", f.kind)),
         Span::styled(subject_short(&f.subject), t.dim()),
     ])

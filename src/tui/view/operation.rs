@@ -2,8 +2,7 @@
 //! lines findings point at highlighted, and the backends it reaches.
 
 use super::chart::{Chart, Series, fmt_count, fmt_ms, fmt_percent};
-use super::operations::health_word;
-use super::{anomaly_marks, count, list_rows, millis, pane, scrolled_code, tag};
+use super::{anomaly_marks, count, list_rows, millis, pane, scrolled_code};
 use crate::analyze::rollup::MinuteRow;
 use crate::model::{Finding, FindingKind, Severity};
 use crate::tui::app::App;
@@ -44,7 +43,7 @@ pub fn render(app: &App, api: &str, op: &str, area: Rect, buf: &mut Buffer) {
             .iter()
             .map(|f| {
                 Line::from(vec![
-                    Span::styled(tag(f.severity), t.severity(f.severity)),
+                    Span::styled(f.severity.tag(), t.severity(f.severity)),
                     Span::raw(format!(" {} ", f.kind)),
                     Span::styled(f.summary.clone(), t.dim()),
                 ])
@@ -90,7 +89,7 @@ pub fn render(app: &App, api: &str, op: &str, area: Rect, buf: &mut Buffer) {
                 .unwrap_or_default();
             Line::from(vec![
                 Span::raw(format!("{b}  ")),
-                Span::styled(health_word(health), t.health(health)),
+                Span::styled(health.as_str(), t.health(health)),
                 Span::styled(format!("  {app_note}"), t.dim()),
             ])
         })
@@ -135,7 +134,7 @@ fn header(app: &App, l: &Loaded, api: &str, op: &str, area: Rect, buf: &mut Buff
                 r.error_percent(),
                 millis(r.p95_ms)
             )),
-            Span::styled(health_word(r.health), t.health(r.health)),
+            Span::styled(r.health.as_str(), t.health(r.health)),
         ])),
         None => lines.push(Line::styled("no traffic in this window", t.dim())),
     }

@@ -9,15 +9,6 @@ use ratatui::layout::{Constraint, Rect};
 use ratatui::text::Line;
 use ratatui::widgets::{Cell, Row, StatefulWidget, Table, TableState, Widget};
 
-pub fn health_word(h: Health) -> &'static str {
-    match h {
-        Health::Unhealthy => "unhealthy",
-        Health::Degraded => "degraded",
-        Health::Healthy => "healthy",
-        Health::Unknown => "unknown",
-    }
-}
-
 pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     let t = app.theme;
     let rows = app.op_rows();
@@ -71,7 +62,7 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
                 ),
                 Cell::from(Line::from(millis(r.p95_ms)).right_aligned()),
                 Cell::from(r.backends.first().cloned().unwrap_or_else(|| "–".into())),
-                Cell::from(health_word(r.health)).style(t.health(r.health)),
+                Cell::from(r.health.as_str()).style(t.health(r.health)),
             ])
         })
         .collect();
