@@ -12,7 +12,6 @@ pub mod axis;
 pub mod backends;
 pub mod changes;
 pub mod detect;
-pub mod diff;
 pub mod latency;
 pub mod network;
 pub mod policy;

@@ -307,7 +307,7 @@ pub fn render(history: &History, filter: Option<&str>) -> String {
         }
         match (history.content(prev), history.content(&v.sha256)) {
             (Some(a), Some(b)) => {
-                if let Some(d) = crate::analyze::diff::unified(&a, &b, "before", "after") {
+                if let Some(d) = crate::model::diff::unified(&a, &b, "before", "after") {
                     for line in d.lines() {
                         out.push_str("  ");
                         out.push_str(line);

@@ -7,6 +7,7 @@
 //! schema of `diagnose --format json`, so renaming a field is a breaking change.
 
 pub mod config;
+pub mod diff;
 pub mod finding;
 pub mod histogram;
 pub mod lint_rules;

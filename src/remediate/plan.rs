@@ -840,7 +840,7 @@ fn policy_put(
         ok: normalise_xml(old) != normalise_xml(new),
         detail: "the new policy differs from the one in force".into(),
     });
-    plan.diff = crate::analyze::diff::unified(
+    plan.diff = crate::model::diff::unified(
         old,
         new,
         &format!("{scope} (now)"),
@@ -871,7 +871,7 @@ fn policy_put(
 }
 
 fn policy_create(plan: &mut Plan, path: &str, new: &str, scope: &PolicyScope) {
-    plan.diff = crate::analyze::diff::unified(
+    plan.diff = crate::model::diff::unified(
         "",
         new,
         &format!("{scope} (none)"),
@@ -995,7 +995,7 @@ fn nsg_rule(
         .clone()
         .map(|r| json!({"properties": r["properties"].clone()}));
     plan.diff = match &before_rule {
-        Some(b) => crate::analyze::diff::unified(
+        Some(b) => crate::model::diff::unified(
             &serde_json::to_string_pretty(b).unwrap_or_default(),
             &serde_json::to_string_pretty(&new_body).unwrap_or_default(),
             &format!("{name} (now)"),

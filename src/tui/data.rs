@@ -487,7 +487,7 @@ pub fn prepare(snapshot: Snapshot, playbooks: &Playbooks) -> Loaded {
         .changes
         .iter()
         .map(|c| match (&c.policy_before, &c.policy_after) {
-            (Some(a), Some(b)) => analyze::diff::unified(a, b, "before", "after"),
+            (Some(a), Some(b)) => crate::model::diff::unified(a, b, "before", "after"),
             _ => None,
         })
         .collect();

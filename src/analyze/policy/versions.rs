@@ -69,7 +69,7 @@ pub fn policy_diff(snapshot: &Snapshot, c: &Change) -> Option<String> {
         .as_ref()
         .map(|s| s.to_string())
         .unwrap_or_default();
-    crate::analyze::diff::unified(
+    crate::model::diff::unified(
         &normalise(&before),
         &normalise(&after),
         &format!("{scope} before"),

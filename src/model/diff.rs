@@ -1,6 +1,8 @@
 //! A small line-based unified diff (longest common subsequence), for showing
-//! what a policy change did. Policies are small; inputs beyond `MAX_LINES`
-//! lines are cut so the quadratic table stays bounded.
+//! what a policy change did (analysis, the live history, remediation plans
+//! and the TUI all show one). Pure; in `model` so any layer may use it.
+//! Policies are small; inputs beyond `MAX_LINES` lines are cut so the
+//! quadratic table stays bounded.
 
 const MAX_LINES: usize = 2000;
 const CONTEXT: usize = 3;
