@@ -5,8 +5,8 @@
 //! finding ids, evidence and a "checked / could not check" line. Everything
 //! comes from the snapshot and its diagnosis. Pure.
 
-use crate::model::{Finding, FindingKind, Snapshot};
-use crate::tools::{Instance, Tool, ToolOutput};
+use crate::model::{Finding, FindingKind, Health, Snapshot};
+use crate::tools::{Instance, Tool, ToolOutput, ToolResult};
 use serde::Serialize;
 use std::collections::BTreeSet;
 use std::fmt::Write;
@@ -1397,11 +1397,11 @@ impl Builder<'_> {
         let out = self.tool(Tool::ListBackends);
         let backends = self.scope_backends();
         let mut any = false;
-        if let Some(rows) = out.data.as_array() {
-            for r in rows {
-                let id = r["id"].as_str().unwrap_or("");
-                let t = r["traffic"]["timeouts"].as_u64().unwrap_or(0);
-                let n = r["traffic"]["requests"].as_u64().unwrap_or(0);
+        if let ToolResult::Backends(b) = &out.result {
+            for r in &b.rows {
+                let id = r.id.as_str();
+                let traffic = &r.traffic.0;
+                let (t, n) = (traffic.timeouts, traffic.requests);
                 let wanted =
                     backends.is_empty() || backends.iter().any(|b| b.eq_ignore_ascii_case(id));
                 if wanted && (t > 0 || !backends.is_empty()) {
@@ -1409,7 +1409,8 @@ impl Builder<'_> {
                     let _ = writeln!(
                         self.text,
                         "- backend {id}: {t} gateway timeouts in {n} requests, backend p95 {} ms",
-                        r["traffic"]["backend_p95_ms"]
+                        // As the tool's JSON writes it (`null` when unknown).
+                        serde_json::json!(traffic.backend_time.p95)
                     );
                 }
             }
@@ -1428,8 +1429,15 @@ impl Builder<'_> {
             }
         }
         for (a, o) in ops.iter().take(3) {
-            let e = crate::analyze::policy::effective_policy(self.snap(), a, o);
-            if let Some((secs, scope)) = e.forward_timeout() {
+            let out = self.tool(Tool::Policies {
+                api: Some(a.clone()),
+                operation: Some(o.clone()),
+            });
+            if let ToolResult::Policies(p) = &out.result
+                && let Some(e) = p.effective.first()
+                && let (Some(secs), Some(scope)) =
+                    (e.forward_timeout_secs, &e.forward_timeout_scope)
+            {
                 let _ = writeln!(
                     self.text,
                     "- forward-request timeout for {a}/{o}: {secs} s, set at {scope}"
@@ -1603,22 +1611,15 @@ impl Builder<'_> {
         }
         // Backends ranked by 5xx from the logs.
         let out = self.tool(Tool::ListBackends);
-        let mut rows: Vec<(String, u64, u64)> = out
-            .data
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .map(|r| {
-                        (
-                            r["id"].as_str().unwrap_or("").to_string(),
-                            r["traffic"]["status_5xx"].as_u64().unwrap_or(0),
-                            r["traffic"]["requests"].as_u64().unwrap_or(0),
-                        )
-                    })
-                    .filter(|r| r.1 > 0)
-                    .collect()
-            })
-            .unwrap_or_default();
+        let mut rows: Vec<(String, u64, u64)> = match &out.result {
+            ToolResult::Backends(b) => b
+                .rows
+                .iter()
+                .map(|r| (r.id.clone(), r.traffic.0.status_5xx, r.traffic.0.requests))
+                .filter(|r| r.1 > 0)
+                .collect(),
+            _ => Vec::new(),
+        };
         rows.sort_by_key(|r| std::cmp::Reverse(r.1));
         if !rows.is_empty() {
             let parts: Vec<String> = rows
@@ -1642,17 +1643,14 @@ impl Builder<'_> {
     fn backends(&mut self) {
         let want = self.ents.backends.first().cloned();
         let out = self.tool(Tool::BackendHealth { backend: want });
-        let rows = out.data.as_array().cloned().unwrap_or_default();
+        let rows = match &out.result {
+            ToolResult::Backends(b) => b.rows.clone(),
+            _ => Vec::new(),
+        };
         let bad: Vec<String> = rows
             .iter()
-            .filter(|r| matches!(r["health"].as_str(), Some("unhealthy") | Some("degraded")))
-            .map(|r| {
-                format!(
-                    "{} ({})",
-                    r["id"].as_str().unwrap_or(""),
-                    r["health"].as_str().unwrap_or("")
-                )
-            })
+            .filter(|r| matches!(r.health, Health::Unhealthy | Health::Degraded))
+            .map(|r| format!("{} ({})", r.id, r.health))
             .collect();
         let _ = writeln!(self.text, "{} backends.", rows.len());
         if bad.is_empty() {
@@ -1661,13 +1659,8 @@ impl Builder<'_> {
             let _ = writeln!(self.text, "Unhealthy: {}.", bad.join(", "));
         }
         let _ = writeln!(self.text, "{}", out.text);
-        for id in rows
-            .iter()
-            .flat_map(|r| r["findings"].as_array().cloned().unwrap_or_default())
-        {
-            if let Some(id) = id.as_str() {
-                push(&mut self.findings, id.to_string());
-            }
+        for f in rows.iter().flat_map(|r| &r.findings) {
+            push(&mut self.findings, f.id.clone());
         }
         self.checked.insert("backend configuration".into());
         self.checked.insert("traffic per backend".into());
@@ -1849,20 +1842,13 @@ impl Builder<'_> {
         }
         let api = self.ents.apis.first().cloned();
         let out = self.tool(Tool::ListOperations { api });
-        let mut ops: Vec<(String, u64)> = out
-            .data
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|r| {
-                        Some((
-                            format!("{}/{}", r["api"].as_str()?, r["id"].as_str()?),
-                            r["p95_ms"].as_u64()?,
-                        ))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        let mut ops: Vec<(String, u64)> = match &out.result {
+            ToolResult::Operations(rows) => rows
+                .iter()
+                .filter_map(|r| Some((format!("{}/{}", r.api, r.id), u64::from(r.p95_ms?))))
+                .collect(),
+            _ => Vec::new(),
+        };
         ops.sort_by_key(|o| std::cmp::Reverse(o.1));
         if !ops.is_empty() {
             let parts: Vec<String> = ops

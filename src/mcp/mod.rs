@@ -5,15 +5,14 @@
 //! the LLM loop and the TUI read); nothing here can change Azure or local
 //! state, and this module never reaches `remediate`. Arguments are
 //! validated against each tool's schema and names resolved by
-//! `tools::resolve` (with "did you mean"); output is capped by the tool
-//! layer and redacted here before it leaves.
+//! `tools::resolve` (with "did you mean"); output is capped and redacted
+//! by the tool layer (`ToolOutput::of`), the same as every other caller's.
 
 mod http;
 
 pub use http::{HttpOptions, check_options as check_http_options, serve_http};
 
-use crate::model::redact::Redactor;
-use crate::tools::{Instance, Tool, ToolOutput, resolve};
+use crate::tools::{Instance, Tool, resolve};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, GetPromptRequestParams,
     GetPromptResponse, GetPromptResult, Implementation, JsonObject, ListPromptsResult,
@@ -85,7 +84,7 @@ impl Server {
         list
     }
 
-    /// One tool call: validate, resolve names, run, redact. An argument
+    /// One tool call: validate, resolve names, run. An argument
     /// the client can fix gives an `isError` result saying how; an unknown
     /// tool is a protocol error (as the spec has it).
     pub fn call(&self, name: &str, args: Option<&JsonObject>) -> Result<CallToolResult, McpError> {
@@ -124,7 +123,7 @@ impl Server {
         if let Err(msg) = tool.check(&self.inst) {
             return Ok(error_result(format!("{name}: {msg}")));
         }
-        let out = redacted(tool.run(&self.inst));
+        let out = tool.run(&self.inst);
         if let Some(err) = out.data.get("error").and_then(Value::as_str) {
             return Ok(error_result(err.to_string()));
         }
@@ -146,7 +145,7 @@ impl Server {
             .collect()
     }
 
-    /// One resource's JSON (redacted like tool output).
+    /// One resource's JSON (the tool's data, capped and redacted).
     pub fn read(&self, uri: &str) -> Option<String> {
         let tool = if let Some(id) = uri.strip_prefix("apimedic://findings/") {
             let id = resolve::finding(&self.inst.diagnosis, id)
@@ -156,7 +155,7 @@ impl Server {
         } else {
             RESOURCES.iter().find(|r| r.0 == uri)?.3()
         };
-        let out = redacted(tool.run(&self.inst));
+        let out = tool.run(&self.inst);
         serde_json::to_string_pretty(&out.data).ok()
     }
 
@@ -315,15 +314,6 @@ pub fn check_args(schema: &Value, args: &JsonObject) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-/// The tool output with every string passed through the one redaction
-/// every output uses (secrets only; hosts stay, a person needs them).
-fn redacted(mut out: ToolOutput) -> ToolOutput {
-    let mut r = Redactor::new(false);
-    out.text = r.redact(&out.text);
-    r.redact_value(&mut out.data);
-    out
 }
 
 impl ServerHandler for Server {

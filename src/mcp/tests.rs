@@ -147,20 +147,6 @@ fn names_resolve_with_did_you_mean() {
 }
 
 #[test]
-fn secrets_in_tool_output_are_redacted() {
-    let mut out = ToolOutput {
-        tool: "failure_log".into(),
-        data: json!({"rows": [{"url": "https://gw/x?subscription-key=abcdef0123456789abcdef"}]}),
-        text: "Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl".into(),
-        truncated: false,
-    };
-    out = redacted(out);
-    let all = format!("{} {}", out.text, out.data);
-    assert!(!all.contains("abcdef0123456789abcdef"), "{all}");
-    assert!(!all.contains("eyJhbGciOiJIUzI1NiJ9"), "{all}");
-}
-
-#[test]
 fn resources_and_prompt() {
     let s = server();
     for r in Server::resource_list() {

@@ -1,12 +1,18 @@
 //! The typed tool layer over one analysed instance: every question the
 //! answerer, the LLM or an MCP server may ask of the data goes through a
-//! `Tool` and comes back as a `ToolOutput` (structured JSON plus a short
-//! text form, both size-capped). Read-only by construction: no tool
-//! changes anything; remediation exists here only as proposals. Pure.
+//! `Tool` and comes back as a `ToolOutput`: the typed answer
+//! (`result::ToolResult`, what in-process readers use), its JSON (serde of
+//! that answer) and its one text form (`render`). Caps and secret
+//! redaction are applied here, once, for every caller. Read-only by
+//! construction: no tool changes anything; remediation exists here only as
+//! proposals. Pure.
 
+mod render;
 pub mod resolve;
+pub mod result;
 mod run;
 
+pub use result::{ToolError, ToolResult};
 pub use run::{Period, period_window};
 
 use crate::analyze;
@@ -118,10 +124,42 @@ pub(crate) fn finding_id(id: &str) -> &str {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ToolOutput {
     pub tool: String,
+    /// The typed answer, uncapped and unredacted: for in-process readers
+    /// only, never sent (it is `data` that leaves).
+    #[serde(skip)]
+    pub result: ToolResult,
+    /// `result` as JSON, lists capped at `MAX_ITEMS`, secrets redacted.
     pub data: Value,
+    /// `result` as text (`ToolResult::text`), capped at `MAX_TEXT`,
+    /// secrets redacted.
     pub text: String,
     /// True when a list or the text was cut to its cap.
     pub truncated: bool,
+}
+
+impl ToolOutput {
+    /// The output of one answer: its JSON and its text, each capped, then
+    /// passed through the one redaction (`model::redact`, secrets only:
+    /// hosts stay, a person needs them). The only place outputs are made.
+    pub fn of(tool: &str, result: ToolResult) -> ToolOutput {
+        let mut data = serde_json::to_value(&result).unwrap_or(Value::Null);
+        let mut truncated = cap_data(&mut data);
+        let mut text = result.text();
+        if text.chars().count() > MAX_TEXT {
+            text = head_tail(&text, MAX_TEXT);
+            truncated = true;
+        }
+        let mut r = crate::model::redact::Redactor::new(false);
+        let text = r.redact(&text);
+        r.redact_value(&mut data);
+        ToolOutput {
+            tool: tool.to_string(),
+            result,
+            data,
+            text,
+            truncated,
+        }
+    }
 }
 
 /// A tool's description for an LLM: name, purpose and a JSON schema of its
@@ -331,21 +369,11 @@ impl Tool {
     /// Runs the tool over the instance; never fails (a bad argument gives an
     /// output that says so).
     pub fn run(&self, inst: &Instance) -> ToolOutput {
-        if let Err(msg) = self.check(inst) {
-            return ToolOutput {
-                tool: self.name().to_string(),
-                data: json!({ "error": msg }),
-                text: msg,
-                truncated: false,
-            };
-        }
-        let mut out = run::run(self, inst);
-        out.truncated |= cap_data(&mut out.data);
-        if out.text.chars().count() > MAX_TEXT {
-            out.text = head_tail(&out.text, MAX_TEXT);
-            out.truncated = true;
-        }
-        out
+        let result = match self.check(inst) {
+            Err(error) => ToolResult::Error(ToolError { error }),
+            Ok(()) => run::run(self, inst),
+        };
+        ToolOutput::of(self.name(), result)
     }
 
     /// The tool descriptions an LLM is given.

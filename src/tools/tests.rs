@@ -123,3 +123,55 @@ fn tools_answer_on_empty_data_without_failing() {
         out.text
     );
 }
+
+/// Caps and redaction happen where outputs are made, for every caller (the
+/// MCP server, the LLM loop, the answerer): a secret in a log row or in a
+/// message never leaves in the data or the text.
+#[test]
+fn secrets_in_tool_output_are_redacted_in_data_and_text() {
+    let row = crate::model::RequestRecord {
+        url: Some("https://gw/x?subscription-key=abcdef0123456789abcdef".into()),
+        last_error_message: Some(
+            "Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl".into(),
+        ),
+        ..Default::default()
+    };
+    let out = ToolOutput::of("failure_log", ToolResult::FailureLog(vec![row.clone()]));
+    let all = format!("{} {}", out.text, out.data);
+    assert!(all.contains("[SECRET-"), "{all}");
+    assert!(!all.contains("abcdef0123456789abcdef"), "{all}");
+    assert!(!all.contains("eyJhbGciOiJIUzI1NiJ9"), "{all}");
+    // The typed answer is the in-process copy, as computed.
+    assert_eq!(out.result, ToolResult::FailureLog(vec![row]));
+    let out = ToolOutput::of(
+        "failure_log",
+        ToolResult::FailureLog(vec![crate::model::RequestRecord::default(); MAX_ITEMS + 5]),
+    );
+    assert!(out.truncated);
+    assert_eq!(out.data.as_array().map(Vec::len), Some(MAX_ITEMS + 1));
+}
+
+/// The JSON of a typed answer keeps the shape the MCP output and the LLM
+/// saw before answers were typed: ratios rounded, words not enum names.
+#[test]
+fn typed_answers_serialise_to_the_documented_shape() {
+    use crate::model::{Health, Severity};
+    let i = inst();
+    let out = Tool::ListBackends.run(&i);
+    let rows = out.data.as_array().unwrap();
+    assert_eq!(rows.len(), 1);
+    for row in rows {
+        assert!(
+            row["health"].is_string() && row["traffic"]["requests"].is_u64(),
+            "{row}"
+        );
+        assert!(
+            row["findings"]
+                .as_array()
+                .is_some_and(|f| f.iter().all(Value::is_string))
+        );
+    }
+    assert_eq!(serde_json::to_value(Health::Degraded).unwrap(), "degraded");
+    assert_eq!(Health::Degraded.as_str(), "degraded");
+    assert_eq!(Severity::Medium.tag(), "MED ");
+}
