@@ -13,20 +13,100 @@ use crate::playbook::{self, Playbooks};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-/// One minute of the whole instance (every series summed).
+/// One point of the whole-instance timeline: a minute, or on data longer
+/// than [`MAX_POINTS`] minutes the `step` minutes of its [`Grid`] slot, each
+/// value then its most extreme minute's (every series summed), so a
+/// one-minute spike is never averaged away.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Point {
+    /// Its first minute.
     pub minute: Minute,
+    /// Requests in its busiest minute.
     pub requests: u64,
-    /// Responses with a 5xx status.
+    /// Responses with a 5xx status in its minute with the most of them.
     pub errors: u64,
-    /// Exact p95 of the minute's TotalTime, over every series.
+    /// The highest share of 5xx of any of its minutes with traffic.
+    pub error_percent: Option<f64>,
+    /// The highest exact p95 of a minute's TotalTime, over every series.
     pub p95_ms: Option<u32>,
 }
 
-impl Point {
-    pub fn error_percent(&self) -> Option<f64> {
-        (self.requests > 0).then(|| 100.0 * self.errors as f64 / self.requests as f64)
+/// The most points a series the views chart holds: a week of minutes. A
+/// chart is a few hundred columns wide, so this never shows; it bounds the
+/// memory and time of a series by a constant instead of by the span of the
+/// data (one row in 2001 and one today are 13 million minutes apart).
+pub const MAX_POINTS: usize = 7 * 1440;
+
+/// Minutes per point a [`Grid`] may use: each divides a day, so points
+/// start on the clock's round minutes; past a day, whole days.
+const STEPS: [i64; 12] = [1, 2, 5, 10, 15, 30, 60, 120, 180, 360, 720, 1440];
+
+/// The time axis every chart series of the views is built on: `len`
+/// points from minute `start`, each `step` minutes wide. Over up to
+/// [`MAX_POINTS`] minutes a point is a minute (`step` 1, `start` the
+/// data's first minute); over more, `step` grows to the smallest round
+/// length that fits, so `len <= MAX_POINTS` whatever the span.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Grid {
+    pub start: Minute,
+    pub step: i64,
+    pub len: usize,
+}
+
+impl Default for Grid {
+    fn default() -> Grid {
+        Grid {
+            start: 0,
+            step: 1,
+            len: 0,
+        }
+    }
+}
+
+impl Grid {
+    /// The grid over the minutes `lo..=hi` (empty when `hi < lo`).
+    pub fn over(lo: Minute, hi: Minute) -> Grid {
+        if hi < lo {
+            return Grid {
+                start: lo,
+                ..Grid::default()
+            };
+        }
+        let points = |step: i64| (hi.div_euclid(step) - lo.div_euclid(step) + 1) as u64;
+        let step = STEPS
+            .into_iter()
+            .find(|&s| points(s) <= MAX_POINTS as u64)
+            .unwrap_or_else(|| {
+                let days = (hi - lo) as u64 / 1440 / (MAX_POINTS as u64 - 1) + 1;
+                days as i64 * 1440
+            });
+        let start = if step == 1 {
+            lo
+        } else {
+            lo.div_euclid(step) * step
+        };
+        Grid {
+            start,
+            step,
+            len: points(step) as usize,
+        }
+    }
+
+    /// The point holding minute `m`, or `None` outside the grid.
+    pub fn slot(&self, m: Minute) -> Option<usize> {
+        let i = (m - self.start).div_euclid(self.step);
+        (0..self.len as i64).contains(&i).then_some(i as usize)
+    }
+
+    /// The point holding minute `m`, clamped to the grid's ends.
+    pub fn slot_clamped(&self, m: Minute) -> usize {
+        let i = (m - self.start).div_euclid(self.step).max(0) as usize;
+        i.min(self.len.saturating_sub(1))
+    }
+
+    /// The first minute of point `i`.
+    pub fn minute(&self, i: usize) -> Minute {
+        self.start + i as i64 * self.step
     }
 }
 
@@ -429,7 +509,9 @@ pub struct Loaded {
     pub snapshot: Arc<Snapshot>,
     /// First and last minute with traffic (else the loaded time range).
     pub range: Option<(Minute, Minute)>,
-    /// One point per minute of `range`, zeros where there was no traffic.
+    /// The time axis of every chart: `range` in at most [`MAX_POINTS`] points.
+    pub grid: Grid,
+    /// One point per slot of `grid`, zeros where there was no traffic.
     pub total: Vec<Point>,
     /// Traffic per operation and backend over all data (charts).
     pub full: Rollup,
@@ -482,7 +564,8 @@ pub fn prepare(snapshot: Snapshot, playbooks: &Playbooks) -> Loaded {
             .time_range
             .map(|w| (w.start.minute(), w.end.minute()))
     });
-    let total = range.map(|r| total_timeline(s, r)).unwrap_or_default();
+    let grid = range.map_or_else(Grid::default, |(lo, hi)| Grid::over(lo, hi));
+    let total = total_timeline(s, grid);
     let diffs = s
         .changes
         .iter()
@@ -496,6 +579,7 @@ pub fn prepare(snapshot: Snapshot, playbooks: &Playbooks) -> Loaded {
         gauges: gauges(s),
         snapshot,
         range,
+        grid,
         total,
         full,
         apps,
@@ -611,32 +695,45 @@ fn op_health(row: &OpRow, d: &Diagnosis) -> Health {
     }
 }
 
-/// Per-minute totals over every series, dense over `range` (inclusive).
-pub fn total_timeline(s: &Snapshot, range: (Minute, Minute)) -> Vec<Point> {
-    let (lo, hi) = range;
-    if hi < lo {
-        return Vec::new();
-    }
-    let len = (hi - lo + 1) as usize;
-    let mut points: Vec<Point> = (0..len)
+/// The whole instance on `grid`: each minute with traffic summed over
+/// every series, then folded into its point. Memory and time follow the
+/// minutes with traffic and the grid (at most [`MAX_POINTS`]), never the
+/// span of the data.
+pub fn total_timeline(s: &Snapshot, grid: Grid) -> Vec<Point> {
+    let mut points: Vec<Point> = (0..grid.len)
         .map(|i| Point {
-            minute: lo + i as i64,
+            minute: grid.minute(i),
             ..Point::default()
         })
         .collect();
-    let mut times: Vec<LatencyHistogram> = vec![LatencyHistogram::default(); len];
+    let Some(last) = grid
+        .len
+        .checked_sub(1)
+        .map(|i| grid.minute(i) + grid.step - 1)
+    else {
+        return points;
+    };
+    // Sparse: only minutes some series has.
+    let mut minutes: BTreeMap<Minute, (u64, u64, LatencyHistogram)> = BTreeMap::new();
     for series in &s.traffic.series {
-        for (m, st) in series.minutes.range(lo..=hi) {
-            let i = (m - lo) as usize;
-            if let (Some(p), Some(t)) = (points.get_mut(i), times.get_mut(i)) {
-                p.requests += u64::from(st.requests);
-                p.errors += u64::from(st.status_5xx);
-                t.merge(&st.total_latency);
-            }
+        for (m, st) in series.minutes.range(grid.start..=last) {
+            let (requests, errors, times) = minutes.entry(*m).or_default();
+            *requests += u64::from(st.requests);
+            *errors += u64::from(st.status_5xx);
+            times.merge(&st.total_latency);
         }
     }
-    for (p, t) in points.iter_mut().zip(&times) {
-        p.p95_ms = t.percentile(95.0);
+    for (m, (requests, errors, times)) in minutes {
+        let Some(p) = grid.slot(m).and_then(|i| points.get_mut(i)) else {
+            continue;
+        };
+        p.requests = p.requests.max(requests);
+        p.errors = p.errors.max(errors);
+        if requests > 0 {
+            let pct = 100.0 * errors as f64 / requests as f64;
+            p.error_percent = Some(p.error_percent.map_or(pct, |o| o.max(pct)));
+        }
+        p.p95_ms = p.p95_ms.max(times.percentile(95.0));
     }
     points
 }
@@ -992,7 +1089,7 @@ pub(crate) mod tests {
     fn timeline_is_dense_and_sums_series() {
         let s = incident();
         let (lo, hi) = s.traffic.minute_range().unwrap();
-        let t = total_timeline(&s, (lo, hi));
+        let t = total_timeline(&s, Grid::over(lo, hi));
         assert_eq!(t.len(), 60);
         assert_eq!(t[0].requests, 40);
         assert_eq!(t[0].errors, 0);

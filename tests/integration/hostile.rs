@@ -204,12 +204,9 @@ fn a_unix_epoch_row_is_rejected_and_the_run_holds() {
     extreme_timestamp("1970-01-01T00:00:00Z", "before 2000-01-01");
 }
 
-/// Rows years apart but all plausible: the analysis axis follows the rows,
-/// so this fits the limit and finds the spike at the end.
-#[test]
-fn rows_decades_apart_cost_rows_not_minutes() {
-    let dir = tempfile::tempdir().unwrap();
-    let f = dir.path().join("far.ndjson");
+/// A row on the first day of each year 2000–2025, then a day of traffic
+/// on 2026-03-07 with a 5xx burst at 06:40–07:09.
+fn decades_apart(f: &Path) {
     let mut text = String::new();
     for year in 2000..2026 {
         text.push_str(&row(&format!("{year}-01-01T00:00:00Z"), 200));
@@ -228,7 +225,16 @@ fn rows_decades_apart_cost_rows_not_minutes() {
             text.push('\n');
         }
     }
-    std::fs::write(&f, text).unwrap();
+    std::fs::write(f, text).unwrap();
+}
+
+/// Rows years apart but all plausible: the analysis axis follows the rows,
+/// so this fits the limit and finds the spike at the end.
+#[test]
+fn rows_decades_apart_cost_rows_not_minutes() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("far.ndjson");
+    decades_apart(&f);
     let out = limited(&["diagnose", "--format", "json", f.to_str().unwrap()], &[]);
     let v = json(&out);
     assert_eq!(gateway_rows(&v), 26 + 6000, "{:#?}", problems(&v));
@@ -689,4 +695,46 @@ fn tui_keeps_commands_typed_while_loading() {
     t.wait_for("Overview › Backends");
     t.type_text("q");
     assert_eq!(t.wait_exit(), 0);
+}
+
+/// The dashboard on rows decades apart, under the same address-space
+/// limit (`ulimit -v` in the pane's shell): its charts are on a grid of
+/// days, so it opens, draws the years on the axis, steps the time cursor
+/// and quits cleanly. Before, each chart series was a dense array over the
+/// 13.7 million minutes between the rows.
+#[test]
+fn tui_on_rows_decades_apart_fits_the_limit() {
+    let Some(t) = Tmux::start("tui_decades", &["--version"], 120, 40) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("far.ndjson");
+    decades_apart(&f);
+    let status = dir.path().join("status");
+    let line = format!(
+        "ulimit -v {}; {} tui '{}'; echo $? > '{}'; sleep 600",
+        LIMIT / 1024,
+        env!("CARGO_BIN_EXE_apimedic"),
+        f.display(),
+        status.display()
+    );
+    let root = root().display().to_string();
+    t.ok(&["respawn-pane", "-k", "-c", &root, "-t", "e2e", &line]);
+    t.wait_for("Top findings");
+    t.wait_for("2000-01-01");
+    t.wait_for("2026-03-07");
+    t.keys(&["["]);
+    t.wait_for("▲");
+    t.type_text("q");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let code = loop {
+        if let Ok(text) = std::fs::read_to_string(&status)
+            && let Ok(code) = text.trim().parse::<i32>()
+        {
+            break code;
+        }
+        assert!(Instant::now() < deadline, "still running:\n{}", t.screen());
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(code, 0, "{}", t.screen());
 }

@@ -3,9 +3,9 @@
 
 use super::chart::{Chart, fmt_plain};
 use super::{anomaly_marks, list_rows, pane};
-use crate::model::{BackendKind, MetricSeries, Minute};
+use crate::model::{BackendKind, MetricSeries};
 use crate::tui::app::App;
-use crate::tui::data::Loaded;
+use crate::tui::data::{Grid, Loaded};
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
@@ -168,15 +168,13 @@ pub fn short_op(op: &str) -> String {
     }
 }
 
-/// A metric series as per-minute values over the data's range (the largest
-/// value where several points share a minute).
-pub fn metric_values(m: &MetricSeries, start: Minute, len: usize) -> Vec<Option<f64>> {
-    let mut out: Vec<Option<f64>> = vec![None; len];
+/// A metric series as values on the views' grid (the largest value where
+/// several points share a grid point).
+pub fn metric_values(m: &MetricSeries, grid: Grid) -> Vec<Option<f64>> {
+    let mut out: Vec<Option<f64>> = vec![None; grid.len];
     for (ts, v) in &m.points {
-        let i = ts.minute() - start;
-        if i >= 0
-            && v.is_finite()
-            && let Some(slot) = out.get_mut(i as usize)
+        if v.is_finite()
+            && let Some(slot) = grid.slot(ts.minute()).and_then(|i| out.get_mut(i))
         {
             *slot = Some(slot.map_or(*v, |o: f64| o.max(*v)));
         }
@@ -204,12 +202,14 @@ fn metrics(app: &App, l: &Loaded, id: &str, area: Rect, buf: &mut Buffer) {
     );
     let inner = block.inner(area);
     block.render(area, buf);
-    let Some((start, _)) = l.range else { return };
+    if l.range.is_none() {
+        return;
+    }
     if series.is_empty() {
         Line::styled("no metrics of the app behind this backend", t.dim()).render(inner, buf);
         return;
     }
-    let len = l.total.len();
+    let grid = l.grid;
     let marks = anomaly_marks(
         app.findings().iter().filter(|f| {
             f.subject
@@ -217,10 +217,8 @@ fn metrics(app: &App, l: &Loaded, id: &str, area: Rect, buf: &mut Buffer) {
                 .as_deref()
                 .is_some_and(|b| b.eq_ignore_ascii_case(id))
         }),
-        start,
-        len,
+        grid,
     );
-    let cursor = app.cursor.map(|c| (c - start).max(0) as usize);
     let fit = (inner.height / CHART_HEIGHT).max(1) as usize;
     let first = (app.crumb().scroll[1] as usize).min(series.len().saturating_sub(fit));
     for (k, m) in series.iter().skip(first).take(fit).enumerate() {
@@ -240,10 +238,10 @@ fn metrics(app: &App, l: &Loaded, id: &str, area: Rect, buf: &mut Buffer) {
             .to_string();
         Chart {
             title: &title,
-            values: metric_values(m, start, len),
+            values: metric_values(m, grid),
             marks: marks.clone(),
-            cursor,
-            start,
+            cursor: app.cursor,
+            grid,
             format: fmt_plain,
             theme: t,
         }

@@ -1,9 +1,12 @@
-//! A per-minute bar chart that fits any width: minutes are bucketed into
-//! columns (the peak of each bucket is drawn, so a one-minute spike never
-//! disappears), finding windows are marked under the bars (`━`, and the bars
-//! turn the anomaly colour), the time cursor is a `▲`, and minutes after
-//! the cursor are not drawn. The marks row carries meaning without colour.
+//! A per-minute bar chart that fits any width: the points of its
+//! [`Grid`] (minutes, or round slots of minutes on long data) are bucketed
+//! into columns (the peak of each bucket is drawn, so a one-minute spike
+//! never disappears), finding windows are marked under the bars (`━`, and
+//! the bars turn the anomaly colour), the time cursor is a `▲`, and points
+//! starting after the cursor are not drawn. The marks row carries meaning
+//! without colour.
 
+use super::super::data::Grid;
 use super::super::theme::Theme;
 use crate::model::{Minute, Timestamp};
 use ratatui::buffer::Buffer;
@@ -18,13 +21,13 @@ pub type Series<'a> = (&'a str, Vec<Option<f64>>, fn(f64) -> String);
 
 pub struct Chart<'a> {
     pub title: &'a str,
-    /// One value per minute from `start`; `None` where there is none.
+    /// One value per point of `grid`; `None` where there is none.
     pub values: Vec<Option<f64>>,
-    /// Minutes inside a finding's window.
+    /// Points inside a finding's window.
     pub marks: Vec<bool>,
-    /// Index of the last minute shown; `None`: all.
-    pub cursor: Option<usize>,
-    pub start: Minute,
+    /// The last minute shown; `None`: all.
+    pub cursor: Option<Minute>,
+    pub grid: Grid,
     pub format: fn(f64) -> String,
     pub theme: Theme,
 }
@@ -40,14 +43,20 @@ pub fn bucket(c: usize, w: usize, n: usize) -> (usize, usize) {
 }
 
 impl Chart<'_> {
+    /// The point the cursor is in (past the end when it is after it).
+    fn cursor_point(&self) -> Option<usize> {
+        let c = self.cursor?;
+        Some(((c - self.grid.start).max(0) / self.grid.step) as usize)
+    }
+
     fn visible(&self, i: usize) -> bool {
-        self.cursor.is_none_or(|c| i <= c)
+        self.cursor_point().is_none_or(|c| i <= c)
     }
 
     /// The latest value at or before the cursor (or the end).
     fn now(&self) -> Option<f64> {
         let end = self
-            .cursor
+            .cursor_point()
             .unwrap_or(usize::MAX)
             .min(self.values.len().saturating_sub(1));
         self.values.get(..=end)?.iter().rev().find_map(|v| *v)
@@ -93,7 +102,7 @@ impl Widget for Chart<'_> {
         };
         let peak = self.peak().unwrap_or(0.0);
         let cursor_col = self
-            .cursor
+            .cursor_point()
             .and_then(|c| (0..w).find(|&col| bucket(col, w, n).1 > c));
         for col in 0..w {
             let (lo, hi) = bucket(col, w, n);
@@ -136,18 +145,32 @@ impl Widget for Chart<'_> {
             }
         }
         if let Some(y) = axis_row {
-            // Data over several days: the ends and the cursor carry the date.
-            let end = self.start + n as i64 - 1;
-            let days = self.start.div_euclid(1440) != end.div_euclid(1440);
+            // Data over several days: the ends and the cursor carry the
+            // date; over several years, the year too.
+            let start = self.grid.start;
+            let end = self.grid.minute(n - 1);
+            let days = start.div_euclid(1440) != end.div_euclid(1440);
+            let year = |m: Minute| {
+                Timestamp::from_minute(m)
+                    .to_rfc3339()
+                    .get(..4)
+                    .map(String::from)
+            };
+            let date = if year(start) != year(end) {
+                0..10
+            } else {
+                5..10
+            };
             let label = |m: Minute| {
                 let ts = Timestamp::from_minute(m);
                 if days {
-                    format!("{} {}", ts.to_rfc3339().get(5..10).unwrap_or(""), ts.hhmm())
+                    let d = ts.to_rfc3339();
+                    format!("{} {}", d.get(date.clone()).unwrap_or(""), ts.hhmm())
                 } else {
                     ts.hhmm()
                 }
             };
-            let first = label(self.start);
+            let first = label(start);
             let last = label(end);
             buf.set_string(inner.x, y, &first, t.dim());
             if w > first.len() + last.len() {
@@ -155,7 +178,7 @@ impl Widget for Chart<'_> {
             }
             // The cursor's time under its column, where it does not hide the ends.
             if let (Some(c), Some(col)) = (self.cursor, cursor_col) {
-                let label = label(self.start + c as i64);
+                let label = label(c);
                 let at = col.saturating_sub(label.len() / 2);
                 if at > first.len() && at + label.len() < w.saturating_sub(last.len()) {
                     buf.set_string(inner.x + at as u16, y, &label, t.cursor());
@@ -231,7 +254,7 @@ mod tests {
             values: vec![Some(1.0), Some(1.0), Some(4.0), Some(4.0)],
             marks: vec![false, false, true, true],
             cursor: None,
-            start: 0,
+            grid: Grid::over(0, 3),
             format: fmt_plain,
             theme: Theme::COLOR,
         };
@@ -254,7 +277,7 @@ mod tests {
             values: vec![Some(1.0), Some(2.0), Some(3.0), Some(9.0)],
             marks: vec![false; 4],
             cursor: Some(1),
-            start: 0,
+            grid: Grid::over(0, 3),
             format: fmt_plain,
             theme: Theme::PLAIN,
         };

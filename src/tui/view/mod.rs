@@ -18,6 +18,7 @@ pub mod operations;
 pub mod overview;
 
 use super::app::{App, Load, Overlay, PromptKind, Screen};
+use super::data::Grid;
 use super::theme::Theme;
 use crate::model::{
     Diagnosis, Finding, Health, Minute, Severity, Subject, Timestamp, VerdictState,
@@ -415,19 +416,18 @@ pub fn field<'a>(label: &'a str, value: String, t: Theme) -> Line<'a> {
     ])
 }
 
-/// Minutes (as indices from `start`) inside any anomaly finding's window.
-pub fn anomaly_marks<'a>(
-    findings: impl Iterator<Item = &'a Finding>,
-    start: Minute,
-    len: usize,
-) -> Vec<bool> {
-    let mut marks = vec![false; len];
+/// The points of `grid` inside any anomaly finding's window.
+pub fn anomaly_marks<'a>(findings: impl Iterator<Item = &'a Finding>, grid: Grid) -> Vec<bool> {
+    let mut marks = vec![false; grid.len];
     for f in findings.filter(|f| f.kind.is_anomaly()) {
         if let Some(w) = f.window {
-            let a = (w.start.minute() - start).max(0) as usize;
-            let b = ((w.end.minute() - start).max(0) as usize)
-                .max(a + 1)
-                .min(len);
+            // At least its first minute.
+            let (first, end) = (w.start.minute(), w.end.minute().max(w.start.minute() + 1));
+            if grid.len == 0 || end <= grid.start || first >= grid.minute(grid.len) {
+                continue;
+            }
+            let a = grid.slot_clamped(first);
+            let b = grid.slot_clamped(end - 1) + 1;
             for m in marks.iter_mut().take(b).skip(a) {
                 *m = true;
             }

@@ -6,7 +6,7 @@ use super::{anomaly_marks, count, list_rows, millis, pane, scrolled_code};
 use crate::analyze::rollup::MinuteRow;
 use crate::model::{Finding, FindingKind, Severity};
 use crate::tui::app::App;
-use crate::tui::data::{Loaded, PolicyView};
+use crate::tui::data::{Grid, Loaded, PolicyView};
 use crate::tui::theme::Theme;
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -141,20 +141,19 @@ fn header(app: &App, l: &Loaded, api: &str, op: &str, area: Rect, buf: &mut Buff
     Paragraph::new(lines).render(area, buf);
 }
 
-/// A sparse per-minute table made dense over the data's range.
+/// A sparse per-minute table made dense on the views' grid (the largest
+/// value of a point's minutes).
 pub fn dense(
     rows: &[MinuteRow],
-    start: i64,
-    len: usize,
+    grid: Grid,
     value: impl Fn(&MinuteRow) -> Option<f64>,
 ) -> Vec<Option<f64>> {
-    let mut out = vec![None; len];
+    let mut out = vec![None; grid.len];
     for r in rows {
-        let i = r.minute - start;
-        if i >= 0
-            && let Some(slot) = out.get_mut(i as usize)
+        if let Some(slot) = grid.slot(r.minute).and_then(|i| out.get_mut(i))
+            && let Some(v) = value(r)
         {
-            *slot = value(r);
+            *slot = Some(slot.map_or(v, |o: f64| o.max(v)));
         }
     }
     out
@@ -162,15 +161,14 @@ pub fn dense(
 
 fn charts(app: &App, l: &Loaded, api: &str, op: &str, area: Rect, buf: &mut Buffer) {
     let t = app.theme;
-    let (Some((start, _)), Some(o)) = (l.range, l.full.operation(api, op)) else {
+    let (Some(_), Some(o)) = (l.range, l.full.operation(api, op)) else {
         Paragraph::new("no traffic for this operation")
             .block(pane("Traffic", false, t))
             .render(area, buf);
         return;
     };
-    let len = l.total.len();
-    let marks = anomaly_marks(app.findings_of_op(api, op).into_iter(), start, len);
-    let cursor = app.cursor.map(|c| (c - start).max(0) as usize);
+    let grid = l.grid;
+    let marks = anomaly_marks(app.findings_of_op(api, op).into_iter(), grid);
     let zero_filled = |v: Vec<Option<f64>>| {
         v.into_iter()
             .map(|x| Some(x.unwrap_or(0.0)))
@@ -179,23 +177,19 @@ fn charts(app: &App, l: &Loaded, api: &str, op: &str, area: Rect, buf: &mut Buff
     let series: [Series; 3] = [
         (
             "requests/min",
-            zero_filled(dense(&o.minutes, start, len, |r| {
-                Some(r.stats.requests as f64)
-            })),
+            zero_filled(dense(&o.minutes, grid, |r| Some(r.stats.requests as f64))),
             fmt_count,
         ),
         (
             "5xx %",
-            dense(&o.minutes, start, len, |r| {
+            dense(&o.minutes, grid, |r| {
                 (r.stats.requests > 0).then(|| 100.0 * r.stats.error_rate())
             }),
             fmt_percent,
         ),
         (
             "p95 latency",
-            dense(&o.minutes, start, len, |r| {
-                r.stats.total_time.p95.map(f64::from)
-            }),
+            dense(&o.minutes, grid, |r| r.stats.total_time.p95.map(f64::from)),
             fmt_ms,
         ),
     ];
@@ -205,8 +199,8 @@ fn charts(app: &App, l: &Loaded, api: &str, op: &str, area: Rect, buf: &mut Buff
             title,
             values,
             marks: marks.clone(),
-            cursor,
-            start,
+            cursor: app.cursor,
+            grid,
             format,
             theme: t,
         }

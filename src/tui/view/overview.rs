@@ -31,15 +31,13 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
 
 fn charts(app: &App, l: &Loaded, area: Rect, buf: &mut Buffer) {
     let t = app.theme;
-    let Some((start, _)) = l.range else {
+    if l.range.is_none() {
         Paragraph::new("no traffic in the data")
             .block(pane("Traffic", false, t))
             .render(area, buf);
         return;
-    };
-    let len = l.total.len();
-    let marks = anomaly_marks(l.scoped.diagnosis.findings.iter(), start, len);
-    let cursor = app.cursor.map(|c| (c - start).max(0) as usize);
+    }
+    let marks = anomaly_marks(l.scoped.diagnosis.findings.iter(), l.grid);
     let areas: [Rect; 3] = Layout::vertical([Constraint::Ratio(1, 3); 3]).areas(area);
     let series: [Series; 3] = [
         (
@@ -49,7 +47,7 @@ fn charts(app: &App, l: &Loaded, area: Rect, buf: &mut Buffer) {
         ),
         (
             "5xx %",
-            l.total.iter().map(|p| p.error_percent()).collect(),
+            l.total.iter().map(|p| p.error_percent).collect(),
             fmt_percent,
         ),
         (
@@ -63,8 +61,8 @@ fn charts(app: &App, l: &Loaded, area: Rect, buf: &mut Buffer) {
             title,
             values,
             marks: marks.clone(),
-            cursor,
-            start,
+            cursor: app.cursor,
+            grid: l.grid,
             format,
             theme: t,
         }

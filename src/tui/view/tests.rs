@@ -777,6 +777,69 @@ fn multi_day_data_shows_dates_on_the_axis_and_in_the_findings() {
     assert!(screen.contains(&d1[5..10]), "{screen}");
 }
 
+/// Issue #12.1: one row twenty years before the incident. Every series
+/// the views chart is on the grid (at most `MAX_POINTS` points, days here),
+/// not seven million minutes; the overview, operation and backend views
+/// draw the incident's spike at the right end with the years on the axis;
+/// the time cursor still steps by one minute within the data.
+#[test]
+fn rows_twenty_years_apart_keep_every_chart_bounded() {
+    let mut s = data::tests::incident();
+    let (first, last) = s.traffic.minute_range().unwrap();
+    let long_ago = first - 20 * 365 * 1440;
+    let r = crate::model::Request {
+        time: crate::model::Timestamp::from_minute(long_ago),
+        api_id: "orders-api",
+        operation_id: "get-order",
+        backend_id: "orders-app",
+        response_code: 200,
+        total_time_ms: 40,
+        ..crate::model::Request::default()
+    };
+    s.traffic
+        .add(&r, || crate::model::Origin::at_line("logs/old.csv", 2));
+    s.loaded.time_range = None;
+    let mut app = app_with(s, Theme::PLAIN);
+    assert_eq!(app.range(), Some((long_ago, last)));
+    let l = app.loaded().unwrap();
+    assert!(l.grid.len <= data::MAX_POINTS, "{:?}", l.grid);
+    assert_eq!(l.grid.step, 1440, "{:?}", l.grid);
+    assert_eq!(l.total.len(), l.grid.len);
+    // The incident's hour is one day's point: its busiest minute's rates.
+    let end = l.total.last().unwrap();
+    assert_eq!(end.requests, 40);
+    assert_eq!(end.error_percent, Some(30.0));
+    assert_eq!(l.total[0].requests, 1);
+
+    let screen = text(&draw(&app, 120, 40));
+    let year = |m: crate::model::Minute| crate::model::Timestamp::from_minute(m).to_rfc3339();
+    assert!(screen.contains(&year(long_ago)[..10]), "{screen}");
+    assert!(screen.contains(&year(last)[..10]), "{screen}");
+    assert!(screen.contains('━'), "the spike is marked: {screen}");
+
+    keys(&mut app, "[");
+    assert_eq!(app.cursor, Some(last - 1));
+    keys(&mut app, "[");
+    assert_eq!(app.cursor, Some(last - 2));
+    let screen = text(&draw(&app, 120, 40));
+    assert!(screen.contains('▲'), "the cursor is drawn: {screen}");
+
+    keys(&mut app, ":ops\n");
+    select(&mut app, "orders-api/get-order");
+    keys(&mut app, "\n");
+    assert!(matches!(app.screen(), Screen::Operation { .. }));
+    let screen = text(&draw(&app, 120, 40));
+    assert!(screen.contains("requests/min"), "{screen}");
+    assert!(screen.contains(&year(long_ago)[..10]), "{screen}");
+
+    keys(&mut app, ":backends\n");
+    select(&mut app, "orders-api/get-order");
+    keys(&mut app, "\n");
+    assert!(matches!(app.screen(), Screen::Backend { .. }));
+    let screen = text(&draw(&app, 120, 40));
+    assert!(screen.contains(&year(long_ago)[..10]), "{screen}");
+}
+
 #[test]
 fn operations_show_4xx_and_429_beside_5xx() {
     let mut app = app_with(data::tests::incident(), Theme::PLAIN);
