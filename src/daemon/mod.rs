@@ -841,7 +841,7 @@ async fn flush(
         shared.metrics.sink(&spec.name, entries.len() as u64, 0);
         let ids: Vec<u64> = entries.iter().map(|e| e.id).collect();
         let journalled = match shared.acks.lock() {
-            Ok(mut a) => a.record(&ids),
+            Ok(mut a) => a.record(&entries),
             Err(_) => Err(anyhow::anyhow!("the delivery journal lock is poisoned")),
         };
         shared.persisted("delivery journal", journalled);

@@ -9,12 +9,15 @@
 //! a receiver that is down nor a SIGKILL loses an alert, and since the book
 //! is saved with the outbox, a restarted daemon does not announce an alert
 //! that was already firing. Each delivery is also appended to a journal
-//! (`Acks`) before it leaves the outbox: when `alerts.json` cannot be
-//! replaced (a full or read-only state directory), a restart still knows
-//! what was delivered and never sends it again, and so never replays a
-//! "firing" after its "resolved".
+//! (`Acks`), with its event, before it leaves the outbox: when
+//! `alerts.json` cannot be replaced (a full or read-only state directory),
+//! a restart still knows what was delivered and never sends it again, and
+//! so never replays a "firing" after its "resolved"; and the book, as stale
+//! as the file, is brought up to what receivers were told (an alert whose
+//! "resolved" went out is not resolved a second time, one whose "firing"
+//! went out is not announced again).
 
-use super::alerts::{Alert, AlertEvent, Status};
+use super::alerts::{Alert, AlertEvent, AlertState, Status};
 use super::config::{SinkSpec, Target};
 use super::tail::write_atomic;
 use crate::model::Timestamp;
@@ -69,15 +72,73 @@ impl Durable {
         write_atomic(&Self::path(dir), &serde_json::to_vec(self)?)
     }
 
-    /// Drops outbox entries a journal says were delivered; ids are never
-    /// reused after them. Returns how many were dropped.
-    pub fn forget_delivered(&mut self, delivered: &[u64]) -> usize {
-        if let Some(max) = delivered.iter().max() {
-            self.next_id = self.next_id.max(*max);
+    /// Reconciles the state as last saved with the journal: the events
+    /// delivered after the save (entries the saved outbox does not hold)
+    /// are applied to the alert book in the order they were queued, then
+    /// outbox entries the journal says were delivered are dropped; ids are
+    /// never reused after them. Returns how many entries were dropped.
+    pub fn forget_delivered(&mut self, delivered: &[Delivered]) -> usize {
+        if let Some(max) = delivered.iter().map(|d| d.id).max() {
+            self.next_id = self.next_id.max(max);
+        }
+        let mut later: Vec<&Delivered> = delivered
+            .iter()
+            .filter(|d| !self.outbox.iter().any(|e| e.id == d.id))
+            .collect();
+        later.sort_by_key(|d| d.id);
+        for d in later {
+            if let Some(e) = &d.event {
+                self.told(e);
+            }
         }
         let before = self.outbox.len();
-        self.outbox.retain(|e| !delivered.contains(&e.id));
+        self.outbox
+            .retain(|e| !delivered.iter().any(|d| d.id == e.id));
         before - self.outbox.len()
+    }
+
+    /// The book after receivers were told `e`: a "resolved" ends the alert
+    /// it resolved (the one that started when the event says), a "firing"
+    /// makes its alert firing and notified then.
+    fn told(&mut self, e: &AlertEvent) {
+        match e.status {
+            Status::Resolved => {
+                if self
+                    .alerts
+                    .get(&e.fingerprint)
+                    .is_some_and(|a| a.active_at == e.starts_at)
+                {
+                    self.alerts.remove(&e.fingerprint);
+                }
+            }
+            Status::Firing => {
+                let a = self
+                    .alerts
+                    .entry(e.fingerprint.clone())
+                    .or_insert_with(|| Alert {
+                        fingerprint: e.fingerprint.clone(),
+                        kind: e.kind,
+                        severity: e.severity,
+                        subject: e.subject.clone(),
+                        summary: e.summary.clone(),
+                        evidence: e.evidence.clone(),
+                        window: e.window,
+                        state: AlertState::Pending,
+                        active_at: e.starts_at,
+                        last_seen: e.at,
+                        notified_at: None,
+                        notified_severity: None,
+                        instance: e.labels.get("instance").cloned().unwrap_or_default(),
+                        service: e.labels.get("service").cloned(),
+                        annotations: e.annotations.clone(),
+                        generator_url: e.generator_url.clone(),
+                    });
+                a.state = AlertState::Firing;
+                a.last_seen = a.last_seen.max(e.at);
+                a.notified_at = Some(a.notified_at.map_or(e.at, |t| t.max(e.at)));
+                a.notified_severity = Some(e.severity);
+            }
+        }
     }
 
     /// Queues an event for every sink whose route takes it. Returns how
@@ -104,17 +165,37 @@ impl Durable {
     }
 }
 
-/// The delivery journal (`delivered.log`): ids of delivered outbox
-/// entries, appended and synced as each delivery succeeds, to a file
-/// opened at start and kept open. Appending to an open file still works
-/// where replacing `alerts.json` does not (a directory made read-only, a
-/// disk with a block to spare). After a save it keeps only ids still in
-/// the saved outbox.
+/// One line of the delivery journal: a delivered outbox entry's id and
+/// its event (a bare id, as older journals hold, has none).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Delivered {
+    pub id: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<AlertEvent>,
+}
+
+impl Delivered {
+    fn parse(line: &str) -> Option<Delivered> {
+        let line = line.trim();
+        match line.parse::<u64>() {
+            Ok(id) => Some(Delivered { id, event: None }),
+            Err(_) => serde_json::from_str(line).ok(),
+        }
+    }
+}
+
+/// The delivery journal (`delivered.log`): delivered outbox entries (id
+/// and event, one JSON line each), appended and synced as each delivery
+/// succeeds, to a file opened at start and kept open. Appending to an
+/// open file still works where replacing `alerts.json` does not (a
+/// directory made read-only, a disk with a block to spare). After a save
+/// it keeps only entries still in the saved outbox.
 #[derive(Debug)]
 pub struct Acks {
     path: PathBuf,
     file: Option<std::fs::File>,
-    ids: Vec<u64>,
+    /// Each journalled entry's id and line.
+    lines: Vec<(u64, String)>,
 }
 
 impl Acks {
@@ -122,69 +203,72 @@ impl Acks {
         dir.join("delivered.log")
     }
 
-    /// Opens the journal; returns it and the ids it already holds.
-    pub fn open(dir: &Path) -> anyhow::Result<(Acks, Vec<u64>)> {
+    /// Opens the journal; returns it and the deliveries it already holds
+    /// (a line cut short by a crash is skipped).
+    pub fn open(dir: &Path) -> anyhow::Result<(Acks, Vec<Delivered>)> {
         let path = Self::path(dir);
-        let ids: Vec<u64> = match std::fs::read_to_string(&path) {
-            Ok(text) => text.lines().filter_map(|l| l.trim().parse().ok()).collect(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => anyhow::bail!("cannot read {}: {e}", path.display()),
-        };
+        let (lines, delivered): (Vec<(u64, String)>, Vec<Delivered>) =
+            match std::fs::read_to_string(&path) {
+                Ok(text) => text
+                    .lines()
+                    .filter_map(|l| Delivered::parse(l).map(|d| ((d.id, l.trim().to_string()), d)))
+                    .unzip(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => (Vec::new(), Vec::new()),
+                Err(e) => anyhow::bail!("cannot read {}: {e}", path.display()),
+            };
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&path)
             .ok();
-        Ok((
-            Acks {
-                path,
-                file,
-                ids: ids.clone(),
-            },
-            ids,
-        ))
+        Ok((Acks { path, file, lines }, delivered))
     }
 
-    /// Journals delivered ids (synced before returning).
-    pub fn record(&mut self, ids: &[u64]) -> anyhow::Result<()> {
+    /// Journals delivered entries (synced before returning).
+    pub fn record(&mut self, entries: &[Entry]) -> anyhow::Result<()> {
         use std::io::Write;
         let Some(f) = self.file.as_mut() else {
             anyhow::bail!("cannot open {} for writing", self.path.display());
         };
-        let mut text = String::new();
-        for id in ids {
-            text.push_str(&format!("{id}\n"));
+        let mut lines = Vec::new();
+        for e in entries {
+            let d = Delivered {
+                id: e.id,
+                event: Some(e.event.clone()),
+            };
+            lines.push((e.id, serde_json::to_string(&d)?));
         }
+        let text: String = lines.iter().map(|(_, l)| format!("{l}\n")).collect();
         f.write_all(text.as_bytes())
             .and_then(|_| f.sync_data())
             .map_err(|e| anyhow::anyhow!("cannot append to {}: {e}", self.path.display()))?;
-        self.ids.extend_from_slice(ids);
+        self.lines.extend(lines);
         Ok(())
     }
 
-    /// After a successful save: keeps only ids still in the saved outbox
-    /// (another sink's delivery may be journalled but not yet saved).
+    /// After a successful save: keeps only entries still in the saved
+    /// outbox (another sink's delivery may be journalled but not yet saved).
     pub fn keep_only(&mut self, outbox: &[Entry]) {
         use std::io::Write;
-        let keep: Vec<u64> = self
-            .ids
+        let keep: Vec<(u64, String)> = self
+            .lines
             .iter()
-            .copied()
-            .filter(|id| outbox.iter().any(|e| e.id == *id))
+            .filter(|(id, _)| outbox.iter().any(|e| e.id == *id))
+            .cloned()
             .collect();
-        if keep.len() == self.ids.len() {
+        if keep.len() == self.lines.len() {
             return;
         }
         let Some(f) = self.file.as_mut() else {
             return;
         };
-        let text: String = keep.iter().map(|id| format!("{id}\n")).collect();
+        let text: String = keep.iter().map(|(_, l)| format!("{l}\n")).collect();
         if f.set_len(0)
             .and_then(|_| f.write_all(text.as_bytes()))
             .and_then(|_| f.sync_data())
             .is_ok()
         {
-            self.ids = keep;
+            self.lines = keep;
         }
     }
 }
@@ -553,9 +637,9 @@ mod tests {
         assert!(old.is_empty());
         // Delivered; then the save that would drop it fails (as on a full
         // disk): alerts.json still holds the firing.
-        acks.record(&[1]).unwrap();
+        acks.record(&d.outbox[..1]).unwrap();
         d.enqueue(&ev[1], &sinks); // resolved, id 2, delivered too
-        acks.record(&[2]).unwrap();
+        acks.record(&d.outbox[1..]).unwrap();
         drop(acks);
         // Restart: the stale outbox is reconciled with the journal.
         let mut back = Durable::load(dir.path()).unwrap();
@@ -568,6 +652,76 @@ mod tests {
         back.save(dir.path()).unwrap();
         acks.keep_only(&back.outbox);
         assert_eq!(std::fs::read_to_string(Acks::path(dir.path())).unwrap(), "");
+    }
+
+    #[test]
+    fn the_book_learns_what_was_delivered_after_the_last_save() {
+        let ev = events(); // firing, resolved
+        let sinks = vec![SinkSpec {
+            name: "am".into(),
+            target: Target::Stdout,
+            min_severity: Severity::Info,
+            kinds: vec![],
+        }];
+        let fp = ev[0].fingerprint.clone();
+        // Saved with nothing; then the firing is queued and delivered, and
+        // every save fails.
+        let dir = tempfile::tempdir().unwrap();
+        Durable::default().save(dir.path()).unwrap();
+        let (mut acks, _) = Acks::open(dir.path()).unwrap();
+        let mut d = Durable::default();
+        d.enqueue(&ev[0], &sinks);
+        acks.record(&d.outbox).unwrap();
+        drop(acks);
+        let mut back = Durable::load(dir.path()).unwrap();
+        let (_, delivered) = Acks::open(dir.path()).unwrap();
+        assert_eq!(back.forget_delivered(&delivered), 0);
+        let a = back
+            .alerts
+            .get(&fp)
+            .expect("the announced alert is in the book");
+        assert_eq!(a.state, AlertState::Firing);
+        assert_eq!(a.notified_at, Some(ev[0].at));
+        assert_eq!(a.active_at, ev[0].starts_at);
+        assert_eq!(a.labels(), ev[0].labels, "the label set receivers know");
+
+        // Saved with the alert firing; then its "resolved" is delivered
+        // and every save fails: the restarted book has it resolved.
+        let dir = tempfile::tempdir().unwrap();
+        let mut d = Durable::default();
+        d.told(&ev[0]);
+        d.save(dir.path()).unwrap();
+        let (mut acks, _) = Acks::open(dir.path()).unwrap();
+        d.enqueue(&ev[1], &sinks);
+        acks.record(&d.outbox).unwrap();
+        drop(acks);
+        let mut back = Durable::load(dir.path()).unwrap();
+        assert!(back.alerts.contains_key(&fp), "the stale file");
+        let (_, delivered) = Acks::open(dir.path()).unwrap();
+        back.forget_delivered(&delivered);
+        assert!(back.alerts.is_empty(), "{:?}", back.alerts);
+
+        // An entry the saved outbox holds was queued before the save: its
+        // event is already in the saved book and is not applied again (a
+        // "firing" delivered after the save resolved the alert must not
+        // bring it back).
+        let dir = tempfile::tempdir().unwrap();
+        let mut d = Durable::default();
+        d.enqueue(&ev[0], &sinks);
+        d.save(dir.path()).unwrap();
+        let (mut acks, _) = Acks::open(dir.path()).unwrap();
+        acks.record(&d.outbox).unwrap();
+        drop(acks);
+        let mut back = Durable::load(dir.path()).unwrap();
+        let (_, delivered) = Acks::open(dir.path()).unwrap();
+        assert_eq!(back.forget_delivered(&delivered), 1);
+        assert!(back.alerts.is_empty() && back.outbox.is_empty());
+
+        // A journal of bare ids (as written before events were kept).
+        std::fs::write(Acks::path(dir.path()), "7\n{\"id\":8}\n{\"id\":9,\"ev").unwrap();
+        let (_, delivered) = Acks::open(dir.path()).unwrap();
+        let ids: Vec<u64> = delivered.iter().map(|d| d.id).collect();
+        assert_eq!(ids, [7, 8], "a line cut by a crash is skipped");
     }
 
     #[test]

@@ -191,6 +191,26 @@ impl Receiver {
     }
 }
 
+impl Receiver {
+    /// Every notification, in arrival order: (fingerprint, status,
+    /// whether it is a re-notification).
+    fn lifecycle(&self, kind: &str, operation: &str) -> Vec<(String, String, bool)> {
+        let mut out = Vec::new();
+        for body in self.bodies.lock().unwrap().iter() {
+            for a in body["alerts"].as_array().into_iter().flatten() {
+                if a["kind"] == kind && a["subject"]["operation"] == operation {
+                    out.push((
+                        a["fingerprint"].as_str().unwrap_or("").to_string(),
+                        a["status"].as_str().unwrap_or("").to_string(),
+                        a["repeat"] == true,
+                    ));
+                }
+            }
+        }
+        out
+    }
+}
+
 impl Drop for Receiver {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
@@ -513,6 +533,122 @@ fn a_receiver_down_for_a_while_gets_the_alert_once_when_back() {
     let after = hook.firing("error_spike", "check-stock");
     assert_eq!(after.len(), 1, "retries must not duplicate: {after:?}");
     assert_eq!(after, fps);
+}
+
+/// Issue #12.9: a state directory the daemon cannot write. Root ignores
+/// permissions, so a directory stands where the daemon writes its state
+/// files' temporary copies (`alerts.tmp`, `offsets.tmp`): every save fails
+/// as on a full or read-only disk. The alert fires and is saved; then the
+/// saves fail, `/healthz` answers 503 naming the file, the alert resolves
+/// and its "resolved" is delivered (only the delivery journal records
+/// it), and the shutdown says the state was NOT saved. Restarted with the
+/// obstruction gone on the stale state of before, the daemon sends nothing
+/// again: the receiver saw exactly one "firing" then one "resolved".
+#[test]
+fn an_unwritable_state_directory_is_reported_and_nothing_is_sent_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let hook_port = free_port();
+    let hook = Receiver::start(hook_port);
+    let inst = tmp.path().join("instance");
+    std::fs::create_dir_all(&inst).unwrap();
+    // An incident of 20 data minutes (20 s): it fires, then resolves.
+    let _feed = live_feed(&inst, 6, 20);
+    let cfg = tmp.path().join("daemon.toml");
+    write_config(
+        &cfg,
+        &format!(
+            "[[sinks]]\ntype = \"webhook\"\nname = \"hook\"\nurl = \"http://127.0.0.1:{hook_port}/alert\"\n"
+        ),
+    );
+    let state = tmp.path().join("state");
+    let listen = free_port();
+    let mut first = daemon(&inst, &cfg, &state, listen, "daemon.log");
+    let dlog = || d_log(&inst);
+    let fired = wait_for(
+        "the firing notification",
+        90,
+        || Some(hook.firing("error_spike", "check-stock")).filter(|v| !v.is_empty()),
+        &dlog,
+    );
+    // Delivered and saved: the book holds the alert as firing.
+    wait_for(
+        "an empty outbox",
+        30,
+        || metric(listen, "apimedic_outbox_size").filter(|n| *n == 0.0),
+        &dlog,
+    );
+    assert_eq!(http_get(listen, "/healthz").map(|r| r.0), Some(200));
+    let blocks = [state.join("alerts.tmp"), state.join("offsets.tmp")];
+    for b in &blocks {
+        std::fs::create_dir_all(b).unwrap();
+    }
+    let unhealthy = wait_for(
+        "/healthz 503 naming the failed save",
+        60,
+        || http_get(listen, "/healthz").filter(|r| r.0 == 503),
+        &dlog,
+    );
+    assert!(
+        unhealthy.1.contains("state directory not writable")
+            && (unhealthy.1.contains("alerts.tmp") || unhealthy.1.contains("offsets.tmp")),
+        "{}",
+        unhealthy.1
+    );
+    let resolved = |h: &Receiver| {
+        h.lifecycle("error_spike", "check-stock")
+            .iter()
+            .any(|(fp, st, _)| fp == &fired[0] && st == "resolved")
+    };
+    wait_for(
+        "the resolved notification",
+        90,
+        || resolved(&hook).then_some(()),
+        &dlog,
+    );
+    // Still failing: health never turned back to ok while saves fail.
+    let still = http_get(listen, "/healthz").unwrap();
+    assert_eq!(still.0, 503, "{}", still.1);
+    let status = first.term();
+    let log = first.log();
+    assert!(
+        !status.success(),
+        "a stop without saving is an error:\n{log}"
+    );
+    assert!(
+        log.contains("state was NOT saved") && !log.contains("checkpoints and outbox saved"),
+        "{log}"
+    );
+    for b in &blocks {
+        std::fs::remove_dir(b).unwrap();
+    }
+    let seen = hook.lifecycle("error_spike", "check-stock");
+    let listen2 = free_port();
+    let _second = daemon(&inst, &cfg, &state, listen2, "daemon2.log");
+    let log2 = || std::fs::read_to_string(inst.with_extension("daemon2.log")).unwrap_or_default();
+    wait_for(
+        "/healthz ok after the restart",
+        60,
+        || http_get(listen2, "/healthz").filter(|r| r.0 == 200),
+        &log2,
+    );
+    wait_for(
+        "five ticks and an empty outbox after the restart",
+        90,
+        || {
+            let ticks = metric(listen2, "apimedic_ticks_total")?;
+            let outbox = metric(listen2, "apimedic_outbox_size")?;
+            (ticks >= 5.0 && outbox == 0.0).then_some(())
+        },
+        &log2,
+    );
+    let after = hook.lifecycle("error_spike", "check-stock");
+    assert_eq!(after, seen, "sent again after the restart\n{}", log2());
+    let mine: Vec<&str> = after
+        .iter()
+        .filter(|(fp, _, repeat)| fp == &fired[0] && !repeat)
+        .map(|(_, st, _)| st.as_str())
+        .collect();
+    assert_eq!(mine, ["firing", "resolved"], "{after:?}");
 }
 
 /// Every file in fixtures/config/valid/ parses and validates.
