@@ -10,14 +10,21 @@
 # per byte or less, not 6x.
 #
 #   benches/llm_stream.sh
+#   APIMEDIC_BIN=target/release/apimedic benches/llm_stream.sh   # no build
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v python3 >/dev/null || { echo "llm_stream.sh: python3 is needed" >&2; exit 2; }
 [[ -x /usr/bin/time ]] || { echo "llm_stream.sh: /usr/bin/time is needed (apt-get install time)" >&2; exit 2; }
-cargo build --release --quiet
+# APIMEDIC_BIN: a binary already built (else it is built here; --all-targets:
+# the feature set the test builds use, so their dependencies are reused).
+bin=${APIMEDIC_BIN:-}
+if [[ -z $bin ]]; then
+    cargo build --release --all-targets --quiet
+    bin=${CARGO_TARGET_DIR:-target}/release/apimedic
+fi
 tmp=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$tmp"' EXIT
-cp "${CARGO_TARGET_DIR:-target}/release/apimedic" "$tmp/apimedic"
+cp "$bin" "$tmp/apimedic"
 
 cat >"$tmp/sse.py" <<'PY'
 import json, sys, socket, threading
@@ -56,6 +63,7 @@ run() {  # mode, reply tokens
         "$(awk "BEGIN{print $user+$sys}")" $((rss / 1024)) "$chars"
     kill %1 2>/dev/null || true; wait 2>/dev/null || true
 }
+echo "# $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), $(date -u +%FT%TZ)"
 echo "apimedic ask --llm against a loopback SSE server (backend-oom scenario; includes loading it)"
 run chunk 2000000
 run answer 4000000
