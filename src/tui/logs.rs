@@ -790,4 +790,140 @@ mod tests {
         assert!(text.contains("| 503 |"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
+
+    /// Peak resident memory since the last reset (VmHWM), in MB; the
+    /// reset (`5` to `clear_refs`) makes each phase's peak its own.
+    fn peak_mb(reset: bool) -> u64 {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let kb = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+            .unwrap_or(0);
+        if reset {
+            let _ = std::fs::write("/proc/self/clear_refs", "5");
+        }
+        kb / 1024
+    }
+
+    /// Not a correctness test: the logs thread over the file named by
+    /// APIMEDIC_BENCH_FILE, as the view drives it (benches/logs_view.sh
+    /// runs it). Prints, per phase, the wall time and the peak resident
+    /// memory of the phase: the index of every row (one 40-byte entry a
+    /// row, sorted by time), a page from the middle, a re-sort, the rows
+    /// of one operation, and a `/` filter rescan (APIMEDIC_BENCH_FILTER,
+    /// default `tent`), each row formatted and matched.
+    #[test]
+    #[ignore = "benchmark: set APIMEDIC_BENCH_FILE; run by benches/logs_view.sh"]
+    fn bench_logs_view() {
+        let Ok(path) = std::env::var("APIMEDIC_BENCH_FILE") else {
+            eprintln!("skipping: APIMEDIC_BENCH_FILE is not set");
+            return;
+        };
+        let filter = std::env::var("APIMEDIC_BENCH_FILTER").unwrap_or_else(|_| "tent".into());
+        let (tx, rx) = channel();
+        let (otx, orx) = channel();
+        let source = RowSource::Paths(vec![path.clone().into()]);
+        let worker = std::thread::spawn(move || serve(Some(source), &rx, &otx));
+        peak_mb(true);
+        let mut rows = 0u64;
+        let mut phase = |name: &str, job: LogsJob, wait_done: bool| -> LogsProgress {
+            let id = match &job {
+                LogsJob::Query { id, .. } | LogsJob::Page { id, .. } | LogsJob::Sort { id, .. } => {
+                    *id
+                }
+                LogsJob::Export { id, .. } => *id,
+            };
+            let start = std::time::Instant::now();
+            tx.send(job).unwrap();
+            let mut progress = None;
+            loop {
+                match orx.recv().expect("the logs thread answers") {
+                    Msg::LogsProgress(p) if p.id == id && p.done => {
+                        progress = Some(p);
+                        if !wait_done {
+                            break;
+                        }
+                    }
+                    Msg::LogsPage(p) if p.id == id && (!wait_done || progress.is_some()) => {
+                        assert!(!p.rows.is_empty(), "{name}: an empty page");
+                        break;
+                    }
+                    _ => {}
+                }
+            }
+            let wall = start.elapsed().as_secs_f64();
+            let p = progress.unwrap_or_default();
+            if p.scanned > 0 {
+                rows = p.scanned;
+            }
+            let matched = if p.scanned > 0 {
+                format!("matched {:>9} of {rows}", p.matched)
+            } else {
+                String::new()
+            };
+            eprintln!(
+                "{name:<34} wall {wall:7.3} s   peak RSS {:5} MB   {matched}",
+                peak_mb(true)
+            );
+            p
+        };
+        let all = phase(
+            "index of every row (time order)",
+            LogsJob::Query {
+                id: 1,
+                query: LogQuery::default(),
+                sort: LogSort::default(),
+            },
+            true,
+        );
+        assert!(all.matched > 0 && all.error.is_none(), "{all:?}");
+        phase(
+            "page of 300 from the middle",
+            LogsJob::Page {
+                id: 1,
+                start: all.matched as usize / 2,
+                len: FIRST_PAGE,
+            },
+            false,
+        );
+        phase(
+            "re-sort by total time",
+            LogsJob::Sort {
+                id: 1,
+                sort: LogSort {
+                    column: LogColumn::Total,
+                    descending: true,
+                },
+            },
+            false,
+        );
+        phase(
+            "rows of one operation",
+            LogsJob::Query {
+                id: 2,
+                query: LogQuery {
+                    api: Some("catalog-api".into()),
+                    operation: Some("search-products".into()),
+                    ..LogQuery::default()
+                },
+                sort: LogSort::default(),
+            },
+            true,
+        );
+        phase(
+            &format!("`/{filter}` rescan of every row"),
+            LogsJob::Query {
+                id: 3,
+                query: LogQuery {
+                    filter: Some(filter.clone()),
+                    ..LogQuery::default()
+                },
+                sort: LogSort::default(),
+            },
+            true,
+        );
+        drop(tx);
+        worker.join().unwrap();
+    }
 }
