@@ -294,16 +294,21 @@ impl Follower {
             self.at.fingerprint = fingerprint_of_file(&self.handle)?.unwrap_or(0);
         }
         if len > self.at.offset {
-            self.read_lines(out)?;
+            self.read_lines(len, out)?;
         }
         Ok(retired)
     }
 
-    fn fill(&mut self) -> std::io::Result<()> {
+    /// Reads what the file holds past the offset (its length was `len`),
+    /// at most `MAX_READ` bytes: a small append costs a small read, not a
+    /// zeroed 4 MiB buffer.
+    fn fill(&mut self, len: u64) -> std::io::Result<()> {
+        let want = usize::try_from(len.saturating_sub(self.at.offset))
+            .map_or(MAX_READ, |n| n.min(MAX_READ));
         self.buf.clear();
-        self.buf.resize(MAX_READ, 0);
+        self.buf.resize(want, 0);
         let mut n = 0;
-        while n < MAX_READ {
+        while n < want {
             let k = self
                 .handle
                 .read_at(&mut self.buf[n..], self.at.offset + n as u64)?;
@@ -318,8 +323,8 @@ impl Follower {
 
     /// One read: complete lines, or progress through a skipped line or a
     /// run of NULs. Pushes a chunk when anything moved.
-    fn read_lines(&mut self, out: &mut Vec<Chunk>) -> std::io::Result<()> {
-        self.fill()?;
+    fn read_lines(&mut self, len: u64, out: &mut Vec<Chunk>) -> std::io::Result<()> {
+        self.fill(len)?;
         let full = self.buf.len() == MAX_READ;
         let mut chunk = Chunk {
             file: self.path.display().to_string(),

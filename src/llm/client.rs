@@ -470,6 +470,7 @@ pub struct SseDecoder {
     line: Vec<u8>,
     data: Vec<u8>,
     has_data: bool,
+    /// The first line is complete (a BOM before it has been dropped).
     started: bool,
 }
 
@@ -477,10 +478,6 @@ impl SseDecoder {
     /// Feeds bytes; the data of each complete event goes to `out`.
     pub fn feed(&mut self, bytes: &[u8], out: &mut Vec<String>) -> Result<(), String> {
         let mut rest = bytes;
-        if !self.started && !rest.is_empty() {
-            self.started = true;
-            rest = rest.strip_prefix("\u{feff}".as_bytes()).unwrap_or(rest);
-        }
         while !rest.is_empty() {
             let (part, done) = match memchr::memchr(b'\n', rest) {
                 Some(i) => (&rest[..i], Some(i + 1)),
@@ -507,6 +504,14 @@ impl SseDecoder {
     }
 
     fn line_done(&mut self, line: &[u8], out: &mut Vec<String>) -> Result<(), String> {
+        // A BOM opens the stream, so it is dropped from the first complete
+        // line: however the bytes were cut, it is whole there.
+        let line = if self.started {
+            line
+        } else {
+            self.started = true;
+            line.strip_prefix("\u{feff}".as_bytes()).unwrap_or(line)
+        };
         if line.is_empty() {
             self.dispatch(out);
             return Ok(());
@@ -1002,6 +1007,40 @@ mod tests {
         assert_eq!(c.tool_calls[1].id, "call_1");
         assert_eq!(c.tool_calls[1].arguments, "{}");
         assert_eq!(c.total_tokens, Some(42));
+    }
+
+    fn decode(pieces: &[&[u8]]) -> Vec<String> {
+        let mut d = SseDecoder::default();
+        let mut out = Vec::new();
+        for p in pieces {
+            d.feed(p, &mut out).unwrap();
+        }
+        d.finish(&mut out);
+        out
+    }
+
+    #[test]
+    fn a_bom_split_across_pieces_is_dropped_as_when_whole() {
+        // fuzz/ stream_assembler crasher (minimised): a BOM then `data`,
+        // fed one byte at a time, lost the event.
+        let body = b"\xEF\xBB\xBFdata";
+        let bytes: Vec<&[u8]> = body.chunks(1).collect();
+        assert_eq!(decode(&[body]), vec![String::new()]);
+        assert_eq!(decode(&bytes), decode(&[body]));
+        let body = b"\xEF\xBB\xBFdata: {\"a\":1}\r\n\r\ndata: x\n\n";
+        for n in 1..body.len() {
+            let pieces: Vec<&[u8]> = body.chunks(n).collect();
+            assert_eq!(
+                decode(&pieces),
+                vec!["{\"a\":1}".to_string(), "x".into()],
+                "{n}"
+            );
+        }
+        // Only the stream's first line loses a BOM.
+        assert_eq!(
+            decode(&[b"\n\xEF\xBB\xBFdata: x\n\n"]),
+            Vec::<String>::new()
+        );
     }
 
     #[test]
