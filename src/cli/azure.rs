@@ -11,8 +11,15 @@ use crate::model::{Snapshot, Timestamp};
 use anyhow::{Context, bail};
 use std::path::PathBuf;
 
+/// The whole pull's time budget when none is given.
+const DEFAULT_BUDGET: &str = "3m";
+/// Requests in flight when none is given.
+const DEFAULT_CONCURRENCY: usize = 8;
+
 /// Read an instance live from Azure instead of exported files.
-#[derive(Clone, Debug, Default, clap::Args)]
+/// `Default` is what the command line gives with no flag (budget and
+/// concurrency included), for callers that build one in code.
+#[derive(Clone, Debug, clap::Args)]
 pub struct AzureArgs {
     /// Read this API Management instance live from Azure: its resource id
     /// (/subscriptions/S/resourceGroups/RG/providers/Microsoft.ApiManagement/service/NAME).
@@ -43,7 +50,7 @@ pub struct AzureArgs {
     #[arg(
         long,
         value_name = "DURATION",
-        default_value = "3m",
+        default_value = DEFAULT_BUDGET,
         help_heading = "Live Azure"
     )]
     pub budget: String,
@@ -51,7 +58,7 @@ pub struct AzureArgs {
     #[arg(
         long,
         value_name = "N",
-        default_value_t = 8,
+        default_value_t = DEFAULT_CONCURRENCY,
         help_heading = "Live Azure"
     )]
     pub concurrency: usize,
@@ -66,6 +73,25 @@ pub struct AzureArgs {
     /// No progress line on stderr (set by surfaces that own the screen).
     #[arg(skip)]
     pub quiet: bool,
+}
+
+impl Default for AzureArgs {
+    fn default() -> Self {
+        AzureArgs {
+            azure: None,
+            subscription: None,
+            resource_group: None,
+            service: None,
+            all: false,
+            sign_in: None,
+            tenant: None,
+            budget: DEFAULT_BUDGET.into(),
+            concurrency: DEFAULT_CONCURRENCY,
+            save: None,
+            history_dir: None,
+            quiet: false,
+        }
+    }
 }
 
 /// `--since`/`--until` for surfaces that have no time range of their own.
@@ -343,6 +369,33 @@ mod tests {
         assert_eq!(s.timespan(), "2026-03-02T09:00:00Z/2026-03-02T10:00:00Z");
         assert!(span(Some("10m"), Some("20m"), now).is_err());
         assert!(span(Some("60d"), None, now).is_err());
+    }
+
+    #[test]
+    fn the_default_in_code_is_the_command_lines_default() {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            azure: AzureArgs,
+        }
+        let parsed = <Cli as clap::Parser>::parse_from(["apimedic"]).azure;
+        let built = AzureArgs::default();
+        assert_eq!(parsed.budget, built.budget);
+        assert_eq!(parsed.concurrency, built.concurrency);
+        let now = chrono::Utc::now();
+        let sp = Span {
+            start: now - chrono::Duration::hours(1),
+            end: now,
+        };
+        // Built in code with only a target, it is usable as it is.
+        let a = AzureArgs {
+            azure: Some(
+                "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ApiManagement/service/x"
+                    .into(),
+            ),
+            ..Default::default()
+        };
+        assert!(a.options(sp).is_ok());
     }
 
     #[test]

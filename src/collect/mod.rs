@@ -1177,6 +1177,11 @@ fn finalize(snap: &mut Snapshot) {
             None => nsgs.push(n),
         }
     }
+    // One NSG read twice (as declared and as a NIC's effective rules, or
+    // from two exports) is one NSG in the counts too.
+    if let Some(c) = snap.loaded.counts.get_mut(&InputKind::Nsgs) {
+        *c = nsgs.len() as u64;
+    }
     snap.nsgs = nsgs;
 
     dedup_by(&mut snap.apis, |a| a.id.to_ascii_lowercase());

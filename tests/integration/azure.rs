@@ -813,10 +813,15 @@ fn net_check_reads_the_gateway_subnet_nsg_live_with_effective_rules_or_says_it_f
 
 /// `remediate plan` on a live target without `--data` reads the instance
 /// through the azure loader (the same pull `diagnose --azure` makes) and
-/// finds the proposal there.
+/// finds the proposal there: the capacity scenario, whose story's own fix
+/// (scale out) comes from the capacity metric alone (no gateway logs live).
 #[test]
 fn remediate_reads_a_live_target_through_the_azure_loader() {
-    let s = start(store(0, false), config());
+    let mut capacity = Store::default();
+    for (_, b) in &generate(Scenario::Capacity, 1, 0.05, 360) {
+        capacity.add_document(b);
+    }
+    let s = start(capacity, config());
     let live = apimedic(
         &s,
         &sp_env(),
@@ -850,12 +855,11 @@ fn remediate_reads_a_live_target_through_the_azure_loader() {
     );
     let err = stderr(&out);
     assert!(!err.contains("--data"), "no export needed: {err}");
-    // Found in the live diagnosis: planned, or named as manual (the
-    // simulated incident's fixes are a person's) — never "no proposal".
+    // Found in the live diagnosis and planned against the live instance.
     let text = format!("{}{err}", String::from_utf8_lossy(&out.stdout));
-    assert!(
-        text.contains(&format!("Plan for proposal {id}"))
-            || text.contains(&format!("proposal {id} is manual")),
-        "{text}"
+    assert_eq!(
+        report["proposals"][0]["action"]["type"], "scale_out",
+        "{report}"
     );
+    assert!(text.contains(&format!("Plan for proposal {id}")), "{text}");
 }
