@@ -56,6 +56,15 @@ impl Keys {
             backend: r.column("Backend", STRING)?,
         })
     }
+
+    /// A row's series key: its ApiId, OperationId and Backend cells.
+    fn series<'a>(&self, row: &'a [Value]) -> Option<(&'a str, &'a str, &'a str)> {
+        Some((
+            wire::text(&row[self.api])?,
+            wire::text(&row[self.op])?,
+            wire::text(&row[self.backend])?,
+        ))
+    }
 }
 
 fn reject(report: &mut LoadReport, origin: &str, row: usize, what: &str) {
@@ -92,12 +101,8 @@ pub fn cells(
     let latency = r.column("latency", DYNAMIC)?;
     let mut rows = 0u64;
     for (i, row) in t.rows.iter().enumerate() {
-        let (Some(minute), Some(api), Some(op), Some(backend)) = (
-            minute_of(&row[k.minute]),
-            wire::text(&row[k.api]),
-            wire::text(&row[k.op]),
-            wire::text(&row[k.backend]),
-        ) else {
+        let (Some(minute), Some((api, op, backend))) = (minute_of(&row[k.minute]), k.series(row))
+        else {
             reject(
                 report,
                 origin,
@@ -176,11 +181,9 @@ pub fn backend_latency(
     let k = Keys::read(&r, true)?;
     let latency = r.column("latency", DYNAMIC)?;
     for (i, row) in t.rows.iter().enumerate() {
-        let (Some(minute), Some(api), Some(op), Some(backend), Some(h)) = (
+        let (Some(minute), Some((api, op, backend)), Some(h)) = (
             minute_of(&row[k.minute]),
-            wire::text(&row[k.api]),
-            wire::text(&row[k.op]),
-            wire::text(&row[k.backend]),
+            k.series(row),
             histogram(&row[latency]),
         ) else {
             reject(
@@ -214,11 +217,9 @@ pub fn reasons(
     let reason = r.column("LastErrorReason", STRING)?;
     let n = r.column("n", INTEGER)?;
     for (i, row) in t.rows.iter().enumerate() {
-        let (Some(minute), Some(api), Some(op), Some(backend), Some(reason), Some(n)) = (
+        let (Some(minute), Some((api, op, backend)), Some(reason), Some(n)) = (
             minute_of(&row[k.minute]),
-            wire::text(&row[k.api]),
-            wire::text(&row[k.op]),
-            wire::text(&row[k.backend]),
+            k.series(row),
             wire::text(&row[reason]),
             wire::count(&row[n]).and_then(|v| u32::try_from(v).ok()),
         ) else {
@@ -252,12 +253,7 @@ pub fn hosts(
     let k = Keys::read(&r, false)?;
     let host = r.column("Host", STRING)?;
     for (i, row) in t.rows.iter().enumerate() {
-        let (Some(api), Some(op), Some(backend), Some(host)) = (
-            wire::text(&row[k.api]),
-            wire::text(&row[k.op]),
-            wire::text(&row[k.backend]),
-            wire::text(&row[host]),
-        ) else {
+        let (Some((api, op, backend)), Some(host)) = (k.series(row), wire::text(&row[host])) else {
             reject(report, origin, i, "a key or Host cell does not read");
             continue;
         };

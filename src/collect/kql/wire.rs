@@ -85,29 +85,22 @@ fn one_api_message(e: &Value) -> (String, String) {
             parts.push(s.to_string());
         }
     };
-    push(e.get("message").and_then(Value::as_str));
-    push(e.get("@message").and_then(Value::as_str));
-    let mut inner = e.get("innererror");
-    let mut depth = 0;
-    while let Some(i) = inner
-        && depth < 8
-    {
-        push(i.get("message").and_then(Value::as_str));
-        inner = i.get("innererror");
-        depth += 1;
-    }
+    // An error's message (Log Analytics also says `@message`) and those of
+    // its `innererror` chain, 8 deep at most.
+    let mut chain = |top: &Value| {
+        push(top.get("message").and_then(Value::as_str));
+        push(top.get("@message").and_then(Value::as_str));
+        let mut inner = top.get("innererror");
+        for _ in 0..8 {
+            let Some(i) = inner else { break };
+            push(i.get("message").and_then(Value::as_str));
+            inner = i.get("innererror");
+        }
+    };
+    chain(e);
     if let Some(details) = e.get("details").and_then(Value::as_array) {
         for d in details.iter().take(5) {
-            push(d.get("message").and_then(Value::as_str));
-            let mut inner = d.get("innererror");
-            let mut depth = 0;
-            while let Some(i) = inner
-                && depth < 8
-            {
-                push(i.get("message").and_then(Value::as_str));
-                inner = i.get("innererror");
-                depth += 1;
-            }
+            chain(d);
         }
     }
     (code, parts.join(" — "))
