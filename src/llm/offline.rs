@@ -1360,7 +1360,7 @@ impl Builder<'_> {
         let ids = self.findings.clone();
         self.proposals_for(&ids);
         self.checked.insert("findings of every analyzer".into());
-        if self.snap().changes.is_empty() {
+        if crate::tools::recent_changes(self.snap(), 0).total == 0 {
             self.unchecked
                 .insert("recent changes (no activity log loaded)".into());
         } else {
@@ -1458,14 +1458,12 @@ impl Builder<'_> {
         // before it began, most recent first, with the timeouts they set.
         if let Some(w) = self.ents.window {
             let from = w.start.plus_minutes(-120);
-            let mut before: Vec<crate::model::Change> = self
-                .snap()
-                .changes
-                .iter()
-                .filter(|c| c.time >= from && c.time <= w.start.plus_minutes(1))
-                .cloned()
-                .collect();
-            before.sort_by_key(|c| std::cmp::Reverse(c.time));
+            let before: Vec<crate::tools::result::ChangeRow> =
+                crate::tools::recent_changes(self.snap(), usize::MAX)
+                    .changes
+                    .into_iter()
+                    .filter(|c| c.time >= from && c.time <= w.start.plus_minutes(1))
+                    .collect();
             let _ = writeln!(
                 self.text,
                 "Changes in the two hours before {} UTC (when the incident under discussion began):",
@@ -1478,11 +1476,10 @@ impl Builder<'_> {
                 let target = c
                     .policy_scope
                     .as_ref()
-                    .map(|s| s.to_string())
-                    .unwrap_or_else(|| {
-                        crate::analyze::changes::deployment_target(c.resource_id.as_deref())
-                    });
-                let detail = crate::analyze::changes::timeout_detail(self.snap(), c)
+                    .map_or_else(|| c.deployed.clone(), |s| s.to_string());
+                let detail = c
+                    .timeout_detail
+                    .as_ref()
                     .map(|t| format!("; {t}"))
                     .unwrap_or_default();
                 let _ = writeln!(
@@ -1499,13 +1496,13 @@ impl Builder<'_> {
         let _ = writeln!(self.text, "Recent changes: {}", out.text);
         // What the policy writes among them did to timeouts: the value
         // that explains requests cut off after a few seconds.
-        let mut recent: Vec<crate::model::Change> = self.snap().changes.clone();
-        recent.sort_by_key(|c| std::cmp::Reverse(c.time));
-        let timeouts: Vec<String> = recent
+        let all = crate::tools::recent_changes(self.snap(), usize::MAX);
+        let timeouts: Vec<String> = all
+            .changes
             .iter()
             .take(8)
             .filter_map(|c| {
-                let d = crate::analyze::changes::timeout_detail(self.snap(), c)?;
+                let d = c.timeout_detail.as_ref()?;
                 Some(format!(
                     "- {} UTC {}: {d}",
                     c.time.to_rfc3339(),
@@ -1536,20 +1533,18 @@ impl Builder<'_> {
             for f in &fs {
                 self.cite(f, 1);
             }
-        } else if !self.snap().changes.is_empty() {
+        } else if all.total > 0 {
             let _ = writeln!(
                 self.text,
                 "No change is followed by a symptom in this data."
             );
         }
-        if self.snap().changes.is_empty() {
+        if all.total == 0 {
             self.unchecked
                 .insert("recent changes (no activity log loaded)".into());
         } else {
-            self.checked.insert(format!(
-                "activity log ({} changes)",
-                self.snap().changes.len()
-            ));
+            self.checked
+                .insert(format!("activity log ({} changes)", all.total));
         }
     }
 
@@ -2157,8 +2152,8 @@ impl Builder<'_> {
         for (a, o) in ops.iter().take(2) {
             let _ = writeln!(self.text, "About operation {a}/{o}:");
             self.route_line(a, o);
-            let e = crate::analyze::policy::effective_policy(self.snap(), a, o);
-            if let Some((secs, scope)) = e.forward_timeout() {
+            let e = crate::tools::effective_policy(self.snap(), a, o);
+            if let Some((secs, scope)) = &e.forward_timeout {
                 let _ = writeln!(
                     self.text,
                     "- forward-request timeout in force: {secs} s, set at {scope}"
@@ -2172,10 +2167,10 @@ impl Builder<'_> {
                 let _ = writeln!(
                     self.text,
                     "- {} at {}: {} calls per {} s",
-                    p.element.name,
+                    p.name,
                     p.scope,
-                    p.element.attr("calls").unwrap_or("?"),
-                    p.element.attr("renewal-period").unwrap_or("?")
+                    p.attr("calls").unwrap_or("?"),
+                    p.attr("renewal-period").unwrap_or("?")
                 );
             }
             self.entity_findings(Some(a), Some(o), None);
@@ -2382,7 +2377,8 @@ impl Builder<'_> {
         let entity_app = entity
             .and_then(|e| e.resource_id.as_deref())
             .and_then(crate::model::app_of_resource);
-        let mut hits: Vec<&crate::model::Change> = snap
+        let all = crate::tools::recent_changes(&snap, usize::MAX);
+        let hits: Vec<&crate::tools::result::ChangeRow> = all
             .changes
             .iter()
             .filter(|c| {
@@ -2413,9 +2409,10 @@ impl Builder<'_> {
                 api_hit || backend_hit
             })
             .collect();
-        hits.sort_by_key(|c| std::cmp::Reverse(c.time));
         for c in hits.iter().take(3) {
-            let detail = crate::analyze::changes::timeout_detail(&snap, c)
+            let detail = c
+                .timeout_detail
+                .as_ref()
                 .map(|t| format!(" ({t})"))
                 .unwrap_or_default();
             let _ = writeln!(

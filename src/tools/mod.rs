@@ -7,15 +7,19 @@
 //! construction: no tool changes anything; remediation exists here only as
 //! proposals. Pure.
 
+pub mod query;
 mod render;
 pub mod resolve;
 pub mod result;
 mod run;
 
+pub use query::{
+    AppHealth, AppInfo, BackendApps, EffectivePolicy, MinuteRow, Placement, Rollup, Stats,
+    backend_apps, diagnose, effective_policy, traffic,
+};
 pub use result::{ToolError, ToolResult};
-pub use run::{Period, period_window};
+pub use run::{Period, period_window, recent_changes};
 
-use crate::analyze;
 use crate::model::{Diagnosis, Snapshot};
 use crate::playbook;
 use serde::Serialize;
@@ -39,7 +43,7 @@ impl Instance {
     /// Analyses a snapshot over all its data with the given playbooks.
     pub fn new(snapshot: impl Into<Arc<Snapshot>>, playbooks: &playbook::Playbooks) -> Instance {
         let snapshot = snapshot.into();
-        let diagnosis = playbook::diagnose(&snapshot, &analyze::Options::default(), playbooks);
+        let diagnosis = query::diagnose(&snapshot, playbooks, None);
         Instance {
             snapshot,
             diagnosis,

@@ -10,8 +10,8 @@
 use crate::analyze::rollup::Stats;
 use crate::model::network::Verdict;
 use crate::model::{
-    BackendKind, Change, ChangeKind, Finding, FindingKind, Health, Origin, Proposal, RequestRecord,
-    RouteEntry, SecurityRule, Severity, Story, Suspect, Timestamp, Window,
+    BackendKind, Change, ChangeKind, Finding, FindingKind, Health, Origin, PolicyScope, Proposal,
+    RequestRecord, RouteEntry, SecurityRule, Severity, Story, Suspect, Timestamp, Window,
 };
 use serde::ser::{SerializeMap, SerializeStruct};
 use serde::{Serialize, Serializer};
@@ -215,10 +215,28 @@ pub struct ChangeRow {
     pub policy_changed: bool,
     #[serde(serialize_with = "ser_display")]
     pub origin: Origin,
+    /// The policy scope written, if a policy was.
+    #[serde(skip)]
+    pub policy_scope: Option<PolicyScope>,
+    #[serde(skip)]
+    pub resource_id: Option<String>,
+    /// What it deployed, in words: `container app orders-app (revision
+    /// orders-app--v7)`; `an app` without a resource id.
+    #[serde(skip)]
+    pub deployed: String,
+    /// What it did to the forward-request timeout: `forward-request
+    /// timeout 120 s → 5 s`, `… set to 5 s`.
+    #[serde(skip)]
+    pub timeout_detail: Option<String>,
 }
 
 impl ChangeRow {
-    pub fn of(c: &Change, target: String) -> ChangeRow {
+    pub fn of(
+        c: &Change,
+        target: String,
+        deployed: String,
+        timeout_detail: Option<String>,
+    ) -> ChangeRow {
         ChangeRow {
             time: c.time,
             kind: c.kind,
@@ -228,6 +246,10 @@ impl ChangeRow {
             status: c.status.clone(),
             policy_changed: c.policy_after.is_some(),
             origin: c.origin.clone(),
+            policy_scope: c.policy_scope.clone(),
+            resource_id: c.resource_id.clone(),
+            deployed,
+            timeout_detail,
         }
     }
 }

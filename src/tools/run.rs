@@ -359,7 +359,9 @@ fn failure_log(
     rows.into_iter().cloned().collect()
 }
 
-fn recent_changes(snap: &Snapshot, limit: usize) -> Changes {
+/// The activity log, newest first: every change counted, the newest
+/// `limit` given (`usize::MAX`: all).
+pub fn recent_changes(snap: &Snapshot, limit: usize) -> Changes {
     let mut ch: Vec<&crate::model::Change> = snap.changes.iter().collect();
     ch.sort_by_key(|c| std::cmp::Reverse(c.time));
     let total = ch.len();
@@ -373,7 +375,12 @@ fn recent_changes(snap: &Snapshot, limit: usize) -> Changes {
                 .map(|s| s.to_string())
                 .or_else(|| c.resource_id.as_deref().map(short_resource))
                 .unwrap_or_default();
-            ChangeRow::of(c, target)
+            ChangeRow::of(
+                c,
+                target,
+                analyze::changes::deployment_target(c.resource_id.as_deref()),
+                analyze::changes::timeout_detail(snap, c),
+            )
         })
         .collect();
     Changes { total, changes }

@@ -3,13 +3,16 @@
 //! apps behind backends, policy diffs and an operation's effective policy.
 //! Pure functions over a `Snapshot`; the UI loop never calls them, it
 //! receives their results as messages, so no frame waits on analysis.
+//! Everything analysed comes from the tools layer's queries
+//! (`crate::tools`), the one the chat's tools and the offline answerer
+//! read, so the views and the answers cannot disagree.
 
-use crate::analyze::{self, Ctx, Options, Rollup, backends::AppHealth, policy};
 use crate::model::{
-    ChangeKind, Diagnosis, Finding, Health, LatencyHistogram, MetricSource, Minute, PolicyScope,
-    Severity, Snapshot, Timestamp,
+    Diagnosis, Finding, Health, LatencyHistogram, MetricSource, Minute, PolicyScope, Severity,
+    Snapshot, Timestamp,
 };
-use crate::playbook::{self, Playbooks};
+use crate::playbook::Playbooks;
+use crate::tools::{self, AppInfo, Rollup};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -137,15 +140,6 @@ impl OpRow {
     pub fn label(&self) -> String {
         format!("{}/{}", self.api, self.operation)
     }
-}
-
-/// The app behind one backend: its metric series and deployments, by index
-/// into `Snapshot::metrics` and `Snapshot::changes`.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct AppInfo {
-    pub series: Vec<usize>,
-    pub deployments: Vec<usize>,
-    pub health: Option<AppHealth>,
 }
 
 /// Everything that depends on the selected window: recomputed in the
@@ -555,10 +549,10 @@ pub struct PolicyText {
 pub fn prepare(snapshot: Snapshot, playbooks: &Playbooks) -> Loaded {
     let snapshot = Arc::new(snapshot);
     let s = snapshot.as_ref();
-    let opts = Options::default();
-    let ctx = Ctx::new(s, &opts);
-    let apps = backend_apps(&ctx);
-    let full = ctx.rollup;
+    let tools::BackendApps {
+        traffic: full,
+        apps,
+    } = tools::backend_apps(s);
     let range = s.traffic.minute_range().or_else(|| {
         s.loaded
             .time_range
@@ -596,11 +590,11 @@ pub fn scope(
     generation: u64,
     cursor: Option<Minute>,
 ) -> Scoped {
-    let options = options_for(cursor);
-    let mut diagnosis = playbook::diagnose(snapshot, &options, playbooks);
+    let until = until_of(cursor);
+    let mut diagnosis = tools::diagnose(snapshot, playbooks, until);
     // Every view draws from this diagnosis: its secrets are replaced once.
     crate::model::redact::Scrub::scrub(&mut diagnosis);
-    let rollup = analyze::rollup(snapshot, &options);
+    let rollup = tools::traffic(snapshot, until);
     let mut ops: Vec<OpRow> = rollup
         .operations
         .iter()
@@ -634,7 +628,6 @@ pub fn scope(
         row.health = op_health(row, &diagnosis);
     }
     let backends = backend_rows(snapshot, &rollup, &diagnosis, &ops);
-    let until = options.until;
     let counts = diagnosis
         .findings
         .iter()
@@ -659,12 +652,10 @@ pub fn scope(
     }
 }
 
-/// The analysis scope of a cursor: everything up to and including its minute.
-pub fn options_for(cursor: Option<Minute>) -> Options {
-    Options {
-        since: None,
-        until: cursor.map(|m| Timestamp::from_minute(m + 1)),
-    }
+/// The end of a cursor's analysis scope (everything up to and including
+/// its minute); `None`: all data.
+pub fn until_of(cursor: Option<Minute>) -> Option<Timestamp> {
+    cursor.map(|m| Timestamp::from_minute(m + 1))
 }
 
 /// Does a finding concern this operation (directly or through its
@@ -760,74 +751,12 @@ fn gauges(s: &Snapshot) -> Gauges {
     }
 }
 
-/// Every backend name known (entities, routes, traffic), lower case.
-fn backend_names(ctx: &Ctx) -> Vec<String> {
-    let mut names: Vec<String> = ctx
-        .snapshot
-        .backends
-        .iter()
-        .map(|b| b.id.to_ascii_lowercase())
-        .chain(
-            ctx.rollup
-                .backends
-                .iter()
-                .map(|b| b.backend.to_ascii_lowercase()),
-        )
-        .collect();
-    names.sort();
-    names.dedup();
-    names
-}
-
-fn backend_apps(ctx: &Ctx) -> BTreeMap<String, AppInfo> {
-    let s = ctx.snapshot;
-    let mut out = BTreeMap::new();
-    for name in backend_names(ctx) {
-        let series: Vec<usize> = s
-            .metrics
-            .iter()
-            .enumerate()
-            .filter(|(_, m)| m.source == MetricSource::BackendApp)
-            .filter(|(_, m)| {
-                analyze::apps::app_matches(
-                    ctx,
-                    &name,
-                    m.resource_id.as_deref(),
-                    m.resource.as_deref(),
-                )
-            })
-            .map(|(i, _)| i)
-            .collect();
-        let deployments: Vec<usize> = s
-            .changes
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| c.kind == ChangeKind::Deployment)
-            .filter(|(_, c)| analyze::apps::app_matches(ctx, &name, c.resource_id.as_deref(), None))
-            .map(|(i, _)| i)
-            .collect();
-        if series.is_empty() && deployments.is_empty() {
-            continue;
-        }
-        let health = analyze::backends::app_health(ctx, &name, None);
-        out.insert(
-            name,
-            AppInfo {
-                series,
-                deployments,
-                health,
-            },
-        );
-    }
-    out
-}
-
 /// The effective policy of one operation as numbered text.
 pub fn policy_view(s: &Snapshot, api: &str, op: &str) -> PolicyView {
-    let eff = policy::effective_policy(s, api, op);
+    let eff = tools::effective_policy(s, api, op);
     let mut summary = Vec::new();
     let mut key_lines = Vec::new();
-    match eff.forward_timeout() {
+    match &eff.forward_timeout {
         Some((secs, scope)) => {
             summary.push(format!("forward-request timeout {secs} s, set at {scope}"))
         }
@@ -838,7 +767,7 @@ pub fn policy_view(s: &Snapshot, api: &str, op: &str) -> PolicyView {
             key_lines.push((p.origin.file.clone(), line, "forward-request".to_string()));
         }
     }
-    for t in eff.backend_targets() {
+    for t in &eff.backend_targets {
         let cond = if t.conditional { ", conditional" } else { "" };
         summary.push(format!(
             "set-backend-service → {} (at {}{cond})",
@@ -855,7 +784,7 @@ pub fn policy_view(s: &Snapshot, api: &str, op: &str) -> PolicyView {
     summary.extend(eff.notes.iter().cloned());
     let mut docs: Vec<PolicyText> = Vec::new();
     let mut scopes: Vec<PolicyScope> = eff.scopes.clone();
-    for p in eff.all() {
+    for p in &eff.statements {
         if matches!(p.scope, PolicyScope::Fragment(_)) && !scopes.contains(&p.scope) {
             scopes.push(p.scope.clone());
         }
@@ -932,7 +861,8 @@ pub fn policy_view_at(
 pub(crate) mod tests {
     use super::*;
     use crate::model::{
-        Api, Backend, Change, MetricSeries, Operation, Origin, PolicyDoc, Request, Window,
+        Api, Backend, Change, ChangeKind, MetricSeries, Operation, Origin, PolicyDoc, Request,
+        Window,
     };
 
     #[test]

@@ -21,7 +21,9 @@ fn allowed(module: &str) -> Option<&'static [&'static str]> {
         "analyze" => &["model"],
         "playbook" => &["model", "analyze"],
         "tools" => &["model", "analyze", "playbook"],
-        "llm" => &["model", "analyze", "playbook", "tools", "http"],
+        // The answerers read the analysis through the tools only, so an
+        // answer and a tool's output cannot disagree.
+        "llm" => &["model", "playbook", "tools", "http"],
         // Live Azure reads (never writes): sign-in and the ARM client.
         "azure" => &["model", "collect", "http", "simulate"],
         // Surfaces: each may use the layers below, never another surface.
@@ -45,11 +47,11 @@ fn allowed(module: &str) -> Option<&'static [&'static str]> {
             "remediate",
             "audit",
         ],
-        // The TUI's approve key hands an approved plan to remediate.
+        // The TUI's approve key hands an approved plan to remediate. Its
+        // views read the analysis through the tools' queries only.
         "tui" => &[
             "model",
             "collect",
-            "analyze",
             "playbook",
             "tools",
             "llm",

@@ -3,8 +3,8 @@
 
 use super::chart::{Chart, Series, fmt_count, fmt_ms, fmt_percent};
 use super::{anomaly_marks, count, list_rows, millis, pane, scrolled_code};
-use crate::analyze::rollup::MinuteRow;
 use crate::model::{Finding, FindingKind, Severity};
+use crate::tools::MinuteRow;
 use crate::tui::app::App;
 use crate::tui::data::{Grid, Loaded, PolicyView};
 use crate::tui::theme::Theme;
