@@ -3,9 +3,11 @@
 //! `Tool` and comes back as a `ToolOutput`: the typed answer
 //! (`result::ToolResult`, what in-process readers use), its JSON (serde of
 //! that answer) and its one text form (`render`). Caps and secret
-//! redaction are applied here, once, for every caller. Read-only by
-//! construction: no tool changes anything; remediation exists here only as
-//! proposals. Pure.
+//! redaction are applied here, once, for every caller. The surfaces that
+//! draw rather than ask (the TUI's views, the offline answerer's facts)
+//! read the typed queries of [`query`], which the tools answer from too.
+//! Read-only by construction: no tool changes anything; remediation exists
+//! here only as proposals. Pure.
 
 pub mod query;
 mod render;
