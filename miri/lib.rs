@@ -4,7 +4,7 @@
 //! them for undefined behaviour (out-of-bounds or misaligned reads, invalid
 //! UTF-8 in a `str`, uninitialised memory).
 //!
-//! - the scanner's first pass (SSE2 intrinsics, `from_utf8_unchecked`).
+//! - the scanner's first pass and its string-end search (SSE2 intrinsics).
 //!
 //! The other unsafe blocks call the OS (mmap, madvise, mallopt, poll,
 //! sigaction, tcsetattr), which Miri cannot execute; the README's Tests

@@ -14,16 +14,19 @@
 //! branch per string and chains each token on the previous one). Lines with
 //! backslashes use an eight-bytes-at-a-time search.
 //!
-//! Rows of one export share their key order, so a flat row is first checked
-//! against the layout of the last one (`Template`): each key compared as
-//! bytes at the position the quote list predicts, values taken between
-//! known quotes. Any difference sends the row through the general walk,
+//! Rows of one export share their key order, so a flat row is first walked
+//! against the layout of the last one (`Template`) straight over its bytes,
+//! before any quote pass: each key compared whole with the `{`/`,` before
+//! it and the `:` after, string values run to their closing quote. Any
+//! difference sends the row through the quote pass and the general walk,
 //! which then teaches the template the new layout.
 
 use super::fields::{Context, Field, Fields, Raw, classify};
 use std::cell::Cell;
 
 mod quotes;
+
+use quotes::quote_or_backslash;
 
 /// Deepest nesting the scanner follows before handing the row to serde.
 const MAX_DEPTH: u32 = 48;
@@ -67,25 +70,25 @@ pub(super) struct Scanner {
 impl Scanner {
     /// Validates and scans one line (without its newline).
     pub(super) fn line<'a>(&mut self, line: &'a [u8], out: &mut Fields<'a>) -> Line<'a> {
-        let Some(marks) = quotes::mark(&mut self.quotes, line) else {
-            return match std::str::from_utf8(line) {
-                Ok(t) => Line::Other(t),
-                Err(e) => Line::BadUtf8(e.valid_up_to() + 1),
-            };
-        };
-        self.count = marks.count;
-        let text = match quotes::text(line, &marks) {
+        // Most rows have the last row's layout: walked straight over the
+        // bytes, with no quote pass (UTF-8 validation is a word-at-a-time
+        // pass for ASCII, the cheapest look at every byte there is).
+        let text = match std::str::from_utf8(line) {
             Ok(t) => t,
             Err(e) => return Line::BadUtf8(e.valid_up_to() + 1),
         };
+        if self.template.walk(text, out) {
+            return Line::Scanned;
+        }
+        *out = Fields::default();
+        let Some(marks) = quotes::mark(&mut self.quotes, line) else {
+            return Line::Other(text);
+        };
+        self.count = marks.count;
         let scanned = if marks.backslash {
             scan_with(&Swar, text, out)
         } else {
             let at = self.quotes.get(..self.count).unwrap_or_default();
-            if self.template.apply(text, at, out) {
-                return Line::Scanned;
-            }
-            *out = Fields::default();
             let quotes = Quotes {
                 at,
                 next: Cell::new(0),
@@ -158,8 +161,9 @@ impl Strings for Quotes<'_> {
 
 /// One key of a flat row layout.
 struct Entry {
-    /// The key's bytes between its quotes, exactly as the rows write it.
-    key: Box<[u8]>,
+    /// What precedes the value: `{` or `,`, then the key in quotes exactly
+    /// as the rows write it, then `:`.
+    pat: Box<[u8]>,
     field: Option<Field>,
     /// The value is a string (two quotes); else a number or literal.
     string: bool,
@@ -171,7 +175,6 @@ struct Entry {
 #[derive(Default)]
 struct Template {
     entries: Vec<Entry>,
-    quotes: usize,
 }
 
 /// Exact byte equality, eight bytes at a time (no memcmp call per key).
@@ -250,62 +253,59 @@ impl Template {
                 q += 2;
                 (false, bare_scalar(s, v)?.1)
             };
+            let mut pat = Vec::with_capacity(key.len() + 4);
+            pat.push(if entries.is_empty() { b'{' } else { b',' });
+            pat.push(b'"');
+            pat.extend_from_slice(key);
+            pat.extend_from_slice(b"\":");
             entries.push(Entry {
-                key: key.into(),
+                pat: pat.into(),
                 field,
                 string,
             });
             match b.get(end) {
                 Some(b',') => i = end,
                 Some(b'}') if end + 1 == b.len() && q == at.len() => {
-                    return Some(Template { entries, quotes: q });
+                    return Some(Template { entries });
                 }
                 _ => return None,
             }
         }
     }
 
-    /// Scans a row with this layout into `out`; `false` (with `out` partly
+    /// Scans a row with this layout into `out`, straight over its bytes:
+    /// each key, with the `{` or `,` before it and the `:` after, compared
+    /// whole; string values run to the next quote (a backslash anywhere in
+    /// one, used or not, sends the row to the general walk), numbers and
+    /// literals as the general walk reads them. `false` (with `out` partly
     /// filled) at the first difference.
     #[inline]
-    fn apply<'a>(&self, s: &'a str, at: &[u32], out: &mut Fields<'a>) -> bool {
+    fn walk<'a>(&self, s: &'a str, out: &mut Fields<'a>) -> bool {
         let b = s.as_bytes();
-        if self.entries.is_empty() || at.len() != self.quotes || b.first() != Some(&b'{') {
+        if self.entries.is_empty() {
             return false;
         }
-        let last = self.entries.len() - 1;
         let mut i = 0usize;
-        let mut q = 0usize;
-        for (k, e) in self.entries.iter().enumerate() {
-            let (Some(&open), Some(&close)) = (at.get(q), at.get(q + 1)) else {
-                return false;
-            };
-            let (open, close) = (open as usize, close as usize);
-            if open != i + 1
-                || !b.get(open + 1..close).is_some_and(|key| same(key, &e.key))
-                || b.get(close + 1) != Some(&b':')
-            {
+        for e in &self.entries {
+            let v = i + e.pat.len();
+            if !b.get(i..v).is_some_and(|p| same(p, &e.pat)) {
                 return false;
             }
-            let v = close + 2;
-            let end = if e.string {
-                let (Some(&vo), Some(&vc)) = (at.get(q + 2), at.get(q + 3)) else {
-                    return false;
-                };
-                q += 4;
-                let vc = vc as usize;
-                if vo as usize != v {
+            i = if e.string {
+                if b.get(v) != Some(&b'"') {
                     return false;
                 }
+                let Some(end) = plain_string_end(b, v + 1) else {
+                    return false;
+                };
                 if let Some(f) = e.field {
-                    let Some(text) = s.get(v + 1..vc) else {
+                    let Some(text) = s.get(v + 1..end) else {
                         return false;
                     };
                     out.set(f, Raw::Str(text));
                 }
-                vc + 1
+                end + 1
             } else {
-                q += 2;
                 let Some((raw, end)) = bare_scalar(s, v) else {
                     return false;
                 };
@@ -314,13 +314,8 @@ impl Template {
                 }
                 end
             };
-            let want = if k == last { b'}' } else { b',' };
-            if b.get(end) != Some(&want) {
-                return false;
-            }
-            i = end;
         }
-        i + 1 == b.len()
+        b.get(i) == Some(&b'}') && i + 1 == b.len()
     }
 }
 
@@ -330,40 +325,6 @@ fn ws(b: &[u8], mut i: usize) -> usize {
         i += 1;
     }
     i
-}
-
-const LO: u64 = 0x0101_0101_0101_0101;
-const HI: u64 = 0x8080_8080_8080_8080;
-
-/// High bit set in each byte of `w` equal to `c`, and possibly in bytes
-/// after such a byte (borrows): only the lowest set bit is meaningful.
-#[inline(always)]
-fn bytes_equal(w: u64, c: u8) -> u64 {
-    let v = w ^ (LO * u64::from(c));
-    v.wrapping_sub(LO) & !v & HI
-}
-
-/// The index of the first `"` or `\` at or after `i`. Eight bytes at a
-/// time: strings are short, so this beats a SIMD search's setup cost.
-#[inline(always)]
-fn quote_or_backslash(b: &[u8], mut i: usize) -> Option<usize> {
-    while let Some(word) = b.get(i..i + 8) {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(word);
-        let w = u64::from_le_bytes(w);
-        let m = bytes_equal(w, b'"') | bytes_equal(w, b'\\');
-        if m != 0 {
-            return Some(i + (m.trailing_zeros() / 8) as usize);
-        }
-        i += 8;
-    }
-    while let Some(&c) = b.get(i) {
-        if c == b'"' || c == b'\\' {
-            return Some(i);
-        }
-        i += 1;
-    }
-    None
 }
 
 /// A string without escapes starting after its opening quote: the index of
@@ -583,7 +544,7 @@ mod tests {
     /// and refuse whatever that walk would not take.
     #[test]
     fn template_matches_the_general_walk() {
-        let base = r#"{"TimeGenerated":"2024-05-14T09:12:03.512Z","ApiId":"orders-api","ResponseCode":503,"IsRequestSuccess":false,"TotalTime":2140,"X":null,"Region":"West Europe"}"#;
+        let base = r#"{"TimeGenerated":"2024-05-14T09:12:03.512Z","ApiId":"orders-api","ResponseCode":503,"IsRequestSuccess":false,"Caller":"10.1.2.3","TotalTime":2140,"X":null,"Region":"West Europe"}"#;
         let variants = [
             base.to_string(),
             base.replace("orders-api", "payments"),
@@ -597,12 +558,21 @@ mod tests {
             base.replace(":503", ":tru"),
             base.replace("}", "}x"),
             base.replace(",\"Region\"", ",,\"Region\""),
+            // Escapes in a skipped and in a used value, non-ASCII text, a
+            // value cut short, an empty one.
+            base.replace("10.1.2.3", "10.1\\\\2\\\"3"),
+            base.replace("West Europe", "West \\\"Europe\\\""),
+            base.replace("West Europe", "Westeuropa \u{e9}\u{1F600}"),
+            base.replace("\"West Europe\"}", "\"West Europe}"),
+            base.replace("orders-api", ""),
+            base.replace("2140", "21.4e2"),
             base.replace(
                 "\"ApiId\":\"orders-api\"",
                 "\"ApiId\":\"orders\",\"a\":\"x\"",
             ),
         ];
         let mut scanner = Scanner::default();
+        let mut walked = 0;
         for v in &variants {
             // Teach the template the base layout, then scan the variant.
             let mut f = Fields::default();
@@ -610,6 +580,15 @@ mod tests {
                 scanner.line(base.as_bytes(), &mut f),
                 Line::Scanned
             ));
+            // The fast path itself, where it takes the row: what it read
+            // must be what the general walk reads.
+            let mut walk = Fields::default();
+            if scanner.template.walk(v, &mut walk) {
+                walked += 1;
+                let mut general = Fields::default();
+                assert!(scan_row(v, &mut general), "{v}");
+                assert_eq!(walk, general, "{v}");
+            }
             let mut via_template = Fields::default();
             let got = matches!(scanner.line(v.as_bytes(), &mut via_template), Line::Scanned);
             let mut general = Fields::default();
@@ -619,6 +598,9 @@ mod tests {
                 assert_eq!(via_template, general, "{v}");
             }
         }
+        // The base itself, a changed value, a changed string literal, the
+        // non-ASCII value and the empty one take the fast path.
+        assert_eq!(walked, 5);
     }
 
     #[test]

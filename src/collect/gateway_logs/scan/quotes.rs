@@ -1,6 +1,7 @@
 //! The scanner's first pass over a line: where its quotes are, and whether
-//! it holds any backslash or non-ASCII byte, 64 bytes at a time (SSE2 on
-//! x86_64, a portable loop elsewhere). This file holds the scanner's
+//! it holds any backslash, 64 bytes at a time (SSE2 on
+//! x86_64, a portable loop elsewhere); and the search for a string's end
+//! the template walk uses. This file holds the scanner's
 //! `unsafe` code and depends on nothing else in the crate, so the Miri
 //! harness (`miri/`) runs it as it is, against a byte-by-byte reference.
 
@@ -10,12 +11,11 @@ pub struct Marks {
     /// Quote positions written to the front of the buffer.
     pub count: usize,
     pub backslash: bool,
-    pub non_ascii: bool,
 }
 
 /// Lists the line's quote positions at the front of `quotes` (grown as
 /// needed; slots past `count` hold junk) and says whether the line has any
-/// backslash and any byte >= 0x80. `None` for a line of 4 GiB or more.
+/// backslash. `None` for a line of 4 GiB or more.
 pub fn mark(quotes: &mut Vec<u32>, line: &[u8]) -> Option<Marks> {
     u32::try_from(line.len()).ok()?;
     let need = line.len() + 64;
@@ -23,16 +23,15 @@ pub fn mark(quotes: &mut Vec<u32>, line: &[u8]) -> Option<Marks> {
         quotes.resize(need, 0);
     }
     let mut n = 0usize;
-    let (mut backslash, mut high) = (0u64, 0u64);
+    let mut backslash = 0u64;
     let mut blocks = line.chunks_exact(64);
     let mut base = 0u32;
     for block in &mut blocks {
         let mut b = [0u8; 64];
         b.copy_from_slice(block);
-        let (q, s, h) = masks64(&b);
+        let (q, s, _) = masks64(&b);
         n = write_positions(quotes, n, base, q)?;
         backslash |= s;
-        high |= h;
         base = base.wrapping_add(64);
     }
     let rest = blocks.remainder();
@@ -42,30 +41,14 @@ pub fn mark(quotes: &mut Vec<u32>, line: &[u8]) -> Option<Marks> {
         if let Some(dst) = b.get_mut(..rest.len()) {
             dst.copy_from_slice(rest);
         }
-        let (q, s, h) = masks64(&b);
+        let (q, s, _) = masks64(&b);
         n = write_positions(quotes, n, base, q)?;
         backslash |= s;
-        high |= h;
     }
     Some(Marks {
         count: n,
         backslash: backslash != 0,
-        non_ascii: high != 0,
     })
-}
-
-/// The line as text, given what [`mark`] found in this same line: an
-/// all-ASCII line without a second validation pass, any other through
-/// `from_utf8`.
-pub fn text<'a>(line: &'a [u8], marks: &Marks) -> Result<&'a str, std::str::Utf8Error> {
-    if marks.non_ascii {
-        return std::str::from_utf8(line);
-    }
-    debug_assert!(line.is_ascii());
-    // SAFETY: `marks` is `mark`'s answer for `line`, which found no byte
-    // >= 0x80: the line is ASCII, and ASCII is valid UTF-8. (Re-validating
-    // costs a pass per row.)
-    Ok(unsafe { std::str::from_utf8_unchecked(line) })
 }
 
 /// Writes the positions of `mask`'s bits after `n` positions, eight per
@@ -86,6 +69,46 @@ fn write_positions(out: &mut [u32], mut n: usize, base: u32, mut mask: u64) -> O
         n += written;
     }
     Some(n)
+}
+
+/// The index of the first `"` or `\` at or after `i`, sixteen bytes at a
+/// time (SSE2 on x86_64) while sixteen remain, then byte by byte. A string
+/// end is usually within the first sixteen bytes, so one compare finds it.
+#[inline(always)]
+pub fn quote_or_backslash(b: &[u8], mut i: usize) -> Option<usize> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{
+            __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128,
+            _mm_set1_epi8,
+        };
+        while let Some(part) = b.get(i..i + 16) {
+            // SAFETY: SSE2 is part of the x86_64 baseline; the load reads
+            // the 16 bytes of `part` (exactly 16 long) and needs no
+            // alignment.
+            let m = unsafe {
+                let v = _mm_loadu_si128(part.as_ptr().cast::<__m128i>());
+                let q = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
+                let s = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
+                _mm_movemask_epi8(_mm_or_si128(q, s))
+            };
+            if m != 0 {
+                return Some(i + m.trailing_zeros() as usize);
+            }
+            i += 16;
+        }
+    }
+    quote_or_backslash_portable(b, i)
+}
+
+/// Byte by byte: the tail of [`quote_or_backslash`], its version off
+/// x86_64, and the reference it is checked against.
+#[inline(always)]
+pub fn quote_or_backslash_portable(b: &[u8], i: usize) -> Option<usize> {
+    b.get(i..)?
+        .iter()
+        .position(|&c| c == b'"' || c == b'\\')
+        .map(|p| i + p)
 }
 
 /// Quote, backslash and high-bit masks of 64 bytes.
@@ -169,12 +192,17 @@ mod tests {
                 .collect();
             assert_eq!(&buf[..m.count], &want[..], "{line:?}");
             assert_eq!(m.backslash, line.contains(&b'\\'));
-            assert_eq!(m.non_ascii, !line.is_ascii());
-            assert_eq!(text(&line, &m).ok(), std::str::from_utf8(&line).ok());
             let mut block = [b' '; 64];
             let k = line.len().min(64);
             block[..k].copy_from_slice(&line[..k]);
             assert_eq!(masks64(&block), masks64_portable(&block));
+            for i in 0..=line.len() + 1 {
+                assert_eq!(
+                    quote_or_backslash(&line, i),
+                    quote_or_backslash_portable(&line, i),
+                    "{line:?} from {i}"
+                );
+            }
         }
     }
 }
