@@ -6,7 +6,7 @@
 
 use super::fields::{Fields, fields_of_object, to_request};
 use super::fold::{ChunkInfo, Fold, chunk_origin};
-use super::scan::{Line, Scanner};
+use super::scan::{Line, Scanner, next_line};
 use super::stream::{Format, too_long};
 use crate::model::Request;
 use serde_json::{Map, Value};
@@ -31,17 +31,14 @@ impl Format for Ndjson {
         let mut line_no = 0u32;
         let mut scanner = Scanner::default();
         while !rest.is_empty() {
-            let (line, tail) = match memchr::memchr(b'\n', rest) {
-                Some(p) => (rest.get(..p).unwrap_or_default(), rest.get(p + 1..)),
-                None => (rest, None),
-            };
-            rest = tail.unwrap_or_default();
+            let (line, ascii, tail) = next_line(rest);
+            rest = tail;
             line_no = line_no.saturating_add(1);
             if line.len() > self.max_line {
                 info.reject(line_no, too_long(line.len() as u64, self.max_line));
                 continue;
             }
-            parse_line(&mut scanner, line, |row| match row {
+            parse_text(&mut scanner, line, ascii, |row| match row {
                 Ok(r) => fold.add(&r, || chunk_origin(file, seq, line_no)),
                 Err(message) => info.reject(line_no, message),
             });
@@ -56,14 +53,26 @@ impl Format for Ndjson {
 pub(super) fn parse_line(
     scanner: &mut Scanner,
     line: &[u8],
+    row: impl FnMut(Result<Request<'_>, String>),
+) {
+    parse_text(scanner, line, None, row);
+}
+
+/// [`parse_line`] for a line [`next_line`] split off, with its text when
+/// that found it all ASCII.
+fn parse_text(
+    scanner: &mut Scanner,
+    line: &[u8],
+    ascii: Option<&str>,
     mut row: impl FnMut(Result<Request<'_>, String>),
 ) {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let ascii = ascii.map(|t| t.strip_suffix('\r').unwrap_or(t));
     if line.iter().all(u8::is_ascii_whitespace) {
         return;
     }
     let mut fields = Fields::default();
-    let text = match scanner.line(line, &mut fields) {
+    let text = match scanner.line(line, ascii, &mut fields) {
         // A line without a timestamp and code may be a `records` payload:
         // serde decides (and words the error) then.
         Line::Scanned if fields.looks_like_log_row() => return row(to_request(&fields)),

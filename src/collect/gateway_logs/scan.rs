@@ -26,6 +26,7 @@ use std::cell::Cell;
 
 mod quotes;
 
+pub(super) use quotes::next_line;
 use quotes::quote_or_backslash;
 
 /// Deepest nesting the scanner follows before handing the row to serde.
@@ -68,15 +69,21 @@ pub(super) struct Scanner {
 }
 
 impl Scanner {
-    /// Validates and scans one line (without its newline).
-    pub(super) fn line<'a>(&mut self, line: &'a [u8], out: &mut Fields<'a>) -> Line<'a> {
-        // Most rows have the last row's layout: walked straight over the
-        // bytes, with no quote pass (UTF-8 validation is a word-at-a-time
-        // pass for ASCII, the cheapest look at every byte there is).
-        let text = match std::str::from_utf8(line) {
+    /// Validates and scans one line (without its newline); `ascii` is the
+    /// same line as text when [`next_line`] already found it all ASCII.
+    pub(super) fn line<'a>(
+        &mut self,
+        line: &'a [u8],
+        ascii: Option<&'a str>,
+        out: &mut Fields<'a>,
+    ) -> Line<'a> {
+        let text = match ascii.map_or_else(|| std::str::from_utf8(line), Ok) {
             Ok(t) => t,
             Err(e) => return Line::BadUtf8(e.valid_up_to() + 1),
         };
+        // Most rows have the last row's layout: walked straight over the
+        // bytes, with no quote pass.
+
         if self.template.walk(text, out) {
             return Line::Scanned;
         }
@@ -577,7 +584,7 @@ mod tests {
             // Teach the template the base layout, then scan the variant.
             let mut f = Fields::default();
             assert!(matches!(
-                scanner.line(base.as_bytes(), &mut f),
+                scanner.line(base.as_bytes(), None, &mut f),
                 Line::Scanned
             ));
             // The fast path itself, where it takes the row: what it read
@@ -590,7 +597,10 @@ mod tests {
                 assert_eq!(walk, general, "{v}");
             }
             let mut via_template = Fields::default();
-            let got = matches!(scanner.line(v.as_bytes(), &mut via_template), Line::Scanned);
+            let got = matches!(
+                scanner.line(v.as_bytes(), None, &mut via_template),
+                Line::Scanned
+            );
             let mut general = Fields::default();
             let want = scan_row(v, &mut general);
             assert_eq!(got, want, "{v}");

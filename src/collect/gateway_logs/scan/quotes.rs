@@ -1,7 +1,8 @@
 //! The scanner's first pass over a line: where its quotes are, and whether
 //! it holds any backslash, 64 bytes at a time (SSE2 on
-//! x86_64, a portable loop elsewhere); and the search for a string's end
-//! the template walk uses. This file holds the scanner's
+//! x86_64, a portable loop elsewhere); the search for a string's end the
+//! template walk uses; and the split of a chunk into lines, which checks
+//! each line for non-ASCII bytes in the same pass. This file holds the scanner's
 //! `unsafe` code and depends on nothing else in the crate, so the Miri
 //! harness (`miri/`) runs it as it is, against a byte-by-byte reference.
 
@@ -69,6 +70,64 @@ fn write_positions(out: &mut [u32], mut n: usize, base: u32, mut mask: u64) -> O
         n += written;
     }
     Some(n)
+}
+
+/// Splits the first line off `data`: the line (without its `\n`), the same
+/// line as text when it is all ASCII (checked in the same pass, so an ASCII
+/// line needs no UTF-8 validation after), and what follows the `\n`. Sixteen
+/// bytes at a time (SSE2 on x86_64) while sixteen remain.
+#[inline]
+pub fn next_line(data: &[u8]) -> (&[u8], Option<&str>, &[u8]) {
+    let (end, ascii) = line_end(data);
+    let line = data.get(..end).unwrap_or(data);
+    let rest = data.get(end + 1..).unwrap_or_default();
+    let text = if ascii {
+        debug_assert!(line.is_ascii());
+        // SAFETY: `line_end` found no byte >= 0x80 before `end`, so `line`
+        // is ASCII, and ASCII is valid UTF-8.
+        Some(unsafe { std::str::from_utf8_unchecked(line) })
+    } else {
+        None
+    };
+    (line, text, rest)
+}
+
+/// The index of the first `\n` in `data` (or its length), and whether every
+/// byte before it is ASCII.
+#[inline(always)]
+fn line_end(data: &[u8]) -> (usize, bool) {
+    let mut i = 0usize;
+    let mut high = 0u32;
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{
+            __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi8,
+        };
+        while let Some(part) = data.get(i..i + 16) {
+            // SAFETY: SSE2 is part of the x86_64 baseline; the load reads
+            // the 16 bytes of `part` (exactly 16 long), unaligned.
+            let (nl, h) = unsafe {
+                let v = _mm_loadu_si128(part.as_ptr().cast::<__m128i>());
+                let nl = _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(b'\n' as i8)));
+                (nl as u32, _mm_movemask_epi8(v) as u32)
+            };
+            if nl != 0 {
+                let k = nl.trailing_zeros();
+                return (i + k as usize, (high | (h & ((1 << k) - 1))) == 0);
+            }
+            high |= h;
+            i += 16;
+        }
+    }
+    let (end, ascii) = line_end_portable(data.get(i..).unwrap_or_default());
+    (i + end, ascii && high == 0)
+}
+
+/// Byte by byte: the tail of [`line_end`], its version off x86_64, and the
+/// reference it is checked against.
+pub fn line_end_portable(data: &[u8]) -> (usize, bool) {
+    let end = data.iter().position(|&c| c == b'\n').unwrap_or(data.len());
+    (end, data.get(..end).is_some_and(<[u8]>::is_ascii))
 }
 
 /// The index of the first `"` or `\` at or after `i`, sixteen bytes at a
@@ -167,7 +226,7 @@ mod tests {
             x
         };
         let alphabet = [
-            b'"', b'\\', b'a', b'{', b':', b' ', 0xc3, 0xa9, 0x80, 0xff, b'0',
+            b'"', b'\\', b'a', b'{', b':', b' ', 0xc3, 0xa9, 0x80, 0xff, b'0', b'\n',
         ];
         let mut out = vec![Vec::new(), b"\"".to_vec(), vec![b'"'; 200]];
         for len in [1usize, 15, 16, 63, 64, 65, 127, 128, 129, 300] {
@@ -196,6 +255,19 @@ mod tests {
             let k = line.len().min(64);
             block[..k].copy_from_slice(&line[..k]);
             assert_eq!(masks64(&block), masks64_portable(&block));
+            let (end, ascii) = line_end_portable(&line);
+            assert_eq!(line_end(&line), (end, ascii), "{line:?}");
+            let (head, text, rest) = next_line(&line);
+            assert_eq!(head, &line[..end]);
+            assert_eq!(
+                text,
+                if ascii {
+                    std::str::from_utf8(head).ok()
+                } else {
+                    None
+                }
+            );
+            assert_eq!(rest, line.get(end + 1..).unwrap_or_default());
             for i in 0..=line.len() + 1 {
                 assert_eq!(
                     quote_or_backslash(&line, i),
