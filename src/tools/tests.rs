@@ -175,3 +175,65 @@ fn typed_answers_serialise_to_the_documented_shape() {
     assert_eq!(Health::Degraded.as_str(), "degraded");
     assert_eq!(Severity::Medium.tag(), "MED ");
 }
+
+/// The typed answers carry what in-process readers need (what a deployment
+/// deployed, what a policy write did to the timeout, where each policy
+/// statement is written) without changing a tool's JSON.
+#[test]
+fn typed_answers_carry_change_details_and_policy_lines_outside_the_json() {
+    use crate::model::{Change, ChangeKind, Origin, PolicyDoc, PolicyScope, Timestamp};
+    let api = PolicyScope::Api("orders-api".into());
+    let mut s = Snapshot::default();
+    s.policies.push(PolicyDoc {
+        scope: api.clone(),
+        xml: "<policies>\n  <inbound><base /></inbound>\n  <backend>\n    <forward-request timeout=\"5\" />\n  </backend>\n</policies>".into(),
+        format: "file".into(),
+        origin: Origin::at_line("policies/orders-api.xml", 1),
+    });
+    s.changes.push(Change {
+        time: Timestamp::from_minute(28_600_010),
+        kind: ChangeKind::Config,
+        operation: "Microsoft.ApiManagement/service/apis/policies/write".into(),
+        policy_scope: Some(api.clone()),
+        policy_before: Some(
+            "<policies><backend><forward-request timeout=\"30\" /></backend></policies>".into(),
+        ),
+        policy_after: Some(
+            "<policies><backend><forward-request timeout=\"5\" /></backend></policies>".into(),
+        ),
+        ..Change::default()
+    });
+    s.changes.push(Change {
+        time: Timestamp::from_minute(28_600_027),
+        kind: ChangeKind::Deployment,
+        operation: "Microsoft.App/containerApps/write".into(),
+        resource_id: Some(
+            "/subscriptions/s/resourceGroups/rg/providers/Microsoft.App/containerApps/orders-app"
+                .into(),
+        ),
+        ..Change::default()
+    });
+    let changes = recent_changes(&s, usize::MAX);
+    assert_eq!(changes.total, 2);
+    let deploy = &changes.changes[0];
+    assert_eq!(deploy.deployed, "container app orders-app");
+    assert_eq!(deploy.timeout_detail, None);
+    let write = &changes.changes[1];
+    assert_eq!(
+        write.timeout_detail.as_deref(),
+        Some("forward-request timeout 30 s → 5 s")
+    );
+    assert_eq!(write.policy_scope, Some(api.clone()));
+    let json = serde_json::to_value(&changes).unwrap();
+    for skipped in ["deployed", "timeout_detail", "policy_scope", "resource_id"] {
+        assert!(json["changes"][1].get(skipped).is_none(), "{json}");
+    }
+    let e = effective_policy(&s, "orders-api", "get-order");
+    assert_eq!(e.forward_timeout, Some((5.0, api)));
+    let forward = e.find("forward-request").next().expect("a forward-request");
+    assert_eq!(forward.attr("timeout"), Some("5"));
+    assert_eq!(
+        (forward.origin.file.as_str(), forward.origin.line),
+        ("policies/orders-api.xml", Some(4))
+    );
+}
