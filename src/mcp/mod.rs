@@ -24,7 +24,8 @@ use rmcp::model::{
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler, ServiceExt};
 use serde_json::{Value, json};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock};
 
 /// What the server tells a client about itself and its data.
 const INSTRUCTIONS: &str = "apimedic diagnoses an Azure API Management gateway from its logs, \
@@ -57,7 +58,9 @@ impl Server {
     }
 
     /// The tool list as MCP describes it: the tool layer's specs with the
-    /// schema closed (`additionalProperties: false`), an output schema and
+    /// schema closed (`additionalProperties: false`), the tool's own output
+    /// schema (`tools::output_schema`: `ToolOutput` with `data` typed by
+    /// the tool's result, which is what `structuredContent` holds) and
     /// read-only annotations. Sorted by name (deterministic for clients).
     pub fn tool_list(&self) -> Vec<rmcp::model::Tool> {
         let mut list: Vec<rmcp::model::Tool> = Tool::specs()
@@ -68,25 +71,32 @@ impl Server {
                     _ => JsonObject::new(),
                 };
                 input.insert("additionalProperties".into(), Value::Bool(false));
-                rmcp::model::Tool::new(spec.name, spec.description, Arc::new(input))
+                let tool = rmcp::model::Tool::new(spec.name, spec.description, Arc::new(input))
                     .with_title(title(spec.name))
-                    .with_raw_output_schema(Arc::new(output_schema()))
                     .with_annotations(
                         ToolAnnotations::with_title(title(spec.name))
                             .read_only(true)
                             .destructive(false)
                             .idempotent(true)
                             .open_world(self.open_world),
-                    )
+                    );
+                match output_schema(spec.name) {
+                    Some(schema) => tool.with_raw_output_schema(schema),
+                    None => tool,
+                }
             })
             .collect();
         list.sort_by(|a, b| a.name.cmp(&b.name));
         list
     }
 
-    /// One tool call: validate, resolve names, run. An argument
-    /// the client can fix gives an `isError` result saying how; an unknown
-    /// tool is a protocol error (as the spec has it).
+    /// One tool call: validate, resolve names, run. A success carries the
+    /// `ToolOutput` as `structuredContent` (what the tool's `outputSchema`
+    /// describes) and its text. A failure carries no `structuredContent`:
+    /// an argument the client can fix (or a name that resolves to nothing)
+    /// gives an `isError` result whose text says how, which clients do not
+    /// check against the output schema; an unknown tool is a protocol error
+    /// (as the spec has it).
     pub fn call(&self, name: &str, args: Option<&JsonObject>) -> Result<CallToolResult, McpError> {
         let Some(spec) = Tool::specs().into_iter().find(|s| s.name == name) else {
             // Every tool here is read-only: a call for anything else (an
@@ -249,22 +259,15 @@ fn title(name: &str) -> String {
     }
 }
 
-/// Every tool returns the tool layer's `ToolOutput`.
-fn output_schema() -> JsonObject {
-    let v = json!({
-        "type": "object",
-        "properties": {
-            "tool": {"type": "string", "description": "the tool that answered"},
-            "data": {"description": "the structured answer (lists capped; see truncated)"},
-            "text": {"type": "string", "description": "the same answer as short text"},
-            "truncated": {"type": "boolean", "description": "true when a list or the text was cut to its cap; narrow the arguments"}
-        },
-        "required": ["tool", "data", "text", "truncated"]
+/// A tool's output schema (`tools::output_schema`), made once per process.
+fn output_schema(name: &str) -> Option<Arc<JsonObject>> {
+    static SCHEMAS: LazyLock<HashMap<&'static str, Arc<JsonObject>>> = LazyLock::new(|| {
+        Tool::NAMES
+            .iter()
+            .filter_map(|n| Some((*n, Arc::new(crate::tools::output_schema(n)?))))
+            .collect()
     });
-    match v {
-        Value::Object(m) => m,
-        _ => JsonObject::new(),
-    }
+    SCHEMAS.get(name).cloned()
 }
 
 fn error_result(msg: String) -> CallToolResult {
@@ -445,3 +448,5 @@ pub async fn serve_stdio(server: Server) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod validate;

@@ -7,7 +7,19 @@ use super::{Origin, PolicyScope, RequestRecord, Timestamp, Window};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
     Info,
@@ -62,7 +74,19 @@ impl std::fmt::Display for Severity {
 }
 
 /// The vocabulary of finding kinds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum FindingKind {
     ErrorSpike,
@@ -152,7 +176,19 @@ impl std::fmt::Display for FindingKind {
 }
 
 /// What a finding is about. Only the keys that apply are set.
-#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 pub struct Subject {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub service: Option<String>,
@@ -326,7 +362,19 @@ impl Evidence {
 }
 
 /// Whether a problem is still happening when the analysed data ends.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Activity {
     /// Still happening in the last minutes of the analysed data.
@@ -347,7 +395,7 @@ impl Activity {
 /// When a problem began, whether it is still going on and, once over, since
 /// when its subject has been healthy. Judged at `as_of`, the end of the
 /// analysed data (never the wall clock: an export is judged as of its end).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Timeline {
     pub state: Activity,
     /// Onset: the first bad minute.
@@ -564,7 +612,19 @@ pub fn fingerprint_with(kind: FindingKind, subject: &Subject, extra: &str) -> St
 }
 
 /// How healthy a backend looks from traffic and its app's metrics.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Health {
     #[default]
@@ -593,7 +653,9 @@ impl std::fmt::Display for Health {
 }
 
 /// Where a route to a backend was learnt.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case", tag = "type", content = "scope")]
 pub enum RouteSource {
     /// The API's `serviceUrl`.
@@ -604,7 +666,7 @@ pub enum RouteSource {
     Observed,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Route {
     /// Backend entity id, or the URL host when no entity matches.
     pub backend: String,
@@ -618,7 +680,7 @@ pub struct Route {
 
 /// One row of the backend map: an operation, where it routes, and how
 /// healthy that backend is.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RouteEntry {
     pub api: String,
     pub operation: String,
@@ -649,7 +711,7 @@ impl RouteEntry {
 }
 
 /// A change named as a likely cause of a symptom.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Suspect {
     pub time: Timestamp,
     /// Config write, deployment, network or scale change.
@@ -669,7 +731,7 @@ pub struct Suspect {
 
 /// One root-cause story: symptoms tied to a cause, in one sentence, with
 /// the findings and changes behind it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Story {
     /// Stable id: the fingerprint of the story's lead finding (its first
     /// non-change finding), so it survives rewording and re-runs.
@@ -688,7 +750,19 @@ pub struct Story {
 }
 
 /// The risk of carrying out a remediation.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Risk {
     #[default]
@@ -698,7 +772,7 @@ pub enum Risk {
 }
 
 /// A concrete remediation, typed so an executor can carry it out.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case", tag = "type")]
 pub enum Action {
     ScaleOut {
@@ -750,18 +824,22 @@ impl Default for Action {
 
 /// One Azure Resource Manager request: what an executor sends to carry out
 /// an action (`PUT`/`PATCH` on `https://management.azure.com{path}`).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ArmRequest {
     pub method: String,
     /// Resource path with `api-version`, e.g.
     /// `/subscriptions/…/service/apim/apis/orders/policies/policy?api-version=2022-08-01`.
     pub path: String,
+    /// Always a JSON object (the resource or its patch).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<serde_json::Map<String, serde_json::Value>>")]
     pub body: Option<serde_json::Value>,
 }
 
 /// The format of the document a proposal applies.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum DocumentFormat {
     /// An APIM policy document (`<policies>…</policies>`), complete.
@@ -774,7 +852,7 @@ pub enum DocumentFormat {
 }
 
 /// The document a proposal would apply, complete (not a fragment to merge).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Document {
     pub format: DocumentFormat,
     pub text: String,
@@ -782,7 +860,7 @@ pub struct Document {
 
 /// A remediation proposed for a finding, from a playbook. Proposals are
 /// ordered by the story they serve (the story's own fix first).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Proposal {
     pub id: String,
     pub finding: String,

@@ -28,7 +28,19 @@ use std::collections::BTreeMap;
 /// Where a record came from: the file, and the line (1-based) or record
 /// index (0-based, for JSON arrays) inside it. Every problem and every piece
 /// of evidence carries one so a user can go and look.
-#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 pub struct Origin {
     pub file: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -88,7 +100,19 @@ impl std::fmt::Display for Problem {
 }
 
 /// The kinds of input `collect` recognises by content.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum InputKind {
     GatewayLogs,

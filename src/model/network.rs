@@ -89,7 +89,7 @@ impl Flow {
 }
 
 /// The rule that decided a flow.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Verdict {
     pub access: Access,
     pub rule: String,

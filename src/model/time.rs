@@ -66,6 +66,23 @@ impl Serialize for Timestamp {
     }
 }
 
+/// A string, as `Serialize` writes it (no `format`: clients differ on
+/// which formats they know).
+impl schemars::JsonSchema for Timestamp {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Timestamp".into()
+    }
+    fn inline_schema() -> bool {
+        true
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "description": "UTC instant, RFC 3339 (`2026-12-06T12:20:00Z`, milliseconds when not zero)"
+        })
+    }
+}
+
 impl<'de> Deserialize<'de> for Timestamp {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
@@ -75,7 +92,19 @@ impl<'de> Deserialize<'de> for Timestamp {
 }
 
 /// A closed-open span of time `[start, end)`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 pub struct Window {
     pub start: Timestamp,
     pub end: Timestamp,

@@ -133,7 +133,7 @@ fn has_host(url: &str, host: &str) -> bool {
 }
 
 /// An owned request kept as evidence, with where it was read.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RequestRecord {
     pub time: Timestamp,
     pub api_id: String,

@@ -14,6 +14,7 @@ mod render;
 pub mod resolve;
 pub mod result;
 mod run;
+mod schema;
 
 pub use query::{
     AppHealth, AppInfo, BackendApps, EffectivePolicy, MinuteRow, Placement, Rollup, Stats,
@@ -21,6 +22,7 @@ pub use query::{
 };
 pub use result::{ToolError, ToolResult};
 pub use run::{Period, period_window, recent_changes};
+pub use schema::output_schema;
 
 use crate::model::{Diagnosis, Snapshot};
 use crate::playbook;

@@ -13,7 +13,7 @@ use crate::model::{
     BackendKind, Change, ChangeKind, Finding, FindingKind, Health, Origin, PolicyScope, Proposal,
     RequestRecord, RouteEntry, SecurityRule, Severity, Story, Suspect, Timestamp, Window,
 };
-use serde::ser::{SerializeMap, SerializeStruct};
+use schemars::JsonSchema;
 use serde::{Serialize, Serializer};
 use std::collections::BTreeMap;
 
@@ -58,31 +58,69 @@ fn ser_round4<S: Serializer>(x: &f64, s: S) -> Result<S::Ok, S::Error> {
 }
 
 /// Traffic counts and latency of a scope (the rollup's `Stats`).
+/// Serialises (and has the JSON Schema) of [`TrafficJson`].
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Traffic(pub Stats);
+
+/// What [`Traffic`] writes: the counters, the 5xx rate and the latency
+/// percentiles, flat.
+#[derive(Serialize, JsonSchema)]
+struct TrafficJson<'a> {
+    requests: u64,
+    status_5xx: u64,
+    /// Share of requests answered with a 5xx, 4 decimals.
+    #[serde(serialize_with = "ser_round4")]
+    error_rate: f64,
+    status_4xx: u64,
+    status_429: u64,
+    timeouts: u64,
+    connection_failures: u64,
+    backend_5xx: u64,
+    p50_ms: Option<u32>,
+    p95_ms: Option<u32>,
+    p99_ms: Option<u32>,
+    backend_p95_ms: Option<u32>,
+    /// Count per `LastErrorReason`.
+    error_reasons: &'a BTreeMap<String, u64>,
+}
 
 impl Serialize for Traffic {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let t = &self.0;
-        let mut m = s.serialize_struct("Traffic", 13)?;
-        m.serialize_field("requests", &t.requests)?;
-        m.serialize_field("status_5xx", &t.status_5xx)?;
-        m.serialize_field("error_rate", &round4(t.error_rate()))?;
-        m.serialize_field("status_4xx", &t.status_4xx)?;
-        m.serialize_field("status_429", &t.status_429)?;
-        m.serialize_field("timeouts", &t.timeouts)?;
-        m.serialize_field("connection_failures", &t.connection_failures)?;
-        m.serialize_field("backend_5xx", &t.backend_5xx)?;
-        m.serialize_field("p50_ms", &t.total_time.p50)?;
-        m.serialize_field("p95_ms", &t.total_time.p95)?;
-        m.serialize_field("p99_ms", &t.total_time.p99)?;
-        m.serialize_field("backend_p95_ms", &t.backend_time.p95)?;
-        m.serialize_field("error_reasons", &t.error_reasons)?;
-        m.end()
+        TrafficJson {
+            requests: t.requests,
+            status_5xx: t.status_5xx,
+            error_rate: t.error_rate(),
+            status_4xx: t.status_4xx,
+            status_429: t.status_429,
+            timeouts: t.timeouts,
+            connection_failures: t.connection_failures,
+            backend_5xx: t.backend_5xx,
+            p50_ms: t.total_time.p50,
+            p95_ms: t.total_time.p95,
+            p99_ms: t.total_time.p99,
+            backend_p95_ms: t.backend_time.p95,
+            error_reasons: &t.error_reasons,
+        }
+        .serialize(s)
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+impl JsonSchema for Traffic {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Traffic".into()
+    }
+    fn json_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        TrafficJson::json_schema(g)
+    }
+}
+
+/// The schema of a type that serialises as its `Display` text.
+fn string_schema(description: &str) -> schemars::Schema {
+    schemars::json_schema!({"type": "string", "description": description})
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
 pub struct ApiRow {
     pub id: String,
     pub display_name: Option<String>,
@@ -95,7 +133,7 @@ pub struct ApiRow {
     pub error_rate: f64,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
 pub struct OperationRow {
     pub api: String,
     pub id: String,
@@ -107,7 +145,7 @@ pub struct OperationRow {
     pub p95_ms: Option<u32>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
 pub struct ProductRow {
     pub id: String,
     pub display_name: Option<String>,
@@ -118,7 +156,7 @@ pub struct ProductRow {
 
 /// Backends with their health and traffic. Serialises as the list; `asked`
 /// and `known` only shape the text when nothing matched.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
 #[serde(transparent)]
 pub struct Backends {
     pub rows: Vec<BackendRow>,
@@ -130,7 +168,7 @@ pub struct Backends {
     pub known: Vec<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
 pub struct BackendRow {
     pub id: String,
     pub kind: BackendKind,
@@ -143,6 +181,7 @@ pub struct BackendRow {
     pub traffic: Traffic,
     /// Findings about it (serialised as their ids).
     #[serde(serialize_with = "ser_finding_ids")]
+    #[schemars(with = "Vec<String>")]
     pub findings: Vec<FindingBrief>,
 }
 
@@ -170,7 +209,7 @@ fn ser_finding_ids<S: Serializer>(fs: &[FindingBrief], s: S) -> Result<S::Ok, S:
     s.collect_seq(fs.iter().map(|f| f.id.as_str()))
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
 pub struct FailureRate {
     /// `operation orders-api/get-order`, `API orders-api`, `backend b`, `every API`.
     pub scope: String,
@@ -183,7 +222,7 @@ pub struct FailureRate {
     pub operations: Vec<OperationTraffic>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
 pub struct OperationTraffic {
     pub api: String,
     pub operation: String,
@@ -195,7 +234,7 @@ pub struct OperationTraffic {
     pub p95_ms: Option<u32>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
 pub struct Changes {
     /// Changes in the activity log.
     pub total: usize,
@@ -203,7 +242,7 @@ pub struct Changes {
     pub changes: Vec<ChangeRow>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
 pub struct ChangeRow {
     pub time: Timestamp,
     pub kind: ChangeKind,
@@ -214,6 +253,7 @@ pub struct ChangeRow {
     pub status: Option<String>,
     pub policy_changed: bool,
     #[serde(serialize_with = "ser_display")]
+    #[schemars(with = "String")]
     pub origin: Origin,
     /// The policy scope written, if a policy was.
     #[serde(skip)]
@@ -258,14 +298,14 @@ fn ser_display<T: std::fmt::Display, S: Serializer>(x: &T, s: S) -> Result<S::Ok
     s.collect_str(x)
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
 pub struct Policies {
     pub documents: Vec<PolicyDocument>,
     /// The effective policy of each operation asked about (none without an API).
     pub effective: Vec<EffectiveRow>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
 pub struct PolicyDocument {
     pub scope: String,
     pub origin: String,
@@ -292,7 +332,19 @@ impl Serialize for Statement {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+impl JsonSchema for Statement {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Statement".into()
+    }
+    fn inline_schema() -> bool {
+        true
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        string_schema("a policy statement and its scope: `name @scope`")
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
 pub struct SectionRow {
     pub section: &'static str,
     pub statements: Vec<Statement>,
@@ -327,7 +379,19 @@ impl Serialize for LimitRow {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+impl JsonSchema for LimitRow {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "LimitRow".into()
+    }
+    fn inline_schema() -> bool {
+        true
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        string_schema("a rate limit or quota in force: `policy @scope calls=N renewal=Ns`")
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
 pub struct EffectiveRow {
     pub api: String,
     pub operation: String,
@@ -341,31 +405,34 @@ pub struct EffectiveRow {
     pub notes: Vec<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
 pub struct NsgRow {
     pub name: String,
     pub subnets: Vec<String>,
     pub origin: String,
     /// Inbound then outbound, by priority.
     #[serde(serialize_with = "ser_rules")]
+    #[schemars(with = "Vec<RuleRow<'static>>")]
     pub rules: Vec<SecurityRule>,
 }
 
+/// One NSG rule as `nsg_rules` writes it.
+#[derive(Serialize, JsonSchema)]
+struct RuleRow<'a> {
+    name: &'a str,
+    priority: u32,
+    direction: crate::model::Direction,
+    access: crate::model::Access,
+    protocol: &'a str,
+    source: &'a [String],
+    source_ports: &'a [String],
+    destination: &'a [String],
+    destination_ports: &'a [String],
+    default: bool,
+}
+
 fn ser_rules<S: Serializer>(rules: &[SecurityRule], s: S) -> Result<S::Ok, S::Error> {
-    #[derive(Serialize)]
-    struct Rule<'a> {
-        name: &'a str,
-        priority: u32,
-        direction: crate::model::Direction,
-        access: crate::model::Access,
-        protocol: &'a str,
-        source: &'a [String],
-        source_ports: &'a [String],
-        destination: &'a [String],
-        destination_ports: &'a [String],
-        default: bool,
-    }
-    s.collect_seq(rules.iter().map(|r| Rule {
+    s.collect_seq(rules.iter().map(|r| RuleRow {
         name: &r.name,
         priority: r.priority,
         direction: r.direction,
@@ -380,7 +447,7 @@ fn ser_rules<S: Serializer>(rules: &[SecurityRule], s: S) -> Result<S::Ok, S::Er
 }
 
 /// One NSG's verdict on the flow asked about.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
 pub struct FlowCheck {
     pub nsg: String,
     /// `outbound tcp VirtualNetwork -> Internet:80`.
@@ -388,7 +455,7 @@ pub struct FlowCheck {
     pub verdict: Verdict,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
 pub struct Capacity {
     pub service: Option<ServiceSize>,
     pub autoscale: Vec<AutoscaleRow>,
@@ -402,7 +469,7 @@ pub struct Capacity {
     pub capacity_peak: Option<f64>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
 pub struct ServiceSize {
     pub name: String,
     pub sku: Option<String>,
@@ -411,7 +478,7 @@ pub struct ServiceSize {
     pub vnet_type: Option<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
 pub struct AutoscaleRow {
     pub setting: String,
     pub profile: String,
@@ -423,7 +490,7 @@ pub struct AutoscaleRow {
     pub rules: Vec<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
 pub struct SaturationRow {
     pub metric: String,
     pub start: Timestamp,
@@ -460,52 +527,92 @@ impl FindingView {
     }
 }
 
-/// One piece of a finding's evidence, in brief (its text) or in full.
-struct Ev<'a>(&'a crate::model::Evidence, bool);
-impl Serialize for Ev<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let (e, full) = (self.0, self.1);
-        let mut m = s.serialize_map(None)?;
-        m.serialize_entry("text", &e.text)?;
-        if full {
-            m.serialize_entry("values", &e.values)?;
-            let records: Vec<&RequestRecord> = e.records.iter().take(3).collect();
-            m.serialize_entry("records", &records)?;
-            let sources: Vec<String> = e.sources.iter().map(|s| s.to_string()).collect();
-            m.serialize_entry("sources", &sources)?;
-            if let Some(x) = &e.excerpt {
-                m.serialize_entry("excerpt", x)?;
-            }
+/// What a [`FindingView`] writes (and its JSON Schema).
+#[derive(Serialize, JsonSchema)]
+struct FindingJson<'a> {
+    id: &'a str,
+    kind: FindingKind,
+    severity: Severity,
+    subject: &'a crate::model::Subject,
+    window: Option<Window>,
+    /// One line, numbers included.
+    summary: &'a str,
+    /// 0..1: how sure the detector is, 4 decimals.
+    #[serde(serialize_with = "ser_round4")]
+    confidence: f64,
+    /// Rule id for configuration findings (`APIM001`…).
+    rule: Option<&'a str>,
+    /// `file:line:column` in a source file, for configuration findings.
+    location: Option<String>,
+    /// In brief the first two, text only; in full up to eight.
+    evidence: Vec<EvidenceJson<'a>>,
+}
+
+/// One piece of a finding's evidence: its text, and in full its numbers,
+/// up to three log rows, its sources and excerpt.
+#[derive(Serialize, JsonSchema)]
+struct EvidenceJson<'a> {
+    text: &'a str,
+    /// In full only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    values: Option<&'a BTreeMap<String, f64>>,
+    /// In full only: up to three.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    records: Option<&'a [RequestRecord]>,
+    /// In full only: files and lines, config excerpts, metric points.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sources: Option<Vec<String>>,
+    /// In full only, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    excerpt: Option<&'a str>,
+}
+
+impl<'a> EvidenceJson<'a> {
+    fn of(e: &'a crate::model::Evidence, full: bool) -> EvidenceJson<'a> {
+        EvidenceJson {
+            text: &e.text,
+            values: full.then_some(&e.values),
+            records: full.then(|| &e.records[..e.records.len().min(3)]),
+            sources: full.then(|| e.sources.iter().map(|s| s.to_string()).collect()),
+            excerpt: e.excerpt.as_deref().filter(|_| full),
         }
-        m.end()
     }
 }
 
 impl Serialize for FindingView {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let f = &self.finding;
-        let evidence: Vec<Ev<'_>> = f
-            .evidence
-            .iter()
-            .take(if self.full { 8 } else { 2 })
-            .map(|e| Ev(e, self.full))
-            .collect();
-        let mut m = s.serialize_struct("Finding", 10)?;
-        m.serialize_field("id", &f.id)?;
-        m.serialize_field("kind", f.kind.as_str())?;
-        m.serialize_field("severity", f.severity.as_str())?;
-        m.serialize_field("subject", &f.subject)?;
-        m.serialize_field("window", &f.window)?;
-        m.serialize_field("summary", &f.summary)?;
-        m.serialize_field("confidence", &round4(f.confidence))?;
-        m.serialize_field("rule", &f.rule)?;
-        m.serialize_field("location", &f.location.as_ref().map(|l| l.to_string()))?;
-        m.serialize_field("evidence", &evidence)?;
-        m.end()
+        FindingJson {
+            id: &f.id,
+            kind: f.kind,
+            severity: f.severity,
+            subject: &f.subject,
+            window: f.window,
+            summary: &f.summary,
+            confidence: f.confidence,
+            rule: f.rule.as_deref(),
+            location: f.location.as_ref().map(|l| l.to_string()),
+            evidence: f
+                .evidence
+                .iter()
+                .take(if self.full { 8 } else { 2 })
+                .map(|e| EvidenceJson::of(e, self.full))
+                .collect(),
+        }
+        .serialize(s)
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+impl JsonSchema for FindingView {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Finding".into()
+    }
+    fn json_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        FindingJson::json_schema(g)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
 pub struct Explained {
     pub finding: FindingView,
     /// The root-cause stories it is part of.
@@ -513,7 +620,7 @@ pub struct Explained {
     pub proposals: Vec<Proposal>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
 pub struct Summary {
     /// Anomaly findings (configuration findings are not counted).
     pub anomalies: usize,
@@ -530,7 +637,7 @@ pub struct Summary {
     pub rejected_records: u64,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
 pub struct StoryBrief {
     pub title: String,
     pub severity: Severity,

@@ -25,6 +25,39 @@ fn diagnose_json() -> Value {
     serde_json::from_slice(&out.stdout).expect("diagnose JSON")
 }
 
+/// An API and a finding id of the scenario, from `diagnose --format json`.
+fn api_and_finding(d: &Value) -> (String, String) {
+    let api = d["backend_map"][0]["api"].as_str().unwrap_or("orders-api");
+    let finding = d["findings"][0]["id"].as_str().expect("a finding id");
+    (api.to_string(), finding.to_string())
+}
+
+/// Valid arguments for every tool.
+fn every_call(api: &str, finding: &str) -> Vec<(&'static str, Value)> {
+    vec![
+        ("summary", json!({})),
+        ("list_apis", json!({})),
+        ("list_operations", json!({"api": api})),
+        ("list_products", json!({})),
+        ("list_backends", json!({})),
+        ("failure_rate", json!({"api": api, "period": "24h"})),
+        ("failure_log", json!({"api": api, "limit": 5})),
+        ("recent_changes", json!({"limit": 5})),
+        ("backend_map", json!({"api": api})),
+        ("backend_health", json!({})),
+        ("policies", json!({"api": api})),
+        ("nsg_rules", json!({})),
+        (
+            "network_check",
+            json!({"destination": "Storage", "port": 443}),
+        ),
+        ("capacity", json!({})),
+        ("findings", json!({"kind": "error_spike"})),
+        ("explain", json!({"id": finding})),
+        ("proposals", json!({})),
+    ]
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rmcp_client_lists_and_calls_every_tool() {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_apimedic"));
@@ -73,36 +106,22 @@ async fn rmcp_client_lists_and_calls_every_tool() {
     );
 
     // Every tool answers with valid arguments.
-    let api = d["backend_map"][0]["api"]
-        .as_str()
-        .unwrap_or("orders-api")
-        .to_string();
-    let calls = [
-        ("summary", json!({})),
-        ("list_apis", json!({})),
-        ("list_operations", json!({"api": api})),
-        ("list_products", json!({})),
-        ("list_backends", json!({})),
-        ("failure_rate", json!({"api": api, "period": "24h"})),
-        ("failure_log", json!({"api": api, "limit": 5})),
-        ("recent_changes", json!({"limit": 5})),
-        ("backend_map", json!({"api": api})),
-        ("backend_health", json!({})),
-        ("policies", json!({"api": api})),
-        ("nsg_rules", json!({})),
-        (
-            "network_check",
-            json!({"destination": "Storage", "port": 443}),
-        ),
-        ("capacity", json!({})),
-        ("findings", json!({"kind": "error_spike"})),
-        ("explain", json!({"id": first_id})),
-        ("proposals", json!({})),
-    ];
+    let (api, _) = api_and_finding(&d);
+    let calls = every_call(&api, first_id);
+    let mut listed: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
+    let mut called: Vec<&str> = calls.iter().map(|c| c.0).collect();
+    listed.sort();
+    called.sort();
+    assert_eq!(listed, called, "a call for every listed tool");
     for (name, args) in calls {
         let r = call(name, args.clone()).await;
         assert_eq!(r.is_error, Some(false), "{name} {args}: {:?}", r.content);
-        assert!(r.structured_content.is_some(), "{name}");
+        let sc = r.structured_content.as_ref().expect("structuredContent");
+        assert_eq!(sc["tool"], name);
+        // Its own schema: the Python SDK and the Inspector validate against it.
+        let tool = tools.iter().find(|t| t.name == name).unwrap();
+        let schema = tool.output_schema.as_ref().expect("an outputSchema");
+        assert_eq!(schema["properties"]["tool"]["const"], name);
     }
 
     // Errors a client can fix come back as isError with a hint.
@@ -290,17 +309,32 @@ fn mcp_inspector_cli_over_stdio_and_http() {
     let stdio = [exe, "mcp", SCENARIO];
     let (code, out) = inspector(&bin, &stdio, &["--method", "tools/list", "--strict"]);
     assert_eq!(code, 0, "tools/list --strict: {out}");
+    // Not even a portability warning, in input or output schemas.
+    assert!(!out.contains("schemaFindings"), "{out}");
     assert!(
         out.contains("\"readOnlyHint\":true") || out.contains("\"readOnlyHint\": true"),
         "{out}"
     );
-    let (code, out) = inspector(
-        &bin,
-        &stdio,
-        &["--method", "tools/call", "--tool-name", "summary"],
-    );
-    assert_eq!(code, 0, "summary: {out}");
-    assert!(out.contains("structuredContent"), "{out}");
+    // Every tool: the Inspector checks each structuredContent against the
+    // tool's outputSchema (Ajv) and fails the call on a mismatch.
+    let (api, finding) = api_and_finding(&diagnose_json());
+    for (name, args) in every_call(&api, &finding) {
+        let args = args.to_string();
+        let (code, out) = inspector(
+            &bin,
+            &stdio,
+            &[
+                "--method",
+                "tools/call",
+                "--tool-name",
+                name,
+                "--tool-args-json",
+                &args,
+            ],
+        );
+        assert_eq!(code, 0, "{name} {args}: {out}");
+        assert!(out.contains("structuredContent"), "{name}: {out}");
+    }
     let (code, out) = inspector(
         &bin,
         &stdio,
