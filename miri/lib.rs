@@ -4,7 +4,8 @@
 //! them for undefined behaviour (out-of-bounds or misaligned reads, invalid
 //! UTF-8 in a `str`, uninitialised memory).
 //!
-//! - the scanner's first pass and its string-end search (SSE2 intrinsics).
+//! - the scanner's SSE2 passes (quotes, string ends, line split) and the
+//!   `from_utf8_unchecked` of a line the split found ASCII.
 //!
 //! The other unsafe blocks call the OS (mmap, madvise, mallopt, poll,
 //! sigaction, tcsetattr), which Miri cannot execute; the README's Tests
