@@ -27,11 +27,11 @@
 //! fallback for rows it does not handle (escapes in used values, `properties`
 //! as a string, invalid JSON). No allocation per row on the fast path.
 //!
-//! Measured (benches/logs.sh, 10M generated rows, 4.4 GB, 2 cores shared
-//! with other builds): ~2.9-3.0 s user + ~0.6 s system CPU, 2.9-3.3 s wall
-//! under a load average of 3 (DuckDB: 4.0-4.2 s), ~265 MB max RSS: ~105 MB latency vectors (the model keeps every TotalTime and
-//! BackendTime), ~30 MB kept samples, 16 MB of blocks, the rest allocator
-//! arenas of the worker threads.
+//! Measured (benches/logs.sh, 10M generated rows, 4.45 GB, 2 cores, quiet
+//! machine, 2026-12-06): the reader alone 2.5-2.6 s wall, 4.6 s CPU, ~170
+//! MB max RSS (latencies are per-minute histograms, so a cell does not grow
+//! with its rows; the mapped file's blocks are released once folded). The
+//! README's #16 section has the table, with DuckDB in the same run.
 
 mod array;
 mod csv;
