@@ -2,8 +2,10 @@
 //! dashboard's views, the offline answerer's facts): the diagnosis and the
 //! traffic of the data before an instant, the app behind each backend, and
 //! an operation's effective policy with the file:line of each statement.
-//! The tools answer from the same functions, so a view, an offline answer
-//! and a tool's answer cannot disagree. Pure.
+//! The views and the offline answerer read these instead of `analyze`. Not
+//! yet one rule everywhere: the `policies` tool builds its effective rows
+//! from `analyze::policy` itself, and the TUI's backends list rates health
+//! by its own rule, not `backend_health`'s (issue #14's note). Pure.
 
 use crate::analyze::{self, Ctx, Options, policy};
 use crate::model::{ChangeKind, Diagnosis, MetricSource, Origin, PolicyScope, Snapshot, Timestamp};

@@ -5,7 +5,9 @@
 //! receives their results as messages, so no frame waits on analysis.
 //! Everything analysed comes from the tools layer's queries
 //! (`crate::tools`), the one the chat's tools and the offline answerer
-//! read, so the views and the answers cannot disagree.
+//! read. One rule is still this module's own: a backend's health in the
+//! backends list (worst health of the operations routed to it), which
+//! `backend_health` judges from the backend map instead (issue #14's note).
 
 use crate::model::{
     Diagnosis, Finding, Health, LatencyHistogram, MetricSource, Minute, PolicyScope, Severity,

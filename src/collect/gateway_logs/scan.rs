@@ -61,10 +61,10 @@ pub(super) enum Line<'a> {
 /// The per-thread state of the fast path: the quote positions, reused.
 #[derive(Default)]
 pub(super) struct Scanner {
-    /// Positions in `..count`; the buffer only grows, and is kept longer
-    /// than the line so positions can be written eight at a time.
+    /// Quote positions of the line being scanned at its front; the
+    /// buffer only grows, and is kept longer than the line so positions
+    /// can be written eight at a time.
     quotes: Vec<u32>,
-    count: usize,
     template: Template,
 }
 
@@ -83,7 +83,6 @@ impl Scanner {
         };
         // Most rows have the last row's layout: walked straight over the
         // bytes, with no quote pass.
-
         if self.template.walk(text, out) {
             return Line::Scanned;
         }
@@ -91,11 +90,10 @@ impl Scanner {
         let Some(marks) = quotes::mark(&mut self.quotes, line) else {
             return Line::Other(text);
         };
-        self.count = marks.count;
         let scanned = if marks.backslash {
             scan_with(&Swar, text, out)
         } else {
-            let at = self.quotes.get(..self.count).unwrap_or_default();
+            let at = self.quotes.get(..marks.count).unwrap_or_default();
             let quotes = Quotes {
                 at,
                 next: Cell::new(0),
