@@ -26,8 +26,8 @@ pub mod timeline;
 pub use rollup::{Rollup, rollup};
 
 use crate::model::{
-    Finding, FindingKind, Minute, Origin, RequestRecord, RouteEntry, SeriesKey, Snapshot, Story,
-    Timestamp, Verdict, Window,
+    BackendHealth, Finding, FindingKind, Minute, Origin, RequestRecord, RouteEntry, SeriesKey,
+    Snapshot, Story, Timestamp, Verdict, Window,
 };
 use std::collections::BTreeSet;
 
@@ -72,33 +72,48 @@ pub fn analyze_all(
     snapshot: &Snapshot,
     options: &Options,
 ) -> (Vec<Finding>, Vec<RouteEntry>, Vec<Story>) {
-    let (findings, map, stories, _) = analyze_judged(snapshot, options);
-    (findings, map, stories)
+    let j = analyze_judged(snapshot, options);
+    (j.findings, j.backend_map, j.stories)
 }
 
-/// `analyze_all` and the verdict, over one rollup of the scope: the
-/// backend map and every table use the window analysed.
-pub fn analyze_judged(
-    snapshot: &Snapshot,
-    options: &Options,
-) -> (Vec<Finding>, Vec<RouteEntry>, Vec<Story>, Verdict) {
+/// What one judged analysis returns: `analyze_all`'s three, each
+/// backend's own health and the verdict.
+#[derive(Clone, Debug, Default)]
+pub struct Judged {
+    pub findings: Vec<Finding>,
+    pub backend_map: Vec<RouteEntry>,
+    pub backends: Vec<BackendHealth>,
+    pub stories: Vec<Story>,
+    pub verdict: Verdict,
+}
+
+/// `analyze_all`, each backend's own health and the verdict, over one
+/// rollup of the scope: the backend map and every table use the window
+/// analysed.
+pub fn analyze_judged(snapshot: &Snapshot, options: &Options) -> Judged {
     let detection = detection_options(options);
     let ctx = Ctx::new(snapshot, &detection);
     let (findings, backend) = analyze_in(&ctx, options);
     let stories = story::stories(&ctx, &findings);
-    let (map, verdict) = if options.since.is_some() {
-        let window = Ctx::new(snapshot, options);
+    let judge = |scope: &Ctx| {
         (
-            routes::backend_map_in(&window, &backend),
-            timeline::verdict(&window, &findings, &stories),
-        )
-    } else {
-        (
-            routes::backend_map_in(&ctx, &backend),
-            timeline::verdict(&ctx, &findings, &stories),
+            routes::backend_map_in(scope, &backend),
+            routes::backends_in(scope, &backend),
+            timeline::verdict(scope, &findings, &stories),
         )
     };
-    (findings, map, stories, verdict)
+    let (backend_map, backends, verdict) = if options.since.is_some() {
+        judge(&Ctx::new(snapshot, options))
+    } else {
+        judge(&ctx)
+    };
+    Judged {
+        findings,
+        backend_map,
+        backends,
+        stories,
+        verdict,
+    }
 }
 
 /// The ranked findings that reach into `scope`, and the backend findings

@@ -10,8 +10,8 @@ use super::backends::app_health;
 use super::policy::{TargetKind, effective_policy};
 use super::rollup::ratio;
 use crate::model::{
-    BackendKind, Evidence, Finding, FindingKind, Health, Minute, PolicyScope, Route, RouteEntry,
-    RouteSource, Severity, Snapshot, Subject, url_host,
+    BackendHealth, BackendKind, Evidence, Finding, FindingKind, Health, Minute, PolicyScope, Route,
+    RouteEntry, RouteSource, Severity, Snapshot, Subject, url_host,
 };
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -36,7 +36,10 @@ pub fn backend_map_in(ctx: &Ctx, findings: &[Finding]) -> Vec<RouteEntry> {
             .iter()
             .map(|o| (o.api.clone(), o.operation.clone())),
     );
-    let health = backend_health(ctx, findings);
+    let health: BTreeMap<String, Health> = backend_health(ctx, findings)
+        .into_iter()
+        .map(|(k, (_, h))| (k, h))
+        .collect();
     ops.into_iter()
         .map(|(api, op)| entry(ctx, &api, &op, &health))
         .collect()
@@ -378,11 +381,20 @@ pub fn mismatch_of(ctx: &Ctx, api: &str, op: &str, configured: &[Route]) -> Opti
     .then_some(Mismatch::Switched(sw))
 }
 
+/// Every backend's own health over the context's scope (see
+/// [`BackendHealth`]), sorted by name; `findings` as for [`backend_map_in`].
+pub fn backends_in(ctx: &Ctx, findings: &[Finding]) -> Vec<BackendHealth> {
+    backend_health(ctx, findings)
+        .into_values()
+        .map(|(backend, health)| BackendHealth { backend, health })
+        .collect()
+}
+
 /// Health of every backend seen in traffic or configured, by lower-case
-/// name: unhealthy when it fails or times out on 5% of requests overall, in
+/// name (with the name as written): unhealthy when it fails or times out on 5% of requests overall, in
 /// its last 15 minutes, or its app is unhealthy; degraded at 1%, or when a
 /// backend finding shows an incident inside the window.
-fn backend_health(ctx: &Ctx, findings: &[Finding]) -> BTreeMap<String, Health> {
+fn backend_health(ctx: &Ctx, findings: &[Finding]) -> BTreeMap<String, (String, Health)> {
     let mut out = BTreeMap::new();
     for b in &ctx.rollup.backends {
         let t = &b.totals;
@@ -422,12 +434,17 @@ fn backend_health(ctx: &Ctx, findings: &[Finding]) -> BTreeMap<String, Health> {
         if app_health(ctx, &b.backend, None).is_some_and(|a| a.is_unhealthy()) {
             h = Health::Unhealthy;
         }
-        let label = ctx.backend_label(&b.backend).to_ascii_lowercase();
-        if label != b.backend.to_ascii_lowercase() {
-            let e = out.entry(label).or_insert(h);
-            *e = (*e).max(h);
+        let label = ctx.backend_label(&b.backend);
+        if !label.eq_ignore_ascii_case(&b.backend) {
+            let e = out
+                .entry(label.to_ascii_lowercase())
+                .or_insert((label.to_string(), h));
+            e.1 = e.1.max(h);
         }
-        out.insert(b.backend.to_ascii_lowercase(), h);
+        let e = out
+            .entry(b.backend.to_ascii_lowercase())
+            .or_insert((b.backend.clone(), h));
+        e.1 = e.1.max(h);
     }
     for e in &ctx.snapshot.backends {
         if !out.contains_key(&e.id.to_ascii_lowercase())
@@ -435,11 +452,14 @@ fn backend_health(ctx: &Ctx, findings: &[Finding]) -> BTreeMap<String, Health> {
         {
             out.insert(
                 e.id.to_ascii_lowercase(),
-                if a.is_unhealthy() {
-                    Health::Unhealthy
-                } else {
-                    Health::Unknown
-                },
+                (
+                    e.id.clone(),
+                    if a.is_unhealthy() {
+                        Health::Unhealthy
+                    } else {
+                        Health::Unknown
+                    },
+                ),
             );
         }
     }

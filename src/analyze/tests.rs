@@ -816,7 +816,12 @@ fn an_incident_that_ended_is_recovered_one_that_runs_to_the_end_is_ongoing() {
         }
     };
     let s = simulate(&shop(), 900, 9, &ended);
-    let (f, _, st, v) = analyze_judged(&s, &Options::default());
+    let Judged {
+        findings: f,
+        stories: st,
+        verdict: v,
+        ..
+    } = analyze_judged(&s, &Options::default());
     let spike = f
         .iter()
         .find(|f| f.kind == FindingKind::ErrorSpike)
@@ -844,7 +849,11 @@ fn an_incident_that_ended_is_recovered_one_that_runs_to_the_end_is_ongoing() {
         }
     };
     let s = simulate(&shop(), 900, 9, &running);
-    let (f, _, _, v) = analyze_judged(&s, &Options::default());
+    let Judged {
+        findings: f,
+        verdict: v,
+        ..
+    } = analyze_judged(&s, &Options::default());
     let spike = f
         .iter()
         .find(|f| f.kind == FindingKind::ErrorSpike)
@@ -859,7 +868,7 @@ fn an_incident_that_ended_is_recovered_one_that_runs_to_the_end_is_ongoing() {
 #[test]
 fn nothing_to_judge_is_unknown() {
     let empty = Snapshot::default();
-    let (_, _, _, v) = analyze_judged(&empty, &Options::default());
+    let v = analyze_judged(&empty, &Options::default()).verdict;
     assert_eq!(v.state, crate::model::VerdictState::Unknown);
     assert_eq!(v.exit_code(&[], crate::model::Severity::High), 2);
     // Configuration alone (a policy, no traffic) is not an all-clear either.
@@ -870,7 +879,7 @@ fn nothing_to_judge_is_unknown() {
         format: "file".into(),
         origin: Origin::at_line("policy.xml", 1),
     });
-    let (_, _, _, v) = analyze_judged(&config, &Options::default());
+    let v = analyze_judged(&config, &Options::default()).verdict;
     assert_eq!(v.state, crate::model::VerdictState::Unknown);
     assert!(v.missing.as_deref().unwrap().contains("no traffic data"));
     // A --since window after the data ends.
@@ -879,10 +888,10 @@ fn nothing_to_judge_is_unknown() {
         since: Some(Timestamp::from_minute(DAY + 500)),
         until: None,
     };
-    let (_, _, _, v) = analyze_judged(&s, &after);
+    let v = analyze_judged(&s, &after).verdict;
     assert_eq!(v.state, crate::model::VerdictState::Unknown, "{v:#?}");
     assert!(v.missing.as_deref().unwrap().contains("window"));
-    let (_, _, _, v) = analyze_judged(&s, &Options::default());
+    let v = analyze_judged(&s, &Options::default()).verdict;
     assert_eq!(v.state, crate::model::VerdictState::Healthy, "{v:#?}");
 }
 
@@ -902,7 +911,12 @@ fn an_incident_that_began_before_the_window_keeps_its_onset() {
         since: Some(Timestamp::from_minute(DAY + 650)),
         until: None,
     };
-    let (f, map, _, v) = analyze_judged(&s, &window);
+    let Judged {
+        findings: f,
+        backend_map: map,
+        verdict: v,
+        ..
+    } = analyze_judged(&s, &window);
     let spike = f
         .iter()
         .find(|f| f.kind == FindingKind::ErrorSpike)
@@ -934,7 +948,7 @@ fn severity_respects_the_requests_behind_a_finding() {
         }
     };
     let s = simulate(&shop(), 900, 5, &inject);
-    let (f, _, _, _) = analyze_judged(&s, &Options::default());
+    let f = analyze_judged(&s, &Options::default()).findings;
     for x in f
         .iter()
         .filter(|x| x.subject.operation.as_deref() == Some("rare"))

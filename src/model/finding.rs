@@ -710,6 +710,19 @@ impl RouteEntry {
     }
 }
 
+/// A backend's own health: judged from its own traffic (failures or
+/// timeouts on 5% of its requests overall or in its last 15 minutes make it
+/// unhealthy, 1% degraded), its backend incident findings (at least
+/// degraded) and its app's health (unhealthy when the app is). Not from
+/// gateway or capacity findings, and not from the routes that call it: a
+/// backend the data says nothing about has no entry and is `unknown`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct BackendHealth {
+    /// Entity id or the name traffic used (BackendId, else the URL host).
+    pub backend: String,
+    pub health: Health,
+}
+
 /// A change named as a likely cause of a symptom.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Suspect {
@@ -968,8 +981,29 @@ pub struct Diagnosis {
     pub findings: Vec<Finding>,
     pub stories: Vec<Story>,
     pub backend_map: Vec<RouteEntry>,
+    /// Every backend the data judges, by its own evidence (sorted by name).
+    #[serde(default)]
+    pub backends: Vec<BackendHealth>,
     pub proposals: Vec<Proposal>,
     pub loaded: super::LoadReport,
+}
+
+impl Diagnosis {
+    /// A backend's own health by entity id, traffic name or URL host (any
+    /// case; the worst when several names match); `unknown` when the data
+    /// says nothing about it. The one rule every surface rates a backend by.
+    pub fn backend_health(&self, names: &[&str]) -> Health {
+        self.backends
+            .iter()
+            .filter(|b| {
+                names
+                    .iter()
+                    .any(|n| !n.is_empty() && b.backend.eq_ignore_ascii_case(n))
+            })
+            .map(|b| b.health)
+            .max()
+            .unwrap_or(Health::Unknown)
+    }
 }
 
 #[cfg(test)]

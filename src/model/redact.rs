@@ -499,6 +499,9 @@ impl Scrub for super::Diagnosis {
                 o(&mut route.url, r);
             }
         }
+        for b in &mut self.backends {
+            s(&mut b.backend, r);
+        }
         for p in &mut self.proposals {
             s(&mut p.title, r);
             p.steps.iter_mut().for_each(|x| s(x, r));

@@ -227,13 +227,20 @@ pub fn diagnose(
     options: &analyze::Options,
     playbooks: &Playbooks,
 ) -> Diagnosis {
-    let (findings, backend_map, stories, verdict) = analyze::analyze_judged(snapshot, options);
+    let analyze::Judged {
+        findings,
+        backend_map,
+        backends,
+        stories,
+        verdict,
+    } = analyze::analyze_judged(snapshot, options);
     let proposals = playbooks.propose(snapshot, &findings, &stories);
     Diagnosis {
         verdict,
         findings,
         stories,
         backend_map,
+        backends,
         proposals,
         loaded: snapshot.loaded.clone(),
     }

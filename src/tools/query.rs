@@ -2,10 +2,9 @@
 //! dashboard's views, the offline answerer's facts): the diagnosis and the
 //! traffic of the data before an instant, the app behind each backend, and
 //! an operation's effective policy with the file:line of each statement.
-//! The views and the offline answerer read these instead of `analyze`. Not
-//! yet one rule everywhere: the `policies` tool builds its effective rows
-//! from `analyze::policy` itself, and the TUI's backends list rates health
-//! by its own rule, not `backend_health`'s (issue #14's note). Pure.
+//! The views, the offline answerer and the `policies` tool read these
+//! instead of `analyze`; a backend's health is
+//! [`Diagnosis::backend_health`] everywhere. Pure.
 
 use crate::analyze::{self, Ctx, Options, policy};
 use crate::model::{ChangeKind, Diagnosis, MetricSource, Origin, PolicyScope, Snapshot, Timestamp};
@@ -127,6 +126,8 @@ pub struct Placement {
     pub section: &'static str,
     /// Inside `choose/when|otherwise`: runs only on some requests.
     pub conditional: bool,
+    /// Inside another statement, not at its section's top level.
+    pub nested: bool,
     /// File and absolute line of the element.
     pub origin: Origin,
 }
@@ -193,6 +194,7 @@ pub fn effective_policy(snapshot: &Snapshot, api: &str, op: &str) -> EffectivePo
                 scope: p.scope.clone(),
                 section: p.section.as_str(),
                 conditional: p.conditional,
+                nested: p.nested,
                 origin: p.origin.clone(),
             })
             .collect(),

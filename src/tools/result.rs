@@ -176,7 +176,8 @@ pub struct BackendRow {
     /// Pool member ids.
     pub pool: Vec<String>,
     pub circuit_breaker: bool,
-    /// The worst health of any route to it on the backend map.
+    /// Its own health (`Diagnosis::backend_health`): its traffic, its
+    /// incidents and its app; `unknown` when the data says nothing of it.
     pub health: Health,
     pub traffic: Traffic,
     /// Findings about it (serialised as their ids).

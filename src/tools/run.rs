@@ -8,7 +8,7 @@ use super::result::*;
 use super::{Instance, Tool, resolve};
 use crate::analyze::rollup::group_stats;
 use crate::analyze::{self, network, policy, scaling};
-use crate::model::{Direction, Finding, Health, Snapshot, Timestamp, Window};
+use crate::model::{Direction, Finding, Snapshot, Timestamp, Window};
 
 /// A period counted back from the end of the data.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -402,8 +402,9 @@ fn backend_map(inst: &Instance, api: Option<&str>) -> Vec<crate::model::RouteEnt
         .collect()
 }
 
-/// Per backend: configuration, worst health on the backend map, traffic
-/// totals and findings.
+/// Per backend: configuration, its own health (by id or URL host; see
+/// [`Diagnosis::backend_health`](crate::model::Diagnosis::backend_health)),
+/// traffic totals and findings.
 fn backend_health(inst: &Instance, backend: Option<&str>) -> Backends {
     let snap = &inst.snapshot;
     let want = backend.map(|b| backend_id(snap, b).to_ascii_lowercase());
@@ -423,14 +424,7 @@ fn backend_health(inst: &Instance, backend: Option<&str>) -> Backends {
             let k = k.backend.to_ascii_lowercase();
             !k.is_empty() && (k == id || (!host.is_empty() && k == host))
         });
-        let health = inst
-            .diagnosis
-            .backend_map
-            .iter()
-            .filter(|e| e.calls(&b.id))
-            .map(|e| e.health)
-            .max()
-            .unwrap_or(Health::Unknown);
+        let health = inst.diagnosis.backend_health(&[&b.id, &host]);
         let findings = inst
             .diagnosis
             .findings
@@ -506,32 +500,34 @@ fn policies(snap: &Snapshot, api: Option<&str>, operation: Option<&str>) -> Poli
     }
 }
 
-/// The effective policy of one operation, as the `policies` tool shows it.
+/// The effective policy of one operation, as the `policies` tool shows it:
+/// [`query::effective_policy`](super::query::effective_policy)'s top-level
+/// statements per section.
 fn effective_row(snap: &Snapshot, api: &str, op: &str) -> EffectiveRow {
-    let e = policy::effective_policy(snap, api, op);
+    let e = super::query::effective_policy(snap, api, op);
     let sections = policy::Section::ALL
         .iter()
         .map(|s| SectionRow {
             section: s.as_str(),
             statements: e
-                .section(*s)
+                .statements
                 .iter()
+                .filter(|p| !p.nested && p.section == s.as_str())
                 .map(|p| Statement {
-                    name: p.element.name.clone(),
+                    name: p.name.clone(),
                     scope: p.scope.to_string(),
                 })
                 .collect(),
         })
         .collect();
-    let timeout = e.forward_timeout();
     EffectiveRow {
         api: api.to_string(),
         operation: op.to_string(),
         sections,
-        forward_timeout_secs: timeout.as_ref().map(|t| t.0),
-        forward_timeout_scope: timeout.as_ref().map(|t| t.1.to_string()),
+        forward_timeout_secs: e.forward_timeout.as_ref().map(|t| t.0),
+        forward_timeout_scope: e.forward_timeout.as_ref().map(|t| t.1.to_string()),
         backend_targets: e
-            .backend_targets()
+            .backend_targets
             .iter()
             .map(|t| format!("{} @{}", t.target, t.scope))
             .collect(),
@@ -545,7 +541,7 @@ fn effective_row(snap: &Snapshot, api: &str, op: &str) -> EffectiveRow {
             })
             .collect(),
         scopes: e.scopes.iter().map(|s| s.to_string()).collect(),
-        notes: e.notes.clone(),
+        notes: e.notes,
     }
 }
 

@@ -291,7 +291,8 @@ pub struct BackendRow {
     pub operations: Vec<String>,
     /// Those whose route to it is unhealthy or degraded.
     pub failing: Vec<String>,
-    /// The worst route's health (`Unknown` without traffic).
+    /// The backend's own health ([`Diagnosis::backend_health`]): its
+    /// traffic, incidents and app, not its callers' or the gateway's.
     pub health: Health,
 }
 
@@ -371,42 +372,34 @@ pub fn backend_rows(
             {
                 o.push((label.clone(), 0));
             }
-            // The route's health is its operation's: a sick backend makes
-            // unhealthy only the routes whose own traffic fails.
-            let health = op_rows
+            // A route fails when its operation's own traffic does: a sick
+            // backend marks only the routes whose traffic shows it.
+            let failing = op_rows
                 .iter()
                 .find(|o| o.api == e.api && o.operation == e.operation)
-                .map_or(Health::Unknown, |o| o.health);
-            if let Some(r) = rows.get_mut(i) {
-                if matches!(health, Health::Unhealthy | Health::Degraded)
-                    && !r.failing.contains(&label)
-                {
-                    r.failing.push(label.clone());
-                }
-                r.health = worse(r.health, health);
+                .is_some_and(|o| matches!(o.health, Health::Unhealthy | Health::Degraded));
+            if let Some(r) = rows.get_mut(i)
+                && failing
+                && !r.failing.contains(&label)
+            {
+                r.failing.push(label.clone());
             }
         }
     }
     for (r, mut o) in rows.iter_mut().zip(ops) {
         o.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         r.operations = o.into_iter().map(|(l, _)| l).collect();
-        // No traffic of its own: nothing to judge it by.
-        if r.requests == 0 && r.failing.is_empty() {
-            r.health = Health::Unknown;
-        }
+        // The backend's own health, by the rule the tools use.
+        let host = r
+            .url
+            .as_deref()
+            .map(crate::model::url_host)
+            .unwrap_or_default();
+        let mut names: Vec<&str> = vec![&r.id, host];
+        names.extend(r.seen_as.iter().map(String::as_str));
+        r.health = d.backend_health(&names);
     }
     rows
-}
-
-/// The worse of two healths (unknown counts as the best: no evidence).
-fn worse(a: Health, b: Health) -> Health {
-    let rank = |h: Health| match h {
-        Health::Unknown => 0,
-        Health::Healthy => 1,
-        Health::Degraded => 2,
-        Health::Unhealthy => 3,
-    };
-    if rank(b) > rank(a) { b } else { a }
 }
 
 /// Requests behind a finding.
@@ -1109,5 +1102,63 @@ pub(crate) mod tests {
             "{:?}",
             v.key_lines
         );
+    }
+
+    /// The backends list and the `backend_health` tool rate every backend
+    /// of every scenario the same ([`Diagnosis::backend_health`]): a pool
+    /// member without traffic is unknown in both, and gateway saturation
+    /// (capacity) makes no backend unhealthy in either.
+    #[test]
+    fn the_backends_list_and_the_backend_health_tool_agree_on_every_scenario() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/scenarios");
+        let Ok(dirs) = std::fs::read_dir(&root) else {
+            eprintln!("skipping: {} is absent", root.display());
+            return;
+        };
+        let books = Playbooks::built_in();
+        let mut judged = 0;
+        for dir in dirs.flatten().map(|d| d.path()).filter(|p| p.is_dir()) {
+            let snapshot = crate::collect::collect(std::slice::from_ref(&dir))
+                .unwrap_or_else(|e| panic!("{}: {e:#}", dir.display()));
+            let inst = tools::Instance::new(snapshot.clone(), &books);
+            let loaded = prepare(snapshot, &books);
+            let out = tools::Tool::ListBackends.run(&inst);
+            let tools::ToolResult::Backends(b) = &out.result else {
+                panic!("{}: {:?}", dir.display(), out.result);
+            };
+            for row in &b.rows {
+                let tui = loaded
+                    .scoped
+                    .backends
+                    .iter()
+                    .find(|r| r.id.eq_ignore_ascii_case(&row.id))
+                    .unwrap_or_else(|| panic!("{}: {} not listed", dir.display(), row.id));
+                assert_eq!(tui.health, row.health, "{}: {}", dir.display(), row.id);
+                judged += usize::from(row.health != Health::Unknown);
+            }
+            let name = dir
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .to_string();
+            if name == "capacity" {
+                assert!(
+                    b.rows.iter().all(|r| r.health <= Health::Healthy),
+                    "capacity: gateway saturation is not a backend fault: {:?}",
+                    b.rows.iter().map(|r| (&r.id, r.health)).collect::<Vec<_>>()
+                );
+            }
+            if name == "backend-oom" {
+                let h = |id: &str| b.rows.iter().find(|r| r.id == id).map(|r| r.health);
+                assert_eq!(h("inventory-app"), Some(Health::Unhealthy));
+                assert_eq!(
+                    h("users-app-neu"),
+                    Some(Health::Unknown),
+                    "pool member, no traffic"
+                );
+                assert_eq!(h("users-pool"), Some(Health::Healthy));
+            }
+        }
+        assert!(judged > 0, "no scenario judged any backend");
     }
 }

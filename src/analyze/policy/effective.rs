@@ -52,6 +52,8 @@ pub struct Placed {
     pub section: Section,
     /// Inside `choose/when|otherwise`: runs only on some requests.
     pub conditional: bool,
+    /// Inside another statement (not one of its section's top level).
+    pub nested: bool,
     /// File and absolute line of the element.
     pub origin: Origin,
     /// Not written anywhere: the APIM default global `<forward-request />`,
@@ -460,6 +462,7 @@ fn expand_level(
                 scope: PolicyScope::Global,
                 section: s,
                 conditional: false,
+                nested: false,
                 origin: Origin::file("(APIM default global policy)"),
                 implicit: true,
             };
@@ -501,6 +504,7 @@ fn place(
         scope: doc.scope.clone(),
         section: s,
         conditional: false,
+        nested: false,
         origin: doc.origin_of(e),
         implicit: false,
     };
@@ -581,6 +585,7 @@ fn flatten(
             scope: doc.scope.clone(),
             section: s,
             conditional: cond,
+            nested: true,
             origin: doc.origin_of(c),
             implicit: false,
         });
@@ -597,6 +602,7 @@ fn flatten(
                             scope: frag.scope.clone(),
                             section: s,
                             conditional: cond,
+                            nested: true,
                             origin: frag.origin_of(b),
                             implicit: false,
                         });
@@ -720,6 +726,26 @@ mod tests {
         assert_eq!(checks[0].scope, PolicyScope::Fragment("auth".into()));
         assert_eq!(checks[0].origin, Origin::at_line("fragment:auth.xml", 1));
         assert!(eff.find("set-header").all(|p| !p.conditional));
+    }
+
+    /// `all()` without its nested statements is each section's top level,
+    /// in order: what the `policies` tool shows from the typed query.
+    #[test]
+    fn all_without_nested_is_each_sections_top_level() {
+        let snap = snapshot();
+        for (api, op) in [("orders", "get"), ("orders", "create")] {
+            let eff = effective_policy(&snap, api, op);
+            assert!(eff.all().iter().any(|p| p.nested), "{op}: has nesting");
+            for s in Section::ALL {
+                let top: Vec<&Placed> = eff
+                    .all()
+                    .iter()
+                    .filter(|p| !p.nested && p.section == s)
+                    .collect();
+                let want: Vec<&Placed> = eff.section(s).iter().collect();
+                assert_eq!(top, want, "{op} {}", s.as_str());
+            }
+        }
     }
 
     #[test]
