@@ -69,6 +69,16 @@ pub(super) struct Scanner {
 }
 
 impl Scanner {
+    /// The fast path over a chunk: a row at the front of `data` with the
+    /// last row's layout, every string in it plain ASCII. `out` holds its
+    /// fields; the answer is the index after its closing `}` (the caller
+    /// checks a line ends there). `None`: split the line off and take
+    /// [`line`](Self::line).
+    #[inline]
+    pub(super) fn row_at<'a>(&self, data: &'a [u8], out: &mut Fields<'a>) -> Option<usize> {
+        self.template.walk_bytes(data, out)
+    }
+
     /// Validates and scans one line (without its newline); `ascii` is the
     /// same line as text when [`next_line`] already found it all ASCII.
     pub(super) fn line<'a>(
@@ -287,32 +297,59 @@ impl Template {
     #[inline]
     fn walk<'a>(&self, s: &'a str, out: &mut Fields<'a>) -> bool {
         let b = s.as_bytes();
+        let string = |start: usize| {
+            let end = plain_string_end(b, start)?;
+            Some((s.get(start..end)?, end))
+        };
+        self.walk_in(b, out, string, |i, end| s.get(i..end)) == Some(b.len())
+    }
+
+    /// [`walk`](Self::walk) over the front of a chunk's bytes, before they
+    /// are split into lines: the index after the row's closing `}`. `None`
+    /// as soon as a string value holds a newline, a backslash or a byte
+    /// >= 0x80 (the line way validates and unescapes those rows).
+    #[inline]
+    fn walk_bytes<'a>(&self, b: &'a [u8], out: &mut Fields<'a>) -> Option<usize> {
+        let number = |i: usize, end: usize| std::str::from_utf8(b.get(i..end)?).ok();
+        self.walk_in(b, out, |start| quotes::ascii_string(b, start), number)
+    }
+
+    /// The walk itself: `string(start)` reads a string value starting after
+    /// its opening quote (its text and closing quote), `number(i, end)` a
+    /// number token's text. The index after the closing `}`.
+    #[inline(always)]
+    fn walk_in<'a>(
+        &self,
+        b: &'a [u8],
+        out: &mut Fields<'a>,
+        string: impl Fn(usize) -> Option<(&'a str, usize)>,
+        number: impl Fn(usize, usize) -> Option<&'a str>,
+    ) -> Option<usize> {
         if self.entries.is_empty() {
-            return false;
+            return None;
         }
         let mut i = 0usize;
         for e in &self.entries {
             let v = i + e.pat.len();
             if !b.get(i..v).is_some_and(|p| same(p, &e.pat)) {
-                return false;
+                return None;
             }
             i = if e.string {
                 if b.get(v) != Some(&b'"') {
-                    return false;
+                    return None;
                 }
-                let Some(end) = plain_string_end(b, v + 1) else {
-                    return false;
-                };
+                let (text, end) = string(v + 1)?;
                 if let Some(f) = e.field {
-                    let Some(text) = s.get(v + 1..end) else {
-                        return false;
-                    };
                     out.set(f, Raw::Str(text));
                 }
                 end + 1
             } else {
-                let Some((raw, end)) = bare_scalar(s, v) else {
-                    return false;
+                let (raw, end) = match *b.get(v)? {
+                    b'-' | b'0'..=b'9' => {
+                        let end = number_end(b, v);
+                        (Raw::Num(number(v, end)?), end)
+                    }
+                    _ => literal(b, v)?,
                 };
                 if let Some(f) = e.field {
                     out.set(f, raw);
@@ -320,7 +357,7 @@ impl Template {
                 end
             };
         }
-        b.get(i) == Some(&b'}') && i + 1 == b.len()
+        (b.get(i) == Some(&b'}')).then_some(i + 1)
     }
 }
 

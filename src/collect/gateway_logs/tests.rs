@@ -889,3 +889,84 @@ fn a_mapped_file_reads_like_the_stream_and_releases_its_pages() {
     assert_eq!(normalized(&t), normalized(&want_t));
     assert_eq!(problems(&r).len(), 1, "{:?}", problems(&r));
 }
+
+/// The fast path walks rows straight over a chunk, before any line split:
+/// it must read exactly what reading each line on its own reads (a lone
+/// line never meets a learnt layout). Rows of one layout, mutated: newlines
+/// and CRs inside and after values, non-ASCII and invalid UTF-8, escapes,
+/// cut rows, trailing bytes after the `}`, a missing final newline.
+#[test]
+fn the_fast_path_over_a_chunk_reads_like_line_by_line() {
+    let base = r#"{"TimeGenerated":"2024-05-14T09:12:03.512Z","ApiId":"orders-api","OperationId":"get-order","Url":"https://contoso.azure-api.net/orders/v1/orders/42?x=1","ResponseCode":503,"BackendResponseCode":503,"TotalTime":2140,"BackendTime":2101,"LastErrorReason":"BackendConnectionFailure","IsRequestSuccess":false,"Region":"West Europe"}"#;
+    let alphabet = b"{}\":,\\0123456789.aZ \xc3\xa9\xff\n\r";
+    let mut state = 0x2545_F491_4F6C_DD1Du64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut fast = 0u64;
+    for round in 0..600 {
+        let mut text = Vec::new();
+        for _ in 0..2 + next() % 12 {
+            let mut line = base.as_bytes().to_vec();
+            // Most rows as they are (the fast path), some changed.
+            if next() % 3 == 0 {
+                let at = (next() % line.len() as u64) as usize;
+                let c = alphabet[(next() % alphabet.len() as u64) as usize];
+                match next() % 3 {
+                    0 => line[at] = c,
+                    1 => line.insert(at, c),
+                    _ => line.truncate(at),
+                }
+            }
+            text.extend_from_slice(&line);
+            text.extend_from_slice(match next() % 6 {
+                0 => b"\r\n",
+                1 => b" \n",
+                2 => b"\r\r\n",
+                _ => b"\n",
+            });
+        }
+        if next() % 4 == 0 {
+            text.pop();
+        }
+        let mut whole_t = Traffic::default();
+        let mut whole_r = LoadReport::default();
+        parse_ndjson("m", &text, &mut whole_t, &mut whole_r);
+        let mut each_t = Traffic::default();
+        let mut each_r = LoadReport::default();
+        let mut messages = Vec::new();
+        for line in text.split(|&c| c == b'\n') {
+            let mut t = Traffic::default();
+            let mut r = LoadReport::default();
+            parse_ndjson("m", line, &mut t, &mut r);
+            each_t.merge(t);
+            each_r.rejected += r.rejected;
+            messages.extend(r.problems.into_iter().map(|p| p.message));
+        }
+        let show = || String::from_utf8_lossy(&text).to_string();
+        assert_eq!(whole_t.rows, each_t.rows, "round {round}: {}", show());
+        assert_eq!(
+            whole_r.rejected,
+            each_r.rejected,
+            "round {round}: {}",
+            show()
+        );
+        let got: Vec<String> = whole_r.problems.iter().map(|p| p.message.clone()).collect();
+        assert_eq!(got, messages, "round {round}: {}", show());
+        // Samples name their lines, which differ; everything else is equal.
+        for t in [&mut whole_t, &mut each_t] {
+            for s in &mut t.series {
+                for m in s.minutes.values_mut() {
+                    m.samples.clear();
+                }
+            }
+            t.series.sort_by(|a, b| a.key.cmp(&b.key));
+        }
+        assert_eq!(whole_t.series, each_t.series, "round {round}");
+        fast += whole_t.rows;
+    }
+    assert!(fast > 2000, "{fast} rows read");
+}

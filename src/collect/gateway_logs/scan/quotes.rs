@@ -1,8 +1,10 @@
 //! The scanner's first pass over a line: where its quotes are, and whether
 //! it holds any backslash, 64 bytes at a time (SSE2 on
 //! x86_64, a portable loop elsewhere); the search for a string's end the
-//! template walk uses; and the split of a chunk into lines, which checks
-//! each line for non-ASCII bytes in the same pass. This file holds the scanner's
+//! template walk uses (over a line, or straight over a chunk's bytes,
+//! where it also stops at newlines and non-ASCII bytes); and the split of a
+//! chunk into lines, which checks each line for non-ASCII bytes in the same
+//! pass. This file holds the scanner's
 //! `unsafe` code and depends on nothing else in the crate, so the Miri
 //! harness (`miri/`) runs it as it is, against a byte-by-byte reference.
 
@@ -170,6 +172,64 @@ pub fn quote_or_backslash_portable(b: &[u8], i: usize) -> Option<usize> {
         .map(|p| i + p)
 }
 
+/// A plain ASCII string value read straight out of a chunk, starting after
+/// its opening quote: its text and the index of its closing quote. `None`
+/// when a backslash, a newline or a byte >= 0x80 comes first (or it does
+/// not end): the row then goes the line way, which splits, validates and
+/// unescapes. Sixteen bytes at a time (SSE2 on x86_64) while sixteen remain.
+#[inline(always)]
+pub fn ascii_string(b: &[u8], start: usize) -> Option<(&str, usize)> {
+    let end = string_stop(b, start)?;
+    if b.get(end) != Some(&b'"') {
+        return None;
+    }
+    let text = b.get(start..end)?;
+    debug_assert!(text.is_ascii());
+    // SAFETY: `string_stop` stops at the first byte >= 0x80, and `end` is
+    // that stop, so every byte of `text` is ASCII, which is valid UTF-8.
+    Some((unsafe { std::str::from_utf8_unchecked(text) }, end))
+}
+
+/// The index of the first `"`, `\`, `\n` or byte >= 0x80 at or after `i`.
+#[inline(always)]
+pub fn string_stop(b: &[u8], mut i: usize) -> Option<usize> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{
+            __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128,
+            _mm_set1_epi8,
+        };
+        while let Some(part) = b.get(i..i + 16) {
+            // SAFETY: SSE2 is part of the x86_64 baseline; the load reads
+            // the 16 bytes of `part` (exactly 16 long) and needs no
+            // alignment.
+            let m = unsafe {
+                let v = _mm_loadu_si128(part.as_ptr().cast::<__m128i>());
+                let q = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
+                let s = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
+                let n = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\n' as i8));
+                // The high bit of a byte >= 0x80 is set in `v` itself.
+                _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(q, s), _mm_or_si128(n, v)))
+            };
+            if m != 0 {
+                return Some(i + m.trailing_zeros() as usize);
+            }
+            i += 16;
+        }
+    }
+    string_stop_portable(b, i)
+}
+
+/// Byte by byte: the tail of [`string_stop`], its version off x86_64, and
+/// the reference it is checked against.
+#[inline(always)]
+pub fn string_stop_portable(b: &[u8], i: usize) -> Option<usize> {
+    b.get(i..)?
+        .iter()
+        .position(|&c| c == b'"' || c == b'\\' || c == b'\n' || c >= 0x80)
+        .map(|p| i + p)
+}
+
 /// Quote, backslash and high-bit masks of 64 bytes.
 #[cfg(target_arch = "x86_64")]
 pub fn masks64(block: &[u8; 64]) -> (u64, u64, u64) {
@@ -274,6 +334,15 @@ mod tests {
                     quote_or_backslash_portable(&line, i),
                     "{line:?} from {i}"
                 );
+                assert_eq!(
+                    string_stop(&line, i),
+                    string_stop_portable(&line, i),
+                    "{line:?} from {i}"
+                );
+                let want = string_stop_portable(&line, i)
+                    .filter(|&e| line[e] == b'"')
+                    .map(|e| (std::str::from_utf8(&line[i..e]).unwrap(), e));
+                assert_eq!(ascii_string(&line, i), want, "{line:?} from {i}");
             }
         }
     }
