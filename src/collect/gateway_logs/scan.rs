@@ -301,7 +301,11 @@ impl Template {
             let end = plain_string_end(b, start)?;
             Some((s.get(start..end)?, end))
         };
-        self.walk_in(b, out, string, |i, end| s.get(i..end)) == Some(b.len())
+        let number = |i: usize| {
+            let end = number_end(b, i);
+            Some((s.get(i..end)?, end))
+        };
+        self.walk_in(b, out, string, number) == Some(b.len())
     }
 
     /// [`walk`](Self::walk) over the front of a chunk's bytes, before they
@@ -310,20 +314,21 @@ impl Template {
     /// >= 0x80 (the line way validates and unescapes those rows).
     #[inline]
     fn walk_bytes<'a>(&self, b: &'a [u8], out: &mut Fields<'a>) -> Option<usize> {
-        let number = |i: usize, end: usize| std::str::from_utf8(b.get(i..end)?).ok();
+        let number = |i: usize| Some(quotes::number_token(b, i));
         self.walk_in(b, out, |start| quotes::ascii_string(b, start), number)
     }
 
     /// The walk itself: `string(start)` reads a string value starting after
-    /// its opening quote (its text and closing quote), `number(i, end)` a
-    /// number token's text. The index after the closing `}`.
+    /// its opening quote (its text and closing quote), `number(i)` the
+    /// number token at `i` (its text and the index after it). The index
+    /// after the closing `}`.
     #[inline(always)]
     fn walk_in<'a>(
         &self,
         b: &'a [u8],
         out: &mut Fields<'a>,
         string: impl Fn(usize) -> Option<(&'a str, usize)>,
-        number: impl Fn(usize, usize) -> Option<&'a str>,
+        number: impl Fn(usize) -> Option<(&'a str, usize)>,
     ) -> Option<usize> {
         if self.entries.is_empty() {
             return None;
@@ -346,8 +351,8 @@ impl Template {
             } else {
                 let (raw, end) = match *b.get(v)? {
                     b'-' | b'0'..=b'9' => {
-                        let end = number_end(b, v);
-                        (Raw::Num(number(v, end)?), end)
+                        let (text, end) = number(v)?;
+                        (Raw::Num(text), end)
                     }
                     _ => literal(b, v)?,
                 };

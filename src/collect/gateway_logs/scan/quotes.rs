@@ -190,6 +190,25 @@ pub fn ascii_string(b: &[u8], start: usize) -> Option<(&str, usize)> {
     Some((unsafe { std::str::from_utf8_unchecked(text) }, end))
 }
 
+/// The number token at `i` as text (its bytes are digits, signs, points
+/// and exponent marks: loosely checked, the conversion of a used value
+/// validates it) and the index after it.
+#[inline(always)]
+pub fn number_token(b: &[u8], i: usize) -> (&str, usize) {
+    let mut end = i;
+    while b
+        .get(end)
+        .is_some_and(|c| matches!(c, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E'))
+    {
+        end += 1;
+    }
+    let token = b.get(i..end).unwrap_or_default();
+    debug_assert!(token.is_ascii());
+    // SAFETY: every byte of `token` matched one of the ASCII bytes above,
+    // and ASCII is valid UTF-8.
+    (unsafe { std::str::from_utf8_unchecked(token) }, end)
+}
+
 /// The index of the first `"`, `\`, `\n` or byte >= 0x80 at or after `i`.
 #[inline(always)]
 pub fn string_stop(b: &[u8], mut i: usize) -> Option<usize> {
@@ -286,7 +305,7 @@ mod tests {
             x
         };
         let alphabet = [
-            b'"', b'\\', b'a', b'{', b':', b' ', 0xc3, 0xa9, 0x80, 0xff, b'0', b'\n',
+            b'"', b'\\', b'a', b'{', b':', b' ', 0xc3, 0xa9, 0x80, 0xff, b'0', b'\n', b'-', b'e',
         ];
         let mut out = vec![Vec::new(), b"\"".to_vec(), vec![b'"'; 200]];
         for len in [1usize, 15, 16, 63, 64, 65, 127, 128, 129, 300] {
@@ -343,6 +362,17 @@ mod tests {
                     .filter(|&e| line[e] == b'"')
                     .map(|e| (std::str::from_utf8(&line[i..e]).unwrap(), e));
                 assert_eq!(ascii_string(&line, i), want, "{line:?} from {i}");
+                let end = line.get(i..).map_or(i, |r| {
+                    i + r
+                        .iter()
+                        .take_while(|c| b"0123456789-+.eE".contains(c))
+                        .count()
+                });
+                let want = (
+                    std::str::from_utf8(line.get(i..end).unwrap_or_default()).unwrap(),
+                    end,
+                );
+                assert_eq!(number_token(&line, i), want, "{line:?} from {i}");
             }
         }
     }
