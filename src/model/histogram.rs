@@ -224,6 +224,93 @@ impl LatencyHistogram {
     }
 }
 
+/// A histogram being filled row by row: one counter per bucket (a fixed
+/// 4.4 KB once it has counted anything, whatever the rows), so a latency costs an index and an add with
+/// no search or insert; [`flush_into`](Self::flush_into) moves the counts
+/// into a [`LatencyHistogram`] (exactly: the same buckets and counts as
+/// adding each latency there) and leaves it empty.
+#[derive(Clone, Debug)]
+pub struct DenseCounts {
+    counts: Box<[u32]>,
+    /// The lowest and highest bucket touched since the last flush.
+    lo: u16,
+    hi: u16,
+    /// Buckets touched (non-zero) since the last flush.
+    distinct: u32,
+    total: u64,
+}
+
+impl Default for DenseCounts {
+    /// Empty, allocating its counters at the first latency.
+    fn default() -> Self {
+        DenseCounts {
+            counts: Box::default(),
+            lo: MAX_BUCKET,
+            hi: 0,
+            distinct: 0,
+            total: 0,
+        }
+    }
+}
+
+impl DenseCounts {
+    /// Counts one latency.
+    #[inline]
+    pub fn add(&mut self, ms: u32) {
+        let b = bucket_of(ms);
+        if self.counts.is_empty() {
+            self.allocate();
+        }
+        if let Some(c) = self.counts.get_mut(usize::from(b)) {
+            self.distinct += u32::from(*c == 0);
+            *c = c.saturating_add(1);
+            self.lo = self.lo.min(b);
+            self.hi = self.hi.max(b);
+            self.total += 1;
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.total == 0
+    }
+
+    #[cold]
+    fn allocate(&mut self) {
+        self.counts = vec![0; usize::from(MAX_BUCKET) + 1].into_boxed_slice();
+    }
+
+    /// Adds every count to `h` and empties this. Costs the touched range
+    /// (at most `MAX_BUCKET + 1` counters) plus the merge.
+    pub fn flush_into(&mut self, h: &mut LatencyHistogram) {
+        if self.total == 0 {
+            return;
+        }
+        let (lo, hi) = (usize::from(self.lo), usize::from(self.hi));
+        let mut bins = Vec::with_capacity(self.distinct as usize);
+        if let Some(range) = self.counts.get_mut(lo..=hi) {
+            for (b, c) in (lo..).zip(range.iter_mut()) {
+                if *c != 0 {
+                    bins.push((b as u16, *c));
+                    *c = 0;
+                }
+            }
+        }
+        let filled = LatencyHistogram {
+            bins,
+            count: self.total,
+        };
+        if h.is_empty() {
+            *h = filled;
+        } else {
+            h.merge(&filled);
+        }
+        self.lo = MAX_BUCKET;
+        self.hi = 0;
+        self.distinct = 0;
+        self.total = 0;
+    }
+}
+
 impl FromIterator<u32> for LatencyHistogram {
     fn from_iter<I: IntoIterator<Item = u32>>(iter: I) -> Self {
         let mut h = LatencyHistogram::default();
@@ -251,6 +338,40 @@ mod tests {
         assert_eq!(bucket_by_log(u32::MAX), MAX_BUCKET);
         assert_eq!(bucket_of(0), 0);
         assert_eq!(bucket_of(1), 1);
+    }
+
+    /// Dense counts flushed (several times, into a histogram that already
+    /// holds counts) equal adding every latency to the histogram itself.
+    #[test]
+    fn dense_counts_flush_to_what_adding_gives() {
+        let mut x = 0x9e37_79b9u64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for round in 0..200 {
+            let mut want = LatencyHistogram::default();
+            let mut got = LatencyHistogram::default();
+            let mut dense = DenseCounts::default();
+            for _ in 0..next() % 400 {
+                let ms = match next() % 4 {
+                    0 => (next() % 3) as u32,
+                    1 => u32::MAX - (next() % 2) as u32,
+                    _ => (next() % 70_000) as u32,
+                };
+                want.add(ms);
+                dense.add(ms);
+                if next() % 50 == 0 {
+                    dense.flush_into(&mut got);
+                    assert!(dense.is_empty());
+                }
+            }
+            dense.flush_into(&mut got);
+            assert_eq!(got, want, "round {round}");
+            assert!(dense.counts.iter().all(|&c| c == 0));
+        }
     }
 
     #[test]

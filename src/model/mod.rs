@@ -18,7 +18,7 @@ pub mod traffic;
 
 pub use config::*;
 pub use finding::*;
-pub use histogram::LatencyHistogram;
+pub use histogram::{DenseCounts, LatencyHistogram};
 pub use time::*;
 pub use traffic::*;
 

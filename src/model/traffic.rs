@@ -209,6 +209,16 @@ impl MinuteStats {
     const MAX_HOSTS: usize = 4;
 
     pub fn add(&mut self, r: &Request<'_>, origin: impl FnOnce() -> Origin) {
+        self.add_counts(r, origin);
+        self.total_latency.add(r.total_time_ms);
+        if let Some(b) = r.backend_time_ms {
+            self.backend_latency.add(b);
+        }
+    }
+
+    /// [`add`](Self::add) without the latencies, for a reader that counts
+    /// those in a [`DenseCounts`](super::DenseCounts) and flushes them here.
+    pub fn add_counts(&mut self, r: &Request<'_>, origin: impl FnOnce() -> Origin) {
         self.requests += 1;
         match r.response_code {
             200..=299 => self.status_2xx += 1,
@@ -233,10 +243,6 @@ impl MinuteStats {
         }
         if r.is_connection_failure() {
             self.connection_failures += 1;
-        }
-        self.total_latency.add(r.total_time_ms);
-        if let Some(b) = r.backend_time_ms {
-            self.backend_latency.add(b);
         }
         if !r.last_error_reason.is_empty() {
             match self.error_reasons.get_mut(r.last_error_reason) {

@@ -9,7 +9,7 @@
 //! result is deterministic.
 
 use crate::model::{
-    InputKind, LoadReport, MinuteStats, Origin, Problem, Request, Timestamp, Traffic,
+    DenseCounts, InputKind, LoadReport, MinuteStats, Origin, Problem, Request, Timestamp, Traffic,
 };
 use std::collections::HashMap;
 use std::collections::btree_map::Entry;
@@ -83,15 +83,33 @@ struct SeriesCells {
     last: Option<(i64, u32)>,
 }
 
+/// Latencies of a cell being filled, counted densely until the cell's
+/// series moves to another minute (or another series takes the slot).
+#[derive(Default)]
+struct Open {
+    /// The cell they belong to; `u32::MAX`: none.
+    cell: u32,
+    total: DenseCounts,
+    backend: DenseCounts,
+}
+
+/// Cells whose latencies are counted densely at a time: one slot per
+/// series modulo this (at most ~570 KB per thread, whatever the series).
+const OPEN_SLOTS: usize = 64;
+
 /// A thread's aggregate. A row costs one hash of its three names (no
 /// copy, no allocation), a probe of a small open-addressing table and,
-/// nearly always, the series' last-minute shortcut.
+/// nearly always, the series' last-minute shortcut; its latencies go to
+/// the series' open slot (an index and an add each), flushed into the
+/// cell's histograms when the slot changes cell and before the fold is
+/// read.
 #[derive(Default)]
 pub(super) struct Fold {
     /// Open addressing over `series`: 0 = empty, else index + 1.
     slots: Vec<u32>,
     series: Vec<SeriesCells>,
     cells: Vec<Cell>,
+    open: Vec<Open>,
     pub(super) accepted: u64,
     pub(super) first: Option<Timestamp>,
     pub(super) last: Option<Timestamp>,
@@ -150,8 +168,27 @@ impl Fold {
         let names = [r.api_id, r.operation_id, r.backend_key()];
         let series = self.series_of(names);
         let cell = self.cell_of(series, r.time.minute());
-        if let Some(cell) = self.cells.get_mut(cell as usize) {
-            cell.stats.add(r, origin);
+        if let Some(c) = self.cells.get_mut(cell as usize) {
+            c.stats.add_counts(r, origin);
+        }
+        if self.open.is_empty() {
+            self.open = (0..OPEN_SLOTS)
+                .map(|_| Open {
+                    cell: u32::MAX,
+                    ..Open::default()
+                })
+                .collect();
+        }
+        let Fold { open, cells, .. } = self;
+        if let Some(slot) = open.get_mut(series as usize % OPEN_SLOTS) {
+            if slot.cell != cell {
+                flush(slot, cells);
+                slot.cell = cell;
+            }
+            slot.total.add(r.total_time_ms);
+            if let Some(b) = r.backend_time_ms {
+                slot.backend.add(b);
+            }
         }
         self.accepted += 1;
         self.first = Some(self.first.map_or(r.time, |t| t.min(r.time)));
@@ -238,8 +275,18 @@ impl Fold {
         c
     }
 
+    /// Moves every open slot's latencies into their cells.
+    fn flush_open(&mut self) {
+        let Fold { open, cells, .. } = self;
+        for slot in open.iter_mut() {
+            flush(slot, cells);
+        }
+    }
+
     /// Adds another thread's fold into this one.
-    fn absorb(&mut self, other: Fold) {
+    fn absorb(&mut self, mut other: Fold) {
+        self.flush_open();
+        other.flush_open();
         self.accepted += other.accepted;
         for t in [other.first, other.last].into_iter().flatten() {
             self.first = Some(self.first.map_or(t, |f| f.min(t)));
@@ -256,6 +303,15 @@ impl Fold {
                 merge_in_file_order(&mut mine.stats, cell.stats);
             }
         }
+    }
+}
+
+/// Moves a slot's latencies into its cell's histograms; the slot is then
+/// empty (and still names its cell).
+fn flush(slot: &mut Open, cells: &mut [Cell]) {
+    if let Some(c) = cells.get_mut(slot.cell as usize) {
+        slot.total.flush_into(&mut c.stats.total_latency);
+        slot.backend.flush_into(&mut c.stats.backend_latency);
     }
 }
 
@@ -314,6 +370,7 @@ pub(super) fn finish(
     for f in folds {
         all.absorb(f);
     }
+    all.flush_open();
     if all.accepted > 0 {
         report.count(InputKind::GatewayLogs, all.accepted);
     }
