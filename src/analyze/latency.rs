@@ -21,7 +21,9 @@
 use super::Ctx;
 use super::rollup::OpRollup;
 use super::stats::{median, median_mad};
-use crate::model::{Evidence, Finding, FindingKind, LatencyHistogram, Severity, Subject};
+use crate::model::{
+    Evidence, Finding, FindingKind, LatencyHistogram, MinuteStats, Severity, Subject, histogram,
+};
 use rayon::prelude::*;
 
 /// Requests a bucket should hold for its p95 / p99 to mean something;
@@ -76,8 +78,9 @@ fn buckets(ctx: &Ctx, op: &OpRollup, size: usize) -> Vec<Bucket> {
         }
         return out;
     }
-    let mut total: Vec<LatencyHistogram> = vec![LatencyHistogram::default(); n];
-    let mut backend: Vec<LatencyHistogram> = vec![LatencyHistogram::default(); n];
+    // Each bucket's cells, then their sums (a dense add per cell, not a
+    // merge into a growing vector).
+    let mut cells: Vec<(usize, &MinuteStats)> = Vec::new();
     for s in op
         .series
         .iter()
@@ -87,13 +90,23 @@ fn buckets(ctx: &Ctx, op: &OpRollup, size: usize) -> Vec<Bucket> {
             if !super::rollup::in_scope(ctx.options, *m) {
                 continue;
             }
-            let Some(i) = ctx.index_of(*m).map(|i| i / size) else {
-                continue;
-            };
-            if let (Some(t), Some(b)) = (total.get_mut(i), backend.get_mut(i)) {
-                t.merge(&st.total_latency);
-                b.merge(&st.backend_latency);
+            if let Some(i) = ctx.index_of(*m).map(|i| i / size)
+                && i < n
+            {
+                cells.push((i, st));
             }
+        }
+    }
+    cells.sort_by_key(|c| c.0);
+    let mut total: Vec<LatencyHistogram> = vec![LatencyHistogram::default(); n];
+    let mut backend: Vec<LatencyHistogram> = vec![LatencyHistogram::default(); n];
+    for group in cells.chunk_by(|a, b| a.0 == b.0) {
+        let Some(&(i, _)) = group.first() else {
+            continue;
+        };
+        if let (Some(t), Some(b)) = (total.get_mut(i), backend.get_mut(i)) {
+            *t = histogram::sum(group.iter().map(|c| &c.1.total_latency));
+            *b = histogram::sum(group.iter().map(|c| &c.1.backend_latency));
         }
     }
     total

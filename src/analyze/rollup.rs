@@ -10,7 +10,7 @@
 //! tables go to polars (`frame`, `buckets`) for windowed views.
 
 use super::Options;
-use crate::model::{LatencyHistogram, Minute, MinuteStats, Snapshot, Timestamp, Window};
+use crate::model::{LatencyHistogram, Minute, MinuteStats, Snapshot, Timestamp, Window, histogram};
 use polars::prelude::*;
 use rayon::prelude::*;
 use serde::Serialize;
@@ -412,31 +412,35 @@ fn roll_group(snapshot: &Snapshot, idx: &[usize], options: &Options) -> (Vec<Min
     }
     let mut rows = Vec::new();
     let mut totals = Stats::default();
-    let mut all_total = LatencyHistogram::default();
-    let mut all_backend = LatencyHistogram::default();
     let mut i = 0;
     while i < cells.len() {
         let minute = cells[i].0;
         let mut j = i;
         let mut st = Stats::default();
-        let (mut t, mut b) = (LatencyHistogram::default(), LatencyHistogram::default());
         while j < cells.len() && cells[j].0 == minute {
-            let m = cells[j].1;
-            st.add_counts(m);
-            t.merge(&m.total_latency);
-            b.merge(&m.backend_latency);
+            st.add_counts(cells[j].1);
             j += 1;
         }
-        all_total.merge(&t);
-        all_backend.merge(&b);
-        st.total_time = Percentiles::of_histogram(&t);
-        st.backend_time = Percentiles::of_histogram(&b);
-        for c in cells[i..j].iter() {
+        let here = cells.get(i..j).unwrap_or_default();
+        if let [(_, one)] = here {
+            // One series this minute (every per-series rollup): its own
+            // histograms, not a copy.
+            st.total_time = Percentiles::of_histogram(&one.total_latency);
+            st.backend_time = Percentiles::of_histogram(&one.backend_latency);
+        } else {
+            let t = histogram::sum(here.iter().map(|c| &c.1.total_latency));
+            let b = histogram::sum(here.iter().map(|c| &c.1.backend_latency));
+            st.total_time = Percentiles::of_histogram(&t);
+            st.backend_time = Percentiles::of_histogram(&b);
+        }
+        for c in here {
             totals.add_counts(c.1);
         }
         rows.push(MinuteRow { minute, stats: st });
         i = j;
     }
+    let all_total = histogram::sum(cells.iter().map(|c| &c.1.total_latency));
+    let all_backend = histogram::sum(cells.iter().map(|c| &c.1.backend_latency));
     totals.total_time = Percentiles::of_histogram(&all_total);
     totals.backend_time = Percentiles::of_histogram(&all_backend);
     (rows, totals)
