@@ -17,9 +17,11 @@
 //! Rows of one export share their key order, so a flat row is first walked
 //! against the layout of the last one (`Template`) straight over its bytes,
 //! before any quote pass: each key compared whole with the `{`/`,` before
-//! it and the `:` after, string values run to their closing quote. Any
-//! difference sends the row through the quote pass and the general walk,
-//! which then teaches the template the new layout.
+//! it and the `:` after, string values run to their closing quote. NDJSON
+//! walks it over the chunk before splitting the line off
+//! ([`Scanner::row_at`]: strings there must be plain ASCII, and the row must
+//! end at a newline). Any difference sends the row through the quote pass
+//! and the general walk, which then teaches the template the new layout.
 
 use super::fields::{Context, Field, Fields, Raw, classify};
 use std::cell::Cell;
