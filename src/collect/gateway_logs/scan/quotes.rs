@@ -136,7 +136,21 @@ pub fn line_end_portable(data: &[u8]) -> (usize, bool) {
 /// time (SSE2 on x86_64) while sixteen remain, then byte by byte. A string
 /// end is usually within the first sixteen bytes, so one compare finds it.
 #[inline(always)]
-pub fn quote_or_backslash(b: &[u8], mut i: usize) -> Option<usize> {
+pub fn quote_or_backslash(b: &[u8], i: usize) -> Option<usize> {
+    first_stop::<false>(b, i)
+}
+
+/// The index of the first `"`, `\`, newline or byte >= 0x80 at or after
+/// `i`: [`quote_or_backslash`] for a string read straight out of a chunk.
+#[inline(always)]
+pub fn string_stop(b: &[u8], i: usize) -> Option<usize> {
+    first_stop::<true>(b, i)
+}
+
+/// The search behind both: `LINE` also stops at a newline or a byte
+/// >= 0x80.
+#[inline(always)]
+fn first_stop<const LINE: bool>(b: &[u8], mut i: usize) -> Option<usize> {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::{
@@ -151,7 +165,13 @@ pub fn quote_or_backslash(b: &[u8], mut i: usize) -> Option<usize> {
                 let v = _mm_loadu_si128(part.as_ptr().cast::<__m128i>());
                 let q = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
                 let s = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
-                _mm_movemask_epi8(_mm_or_si128(q, s))
+                let mut hits = _mm_or_si128(q, s);
+                if LINE {
+                    let n = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\n' as i8));
+                    // The high bit of a byte >= 0x80 is set in `v` itself.
+                    hits = _mm_or_si128(hits, _mm_or_si128(n, v));
+                }
+                _mm_movemask_epi8(hits)
             };
             if m != 0 {
                 return Some(i + m.trailing_zeros() as usize);
@@ -159,16 +179,16 @@ pub fn quote_or_backslash(b: &[u8], mut i: usize) -> Option<usize> {
             i += 16;
         }
     }
-    quote_or_backslash_portable(b, i)
+    first_stop_portable::<LINE>(b, i)
 }
 
-/// Byte by byte: the tail of [`quote_or_backslash`], its version off
-/// x86_64, and the reference it is checked against.
+/// Byte by byte: the tail of [`quote_or_backslash`] and [`string_stop`],
+/// their version off x86_64, and the reference they are checked against.
 #[inline(always)]
-pub fn quote_or_backslash_portable(b: &[u8], i: usize) -> Option<usize> {
+pub fn first_stop_portable<const LINE: bool>(b: &[u8], i: usize) -> Option<usize> {
     b.get(i..)?
         .iter()
-        .position(|&c| c == b'"' || c == b'\\')
+        .position(|&c| c == b'"' || c == b'\\' || (LINE && (c == b'\n' || c >= 0x80)))
         .map(|p| i + p)
 }
 
@@ -207,46 +227,6 @@ pub fn number_token(b: &[u8], i: usize) -> (&str, usize) {
     // SAFETY: every byte of `token` matched one of the ASCII bytes above,
     // and ASCII is valid UTF-8.
     (unsafe { std::str::from_utf8_unchecked(token) }, end)
-}
-
-/// The index of the first `"`, `\`, `\n` or byte >= 0x80 at or after `i`.
-#[inline(always)]
-pub fn string_stop(b: &[u8], mut i: usize) -> Option<usize> {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::{
-            __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128,
-            _mm_set1_epi8,
-        };
-        while let Some(part) = b.get(i..i + 16) {
-            // SAFETY: SSE2 is part of the x86_64 baseline; the load reads
-            // the 16 bytes of `part` (exactly 16 long) and needs no
-            // alignment.
-            let m = unsafe {
-                let v = _mm_loadu_si128(part.as_ptr().cast::<__m128i>());
-                let q = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
-                let s = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
-                let n = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\n' as i8));
-                // The high bit of a byte >= 0x80 is set in `v` itself.
-                _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(q, s), _mm_or_si128(n, v)))
-            };
-            if m != 0 {
-                return Some(i + m.trailing_zeros() as usize);
-            }
-            i += 16;
-        }
-    }
-    string_stop_portable(b, i)
-}
-
-/// Byte by byte: the tail of [`string_stop`], its version off x86_64, and
-/// the reference it is checked against.
-#[inline(always)]
-pub fn string_stop_portable(b: &[u8], i: usize) -> Option<usize> {
-    b.get(i..)?
-        .iter()
-        .position(|&c| c == b'"' || c == b'\\' || c == b'\n' || c >= 0x80)
-        .map(|p| i + p)
 }
 
 /// Quote, backslash and high-bit masks of 64 bytes.
@@ -350,15 +330,15 @@ mod tests {
             for i in 0..=line.len() + 1 {
                 assert_eq!(
                     quote_or_backslash(&line, i),
-                    quote_or_backslash_portable(&line, i),
+                    first_stop_portable::<false>(&line, i),
                     "{line:?} from {i}"
                 );
                 assert_eq!(
                     string_stop(&line, i),
-                    string_stop_portable(&line, i),
+                    first_stop_portable::<true>(&line, i),
                     "{line:?} from {i}"
                 );
-                let want = string_stop_portable(&line, i)
+                let want = first_stop_portable::<true>(&line, i)
                     .filter(|&e| line[e] == b'"')
                     .map(|e| (std::str::from_utf8(&line[i..e]).unwrap(), e));
                 assert_eq!(ascii_string(&line, i), want, "{line:?} from {i}");
