@@ -96,9 +96,10 @@ pub fn analyze_judged(snapshot: &Snapshot, options: &Options) -> Judged {
     let (findings, backend) = analyze_in(&ctx, options);
     let stories = story::stories(&ctx, &findings);
     let judge = |scope: &Ctx| {
+        let backends = routes::backends_in(scope, &backend);
         (
-            routes::backend_map_in(scope, &backend),
-            routes::backends_in(scope, &backend),
+            routes::backend_map_with(scope, &backends),
+            backends,
             timeline::verdict(scope, &findings, &stories),
         )
     };

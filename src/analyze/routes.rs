@@ -24,6 +24,12 @@ pub const MISMATCH_MIN_REQUESTS: u64 = 10;
 /// findings already made (a backend that failed or timed out in the window
 /// is at least degraded).
 pub fn backend_map_in(ctx: &Ctx, findings: &[Finding]) -> Vec<RouteEntry> {
+    backend_map_with(ctx, &backends_in(ctx, findings))
+}
+
+/// The backend map over the context's scope, each route rated by the
+/// health [`backends_in`] already judged.
+pub fn backend_map_with(ctx: &Ctx, backends: &[BackendHealth]) -> Vec<RouteEntry> {
     let mut ops: BTreeSet<(String, String)> = ctx
         .snapshot
         .operations
@@ -36,9 +42,9 @@ pub fn backend_map_in(ctx: &Ctx, findings: &[Finding]) -> Vec<RouteEntry> {
             .iter()
             .map(|o| (o.api.clone(), o.operation.clone())),
     );
-    let health: BTreeMap<String, Health> = backend_health(ctx, findings)
-        .into_iter()
-        .map(|(k, (_, h))| (k, h))
+    let health: BTreeMap<String, Health> = backends
+        .iter()
+        .map(|b| (b.backend.to_ascii_lowercase(), b.health))
         .collect();
     ops.into_iter()
         .map(|(api, op)| entry(ctx, &api, &op, &health))

@@ -131,53 +131,25 @@ impl LatencyHistogram {
             self.clone_from(other);
             return;
         }
-        // In place, no new vector: count the buckets `other` adds, then
-        // (when there are any) grow to the union and merge from the back.
-        let added = {
-            let (a, b) = (&self.bins, &other.bins);
-            let (mut i, mut added) = (0, 0);
-            for &(k, _) in b {
-                while a.get(i).is_some_and(|x| x.0 < k) {
-                    i += 1;
-                }
-                added += usize::from(a.get(i).is_none_or(|x| x.0 != k));
-            }
-            added
-        };
-        let len = self.bins.len();
-        let b = &other.bins;
-        if added == 0 {
-            let mut i = 0;
-            for &(k, n) in b {
-                while self.bins.get(i).is_some_and(|x| x.0 < k) {
-                    i += 1;
-                }
-                if let Some(x) = self.bins.get_mut(i) {
-                    x.1 = x.1.saturating_add(n);
-                }
-            }
-        } else {
-            self.bins.resize(len + added, (0, 0));
-            let a = &mut self.bins;
-            // Backward: `k` is where the next largest bucket goes; it never
-            // passes `i`, so unread entries of `a` are never overwritten.
-            let (mut i, mut j, mut k) = (len, b.len(), len + added);
-            while j > 0 {
-                let y = b[j - 1];
-                k -= 1;
-                if i > 0 && a[i - 1].0 > y.0 {
-                    a[k] = a[i - 1];
-                    i -= 1;
-                } else if i > 0 && a[i - 1].0 == y.0 {
-                    a[k] = (y.0, a[i - 1].1.saturating_add(y.1));
-                    i -= 1;
-                    j -= 1;
-                } else {
-                    a[k] = y;
-                    j -= 1;
-                }
+        let (a, b) = (&self.bins, &other.bins);
+        let mut out = Vec::with_capacity(a.len() + b.len());
+        let (mut i, mut j) = (0, 0);
+        while let (Some(&x), Some(&y)) = (a.get(i), b.get(j)) {
+            if x.0 == y.0 {
+                out.push((x.0, x.1.saturating_add(y.1)));
+                i += 1;
+                j += 1;
+            } else if x.0 < y.0 {
+                out.push(x);
+                i += 1;
+            } else {
+                out.push(y);
+                j += 1;
             }
         }
+        out.extend_from_slice(a.get(i..).unwrap_or_default());
+        out.extend_from_slice(b.get(j..).unwrap_or_default());
+        self.bins = out;
         self.count += other.count;
     }
 
@@ -253,11 +225,11 @@ impl LatencyHistogram {
 }
 
 /// A histogram being filled row by row: one counter per bucket (a fixed
-/// 4.4 KB once it has counted anything, whatever the rows), so a latency costs an index and an add with
-/// no search or insert; [`flush_into`](Self::flush_into) moves the counts
+/// 4.4 KB once it has counted anything, whatever the rows), so a latency
+/// costs an index and an add with no search or insert; [`flush_into`](Self::flush_into) moves the counts
 /// into a [`LatencyHistogram`] (exactly: the same buckets and counts as
 /// adding each latency there) and leaves it empty.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct DenseCounts {
     counts: Box<[u32]>,
     /// The lowest and highest bucket touched since the last flush.
@@ -409,16 +381,20 @@ mod tests {
         assert_eq!(bucket_of(1), 1);
     }
 
-    /// `sum` of histograms equals merging them one by one.
-    #[test]
-    fn sum_equals_merging() {
-        let mut x = 0x5151_7272u64;
-        let mut next = move || {
+    /// A deterministic pseudo-random sequence for the property tests.
+    fn xorshift(mut x: u64) -> impl FnMut() -> u64 {
+        move || {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
             x
-        };
+        }
+    }
+
+    /// `sum` of histograms equals merging them one by one.
+    #[test]
+    fn sum_equals_merging() {
+        let mut next = xorshift(0x5151_7272);
         for round in 0..200 {
             let parts: Vec<LatencyHistogram> = (0..next() % 8)
                 .map(|_| {
@@ -436,17 +412,11 @@ mod tests {
         }
     }
 
-    /// The in-place merge gives what adding every latency to one histogram
-    /// gives, whichever side holds more buckets or new ones.
+    /// Merging gives what adding every latency to one histogram gives,
+    /// whichever side holds more buckets or new ones.
     #[test]
-    fn merge_in_place_equals_adding_everything() {
-        let mut x = 0x1234_5678_9abcu64;
-        let mut next = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+    fn merge_equals_adding_everything() {
+        let mut next = xorshift(0x1234_5678_9abc);
         for round in 0..500 {
             let mut whole = LatencyHistogram::default();
             let mut acc = LatencyHistogram::default();
@@ -469,13 +439,7 @@ mod tests {
     /// holds counts) equal adding every latency to the histogram itself.
     #[test]
     fn dense_counts_flush_to_what_adding_gives() {
-        let mut x = 0x9e37_79b9u64;
-        let mut next = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut next = xorshift(0x9e37_79b9);
         for round in 0..200 {
             let mut want = LatencyHistogram::default();
             let mut got = LatencyHistogram::default();
@@ -488,7 +452,7 @@ mod tests {
                 };
                 want.add(ms);
                 dense.add(ms);
-                if next() % 50 == 0 {
+                if next().is_multiple_of(50) {
                     dense.flush_into(&mut got);
                     assert!(dense.is_empty());
                 }

@@ -87,8 +87,8 @@ struct SeriesCells {
 /// series moves to another minute (or another series takes the slot).
 #[derive(Default)]
 struct Open {
-    /// The cell they belong to; `u32::MAX`: none.
-    cell: u32,
+    /// The cell they belong to.
+    cell: Option<u32>,
     total: DenseCounts,
     backend: DenseCounts,
 }
@@ -172,18 +172,13 @@ impl Fold {
             c.stats.add_counts(r, origin);
         }
         if self.open.is_empty() {
-            self.open = (0..OPEN_SLOTS)
-                .map(|_| Open {
-                    cell: u32::MAX,
-                    ..Open::default()
-                })
-                .collect();
+            self.open.resize_with(OPEN_SLOTS, Open::default);
         }
         let Fold { open, cells, .. } = self;
         if let Some(slot) = open.get_mut(series as usize % OPEN_SLOTS) {
-            if slot.cell != cell {
+            if slot.cell != Some(cell) {
                 flush(slot, cells);
-                slot.cell = cell;
+                slot.cell = Some(cell);
             }
             slot.total.add(r.total_time_ms);
             if let Some(b) = r.backend_time_ms {
@@ -309,7 +304,7 @@ impl Fold {
 /// Moves a slot's latencies into its cell's histograms; the slot is then
 /// empty (and still names its cell).
 fn flush(slot: &mut Open, cells: &mut [Cell]) {
-    if let Some(c) = cells.get_mut(slot.cell as usize) {
+    if let Some(c) = slot.cell.and_then(|i| cells.get_mut(i as usize)) {
         slot.total.flush_into(&mut c.stats.total_latency);
         slot.backend.flush_into(&mut c.stats.backend_latency);
     }

@@ -41,8 +41,7 @@ impl Format for Ndjson {
                 && fields.looks_like_log_row()
             {
                 rest = tail;
-                let r = to_request(&fields);
-                match r {
+                match to_request(&fields) {
                     Ok(r) => fold.add(&r, || chunk_origin(file, seq, line_no)),
                     Err(message) => info.reject(line_no, message),
                 }
