@@ -50,7 +50,8 @@ impl Options {
 /// Every analyzer over the snapshot; findings most urgent first.
 pub fn analyze(snapshot: &Snapshot, options: &Options) -> Vec<Finding> {
     let detection = detection_options(options);
-    analyze_in(&Ctx::new(snapshot, &detection), options).0
+    let (ctx, plain) = rayon::join(|| Ctx::new(snapshot, &detection), || Plain::of(snapshot));
+    analyze_in(&ctx, options, plain).0
 }
 
 /// What the detectors read for a scope: everything before its end. An
@@ -92,8 +93,8 @@ pub struct Judged {
 /// analysed.
 pub fn analyze_judged(snapshot: &Snapshot, options: &Options) -> Judged {
     let detection = detection_options(options);
-    let ctx = Ctx::new(snapshot, &detection);
-    let (findings, backend) = analyze_in(&ctx, options);
+    let (ctx, plain) = rayon::join(|| Ctx::new(snapshot, &detection), || Plain::of(snapshot));
+    let (findings, backend) = analyze_in(&ctx, options, plain);
     let stories = story::stories(&ctx, &findings);
     let judge = |scope: &Ctx| {
         let backends = routes::backends_in(scope, &backend);
@@ -117,9 +118,36 @@ pub fn analyze_judged(snapshot: &Snapshot, options: &Options) -> Judged {
     }
 }
 
+/// The findings that read the snapshot alone (no rollup, no backend map):
+/// computed beside the rollup and the traffic detectors, on another core.
+struct Plain {
+    policy: Vec<Finding>,
+    detect: Vec<Finding>,
+    scaling: Vec<Finding>,
+}
+
+impl Plain {
+    fn of(snapshot: &Snapshot) -> Plain {
+        let (policy, (detect, scaling)) = rayon::join(
+            || policy::findings(snapshot),
+            || {
+                rayon::join(
+                    || detect::findings(snapshot),
+                    || scaling::findings(snapshot),
+                )
+            },
+        );
+        Plain {
+            policy,
+            detect,
+            scaling,
+        }
+    }
+}
+
 /// The ranked findings that reach into `scope`, and the backend findings
 /// alone (before symptoms are folded into them), which the backend map shows.
-fn analyze_in(ctx: &Ctx<'_>, options: &Options) -> (Vec<Finding>, Vec<Finding>) {
+fn analyze_in(ctx: &Ctx<'_>, options: &Options, plain: Plain) -> (Vec<Finding>, Vec<Finding>) {
     let snapshot = ctx.snapshot;
     let scope = Window {
         start: options.since.unwrap_or(Timestamp(i64::MIN)),
@@ -136,10 +164,10 @@ fn analyze_in(ctx: &Ctx<'_>, options: &Options) -> (Vec<Finding>, Vec<Finding>) 
     let mut out = backends::fold_symptoms(ctx, backend, spikes, latency);
     let map = routes::backend_map_in(ctx, &out);
     out.extend(routes::findings(ctx, &map));
-    let mut others = policy::findings(snapshot);
-    others.extend(detect::findings(snapshot));
+    let mut others = plain.policy;
+    others.extend(plain.detect);
     others.extend(network::findings(snapshot, &map));
-    others.extend(scaling::findings(snapshot));
+    others.extend(plain.scaling);
     // Keep what reaches into the scope (configuration findings have no
     // window and stay).
     out.extend(others);

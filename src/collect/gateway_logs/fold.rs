@@ -11,8 +11,9 @@
 use crate::model::{
     DenseCounts, InputKind, LoadReport, MinuteStats, Origin, Problem, Request, Timestamp, Traffic,
 };
-use std::collections::HashMap;
+use rayon::prelude::*;
 use std::collections::btree_map::Entry;
+use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
 
 /// FxHash (rustc's hasher): a multiply-rotate per 8 bytes. The keys are
@@ -277,28 +278,6 @@ impl Fold {
             flush(slot, cells);
         }
     }
-
-    /// Adds another thread's fold into this one.
-    fn absorb(&mut self, mut other: Fold) {
-        self.flush_open();
-        other.flush_open();
-        self.accepted += other.accepted;
-        for t in [other.first, other.last].into_iter().flatten() {
-            self.first = Some(self.first.map_or(t, |f| f.min(t)));
-            self.last = Some(self.last.map_or(t, |l| l.max(t)));
-        }
-        let Fold { series, cells, .. } = other;
-        for cell in cells {
-            let Some(names) = series.get(cell.series as usize).map(|s| &s.names) else {
-                continue;
-            };
-            let id = self.series_of([&names[0], &names[1], &names[2]]);
-            let c = self.cell_of(id, cell.minute);
-            if let Some(mine) = self.cells.get_mut(c as usize) {
-                merge_in_file_order(&mut mine.stats, cell.stats);
-            }
-        }
-    }
 }
 
 /// Moves a slot's latencies into its cell's histograms; the slot is then
@@ -358,51 +337,104 @@ pub(super) fn finish(
         report.rejected += c.dropped;
     }
 
-    let mut folds = folds.into_iter();
-    let Some(mut all) = folds.next() else {
-        return;
-    };
-    for f in folds {
-        all.absorb(f);
-    }
-    all.flush_open();
-    if all.accepted > 0 {
-        report.count(InputKind::GatewayLogs, all.accepted);
-    }
-    for t in [all.first, all.last].into_iter().flatten() {
-        report.see_time(t);
-    }
-    traffic.rows += all.accepted;
-    let Fold {
-        mut cells, series, ..
-    } = all;
-    let names: Vec<[String; 3]> = series.into_iter().map(|s| s.names).collect();
-    // New series appear in key order: deterministic whatever the threads did.
-    // Names are compared once per series, cells by rank and minute.
-    let mut order: Vec<usize> = (0..names.len()).collect();
-    order.sort_by(|&a, &b| names.get(a).cmp(&names.get(b)));
-    let mut rank = vec![0usize; names.len()];
-    for (r, &i) in order.iter().enumerate() {
-        if let Some(slot) = rank.get_mut(i) {
-            *slot = r;
+    // Each thread's open latencies into its cells, the threads' folds in
+    // parallel.
+    let mut folds = folds;
+    folds.par_iter_mut().for_each(Fold::flush_open);
+    let mut accepted = 0u64;
+    for f in &folds {
+        accepted += f.accepted;
+        for t in [f.first, f.last].into_iter().flatten() {
+            report.see_time(t);
         }
     }
-    cells.sort_unstable_by_key(|c| (rank.get(c.series as usize).copied(), c.minute));
-    for mut cell in cells {
-        for s in &mut cell.stats.samples {
-            s.origin.line = Some(at(s.origin.record, s.origin.line));
-            s.origin.record = None;
+    if accepted > 0 {
+        report.count(InputKind::GatewayLogs, accepted);
+    }
+    traffic.rows += accepted;
+
+    // The series of every fold under one index, then their cells, in fold
+    // order (the order the earlier folds' cells are merged into).
+    let cells: Vec<Vec<Cell>> = folds
+        .iter_mut()
+        .map(|f| std::mem::take(&mut f.cells))
+        .collect();
+    let mut union: FxMap<[&str; 3], usize> = FxMap::default();
+    let mut keys: Vec<[&str; 3]> = Vec::new();
+    let ids: Vec<Vec<usize>> = folds
+        .iter()
+        .map(|f| {
+            f.series
+                .iter()
+                .map(|s| {
+                    let key = [s.names[0].as_str(), &s.names[1], &s.names[2]];
+                    *union.entry(key).or_insert_with(|| {
+                        keys.push(key);
+                        keys.len() - 1
+                    })
+                })
+                .collect()
+        })
+        .collect();
+    let mut grouped: Vec<Vec<(i64, MinuteStats)>> = Vec::new();
+    grouped.resize_with(keys.len(), Vec::new);
+    for (fold_ids, cells) in ids.iter().zip(cells) {
+        for cell in cells {
+            if let Some(g) = fold_ids
+                .get(cell.series as usize)
+                .and_then(|&u| grouped.get_mut(u))
+            {
+                g.push((cell.minute, cell.stats));
+            }
         }
-        let Some([api, op, backend]) = names.get(cell.series as usize) else {
+    }
+    // Each series' minutes merged (same minute: in file order) and their
+    // samples given file line numbers, the series in parallel; new series
+    // then join `traffic` in key order, deterministic whatever the threads
+    // did.
+    let mut order: Vec<usize> = (0..keys.len()).collect();
+    order.sort_by(|&a, &b| keys.get(a).cmp(&keys.get(b)));
+    let mut merged: Vec<Option<BTreeMap<i64, MinuteStats>>> = Vec::new();
+    merged.resize_with(keys.len(), || None);
+    grouped
+        .into_par_iter()
+        .zip(merged.par_iter_mut())
+        .for_each(|(mut cells, out)| {
+            // Stable: cells of one minute stay in fold order.
+            cells.sort_by_key(|c| c.0);
+            let mut minutes: Vec<(i64, MinuteStats)> = Vec::with_capacity(cells.len());
+            for (minute, mut stats) in cells {
+                for s in &mut stats.samples {
+                    s.origin.line = Some(at(s.origin.record, s.origin.line));
+                    s.origin.record = None;
+                }
+                match minutes.last_mut() {
+                    Some((m, into)) if *m == minute => merge_in_file_order(into, stats),
+                    _ => minutes.push((minute, stats)),
+                }
+            }
+            *out = Some(minutes.into_iter().collect());
+        });
+    for i in order {
+        let (Some([api, op, backend]), Some(Some(minutes))) =
+            (keys.get(i), merged.get_mut(i).map(Option::take))
+        else {
             continue;
         };
-        let i = traffic.series_index(api, op, backend);
-        if let Some(s) = traffic.series.get_mut(i) {
-            match s.minutes.entry(cell.minute) {
+        let s = traffic.series_index(api, op, backend);
+        let Some(s) = traffic.series.get_mut(s) else {
+            continue;
+        };
+        if s.minutes.is_empty() {
+            s.minutes = minutes;
+            continue;
+        }
+        for (minute, stats) in minutes {
+            match s.minutes.entry(minute) {
                 Entry::Vacant(v) => {
-                    v.insert(cell.stats);
+                    v.insert(stats);
                 }
-                Entry::Occupied(mut o) => o.get_mut().merge(cell.stats),
+                Entry::Occupied(mut o) => o.get_mut().merge(stats),
             }
         }
     }
