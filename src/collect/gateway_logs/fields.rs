@@ -363,7 +363,7 @@ fn status_code(f: Field, v: Raw<'_>) -> Result<u16, String> {
     Ok(x as u16)
 }
 
-#[inline]
+#[inline(always)]
 fn millis(f: Field, v: Raw<'_>) -> Result<u32, String> {
     if let Some(n) = digits(v).and_then(|n| u32::try_from(n).ok()) {
         return Ok(n);

@@ -10,6 +10,7 @@
 
 use crate::model::{
     DenseCounts, InputKind, LoadReport, MinuteStats, Origin, Problem, Request, Timestamp, Traffic,
+    url_host,
 };
 use rayon::prelude::*;
 use std::collections::btree_map::Entry;
@@ -166,11 +167,18 @@ pub(super) fn chunk_origin(file: &str, seq: u32, line: u32) -> Origin {
 impl Fold {
     /// Folds one request in; `origin` is called only if it becomes a sample.
     pub(super) fn add(&mut self, r: &Request<'_>, origin: impl FnOnce() -> Origin) {
-        let names = [r.api_id, r.operation_id, r.backend_key()];
-        let series = self.series_of(names);
+        // The host is cut once: it is the series' backend when the row
+        // names no backend entity, and the cell lists it either way.
+        let host = url_host(r.backend_url);
+        let backend = if r.backend_id.is_empty() {
+            host
+        } else {
+            r.backend_id
+        };
+        let series = self.series_of([r.api_id, r.operation_id, backend]);
         let cell = self.cell_of(series, r.time.minute());
         if let Some(c) = self.cells.get_mut(cell as usize) {
-            c.stats.add_counts(r, origin);
+            c.stats.add_counts(r, host, origin);
         }
         if self.open.is_empty() {
             self.open.resize_with(OPEN_SLOTS, Open::default);
