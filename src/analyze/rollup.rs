@@ -10,7 +10,9 @@
 //! tables go to polars (`frame`, `buckets`) for windowed views.
 
 use super::Options;
-use crate::model::{LatencyHistogram, Minute, MinuteStats, Snapshot, Timestamp, Window, histogram};
+use crate::model::{
+    DenseCounts, LatencyHistogram, Minute, MinuteStats, Snapshot, Timestamp, Window, histogram,
+};
 use polars::prelude::*;
 use rayon::prelude::*;
 use serde::Serialize;
@@ -412,6 +414,10 @@ fn roll_group(snapshot: &Snapshot, idx: &[usize], options: &Options) -> (Vec<Min
     }
     let mut rows = Vec::new();
     let mut totals = Stats::default();
+    // The group's whole-scope histograms: each minute's (summed once for the
+    // minute, not again per cell) counted in as the minutes go.
+    let mut all_total = DenseCounts::default();
+    let mut all_backend = DenseCounts::default();
     let mut i = 0;
     while i < cells.len() {
         let minute = cells[i].0;
@@ -427,11 +433,15 @@ fn roll_group(snapshot: &Snapshot, idx: &[usize], options: &Options) -> (Vec<Min
             // histograms, not a copy.
             st.total_time = Percentiles::of_histogram(&one.total_latency);
             st.backend_time = Percentiles::of_histogram(&one.backend_latency);
+            all_total.add_histogram(&one.total_latency);
+            all_backend.add_histogram(&one.backend_latency);
         } else {
             let t = histogram::sum(here.iter().map(|c| &c.1.total_latency));
             let b = histogram::sum(here.iter().map(|c| &c.1.backend_latency));
             st.total_time = Percentiles::of_histogram(&t);
             st.backend_time = Percentiles::of_histogram(&b);
+            all_total.add_histogram(&t);
+            all_backend.add_histogram(&b);
         }
         for c in here {
             totals.add_counts(c.1);
@@ -439,10 +449,12 @@ fn roll_group(snapshot: &Snapshot, idx: &[usize], options: &Options) -> (Vec<Min
         rows.push(MinuteRow { minute, stats: st });
         i = j;
     }
-    let all_total = histogram::sum(cells.iter().map(|c| &c.1.total_latency));
-    let all_backend = histogram::sum(cells.iter().map(|c| &c.1.backend_latency));
-    totals.total_time = Percentiles::of_histogram(&all_total);
-    totals.backend_time = Percentiles::of_histogram(&all_backend);
+    let mut t = LatencyHistogram::default();
+    let mut b = LatencyHistogram::default();
+    all_total.flush_into(&mut t);
+    all_backend.flush_into(&mut b);
+    totals.total_time = Percentiles::of_histogram(&t);
+    totals.backend_time = Percentiles::of_histogram(&b);
     (rows, totals)
 }
 

@@ -257,7 +257,19 @@ fn latest_plausible(t: Timestamp) -> Timestamp {
 /// [`EARLIEST_PLAUSIBLE`] to one day ([`FUTURE_TOLERANCE_MS`]) past this
 /// machine's clock. `Err` says why not, naming the value. Readers reject a
 /// record that fails, with its file and line; analysis never sees it.
+#[inline]
 pub fn check_plausible(t: Timestamp) -> Result<Timestamp, String> {
+    // Every record passes through here: the common case is two compares
+    // (the clock is read only past the cached bound), the wording apart.
+    let cached = LATEST_PLAUSIBLE.load(std::sync::atomic::Ordering::Relaxed);
+    if EARLIEST_PLAUSIBLE <= t && t.0 <= cached {
+        return Ok(t);
+    }
+    plausible_slow(t)
+}
+
+#[cold]
+fn plausible_slow(t: Timestamp) -> Result<Timestamp, String> {
     if t < EARLIEST_PLAUSIBLE {
         return Err(format!(
             "{t} is implausible: before 2000-01-01 (a placeholder such as .NET's null date 0001-01-01 or the Unix epoch, not a request time)"

@@ -8,6 +8,7 @@
 //! series-minute in file order, whatever the thread scheduling was, so the
 //! result is deterministic.
 
+use super::scan::same;
 use crate::model::{
     DenseCounts, InputKind, LoadReport, MinuteStats, Origin, Problem, Request, Timestamp, Traffic,
     url_host,
@@ -227,9 +228,9 @@ impl Fold {
                     let id = s - 1;
                     if let Some(e) = self.series.get(id as usize)
                         && e.hash == hash
-                        && e.names[0] == names[0]
-                        && e.names[1] == names[1]
-                        && e.names[2] == names[2]
+                        && same(e.names[0].as_bytes(), names[0].as_bytes())
+                        && same(e.names[1].as_bytes(), names[1].as_bytes())
+                        && same(e.names[2].as_bytes(), names[2].as_bytes())
                     {
                         return id;
                     }

@@ -196,7 +196,7 @@ struct Template {
 
 /// Exact byte equality, eight bytes at a time (no memcmp call per key).
 #[inline(always)]
-fn same(a: &[u8], b: &[u8]) -> bool {
+pub(super) fn same(a: &[u8], b: &[u8]) -> bool {
     let n = a.len();
     if b.len() != n {
         return false;
