@@ -131,7 +131,13 @@ fn series_hash(names: [&str; 3]) -> u64 {
 /// What a worker learnt about one chunk besides its rows.
 #[derive(Debug, Default)]
 pub(super) struct ChunkInfo {
+    /// The chunk's number: unique, `0..n` over a file's chunks (samples
+    /// name it until line numbers are known).
     pub(super) seq: u32,
+    /// Where the chunk lies in the file: chunks in ascending `order` are in
+    /// file order (`seq` itself unless the reader hands chunks out of
+    /// order; then their byte offsets).
+    pub(super) order: u64,
     pub(super) lines: u32,
     /// Rejected rows: line within the chunk (1-based), message.
     pub(super) problems: Vec<(u32, String)>,
@@ -143,6 +149,7 @@ impl ChunkInfo {
     pub(super) fn new(seq: u32) -> Self {
         ChunkInfo {
             seq,
+            order: u64::from(seq),
             ..ChunkInfo::default()
         }
     }
@@ -323,8 +330,8 @@ pub(super) fn finish(
     traffic: &mut Traffic,
     report: &mut LoadReport,
 ) {
-    chunks.sort_by_key(|c| c.seq);
-    let mut base = vec![0u64; chunks.last().map_or(0, |c| c.seq as usize + 1)];
+    chunks.sort_by_key(|c| c.order);
+    let mut base = vec![0u64; chunks.iter().map(|c| c.seq as usize + 1).max().unwrap_or(0)];
     let mut lines = 0u64;
     for c in &chunks {
         if let Some(b) = base.get_mut(c.seq as usize) {

@@ -12,6 +12,7 @@
 use super::fold::{ChunkInfo, Fold, finish};
 use crate::model::{LoadReport, Origin, Problem, Traffic};
 use std::io::{self, Read};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc::{Receiver, channel, sync_channel};
 use std::sync::{Arc, Mutex};
 
@@ -118,52 +119,59 @@ fn parse_chunks<F: Format>(
     report: &mut LoadReport,
 ) {
     let bytes = bytes.strip_prefix(BOM).unwrap_or(bytes);
-    // Chunks are cut as workers ask for them, in file order under a lock,
-    // not all up front: finding every cut first touched a page every block
-    // through the whole file, and with a mapped file (large folios, fault
-    // around) that mapped most of it at once. Cut lazily, only the blocks
-    // in flight are mapped; each is released once folded.
-    let cursor = Mutex::new((bytes, 0u32));
-    let next = || -> Option<(u32, &[u8])> {
+    // Workers take runs of consecutive blocks, in file order under a lock:
+    // big runs while much is left, single blocks at the end (so the threads
+    // finish together). A thread's fold then holds whole stretches of the
+    // file, so few series-minutes are split between threads and merged
+    // after, and each thread still meets its rows in file order (the
+    // samples a cell keeps are its first). A run is cut at a record end
+    // found near its end; its blocks are cut by the worker as it goes, not
+    // up front: finding every cut first touched a page every block through
+    // the whole file, and with a mapped file (large folios, fault around)
+    // that mapped most of it at once. Only the blocks in flight are
+    // mapped; each is released once folded.
+    let threads = limits
+        .threads
+        .clamp(1, bytes.len().div_ceil(limits.block.max(1)).max(1));
+    let cursor = Mutex::new((bytes, 0u64));
+    let seqs = AtomicU32::new(0);
+    let take_run = || -> Option<(u64, &[u8])> {
         let mut guard = cursor
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let (rest, seq) = &mut *guard;
+        let (rest, offset) = &mut *guard;
         if rest.is_empty() {
             return None;
         }
-        let want = limits.block.min(rest.len());
-        let cut = if want == rest.len() {
-            rest.len()
-        } else {
-            match rest.get(..want).and_then(|b| format.cut(b)) {
-                Some(c) if c > 0 => c,
-                // No record end in a whole block: take up to the next one.
-                _ => rest
-                    .get(want..)
-                    .and_then(|tail| format.cut_forward(tail))
-                    .map_or(rest.len(), |c| want + c),
-            }
-        };
+        let blocks = (rest.len() / limits.block.max(1) / (threads * RUNS_PER_THREAD))
+            .clamp(1, MAX_RUN_BLOCKS);
+        let cut = cut_at(format, rest, blocks * limits.block, limits.block);
         let (head, tail) = rest.split_at(cut.min(rest.len()));
+        let at = *offset;
         *rest = tail;
-        let this = *seq;
-        *seq += 1;
-        Some((this, head))
+        *offset += head.len() as u64;
+        Some((at, head))
     };
     let work = || {
         let mut fold = Fold::default();
         let mut infos = Vec::new();
-        while let Some((seq, data)) = next() {
-            infos.push(format.chunk(file, seq, data, &mut fold));
-            if let Some(map) = map {
-                release(map, data);
+        while let Some((mut offset, mut run)) = take_run() {
+            while !run.is_empty() {
+                let cut = cut_at(format, run, limits.block, limits.block);
+                let (data, tail) = run.split_at(cut.min(run.len()));
+                let seq = seqs.fetch_add(1, Ordering::Relaxed);
+                let mut info = format.chunk(file, seq, data, &mut fold);
+                info.order = offset;
+                infos.push(info);
+                if let Some(map) = map {
+                    release(map, data);
+                }
+                offset += data.len() as u64;
+                run = tail;
             }
         }
         (fold, infos)
     };
-    let blocks = bytes.len().div_ceil(limits.block.max(1));
-    let threads = limits.threads.clamp(1, blocks.max(1));
     let results: Vec<(Fold, Vec<ChunkInfo>)> = if threads == 1 {
         vec![work()]
     } else {
@@ -180,6 +188,32 @@ fn parse_chunks<F: Format>(
         traffic,
         report,
     );
+}
+
+/// A thread's share of what is left, in runs: the first run of a file is
+/// a quarter of its share; later runs shrink with what is left.
+const RUNS_PER_THREAD: usize = 4;
+
+/// The longest run, in blocks (256 MiB at the standard block).
+const MAX_RUN_BLOCKS: usize = 64;
+
+/// Where to cut `rest` for a piece of about `want` bytes: after the last
+/// record end in the `window` bytes before `want` (the search stays near
+/// the cut, so only pages there are touched), else after the first record
+/// end past it, else at the end.
+fn cut_at<F: Format>(format: &F, rest: &[u8], want: usize, window: usize) -> usize {
+    if want >= rest.len() {
+        return rest.len();
+    }
+    let from = want.saturating_sub(window.max(1));
+    match rest.get(from..want).and_then(|b| format.cut(b)) {
+        Some(c) if from + c > 0 => from + c,
+        // No record end near the cut: take up to the next one.
+        _ => rest
+            .get(want..)
+            .and_then(|tail| format.cut_forward(tail))
+            .map_or(rest.len(), |c| want + c),
+    }
 }
 
 /// A block handed to a worker.
