@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Gateway-log benchmark: 10 million generated NDJSON rows (~4.4 GB), each
 # measurement RUNS times with a warm page cache:
+# The first three run in rounds (reader, diagnose, DuckDB; RUNS rounds) and
+# each round's diagnose/DuckDB wall ratio is printed, with their median and
+# worst.
 #   reader    - collect::gateway_logs::parse_map alone (an #[ignore]d test
 #               that only reads, folds and prints its time)
 #   diagnose  - the whole `apimedic diagnose FILE --format json` (default
@@ -70,28 +73,46 @@ cat "$file" >/dev/null
 bytes=$(stat -c %s "$file")
 
 out=$dir/logs-bench-$(date -u +%Y%m%dT%H%M%SZ).txt
-measure() { # name, rows, command... (exit 0 or 1 is success: diagnose exits
-             # 1 when it has findings, and this data has incidents)
-    local name=$1 n=$2; shift 2
+WALL=0
+measure_once() { # name, run, rows, command... (exit 0 or 1 is success:
+                 # diagnose exits 1 when it has findings, and this data has
+                 # incidents); sets WALL
+    local name=$1 run=$2 n=$3; shift 3
     local line wall maxrss anon filemem rc _cpu
-    for run in $(seq "$runs"); do
-        line=$(python3 benches/peak_mem.py "$@" 2>"$dir/.bench.err")
-        read -r wall maxrss anon filemem rc _cpu <<<"$line"
-        if ((rc > 1)); then
-            echo "logs.sh: $name failed (exit $rc):" >&2; cat "$dir/.bench.err" >&2; exit 1
-        fi
-        awk -v n="$name" -v r="$run" -v w="$wall" -v m="$maxrss" -v a="$anon" -v f="$filemem" -v rows="$n" \
-            'BEGIN { printf "%-12s %3d %8.2f %9d %8d %8d %10.2f\n", n, r, w, m, a, f, rows/w/1e6 }'
-    done
+    line=$(python3 benches/peak_mem.py "$@" 2>"$dir/.bench.err")
+    read -r wall maxrss anon filemem rc _cpu <<<"$line"
+    if ((rc > 1)); then
+        echo "logs.sh: $name failed (exit $rc):" >&2; cat "$dir/.bench.err" >&2; exit 1
+    fi
+    awk -v n="$name" -v r="$run" -v w="$wall" -v m="$maxrss" -v a="$anon" -v f="$filemem" -v rows="$n" \
+        'BEGIN { printf "%-12s %3d %8.2f %9d %8d %8d %10.2f\n", n, r, w, m, a, f, rows/w/1e6 }'
+    WALL=$wall
+}
+measure() { # name, rows, command...: RUNS runs in a row
+    local name=$1 n=$2; shift 2
+    for run in $(seq "$runs"); do measure_once "$name" "$run" "$n" "$@"; done
 }
 
 {
     echo "# $rows rows, $((bytes / 1000000)) MB, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), $(uname -r), $(date -u +%FT%TZ)"
     printf '%-12s %3s %8s %9s %8s %8s %10s\n' tool run wall_s maxrss_mb anon_mb file_mb Mrows_s
-    APIMEDIC_BENCH_FILE=$file measure reader "$rows" "$testbin" --ignored --exact \
-        collect::gateway_logs::tests::bench_read_ndjson
-    measure diagnose "$rows" "$bin" diagnose "$file" --format json
-    measure duckdb "$rows" "$duck_py" "$duck" "$file"
+    # Rounds of reader, diagnose, DuckDB back to back, so each round's
+    # ratio compares runs made under the same load (a shared machine's
+    # speed drifts over minutes; one tool's runs all together, then the
+    # other's, compared different moments).
+    ratios=()
+    for run in $(seq "$runs"); do
+        APIMEDIC_BENCH_FILE=$file measure_once reader "$run" "$rows" "$testbin" --ignored --exact \
+            collect::gateway_logs::tests::bench_read_ndjson
+        measure_once diagnose "$run" "$rows" "$bin" diagnose "$file" --format json
+        d=$WALL
+        measure_once duckdb "$run" "$rows" "$duck_py" "$duck" "$file"
+        ratios+=("$(awk -v d="$d" -v k="$WALL" 'BEGIN { printf "%.3f", d/k }')")
+    done
+    printf '%s\n' "${ratios[@]}" | sort -n | awk '{ r[NR] = $1 } END {
+        printf "# diagnose / DuckDB wall, round by round (sorted): "
+        for (i = 1; i <= NR; i++) printf "%s%s", r[i], (i < NR ? " " : "\n")
+        printf "# median %.3f, worst %.3f\n", (NR % 2 ? r[(NR + 1) / 2] : (r[NR / 2] + r[NR / 2 + 1]) / 2), r[NR] }'
     for n in $ops_sweep; do
         f=$dir/ops-$n.ndjson
         [[ -s $f ]] || python3 benches/gen_ops.py "$n" 2 "$f"

@@ -970,3 +970,190 @@ fn the_fast_path_over_a_chunk_reads_like_line_by_line() {
     }
     assert!(fast > 2000, "{fast} rows read");
 }
+
+/// Every kind of value a used column can hold (empty, `None`, null, the
+/// wrong type, out of range, other timestamp forms), read by the walk over
+/// a chunk against a learnt layout and by the general walk of a lone line:
+/// the rows, the problems and the cells, samples included, must be equal.
+/// Each variant row follows plain rows of its layout (so it meets the
+/// learnt layout), in layouts with aliases, both of an alias pair, and a
+/// key twice.
+#[test]
+fn every_kind_of_value_reads_alike_over_a_chunk_and_alone() {
+    let layouts = [
+        // The common flat layout.
+        r#"{"TimeGenerated":T,"ApiId":A,"OperationId":"get-order","Method":"GET","Url":"https://c.net/o/42","ResponseCode":C,"BackendResponseCode":B,"TotalTime":M,"BackendTime":N,"BackendUrl":U,"LastErrorReason":E,"Region":R}"#,
+        // Aliases: `time`, DurationMs, `location`, BackendId.
+        r#"{"time":T,"ApiId":A,"ResponseCode":C,"BackendResponseCode":B,"DurationMs":M,"ServiceTime":N,"BackendId":U,"LastErrorReason":E,"location":R}"#,
+        // Both of an alias pair, and a key twice: the Fields path only.
+        r#"{"TimeGenerated":T,"time":"2024-05-14T09:12:04Z","ApiId":A,"ResponseCode":C,"BackendResponseCode":B,"TotalTime":M,"BackendTime":N,"BackendUrl":U,"LastErrorReason":E,"Region":R,"location":"x"}"#,
+        r#"{"TimeGenerated":T,"ApiId":A,"ApiId":"again","ResponseCode":C,"BackendResponseCode":B,"TotalTime":M,"BackendTime":N,"BackendUrl":U,"LastErrorReason":E,"Region":R}"#,
+    ];
+    let plain = [
+        ("T", r#""2024-05-14T09:12:03.512Z""#),
+        ("A", r#""orders-api""#),
+        ("C", "503"),
+        ("B", "503"),
+        ("M", "2140"),
+        ("N", "2101"),
+        ("U", r#""https://orders.internal/api/o/42""#),
+        ("E", r#""BackendConnectionFailure""#),
+        ("R", r#""West Europe""#),
+    ];
+    let variants: &[(&str, &[&str])] = &[
+        (
+            "T",
+            &[
+                r#""""#,
+                r#""None""#,
+                "null",
+                "17",
+                "true",
+                r#""2024-05-14 09:12:03""#,
+                r#""2024-05-14T09:12:03+02:00""#,
+                r#""5/14/2024, 9:12:03 AM""#,
+                r#""1970-01-01T00:00:00Z""#,
+                r#""9999-12-31T23:59:59Z""#,
+                r#""2024-13-14T09:12:03Z""#,
+                r#""2024-05-14T09:12:60.5Z""#,
+                r#""2024-05-14T09:12:03.Z""#,
+            ],
+        ),
+        (
+            "A",
+            &[r#""""#, r#""None""#, "null", "42", "false", "true", "4.5e1"],
+        ),
+        (
+            "C",
+            &[
+                r#""503""#,
+                r#""""#,
+                r#""None""#,
+                "null",
+                "503.0",
+                "5.03e2",
+                "1000",
+                "-1",
+                "999",
+                "0",
+                "true",
+                "503.5",
+                "00503",
+            ],
+        ),
+        (
+            "B",
+            &[
+                r#""503""#,
+                r#""""#,
+                r#""None""#,
+                "null",
+                "503.0",
+                "1000",
+                "-1",
+                "true",
+                "0",
+                "99999999999999999",
+            ],
+        ),
+        (
+            "M",
+            &[
+                r#""2140""#,
+                r#""""#,
+                r#""None""#,
+                "null",
+                "2140.4",
+                "2140.5",
+                "-3",
+                "4294967295",
+                "4294967296",
+                "1e3",
+                "true",
+                "1234567890123456",
+            ],
+        ),
+        (
+            "N",
+            &[
+                r#""2101""#,
+                r#""""#,
+                r#""None""#,
+                "null",
+                "7.9",
+                "-0",
+                "4294967296",
+                "false",
+            ],
+        ),
+        ("U", &[r#""""#, r#""None""#, "null", "17", r#""not a url""#]),
+        (
+            "E",
+            &[r#""""#, r#""None""#, "null", r#""Timeout""#, "1", "true"],
+        ),
+        ("R", &[r#""""#, r#""None""#, "null", "3", "true"]),
+    ];
+    let fill = |layout: &str, key: &str, value: &str| {
+        let mut row = layout.to_string();
+        for (k, v) in plain {
+            row = row.replace(
+                &format!(":{k},"),
+                &format!(":{},", if k == key { value } else { v }),
+            );
+            row = row.replace(
+                &format!(":{k}}}"),
+                &format!(":{}}}", if k == key { value } else { v }),
+            );
+        }
+        row
+    };
+    let mut direct_rows = 0u64;
+    for layout in layouts {
+        for &(key, values) in variants {
+            for value in values {
+                let row = fill(layout, key, value);
+                let base = fill(layout, "", "");
+                let text = format!("{base}\n{base}\n{row}\n{base}\n{row}\n");
+                let mut whole_t = Traffic::default();
+                let mut whole_r = LoadReport::default();
+                parse_ndjson("v", text.as_bytes(), &mut whole_t, &mut whole_r);
+                let mut each_t = Traffic::default();
+                let mut each_r = LoadReport::default();
+                for (i, line) in text.lines().enumerate() {
+                    let mut t = Traffic::default();
+                    let mut r = LoadReport::default();
+                    parse_ndjson("v", line.as_bytes(), &mut t, &mut r);
+                    // The same line numbers as the whole file's.
+                    for s in &mut t.series {
+                        for m in s.minutes.values_mut() {
+                            for sample in &mut m.samples {
+                                sample.origin.line = Some(i as u32 + 1);
+                            }
+                        }
+                    }
+                    each_t.merge(t);
+                    each_r.rejected += r.rejected;
+                    each_r.problems.extend(r.problems.into_iter().map(|mut p| {
+                        p.origin.line = Some(i as u32 + 1);
+                        p
+                    }));
+                }
+                let what = format!("{key}={value} in {layout}");
+                assert_eq!(whole_t.rows, each_t.rows, "{what}");
+                assert_eq!(whole_r.rejected, each_r.rejected, "{what}");
+                assert_eq!(whole_r.problems, each_r.problems, "{what}");
+                for t in [&mut whole_t, &mut each_t] {
+                    t.series.sort_by(|a, b| a.key.cmp(&b.key));
+                    for s in &mut t.series {
+                        for m in s.minutes.values_mut() {
+                            m.samples.sort_by_key(|r| r.origin.line);
+                        }
+                    }
+                }
+                assert_eq!(whole_t.series, each_t.series, "{what}");
+                direct_rows += whole_t.rows;
+            }
+        }
+    }
+    assert!(direct_rows > 300, "{direct_rows} rows read");
+}
