@@ -8,10 +8,9 @@
 //! series-minute in file order, whatever the thread scheduling was, so the
 //! result is deterministic.
 
-use super::scan::same;
 use crate::model::{
     DenseCounts, InputKind, LoadReport, MinuteStats, Origin, Problem, Request, Timestamp, Traffic,
-    url_host,
+    same_bytes, url_host,
 };
 use rayon::prelude::*;
 use std::collections::btree_map::Entry;
@@ -113,9 +112,97 @@ pub(super) struct Fold {
     series: Vec<SeriesCells>,
     cells: Vec<Cell>,
     open: Vec<Open>,
+    /// The last URL-named series of each (API, operation) slot.
+    memo: Vec<Option<Memo>>,
     pub(super) accepted: u64,
     pub(super) first: Option<Timestamp>,
     pub(super) last: Option<Timestamp>,
+}
+
+/// Memo slots per thread (direct-mapped by API and operation).
+const MEMO_SLOTS: usize = 256;
+
+/// A series whose backend is a URL's host, and the `scheme://host` its
+/// URLs start with.
+struct Memo {
+    api: String,
+    op: String,
+    /// `https://host` or `http://host` (the host has no `/`, `?`, `#` or
+    /// `@`), or empty for rows without a `BackendUrl`.
+    prefix: String,
+    /// Where the host starts in `prefix`.
+    host_at: usize,
+    series: u32,
+}
+
+impl Memo {
+    /// The memo of a row whose URL's host `url_host` cut as `host`; `None`
+    /// when the URL is not plainly `http(s)://host[/?#...]`.
+    fn of(api: &str, op: &str, url: &str, host: &str, series: u32) -> Option<Memo> {
+        let prefix = if url.is_empty() {
+            ""
+        } else {
+            let scheme = ["https://", "http://"]
+                .into_iter()
+                .find(|s| url.starts_with(s))?;
+            let prefix = url.get(..scheme.len() + host.len())?;
+            let plain = prefix.get(scheme.len()..) == Some(host)
+                && !host.is_empty()
+                && !host.bytes().any(|c| matches!(c, b'/' | b'?' | b'#' | b'@'));
+            if !plain {
+                return None;
+            }
+            prefix
+        };
+        Some(Memo {
+            api: api.to_string(),
+            op: op.to_string(),
+            prefix: prefix.to_string(),
+            host_at: prefix.find("://").map_or(0, |i| i + 3),
+            series,
+        })
+    }
+
+    /// `url`'s host when `url` is this memo's `scheme://host` followed by
+    /// its end, `/`, `?` or `#` (then `url_host(url)` is that host).
+    #[inline(always)]
+    fn host_of<'a>(&self, url: &'a str) -> Option<&'a str> {
+        let n = self.prefix.len();
+        if n == 0 {
+            return url.is_empty().then_some("");
+        }
+        let head = url.as_bytes().get(..n)?;
+        if !same_bytes(head, self.prefix.as_bytes())
+            || !matches!(url.as_bytes().get(n), None | Some(b'/' | b'?' | b'#'))
+        {
+            return None;
+        }
+        url.get(self.host_at..n)
+    }
+}
+
+/// The memo slot of an (API, operation): their lengths and first and last
+/// eight bytes, mixed.
+#[inline(always)]
+fn memo_index(api: &str, op: &str) -> usize {
+    let word = |s: &[u8], at: usize| {
+        let mut w = [0u8; 8];
+        if let Some(c) = s.get(at..at + 8) {
+            w.copy_from_slice(c);
+        } else {
+            for (d, c) in w.iter_mut().zip(s.get(at..).unwrap_or_default()) {
+                *d = *c;
+            }
+        }
+        u64::from_le_bytes(w)
+    };
+    let (a, o) = (api.as_bytes(), op.as_bytes());
+    let mixed = word(a, 0)
+        ^ word(a, a.len().saturating_sub(8)).rotate_left(17)
+        ^ word(o, 0).rotate_left(31)
+        ^ word(o, o.len().saturating_sub(8)).rotate_left(47)
+        ^ ((a.len() as u64) << 8 | (o.len() as u64) << 24);
+    (mixed.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 56) as usize % MEMO_SLOTS
 }
 
 fn series_hash(names: [&str; 3]) -> u64 {
@@ -182,15 +269,13 @@ pub(super) fn chunk_origin(file: &str, seq: u32, line: u32) -> Origin {
 impl Fold {
     /// Folds one request in; `origin` is called only if it becomes a sample.
     pub(super) fn add(&mut self, r: &Request<'_>, origin: impl FnOnce() -> Origin) {
-        // The host is cut once: it is the series' backend when the row
-        // names no backend entity, and the cell lists it either way.
-        let host = url_host(r.backend_url);
-        let backend = if r.backend_id.is_empty() {
-            host
+        let (series, host) = if r.backend_id.is_empty() {
+            self.series_by_url(r)
         } else {
-            r.backend_id
+            // The host is cut once: the cell lists it.
+            let series = self.series_of([r.api_id, r.operation_id, r.backend_id]);
+            (series, url_host(r.backend_url))
         };
-        let series = self.series_of([r.api_id, r.operation_id, backend]);
         let cell = self.cell_of(series, r.time.minute());
         if let Some(c) = self.cells.get_mut(cell as usize) {
             c.stats.add_counts(r, host, origin);
@@ -212,6 +297,34 @@ impl Fold {
         self.accepted += 1;
         self.first = Some(self.first.map_or(r.time, |t| t.min(r.time)));
         self.last = Some(self.last.map_or(r.time, |t| t.max(r.time)));
+    }
+
+    /// The series of a row that names no backend entity (its backend is
+    /// its `BackendUrl`'s host), and that host. Rows of one operation
+    /// nearly always go to the host the last such row went to: a memo per
+    /// (API, operation) answers with three compares (the URL against the
+    /// memo's `scheme://host`), without cutting the host or hashing the
+    /// names. Anything else goes the full way and refills the memo.
+    #[inline]
+    fn series_by_url<'a>(&mut self, r: &Request<'a>) -> (u32, &'a str) {
+        let (api, op, url) = (r.api_id, r.operation_id, r.backend_url);
+        let k = memo_index(api, op);
+        if let Some(m) = self.memo.get(k).and_then(Option::as_ref)
+            && same_bytes(m.api.as_bytes(), api.as_bytes())
+            && same_bytes(m.op.as_bytes(), op.as_bytes())
+            && let Some(host) = m.host_of(url)
+        {
+            return (m.series, host);
+        }
+        let host = url_host(url);
+        let series = self.series_of([api, op, host]);
+        if self.memo.is_empty() {
+            self.memo.resize_with(MEMO_SLOTS, || None);
+        }
+        if let Some(slot) = self.memo.get_mut(k) {
+            *slot = Memo::of(api, op, url, host, series);
+        }
+        (series, host)
     }
 
     /// The index of a series, created when new.
@@ -242,9 +355,9 @@ impl Fold {
                     let id = s - 1;
                     if let Some(e) = self.series.get(id as usize)
                         && e.hash == hash
-                        && same(e.names[0].as_bytes(), names[0].as_bytes())
-                        && same(e.names[1].as_bytes(), names[1].as_bytes())
-                        && same(e.names[2].as_bytes(), names[2].as_bytes())
+                        && same_bytes(e.names[0].as_bytes(), names[0].as_bytes())
+                        && same_bytes(e.names[1].as_bytes(), names[1].as_bytes())
+                        && same_bytes(e.names[2].as_bytes(), names[2].as_bytes())
                     {
                         return id;
                     }
@@ -459,6 +572,55 @@ pub(super) fn finish(
                 }
                 Entry::Occupied(mut o) => o.get_mut().merge(stats),
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The memo answers exactly what cutting the host and looking the
+    /// series up answers, over URLs that share, extend or differ from a
+    /// memo's `scheme://host` in every way the check must catch.
+    #[test]
+    fn the_url_memo_answers_like_the_full_way() {
+        let apis = ["orders-api", "o", "orders-apiX", ""];
+        let ops = ["get-order", "get-orders", "list-orders-by-customer", ""];
+        let urls = [
+            "https://a.internal/x",
+            "https://a.internal",
+            "https://a.internal?q",
+            "https://a.internal#f",
+            "https://a.internalx/x",
+            "https://a.interna/x",
+            "https://a.internal:8443/x",
+            "https://u:p@a.internal/x",
+            "https://a.internal@b.internal/x",
+            "http://a.internal/x",
+            "HTTPS://a.internal/x",
+            "ftp://a.internal/x",
+            "https://b.internal/x",
+            "not a url",
+            "",
+        ];
+        let mut fold = Fold::default();
+        let mut reference = Fold::default();
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let r = Request {
+                api_id: apis[(x % 4) as usize],
+                operation_id: ops[((x >> 8) % 4) as usize],
+                backend_url: urls[((x >> 16) % urls.len() as u64) as usize],
+                ..Request::default()
+            };
+            let host = url_host(r.backend_url);
+            let want = reference.series_of([r.api_id, r.operation_id, host]);
+            let got = fold.series_by_url(&r);
+            assert_eq!(got, (want, host), "{r:?}");
         }
     }
 }

@@ -24,6 +24,7 @@
 //! and the general walk, which then teaches the template the new layout.
 
 use super::fields::{Context, Field, Fields, Raw, classify};
+use crate::model::same_bytes;
 use std::cell::Cell;
 
 mod quotes;
@@ -194,36 +195,6 @@ struct Template {
     entries: Vec<Entry>,
 }
 
-/// Exact byte equality, eight bytes at a time (no memcmp call per key).
-#[inline(always)]
-pub(super) fn same(a: &[u8], b: &[u8]) -> bool {
-    let n = a.len();
-    if b.len() != n {
-        return false;
-    }
-    if n < 8 {
-        // Short keys (`Url`, `ApiId`): one folded word each; `a == b`
-        // would call memcmp.
-        let small = |s: &[u8]| s.iter().fold(0u64, |w, &c| (w << 8) | u64::from(c));
-        return small(a) == small(b);
-    }
-    let word = |s: &[u8], at: usize| -> u64 {
-        let mut w = [0u8; 8];
-        if let Some(c) = s.get(at..at + 8) {
-            w.copy_from_slice(c);
-        }
-        u64::from_le_bytes(w)
-    };
-    let mut at = 0;
-    while at + 8 < n {
-        if word(a, at) != word(b, at) {
-            return false;
-        }
-        at += 8;
-    }
-    word(a, n - 8) == word(b, n - 8)
-}
-
 /// A number or literal value at `i`: the value and the index after it.
 #[inline(always)]
 fn bare_scalar(s: &str, i: usize) -> Option<(Raw<'_>, usize)> {
@@ -338,7 +309,7 @@ impl Template {
         let mut i = 0usize;
         for e in &self.entries {
             let v = i + e.pat.len();
-            if !b.get(i..v).is_some_and(|p| same(p, &e.pat)) {
+            if !b.get(i..v).is_some_and(|p| same_bytes(p, &e.pat)) {
                 return None;
             }
             i = if e.string {
