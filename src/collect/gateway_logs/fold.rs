@@ -136,31 +136,42 @@ struct Memo {
 }
 
 impl Memo {
-    /// The memo of a row whose URL's host `url_host` cut as `host`; `None`
-    /// when the URL is not plainly `http(s)://host[/?#...]`.
-    fn of(api: &str, op: &str, url: &str, host: &str, series: u32) -> Option<Memo> {
+    /// Makes `slot` the memo of a row whose URL's host `url_host` cut as
+    /// `host`, reusing its strings (an operation whose rows alternate
+    /// between backends refills it row after row); empty when the URL is
+    /// not plainly `http(s)://host[/?#...]`.
+    fn refill(slot: &mut Option<Memo>, api: &str, op: &str, url: &str, host: &str, series: u32) {
         let prefix = if url.is_empty() {
-            ""
+            Some("")
         } else {
-            let scheme = ["https://", "http://"]
+            ["https://", "http://"]
                 .into_iter()
-                .find(|s| url.starts_with(s))?;
-            let prefix = url.get(..scheme.len() + host.len())?;
-            let plain = prefix.get(scheme.len()..) == Some(host)
-                && !host.is_empty()
-                && !host.bytes().any(|c| matches!(c, b'/' | b'?' | b'#' | b'@'));
-            if !plain {
-                return None;
-            }
-            prefix
+                .find(|s| url.starts_with(s))
+                .and_then(|scheme| {
+                    let prefix = url.get(..scheme.len() + host.len())?;
+                    let plain = prefix.get(scheme.len()..) == Some(host)
+                        && !host.is_empty()
+                        && !host.bytes().any(|c| matches!(c, b'/' | b'?' | b'#' | b'@'));
+                    plain.then_some(prefix)
+                })
         };
-        Some(Memo {
-            api: api.to_string(),
-            op: op.to_string(),
-            prefix: prefix.to_string(),
-            host_at: prefix.find("://").map_or(0, |i| i + 3),
+        let Some(prefix) = prefix else {
+            *slot = None;
+            return;
+        };
+        let m = slot.get_or_insert_with(|| Memo {
+            api: String::new(),
+            op: String::new(),
+            prefix: String::new(),
+            host_at: 0,
             series,
-        })
+        });
+        for (into, from) in [(&mut m.api, api), (&mut m.op, op), (&mut m.prefix, prefix)] {
+            into.clear();
+            into.push_str(from);
+        }
+        m.host_at = prefix.find("://").map_or(0, |i| i + 3);
+        m.series = series;
     }
 
     /// `url`'s host when `url` is this memo's `scheme://host` followed by
@@ -322,7 +333,7 @@ impl Fold {
             self.memo.resize_with(MEMO_SLOTS, || None);
         }
         if let Some(slot) = self.memo.get_mut(k) {
-            *slot = Memo::of(api, op, url, host, series);
+            Memo::refill(slot, api, op, url, host, series);
         }
         (series, host)
     }
