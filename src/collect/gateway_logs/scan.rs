@@ -180,7 +180,8 @@ impl Strings for Quotes<'_> {
 /// One key of a flat row layout.
 struct Entry {
     /// What precedes the value: `{` or `,`, then the key in quotes exactly
-    /// as the rows write it, then `:`.
+    /// as the rows write it, then `:`, and a string value's opening quote
+    /// (one compare checks them all).
     pat: Box<[u8]>,
     field: Option<Field>,
     /// The value is a string (two quotes); else a number or literal.
@@ -241,11 +242,14 @@ impl Template {
                 q += 2;
                 (false, bare_scalar(s, v)?.1)
             };
-            let mut pat = Vec::with_capacity(key.len() + 4);
+            let mut pat = Vec::with_capacity(key.len() + 5);
             pat.push(if entries.is_empty() { b'{' } else { b',' });
             pat.push(b'"');
             pat.extend_from_slice(key);
             pat.extend_from_slice(b"\":");
+            if string {
+                pat.push(b'"');
+            }
             entries.push(Entry {
                 pat: pat.into(),
                 field,
@@ -313,10 +317,7 @@ impl Template {
                 return None;
             }
             i = if e.string {
-                if b.get(v) != Some(&b'"') {
-                    return None;
-                }
-                let (text, end) = string(v + 1)?;
+                let (text, end) = string(v)?;
                 if let Some(f) = e.field {
                     out.set(f, Raw::Str(text));
                 }
