@@ -98,31 +98,27 @@ fn buckets(ctx: &Ctx, op: &OpRollup, size: usize) -> Vec<Bucket> {
         }
     }
     cells.sort_by_key(|c| c.0);
-    let mut total: Vec<LatencyHistogram> = vec![LatencyHistogram::default(); n];
-    let mut backend: Vec<LatencyHistogram> = vec![LatencyHistogram::default(); n];
+    // A bucket without cells has no requests and no percentiles.
+    let mut out = vec![Bucket::default(); n];
     for group in cells.chunk_by(|a, b| a.0 == b.0) {
-        let Some(&(i, _)) = group.first() else {
+        let Some(b) = group.first().and_then(|&(i, _)| out.get_mut(i)) else {
             continue;
         };
-        if let (Some(t), Some(b)) = (total.get_mut(i), backend.get_mut(i)) {
-            *t = histogram::sum(group.iter().map(|c| &c.1.total_latency));
-            *b = histogram::sum(group.iter().map(|c| &c.1.backend_latency));
-        }
+        let (requests, [p95, p99]) =
+            histogram::with_sum(group.iter().map(|c| &c.1.total_latency), |d| {
+                (d.count(), d.percentiles([95.0, 99.0]))
+            });
+        let [backend_p95] = histogram::with_sum(group.iter().map(|c| &c.1.backend_latency), |d| {
+            d.percentiles([95.0])
+        });
+        *b = Bucket {
+            requests,
+            p95,
+            p99,
+            backend_p95,
+        };
     }
-    total
-        .into_iter()
-        .zip(backend)
-        .map(|(t, b)| {
-            let [p95, p99] = t.percentiles([95.0, 99.0]);
-            let [backend_p95] = b.percentiles([95.0]);
-            Bucket {
-                requests: t.count(),
-                p95,
-                p99,
-                backend_p95,
-            }
-        })
-        .collect()
+    out
 }
 
 /// A run of slow buckets `[start, end)` and how slow it got.

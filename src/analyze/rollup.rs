@@ -32,6 +32,12 @@ impl Percentiles {
         let [p50, p95, p99] = h.percentiles([50.0, 95.0, 99.0]);
         Percentiles { p50, p95, p99 }
     }
+
+    /// The same, of latencies in a dense counter.
+    pub fn of_counts(d: &DenseCounts) -> Percentiles {
+        let [p50, p95, p99] = d.percentiles([50.0, 95.0, 99.0]);
+        Percentiles { p50, p95, p99 }
+    }
 }
 
 /// Counters and latencies of one group over one minute or a whole window.
@@ -436,12 +442,15 @@ fn roll_group(snapshot: &Snapshot, idx: &[usize], options: &Options) -> (Vec<Min
             all_total.add_histogram(&one.total_latency);
             all_backend.add_histogram(&one.backend_latency);
         } else {
-            let t = histogram::sum(here.iter().map(|c| &c.1.total_latency));
-            let b = histogram::sum(here.iter().map(|c| &c.1.backend_latency));
-            st.total_time = Percentiles::of_histogram(&t);
-            st.backend_time = Percentiles::of_histogram(&b);
-            all_total.add_histogram(&t);
-            all_backend.add_histogram(&b);
+            // The minute's sums, read off the dense counter.
+            st.total_time = histogram::with_sum(here.iter().map(|c| &c.1.total_latency), |d| {
+                all_total.add_counts(d);
+                Percentiles::of_counts(d)
+            });
+            st.backend_time = histogram::with_sum(here.iter().map(|c| &c.1.backend_latency), |d| {
+                all_backend.add_counts(d);
+                Percentiles::of_counts(d)
+            });
         }
         for c in here {
             totals.add_counts(c.1);
@@ -449,12 +458,8 @@ fn roll_group(snapshot: &Snapshot, idx: &[usize], options: &Options) -> (Vec<Min
         rows.push(MinuteRow { minute, stats: st });
         i = j;
     }
-    let mut t = LatencyHistogram::default();
-    let mut b = LatencyHistogram::default();
-    all_total.flush_into(&mut t);
-    all_backend.flush_into(&mut b);
-    totals.total_time = Percentiles::of_histogram(&t);
-    totals.backend_time = Percentiles::of_histogram(&b);
+    totals.total_time = Percentiles::of_counts(&all_total);
+    totals.backend_time = Percentiles::of_counts(&all_backend);
     (rows, totals)
 }
 

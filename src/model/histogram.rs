@@ -341,12 +341,88 @@ impl DenseCounts {
         self.distinct = 0;
         self.total = 0;
     }
+
+    /// Latencies counted.
+    pub fn count(&self) -> u64 {
+        self.total
+    }
+
+    /// Nearest-rank percentiles for ascending `ps`, exactly what
+    /// [`LatencyHistogram::percentiles`] gives for the histogram
+    /// [`flush_into`](Self::flush_into) would make, without making it.
+    pub fn percentiles<const N: usize>(&self, ps: [f64; N]) -> [Option<u32>; N] {
+        let mut out = [None; N];
+        if self.total == 0 {
+            return out;
+        }
+        let lo = usize::from(self.lo);
+        let range = self
+            .counts
+            .get(lo..=usize::from(self.hi))
+            .unwrap_or_default();
+        let mut buckets = (lo..).zip(range).filter(|(_, n)| **n != 0);
+        let mut seen = 0u64;
+        let mut current: Option<usize> = None;
+        for (slot, p) in out.iter_mut().zip(ps) {
+            let rank = (((p / 100.0) * self.total as f64).ceil().max(1.0) as u64).min(self.total);
+            while seen < rank {
+                match buckets.next() {
+                    Some((b, &n)) => {
+                        seen += u64::from(n);
+                        current = Some(b);
+                    }
+                    None => break,
+                }
+            }
+            *slot = current.map(|b| value_of(b as u16));
+        }
+        out
+    }
+
+    /// Adds every count of `other`.
+    pub fn add_counts(&mut self, other: &DenseCounts) {
+        if other.total == 0 {
+            return;
+        }
+        if self.counts.is_empty() {
+            self.allocate();
+        }
+        let (lo, hi) = (usize::from(other.lo), usize::from(other.hi));
+        let from = other.counts.get(lo..=hi).unwrap_or_default();
+        if let Some(into) = self.counts.get_mut(lo..=hi) {
+            for (c, &n) in into.iter_mut().zip(from) {
+                self.distinct += u32::from(*c == 0 && n != 0);
+                *c = c.saturating_add(n);
+            }
+        }
+        self.lo = self.lo.min(other.lo);
+        self.hi = self.hi.max(other.hi);
+        self.total += other.total;
+    }
+
+    /// Empties this without making a histogram.
+    pub fn clear(&mut self) {
+        if self.total == 0 {
+            return;
+        }
+        let (lo, hi) = (usize::from(self.lo), usize::from(self.hi));
+        if let Some(range) = self.counts.get_mut(lo..=hi) {
+            range.fill(0);
+        }
+        self.lo = MAX_BUCKET;
+        self.hi = 0;
+        self.distinct = 0;
+        self.total = 0;
+    }
 }
 
-/// The sum of histograms (what merging them all gives), through a dense
-/// counter kept per thread: an add per bucket, no search, no vector per
-/// step.
-pub fn sum<'a>(hs: impl IntoIterator<Item = &'a LatencyHistogram>) -> LatencyHistogram {
+/// Counts histograms into a per-thread dense counter and hands it to `f`
+/// (their sum: percentiles can be read off it without building the
+/// histogram), then empties it.
+pub fn with_sum<'a, R>(
+    hs: impl IntoIterator<Item = &'a LatencyHistogram>,
+    f: impl FnOnce(&mut DenseCounts) -> R,
+) -> R {
     thread_local! {
         static SCRATCH: std::cell::RefCell<DenseCounts> = std::cell::RefCell::default();
     }
@@ -354,13 +430,24 @@ pub fn sum<'a>(hs: impl IntoIterator<Item = &'a LatencyHistogram>) -> LatencyHis
         for h in hs {
             d.add_histogram(h);
         }
-        let mut out = LatencyHistogram::default();
-        d.flush_into(&mut out);
-        out
+        let r = f(d);
+        d.clear();
+        r
     };
     SCRATCH.with(|s| match s.try_borrow_mut() {
         Ok(mut d) => run(&mut d),
         Err(_) => run(&mut DenseCounts::default()),
+    })
+}
+
+/// The sum of histograms (what merging them all gives), through the
+/// per-thread dense counter of [`with_sum`]: an add per bucket, no search,
+/// no vector per step.
+pub fn sum<'a>(hs: impl IntoIterator<Item = &'a LatencyHistogram>) -> LatencyHistogram {
+    with_sum(hs, |d| {
+        let mut out = LatencyHistogram::default();
+        d.flush_into(&mut out);
+        out
     })
 }
 
@@ -449,6 +536,45 @@ mod tests {
 
     /// Dense counts flushed (several times, into a histogram that already
     /// holds counts) equal adding every latency to the histogram itself.
+    /// Percentiles read off a dense counter (filled by adds, histograms
+    /// and other counters, through `with_sum` too) are those of the
+    /// histogram it would flush to, and clearing leaves it empty.
+    #[test]
+    fn dense_percentiles_are_the_histograms() {
+        let mut next = xorshift(0x2545_f491);
+        let ps = [0.0, 1.0, 50.0, 95.0, 99.0, 99.9, 100.0];
+        for round in 0..300 {
+            let mut want = LatencyHistogram::default();
+            let mut dense = DenseCounts::default();
+            let mut parts = Vec::new();
+            for _ in 0..next() % 4 {
+                let mut h = LatencyHistogram::default();
+                for _ in 0..next() % 300 {
+                    let ms = match next() % 4 {
+                        0 => (next() % 3) as u32,
+                        1 => u32::MAX - (next() % 2) as u32,
+                        _ => (next() % 70_000) as u32,
+                    };
+                    h.add(ms);
+                    want.add(ms);
+                }
+                parts.push(h);
+            }
+            for h in &parts {
+                let mut other = DenseCounts::default();
+                other.add_histogram(h);
+                dense.add_counts(&other);
+            }
+            assert_eq!(dense.count(), want.count(), "round {round}");
+            assert_eq!(dense.percentiles(ps), want.percentiles(ps), "round {round}");
+            let via_sum = with_sum(&parts, |d| d.percentiles(ps));
+            assert_eq!(via_sum, want.percentiles(ps), "round {round}");
+            dense.clear();
+            assert!(dense.is_empty() && dense.counts.iter().all(|&c| c == 0));
+            assert_eq!(dense.percentiles(ps), [None; 7]);
+        }
+    }
+
     #[test]
     fn dense_counts_flush_to_what_adding_gives() {
         let mut next = xorshift(0x9e37_79b9);
