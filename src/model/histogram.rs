@@ -182,27 +182,7 @@ impl LatencyHistogram {
     /// Nearest-rank percentiles for ascending `ps` (0–100), each within the
     /// stated relative error of the exact one.
     pub fn percentiles<const N: usize>(&self, ps: [f64; N]) -> [Option<u32>; N] {
-        let mut out = [None; N];
-        if self.count == 0 {
-            return out;
-        }
-        let mut bins = self.bins.iter();
-        let mut seen = 0u64;
-        let mut current: Option<u16> = None;
-        for (slot, p) in out.iter_mut().zip(ps) {
-            let rank = (((p / 100.0) * self.count as f64).ceil().max(1.0) as u64).min(self.count);
-            while seen < rank {
-                match bins.next() {
-                    Some(&(b, n)) => {
-                        seen += u64::from(n);
-                        current = Some(b);
-                    }
-                    None => break,
-                }
-            }
-            *slot = current.map(value_of);
-        }
-        out
+        nearest_rank(self.count, ps, self.bins.iter().copied())
     }
 
     pub fn percentile(&self, p: f64) -> Option<u32> {
@@ -351,32 +331,16 @@ impl DenseCounts {
     /// [`LatencyHistogram::percentiles`] gives for the histogram
     /// [`flush_into`](Self::flush_into) would make, without making it.
     pub fn percentiles<const N: usize>(&self, ps: [f64; N]) -> [Option<u32>; N] {
-        let mut out = [None; N];
-        if self.total == 0 {
-            return out;
-        }
         let lo = usize::from(self.lo);
         let range = self
             .counts
             .get(lo..=usize::from(self.hi))
             .unwrap_or_default();
-        let mut buckets = (lo..).zip(range).filter(|(_, n)| **n != 0);
-        let mut seen = 0u64;
-        let mut current: Option<usize> = None;
-        for (slot, p) in out.iter_mut().zip(ps) {
-            let rank = (((p / 100.0) * self.total as f64).ceil().max(1.0) as u64).min(self.total);
-            while seen < rank {
-                match buckets.next() {
-                    Some((b, &n)) => {
-                        seen += u64::from(n);
-                        current = Some(b);
-                    }
-                    None => break,
-                }
-            }
-            *slot = current.map(|b| value_of(b as u16));
-        }
-        out
+        let bins = (lo..)
+            .zip(range)
+            .filter(|(_, n)| **n != 0)
+            .map(|(b, &n)| (b as u16, n));
+        nearest_rank(self.total, ps, bins)
     }
 
     /// Adds every count of `other`.
@@ -414,6 +378,36 @@ impl DenseCounts {
         self.distinct = 0;
         self.total = 0;
     }
+}
+
+/// Nearest-rank percentiles for ascending `ps` (0–100) of `count`
+/// latencies in `bins` ((bucket, count), ascending): each the value of the
+/// bucket holding its rank.
+fn nearest_rank<const N: usize>(
+    count: u64,
+    ps: [f64; N],
+    mut bins: impl Iterator<Item = (u16, u32)>,
+) -> [Option<u32>; N] {
+    let mut out = [None; N];
+    if count == 0 {
+        return out;
+    }
+    let mut seen = 0u64;
+    let mut current: Option<u16> = None;
+    for (slot, p) in out.iter_mut().zip(ps) {
+        let rank = (((p / 100.0) * count as f64).ceil().max(1.0) as u64).min(count);
+        while seen < rank {
+            match bins.next() {
+                Some((b, n)) => {
+                    seen += u64::from(n);
+                    current = Some(b);
+                }
+                None => break,
+            }
+        }
+        *slot = current.map(value_of);
+    }
+    out
 }
 
 /// Counts histograms into a per-thread dense counter and hands it to `f`
