@@ -27,12 +27,12 @@
 //! fallback for rows it does not handle (escapes in used values, `properties`
 //! as a string, invalid JSON). No allocation per row on the fast path.
 //!
-//! Measured (benches/logs.sh, 10M generated rows, 4.45 GB, 2 cores, quiet
-//! machine, 2026-12-06 22:39 and 22:54 UTC): the reader alone 1.6-2.0 s
-//! wall, ~155-160 MB max RSS (latencies are per-minute histograms, so a
-//! cell does not grow with its rows; the mapped file's blocks are released
-//! once folded). The README's #16 section has the table, with DuckDB in the
-//! same run.
+//! Measured (benches/logs.sh, 10M generated rows, 4.45 GB, 2 cores,
+//! 2026-12-07 01:35 and 01:36 UTC): the reader alone 1.2-1.6 s wall,
+//! 113-114 MB max RSS (latencies are per-minute histograms, so a cell does
+//! not grow with its rows; the mapped file's blocks are released once
+//! folded). The README's #16 section has the table, with DuckDB in the
+//! same rounds.
 
 mod array;
 mod csv;
