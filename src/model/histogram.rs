@@ -434,17 +434,6 @@ pub fn with_sum<'a, R>(
     })
 }
 
-/// The sum of histograms (what merging them all gives), through the
-/// per-thread dense counter of [`with_sum`]: an add per bucket, no search,
-/// no vector per step.
-pub fn sum<'a>(hs: impl IntoIterator<Item = &'a LatencyHistogram>) -> LatencyHistogram {
-    with_sum(hs, |d| {
-        let mut out = LatencyHistogram::default();
-        d.flush_into(&mut out);
-        out
-    })
-}
-
 impl FromIterator<u32> for LatencyHistogram {
     fn from_iter<I: IntoIterator<Item = u32>>(iter: I) -> Self {
         let mut h = LatencyHistogram::default();
@@ -501,7 +490,13 @@ mod tests {
             for p in &parts {
                 merged.merge(p);
             }
-            assert_eq!(sum(&parts), merged, "round {round}");
+            // The sum `with_sum` hands over is what merging them all gives.
+            let summed = with_sum(&parts, |d| {
+                let mut out = LatencyHistogram::default();
+                d.flush_into(&mut out);
+                out
+            });
+            assert_eq!(summed, merged, "round {round}");
         }
     }
 
